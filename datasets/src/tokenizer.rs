@@ -1,0 +1,373 @@
+//! Training and loading tokenizers as standard Hugging Face `tokenizer.json` files.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, DecoderWrapper, ModelWrapper, PreTokenizerWrapper, Tokenizer};
+
+use crate::corpus::Corpus;
+use crate::error::{DataError, Result};
+
+/// The special tokens every primer tokenizer has, in id order: a tokenizer trained by primer
+/// gives `[PAD]` id 0, `[UNK]` 1, `[CLS]` 2, `[SEP]` 3, `[MASK]` 4, `[BOS]` 5, `[EOS]` 6.
+pub const SPECIAL_TOKENS: [&str; 7] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"];
+
+/// Which tokenizer model to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    /// Byte-level BPE (GPT-2 style): any text round-trips, no unknown tokens.
+    #[default]
+    Bpe,
+    /// WordPiece with BERT's normaliser (cased) and pre-tokeniser.
+    Wordpiece,
+    /// One token per character seen in the corpus (nanoGPT's character models).
+    Char,
+}
+
+/// Ids of the special tokens of a tokenizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecialTokens {
+    /// Padding; never a training target.
+    pub pad: u32,
+    /// Unknown token.
+    pub unk: u32,
+    /// Classification token.
+    pub cls: u32,
+    /// Separator.
+    pub sep: u32,
+    /// The MLM mask token.
+    pub mask: u32,
+    /// Beginning of sequence.
+    pub bos: u32,
+    /// End of document; placed between documents in token shards.
+    pub eos: u32,
+}
+
+impl SpecialTokens {
+    /// All seven ids.
+    pub fn all(&self) -> [u32; 7] {
+        [self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos]
+    }
+}
+
+/// A Hugging Face tokenizer with primer's special tokens.
+#[derive(Clone)]
+pub struct PrimerTokenizer {
+    inner: Tokenizer,
+    specials: SpecialTokens,
+}
+
+fn tokenizer_error(path: &Path, message: impl Into<String>) -> DataError {
+    DataError::Tokenizer {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+impl PrimerTokenizer {
+    /// Loads a `tokenizer.json`; fails unless all of [`SPECIAL_TOKENS`] are in its vocabulary.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        crate::corpus::check_file(path, "tokenizer file")?;
+        let inner = Tokenizer::from_file(path).map_err(|e| {
+            tokenizer_error(path, format!("not a valid tokenizer.json ({e}): train one with `primer tokenizer train`"))
+        })?;
+        Self::from_tokenizer(inner, path)
+    }
+
+    /// Parses a `tokenizer.json` held in memory (`origin` names it in errors).
+    pub fn from_json(json: &str, origin: &Path) -> Result<Self> {
+        let inner: Tokenizer = json.parse().map_err(|e| {
+            tokenizer_error(origin, format!("not a valid tokenizer.json ({e})"))
+        })?;
+        Self::from_tokenizer(inner, origin)
+    }
+
+    fn from_tokenizer(inner: Tokenizer, origin: &Path) -> Result<Self> {
+        let id = |token: &str| {
+            inner.token_to_id(token).ok_or_else(|| {
+                tokenizer_error(
+                    origin,
+                    format!(
+                        "has no `{token}` token: primer needs {}; train one with `primer tokenizer train` or add them as special tokens",
+                        SPECIAL_TOKENS.join(" ")
+                    ),
+                )
+            })
+        };
+        let specials = SpecialTokens {
+            pad: id("[PAD]")?,
+            unk: id("[UNK]")?,
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            mask: id("[MASK]")?,
+            bos: id("[BOS]")?,
+            eos: id("[EOS]")?,
+        };
+        Ok(Self { inner, specials })
+    }
+
+    /// Trains a tokenizer on a corpus, streaming its documents.
+    ///
+    /// `vocab_size` counts the special tokens; it is ignored for [`TokenizerKind::Char`], whose
+    /// vocabulary is the special tokens plus every character of the corpus.
+    pub fn train(corpus: &Corpus, kind: TokenizerKind, vocab_size: usize, progress: bool) -> Result<Self> {
+        if kind != TokenizerKind::Char && vocab_size <= SPECIAL_TOKENS.len() + 1 {
+            return Err(DataError::InvalidOption(format!(
+                "--vocab-size {vocab_size} is too small: give more than {} (the special tokens)",
+                SPECIAL_TOKENS.len() + 1
+            )));
+        }
+        corpus.check_not_empty()?;
+        let specials: Vec<AddedToken> = SPECIAL_TOKENS
+            .iter()
+            .map(|t| AddedToken::from(t.to_string(), true))
+            .collect();
+        let mut inner = match kind {
+            TokenizerKind::Char => char_tokenizer(corpus)?,
+            TokenizerKind::Bpe => {
+                let mut tokenizer = Tokenizer::new(ModelWrapper::BPE(BPE::default()));
+                tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::ByteLevel(
+                    ByteLevel::default().add_prefix_space(false),
+                )));
+                tokenizer.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
+                let mut trainer = TrainerWrapper::BpeTrainer(
+                    BpeTrainerBuilder::new()
+                        .vocab_size(vocab_size)
+                        .min_frequency(2)
+                        .show_progress(progress)
+                        .special_tokens(specials.clone())
+                        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+                        .build(),
+                );
+                train_streaming(&mut tokenizer, &mut trainer, corpus)?;
+                tokenizer
+            }
+            TokenizerKind::Wordpiece => {
+                let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(WordPiece::default()));
+                tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, false)));
+                tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::BertPreTokenizer(BertPreTokenizer)));
+                tokenizer.with_decoder(Some(DecoderWrapper::WordPiece(WordPieceDecoder::default())));
+                let mut trainer = TrainerWrapper::WordPieceTrainer(
+                    WordPieceTrainerBuilder::new()
+                        .vocab_size(vocab_size)
+                        .min_frequency(2)
+                        .show_progress(progress)
+                        .special_tokens(specials.clone())
+                        .build(),
+                );
+                train_streaming(&mut tokenizer, &mut trainer, corpus)?;
+                tokenizer
+            }
+        };
+        inner.add_special_tokens(&specials);
+        Self::from_tokenizer(inner, Path::new(corpus.label()))
+    }
+
+    /// Writes the standard `tokenizer.json` atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::atomic_write(path, self.to_json().as_bytes())
+    }
+
+    /// The `tokenizer.json` text.
+    pub fn to_json(&self) -> String {
+        self.inner.to_string(true).expect("a loaded tokenizer serializes")
+    }
+
+    /// sha256 of the `tokenizer.json` text: identifies the tokenizer in cache keys and configs.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.to_json().as_bytes()))
+    }
+
+    /// Token ids of a text, without special tokens added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))
+    }
+
+    /// Token ids of many texts, in parallel.
+    pub fn encode_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<u32>>> {
+        self.inner
+            .encode_batch(texts, false)
+            .map(|encodings| encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+            .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))
+    }
+
+    /// Text of token ids; special tokens are dropped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.inner.decode(ids, true).unwrap_or_default()
+    }
+
+    /// Vocabulary size including added tokens: the model's embedding size.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Ids of the special tokens.
+    pub fn specials(&self) -> &SpecialTokens {
+        &self.specials
+    }
+
+    /// The token string of an id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+/// Feeds the corpus to a trainer as a stream, stopping at the first read error.
+fn train_streaming(tokenizer: &mut Tokenizer, trainer: &mut TrainerWrapper, corpus: &Corpus) -> Result<()> {
+    let failure = std::sync::Mutex::new(None);
+    let docs = corpus.documents().map_while(|doc| match doc {
+        Ok(doc) => Some(doc.text),
+        Err(e) => {
+            *failure.lock().expect("not poisoned") = Some(e);
+            None
+        }
+    });
+    let result = tokenizer.train(trainer, docs).map(|_| ());
+    if let Some(e) = failure.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    result.map_err(|e| DataError::InvalidOption(format!("tokenizer training failed: {e}")))
+}
+
+/// A character-level tokenizer: special tokens, then every character of the corpus in
+/// code-point order, no merges.
+fn char_tokenizer(corpus: &Corpus) -> Result<Tokenizer> {
+    let mut chars = BTreeSet::new();
+    for doc in corpus.documents() {
+        chars.extend(doc?.text.chars());
+    }
+    // Documents are joined by [EOS], but the text inside them keeps its newlines.
+    chars.insert('\n');
+    let vocab: tokenizers::models::bpe::Vocab = SPECIAL_TOKENS
+        .iter()
+        .map(|t| t.to_string())
+        .chain(chars.into_iter().map(String::from))
+        .enumerate()
+        .map(|(id, token)| (token, id as u32))
+        .collect();
+    let model = BPE::builder()
+        .vocab_and_merges(vocab, Vec::new())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| DataError::InvalidOption(format!("char tokenizer: {e}")))?;
+    let mut tokenizer = Tokenizer::new(ModelWrapper::BPE(model));
+    tokenizer.with_decoder(Some(DecoderWrapper::Fuse(Fuse::new())));
+    Ok(tokenizer)
+}
+
+/// Where a tokenizer comes from when a run starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TokenizerSource {
+    /// An existing `tokenizer.json`.
+    File(PathBuf),
+    /// Train one on the corpus.
+    Train {
+        /// Model kind.
+        kind: TokenizerKind,
+        /// Vocabulary size.
+        vocab_size: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::{CorpusOptions, DocSplit};
+
+    const CMRC: &str = "../../shared/data/cmrc2018/cmrc2018_trial.contexts.txt";
+
+    fn corpus(spec: &str, split: DocSplit) -> Corpus {
+        let options = CorpusOptions {
+            split,
+            ..Default::default()
+        };
+        Corpus::new(Corpus::expand_paths(spec, &options).unwrap(), false, spec)
+    }
+
+    fn shakespeare() -> Corpus {
+        corpus("../../shared/data/tinyshakespeare/input.txt", DocSplit::Paragraph)
+    }
+
+    fn assert_round_trip(tokenizer: &PrimerTokenizer, corpus: &Corpus, docs: usize) {
+        for doc in corpus.documents().take(docs) {
+            let text = doc.unwrap().text;
+            let ids = tokenizer.encode(&text).unwrap();
+            assert!(!ids.contains(&tokenizer.specials().unk), "unknown token in {text:?}");
+            assert_eq!(tokenizer.decode(&ids), text);
+        }
+    }
+
+    #[test]
+    fn bpe_round_trips_english_and_chinese_with_fixed_special_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let english = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Bpe, 600, false).unwrap();
+        assert_eq!(english.vocab_size(), 600);
+        assert_eq!(english.specials().all(), [0, 1, 2, 3, 4, 5, 6]);
+        assert_round_trip(&english, &shakespeare(), 200);
+
+        let chinese_corpus = corpus(CMRC, DocSplit::Line);
+        let chinese = PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Bpe, 2000, false).unwrap();
+        assert_round_trip(&chinese, &chinese_corpus, 100);
+        // Byte-level BPE covers text it never saw.
+        let unseen = "机器学习 naïve café";
+        assert_eq!(english.decode(&english.encode(unseen).unwrap()), unseen);
+
+        // The saved file is a standard tokenizer.json that reloads to the same ids.
+        let path = dir.path().join("tokenizer.json");
+        chinese.save(&path).unwrap();
+        let reloaded = PrimerTokenizer::from_file(&path).unwrap();
+        let text = "《战国无双3》是由光荣开发的";
+        assert_eq!(reloaded.encode(text).unwrap(), chinese.encode(text).unwrap());
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json["model"]["type"], "BPE");
+        assert_eq!(json["added_tokens"][4]["content"], "[MASK]");
+    }
+
+    #[test]
+    fn char_tokenizer_round_trips_and_has_one_token_per_character() {
+        let tokenizer = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Char, 0, false).unwrap();
+        // 65 distinct characters in Tiny Shakespeare, newline among them, plus 7 specials.
+        assert_eq!(tokenizer.vocab_size(), 65 + 7);
+        assert_eq!(tokenizer.encode("First").unwrap().len(), 5);
+        assert_round_trip(&tokenizer, &shakespeare(), 200);
+        let chinese_corpus = corpus(CMRC, DocSplit::Line);
+        let chinese = PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Char, 0, false).unwrap();
+        assert_round_trip(&chinese, &chinese_corpus, 100);
+    }
+
+    #[test]
+    fn wordpiece_keeps_words() {
+        let tokenizer = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Wordpiece, 1000, false).unwrap();
+        assert_eq!(tokenizer.specials().mask, 4);
+        let ids = tokenizer.encode("First Citizen: speak, speak.").unwrap();
+        assert_eq!(tokenizer.decode(&ids), "First Citizen : speak, speak.");
+    }
+
+    #[test]
+    fn tokenizer_without_special_tokens_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.json");
+        let mut plain = Tokenizer::new(ModelWrapper::BPE(BPE::default()));
+        plain.with_decoder(Some(DecoderWrapper::Fuse(Fuse::new())));
+        plain.save(&path, false).unwrap();
+        let err = PrimerTokenizer::from_file(&path).err().unwrap().to_string();
+        assert!(err.contains("plain.json") && err.contains("[PAD]") && err.contains("primer tokenizer train"), "{err}");
+        let err = PrimerTokenizer::from_file(&dir.path().join("missing.json")).err().unwrap().to_string();
+        assert!(err.contains("missing.json") && err.contains("not found"), "{err}");
+    }
+}
