@@ -1,0 +1,101 @@
+//! The configuration of the Transformer family.
+
+use burn::config::Config;
+use serde::{Deserialize, Serialize};
+
+/// How token positions enter the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Positions {
+    /// A learned position embedding added to the token embedding (GPT-2, BERT).
+    Learned,
+    /// Rotary position encoding applied to queries and keys in every layer.
+    Rotary,
+}
+
+/// Which positions a token may attend to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttentionMode {
+    /// Every position sees every other (BERT, masked LM).
+    Bidirectional,
+    /// A position sees itself and the positions before it (GPT, causal LM).
+    Causal,
+}
+
+/// Configuration of a [`Transformer`](crate::Transformer): a token embedding, optional learned
+/// positions, `n_layers` pre-LayerNorm blocks, a final LayerNorm and an LM head.
+#[derive(Config, Debug)]
+pub struct TransformerConfig {
+    /// Vocabulary size (rows of the token embedding, columns of the LM head).
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    #[config(default = 128)]
+    pub d_model: usize,
+    /// Number of blocks.
+    #[config(default = 4)]
+    pub n_layers: usize,
+    /// Attention heads per block; must divide `d_model`.
+    #[config(default = 4)]
+    pub n_heads: usize,
+    /// Hidden width of the MLP.
+    #[config(default = 512)]
+    pub d_ff: usize,
+    /// Longest sequence the model accepts.
+    #[config(default = 256)]
+    pub max_seq_len: usize,
+    /// Dropout on embeddings, attention weights and residual branches.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Position scheme.
+    #[config(default = "Positions::Learned")]
+    pub positions: Positions,
+    /// Share the LM head's weights with the token embedding.
+    #[config(default = true)]
+    pub tie_embeddings: bool,
+    /// LayerNorm epsilon.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Standard deviation of the normal initialisation (GPT-2: 0.02).
+    #[config(default = 0.02)]
+    pub init_std: f64,
+}
+
+impl TransformerConfig {
+    /// Checks the sizes; the message names the option at fault and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--vocab-size", self.vocab_size),
+            ("--d-model", self.d_model),
+            ("--layers", self.n_layers),
+            ("--heads", self.n_heads),
+            ("--d-ff", self.d_ff),
+            ("--seq-len", self.max_seq_len),
+        ];
+        for (flag, value) in positive {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        if self.d_model % self.n_heads != 0 {
+            return Err(format!(
+                "--heads {} does not divide --d-model {}: choose heads that divide the model width",
+                self.n_heads, self.d_model
+            ));
+        }
+        if self.positions == Positions::Rotary && (self.d_model / self.n_heads) % 2 != 0 {
+            return Err(format!(
+                "rotary positions need an even head width, got {}: change --d-model or --heads",
+                self.d_model / self.n_heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("--dropout {} must be in [0, 1)", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+}
