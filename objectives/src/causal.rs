@@ -1,0 +1,64 @@
+//! Causal language modelling (GPT): predict each next token from the tokens before it.
+
+use burn::tensor::Device;
+use primer_model::AttentionMode;
+
+use crate::{LmBatch, Objective};
+
+/// Next-token prediction on packed blocks: a block of `seq_len + 1` tokens gives inputs
+/// `block[..seq_len]` and targets `block[1..]`.
+#[derive(Debug, Clone, Default)]
+pub struct CausalLm;
+
+impl Objective for CausalLm {
+    fn name(&self) -> &'static str {
+        "clm"
+    }
+
+    fn attention(&self) -> AttentionMode {
+        AttentionMode::Causal
+    }
+
+    fn block_len(&self, seq_len: usize) -> usize {
+        seq_len + 1
+    }
+
+    fn batch(&self, blocks: &[u32], n_blocks: usize, _seed: u64, device: &Device) -> LmBatch {
+        let block_len = blocks.len() / n_blocks;
+        let seq = block_len - 1;
+        let (inputs, targets): (Vec<_>, Vec<_>) = blocks
+            .chunks_exact(block_len)
+            .flat_map(|block| block[..seq].iter().copied().zip(block[1..].iter().copied()))
+            .unzip();
+        LmBatch::from_host(inputs, [n_blocks, seq], None, targets, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_inputs_shifted_by_one() {
+        let device = Device::flex();
+        let blocks: Vec<u32> = vec![10, 11, 12, 13, 20, 21, 22, 23];
+        let batch = CausalLm.batch(&blocks, 2, 0, &device);
+        assert_eq!(batch.inputs.dims(), [2, 3]);
+        let inputs = batch
+            .inputs
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .unwrap();
+        let targets = batch
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .unwrap();
+        assert_eq!(inputs, [10, 11, 12, 20, 21, 22]);
+        assert_eq!(targets, [11, 12, 13, 21, 22, 23]);
+        assert!(batch.predict_at.is_none());
+        assert_eq!(CausalLm.block_len(64), 65);
+    }
+}

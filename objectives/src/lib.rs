@@ -1,0 +1,175 @@
+//! Pre-training objectives: each turns token blocks into model inputs, the attention mode, the
+//! positions to predict and their targets. The loss is shared: cross-entropy at those positions.
+//!
+//! Adding an objective is one file implementing [`Objective`] plus one enum arm in the CLI.
+
+mod causal;
+mod mlm;
+
+pub use causal::CausalLm;
+pub use mlm::{MaskedLm, MlmConfig, MlmMasking};
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use primer_model::{AttentionMode, Transformer};
+
+/// A pre-training objective.
+pub trait Objective: Send + Sync {
+    /// Short name (`mlm`, `clm`), as in configs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Attention mode the model runs in.
+    fn attention(&self) -> AttentionMode;
+
+    /// Tokens one block takes from the token stream for `seq_len` model positions.
+    fn block_len(&self, seq_len: usize) -> usize;
+
+    /// Builds a batch from `n_blocks` blocks laid end to end in `blocks`. Any randomness comes
+    /// from `seed` alone, so the same blocks and seed give the same batch.
+    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch;
+}
+
+/// Model inputs and what to predict.
+#[derive(Debug, Clone)]
+pub struct LmBatch {
+    /// Input ids `[batch, seq]`.
+    pub inputs: Tensor<2, Int>,
+    /// Flat positions (`row * seq + col`) to predict, `[n_targets]`; `None` predicts every one.
+    pub predict_at: Option<Tensor<1, Int>>,
+    /// Target ids at those positions, `[n_targets]`.
+    pub targets: Tensor<1, Int>,
+}
+
+impl LmBatch {
+    /// Builds a batch from host vectors.
+    pub fn from_host(
+        inputs: Vec<u32>,
+        shape: [usize; 2],
+        predict_at: Option<Vec<u32>>,
+        targets: Vec<u32>,
+        device: &Device,
+    ) -> Self {
+        let ints = |v: Vec<u32>| {
+            let n = v.len();
+            let data = TensorData::new(v.into_iter().map(i64::from).collect::<Vec<_>>(), [n]);
+            Tensor::<1, Int>::from_data(data, device)
+        };
+        Self {
+            inputs: ints(inputs).reshape(shape),
+            predict_at: predict_at.map(ints),
+            targets: ints(targets),
+        }
+    }
+
+    /// Number of predicted positions.
+    pub fn n_targets(&self) -> usize {
+        self.targets.dims()[0]
+    }
+}
+
+/// Sums over one batch, still on the device (reading them back is the caller's choice).
+#[derive(Debug, Clone)]
+pub struct LmSums {
+    /// Sum of the negative log-likelihoods of the targets, in nats, `[1]`.
+    pub nll: Tensor<1>,
+    /// Number of targets that are the model's top prediction, `[1]`.
+    pub correct: Tensor<1, Int>,
+    /// Number of targets.
+    pub n_targets: usize,
+}
+
+/// Runs the model on a batch and sums the cross-entropy at the predicted positions.
+pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) -> LmSums {
+    let n_targets = batch.n_targets();
+    let hidden = model.forward_hidden(batch.inputs, mode);
+    let [b, t, d] = hidden.dims();
+    let mut flat = hidden.reshape([b * t, d]);
+    if let Some(positions) = batch.predict_at {
+        flat = flat.select(0, positions);
+    }
+    // [n_targets, d] -> [n_targets, vocab]
+    let logits = model
+        .lm_logits(flat.reshape([1, n_targets, d]))
+        .reshape([n_targets as i64, -1]);
+    let targets = batch.targets.reshape([n_targets, 1]);
+    let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum();
+    let nll = log_softmax(logits, 1).gather(1, targets).sum().neg();
+    LmSums {
+        nll,
+        correct,
+        n_targets,
+    }
+}
+
+/// Mixes a run seed with a step and a micro-batch index into one batch seed.
+pub fn batch_seed(seed: u64, step: u64, micro: u64) -> u64 {
+    let mut z =
+        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+    use burn::tensor::Tolerance;
+    use primer_model::TransformerConfig;
+
+    /// The loss at a subset of positions (gathered before the LM head) must give the same value
+    /// and gradients as scoring every position and keeping only those.
+    #[test]
+    fn predicting_selected_positions_matches_masking_the_full_loss() {
+        let device = Device::flex().autodiff();
+        let model = TransformerConfig::new(20)
+            .with_d_model(16)
+            .with_n_layers(1)
+            .with_n_heads(2)
+            .with_d_ff(32)
+            .with_max_seq_len(8)
+            .init(&device);
+        let inputs: Vec<u32> = (0..16).map(|i| (i * 7 % 20) as u32).collect();
+        let positions = vec![1u32, 4, 9, 14];
+        let targets = vec![3u32, 5, 7, 11];
+        let batch = LmBatch::from_host(
+            inputs.clone(),
+            [2, 8],
+            Some(positions.clone()),
+            targets.clone(),
+            &device,
+        );
+        let selected = forward_sums(&model, batch, AttentionMode::Bidirectional).nll;
+
+        let logits = model.forward(
+            LmBatch::from_host(inputs, [2, 8], None, vec![0; 16], &device).inputs,
+            AttentionMode::Bidirectional,
+        );
+        let logp = log_softmax(logits.reshape([16, 20]), 1);
+        let mut full_targets = vec![0i64; 16];
+        let mut weights = vec![0f32; 16];
+        for (&p, &t) in positions.iter().zip(&targets) {
+            full_targets[p as usize] = t as i64;
+            weights[p as usize] = 1.0;
+        }
+        let full_targets =
+            Tensor::<2, Int>::from_data(TensorData::new(full_targets, [16, 1]), &device);
+        let weights = Tensor::<2>::from_data(TensorData::new(weights, [16, 1]), &device);
+        let masked = (logp.gather(1, full_targets) * weights).sum().neg();
+
+        selected
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&masked.clone().into_data(), Tolerance::default());
+        let grads_selected = GradientsParams::from_grads(selected.backward(), &model);
+        let grads_masked = GradientsParams::from_grads(masked.backward(), &model);
+        let weight = &model.blocks[0].attn.qkv.weight;
+        let a = grads_selected
+            .get::<2>(weight.id)
+            .expect("gradient reaches the blocks");
+        let b = grads_masked.get::<2>(weight.id).unwrap();
+        a.into_data()
+            .assert_approx_eq::<f32>(&b.into_data(), Tolerance::rel_abs(1e-3, 1e-6));
+        assert!(model.num_params() > 0);
+    }
+}
