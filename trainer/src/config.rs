@@ -1,0 +1,181 @@
+//! The resolved configuration of a pre-training run, saved as `RUN_DIR/config.json`.
+
+use primer_model::TransformerConfig;
+use primer_objectives::MlmConfig;
+use serde::{Deserialize, Serialize};
+
+/// Which objective a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectiveKind {
+    /// Masked language modelling (BERT).
+    Mlm,
+    /// Causal language modelling (GPT).
+    Clm,
+}
+
+impl ObjectiveKind {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mlm => "mlm",
+            Self::Clm => "clm",
+        }
+    }
+}
+
+/// Every option of the optimisation; one field per `pretrain` flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warm-up.
+    pub warmup_steps: u64,
+    /// Decoupled weight decay on weight matrices (none on norms and biases).
+    pub weight_decay: f64,
+    /// AdamW beta 1.
+    pub beta1: f64,
+    /// AdamW beta 2.
+    pub beta2: f64,
+    /// Global-norm gradient clipping threshold; 0 disables it.
+    pub grad_clip: f64,
+    /// Validate every this many steps (and after the last).
+    pub eval_every: u64,
+    /// Validation batches per evaluation.
+    pub eval_batches: usize,
+    /// Checkpoint every this many steps (and after the last).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept.
+    pub keep_checkpoints: usize,
+    /// Seed of initialisation, data order, masks and dropout.
+    pub seed: u64,
+    /// MLM masking rates (used by `mlm` runs only).
+    pub mlm: MlmConfig,
+}
+
+impl TrainConfig {
+    /// Tokens of model input per optimizer step.
+    pub fn tokens_per_step(&self) -> u64 {
+        (self.batch_size * self.grad_accum * self.seq_len) as u64
+    }
+
+    /// Checks every option; the message names the flag and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--steps", self.steps),
+            ("--batch-size", self.batch_size as u64),
+            ("--grad-accum", self.grad_accum as u64),
+            ("--seq-len", self.seq_len as u64),
+            ("--eval-every", self.eval_every),
+            ("--eval-batches", self.eval_batches as u64),
+            ("--checkpoint-every", self.checkpoint_every),
+            ("--keep-checkpoints", self.keep_checkpoints as u64),
+        ];
+        for (flag, value) in positive {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        let finite_non_negative = [
+            ("--lr", self.lr),
+            ("--min-lr", self.min_lr),
+            ("--weight-decay", self.weight_decay),
+            ("--grad-clip", self.grad_clip),
+        ];
+        for (flag, value) in finite_non_negative {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("{flag} {value} must be a finite number >= 0"));
+            }
+        }
+        if self.lr == 0.0 {
+            return Err("--lr must be above 0".into());
+        }
+        if self.min_lr > self.lr {
+            return Err(format!(
+                "--min-lr {} is above --lr {}: lower it",
+                self.min_lr, self.lr
+            ));
+        }
+        for (flag, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(format!("{flag} {beta} must be in [0, 1)"));
+            }
+        }
+        self.mlm.validate()
+    }
+}
+
+/// What the run was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The corpus as given (paths or names), or the prepared folder.
+    pub corpus: String,
+    /// Cache key of the prepared data: hash of inputs, tokenizer and split options.
+    pub data_hash: String,
+    /// sha256 of `tokenizer.json`.
+    pub tokenizer_sha256: String,
+}
+
+/// `config.json` of a run: everything that decides its numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Objective.
+    pub objective: ObjectiveKind,
+    /// Model.
+    pub model: TransformerConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Data.
+    pub data: DataInfo,
+    /// The options the run was started with, as the CLI resolved them; lets `--resume RUN_DIR`
+    /// rebuild the run without repeating them. Not compared on resume: the fields above are.
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+impl RunConfig {
+    /// Lists the settings that differ from `other`, as `name: ours vs theirs`.
+    pub fn differences(&self, other: &RunConfig) -> Vec<String> {
+        let compared = |config: &RunConfig| {
+            let mut value = serde_json::to_value(config).expect("configs serialize");
+            value.as_object_mut().expect("an object").remove("options");
+            value
+        };
+        let (ours, theirs) = (compared(self), compared(other));
+        let mut out = Vec::new();
+        diff("", &ours, &theirs, &mut out);
+        out
+    }
+}
+
+fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (key, value) in a {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                diff(
+                    &name,
+                    value,
+                    b.get(key).unwrap_or(&serde_json::Value::Null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
+        _ => {}
+    }
+}

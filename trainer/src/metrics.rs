@@ -1,0 +1,119 @@
+//! `RUN_DIR/metrics.jsonl`: one JSON object per logged value set.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// Which data a record was measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The optimizer step's own batches.
+    Train,
+    /// The validation blocks.
+    Valid,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRecord {
+    /// Optimizer step (1-based) the values belong to.
+    pub step: u64,
+    /// Split.
+    pub split: Split,
+    /// Input tokens consumed by training up to and including this step.
+    pub tokens_seen: u64,
+    /// Wall-clock seconds of training so far, across resumes.
+    pub elapsed_s: f64,
+    /// Mean cross-entropy per predicted token, in nats.
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub ppl: f64,
+    /// Share of predicted tokens that are the model's top choice (MLM: masked positions only).
+    pub accuracy: f64,
+    /// Bits per UTF-8 byte of text: `loss / ln 2 * tokens / bytes` of the split.
+    pub bpb: f64,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Training throughput of the step (train) or of the evaluation (valid), input tokens/s.
+    pub tokens_per_s: f64,
+    /// Global gradient norm before clipping (train only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    /// Process CPU use, percent of one machine (train only, when measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Memory in use on the machine, GB (train only, when measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gb: Option<f64>,
+}
+
+/// Appends records to `metrics.jsonl`, one flushed line each.
+pub struct MetricsLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Opens the log for appending; with `keep_up_to`, first drops records after that step
+    /// (what a killed run wrote after its last checkpoint).
+    pub fn open(path: &Path, keep_up_to: Option<u64>) -> Result<Self, TrainError> {
+        if let Some(step) = keep_up_to
+            && path.exists()
+        {
+            let kept: Vec<MetricsRecord> = read_metrics(path)?
+                .into_iter()
+                .filter(|r| r.step <= step)
+                .collect();
+            let mut text = String::new();
+            for record in &kept {
+                text.push_str(&serde_json::to_string(record).expect("records serialize"));
+                text.push('\n');
+            }
+            primer_datasets::atomic_write(path, text.as_bytes())?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| TrainError::io(path, e))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, record: &MetricsRecord) -> Result<(), TrainError> {
+        let mut line = serde_json::to_string(record).expect("records serialize");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| TrainError::io(&self.path, e))?;
+        self.file.flush().map_err(|e| TrainError::io(&self.path, e))
+    }
+}
+
+/// Reads every record of a `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRecord>, TrainError> {
+    let file = File::open(path).map_err(|e| TrainError::io(path, e))?;
+    BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(i, line)| {
+            let line = line.map_err(|e| TrainError::io(path, e))?;
+            serde_json::from_str(&line).map_err(|e| {
+                TrainError::Invalid(format!(
+                    "{}:{}: not a metrics record ({e})",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}

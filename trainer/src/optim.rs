@@ -1,0 +1,192 @@
+//! AdamW with nanoGPT's weight-decay rule, and global-norm gradient clipping.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{
+    AdamW, AdamWConfig, AdamWState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
+};
+use burn::tensor::{Device, Tensor};
+
+use crate::config::TrainConfig;
+
+/// AdamW that decays weight matrices and embeddings (rank >= 2) and leaves norms and biases
+/// (rank 1) alone, as nanoGPT does.
+#[derive(Clone)]
+pub struct MatrixDecayAdamW {
+    matrices: AdamW,
+    vectors: AdamW,
+}
+
+impl Optimizer for MatrixDecayAdamW {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if D >= 2 {
+            self.matrices.step(lr, tensor, grad, state)
+        } else {
+            self.vectors.step(lr, tensor, grad, state)
+        }
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdamW::to_device(state, device)
+    }
+}
+
+/// The run's optimizer: AdamW with PyTorch's epsilon (1e-8, not burn's 1e-5).
+pub fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let adamw = |decay: f64| {
+        AdamWConfig::new()
+            .with_beta_1(config.beta1 as f32)
+            .with_beta_2(config.beta2 as f32)
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay as f32)
+            .build()
+    };
+    MatrixDecayAdamW {
+        matrices: adamw(config.weight_decay),
+        vectors: adamw(0.0),
+    }
+    .into()
+}
+
+/// The L2 norm of all gradients together, as one number.
+pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    struct SquaredSum<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredSum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.get::<D>(param.id) {
+                let squares = grad.powi_scalar(2).sum();
+                self.total = Some(match self.total.take() {
+                    Some(total) => total + squares,
+                    None => squares,
+                });
+            }
+        }
+    }
+    let mut visitor = SquaredSum { grads, total: None };
+    model.visit(&mut visitor);
+    visitor
+        .total
+        .map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
+}
+
+/// Scales every gradient by `factor`.
+pub fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) {
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, grad.mul_scalar(self.factor));
+            }
+        }
+    }
+    model.visit(&mut Scale { grads, factor });
+}
+
+/// Clips gradients to a global L2 norm of `max_norm` (PyTorch's `clip_grad_norm_`) and returns
+/// the norm before clipping. `max_norm == 0` only measures.
+pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let norm = global_grad_norm(model, grads);
+    if max_norm > 0.0 && norm > max_norm {
+        scale_grads(model, grads, max_norm / (norm + 1e-6));
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+    use burn::tensor::{Distribution, Tolerance};
+
+    #[derive(Module, Debug)]
+    struct Tiny {
+        linear: Linear,
+        norm: LayerNorm,
+    }
+
+    fn tiny(device: &Device) -> Tiny {
+        Tiny {
+            linear: LinearConfig::new(4, 3).init(device),
+            norm: LayerNormConfig::new(3).init(device),
+        }
+    }
+
+    fn grads_of(model: &Tiny, device: &Device) -> GradientsParams {
+        let x = Tensor::<2>::random([5, 4], Distribution::Normal(0.0, 1.0), device);
+        let loss = model
+            .norm
+            .forward(model.linear.forward(x))
+            .powi_scalar(2)
+            .sum()
+            .mul_scalar(10.0);
+        GradientsParams::from_grads(loss.backward(), model)
+    }
+
+    #[test]
+    fn global_norm_clipping_scales_all_gradients_together() {
+        let device = Device::flex().autodiff();
+        let model = tiny(&device);
+        let mut grads = grads_of(&model, &device);
+        let weight_before = grads.get::<2>(model.linear.weight.id).unwrap();
+        let norm = clip_global_norm(&model, &mut grads, 0.5);
+        assert!(
+            norm > 0.5,
+            "test needs a norm above the threshold, got {norm}"
+        );
+        let clipped = global_grad_norm(&model, &grads);
+        assert!((clipped - 0.5).abs() < 1e-4, "clipped norm {clipped}");
+        // One factor for every tensor: directions are kept.
+        let weight_after = grads.get::<2>(model.linear.weight.id).unwrap();
+        weight_after.into_data().assert_approx_eq::<f32>(
+            &weight_before.mul_scalar(0.5 / norm).into_data(),
+            Tolerance::rel_abs(1e-4, 1e-6),
+        );
+    }
+
+    #[test]
+    fn weight_decay_touches_matrices_only() {
+        let device = Device::flex().autodiff();
+        let model = tiny(&device);
+        let config = TrainConfig {
+            weight_decay: 0.5,
+            ..crate::tests::train_config()
+        };
+        let mut optim = optimizer(&config);
+        // Zero gradients: AdamW's update is zero, only decay moves parameters.
+        let mut grads = grads_of(&model, &device);
+        scale_grads(&model, &mut grads, 0.0);
+        let weight = model.linear.weight.val().into_data();
+        let gamma = model.norm.gamma.val().into_data();
+        let model = optim.step(0.1, model, grads);
+        model
+            .linear
+            .weight
+            .val()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &Tensor::<2>::from_data(weight, &device)
+                    .mul_scalar(1.0 - 0.1 * 0.5)
+                    .into_data(),
+                Tolerance::default(),
+            );
+        model
+            .norm
+            .gamma
+            .val()
+            .into_data()
+            .assert_approx_eq::<f32>(&gamma, Tolerance::default());
+    }
+}

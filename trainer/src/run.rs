@@ -1,0 +1,349 @@
+//! The pre-training loop.
+//!
+//! primer drives its own loop rather than burn-train's `SupervisedTraining`: the learner
+//! checkpoints only at epoch ends and keeps no data cursor or RNG state, so it cannot resume
+//! exactly from a step. The loop still uses burn-train's pieces: its TUI renderer and system
+//! metrics (see [`crate::dashboard`]), burn's `ModuleOptimizer` and burnpack records.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::Device;
+use burn::train::Interrupter;
+use primer_datasets::DataError;
+use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
+use primer_datasets::prepare::PreparedData;
+use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_model::Transformer;
+use primer_objectives::{CausalLm, MaskedLm, Objective, batch_seed, forward_sums};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpointer, TrainState};
+use crate::config::{ObjectiveKind, RunConfig};
+use crate::dashboard::{Dashboard, DashboardMode};
+use crate::error::TrainError;
+use crate::eval::{EvalMetrics, EvalSet, evaluate};
+use crate::metrics::{MetricsLog, MetricsRecord, Split};
+use crate::optim::{clip_global_norm, optimizer};
+use crate::run_dir::RunDir;
+use crate::schedule::learning_rate;
+
+/// Micro-batch index that seeds a step's dropout (masks use 0, 1, ...).
+const DROPOUT_SEED_MICRO: u64 = u64::MAX;
+
+/// A pre-training run to carry out.
+pub struct PretrainJob<'a> {
+    /// Where it writes.
+    pub run_dir: &'a RunDir,
+    /// Its resolved config (already saved in the run directory).
+    pub config: &'a RunConfig,
+    /// Its data.
+    pub data: &'a PreparedData,
+    /// Its tokenizer.
+    pub tokenizer: &'a PrimerTokenizer,
+    /// Continue from the latest checkpoint.
+    pub resume: bool,
+    /// Stop cleanly, with a checkpoint, once this step is done.
+    pub halt_after: Option<u64>,
+    /// How progress is shown.
+    pub dashboard: DashboardMode,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All steps done; `model.bpk` and `summary.json` written.
+    Completed(Summary),
+    /// Stopped by `--halt-after` after this step, with a checkpoint.
+    Halted(u64),
+    /// Stopped by a signal or the dashboard after this step, with a checkpoint.
+    Interrupted(u64),
+}
+
+/// `summary.json`: the final numbers of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Objective.
+    pub objective: ObjectiveKind,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Input tokens seen.
+    pub tokens_seen: u64,
+    /// Training wall time, seconds, across resumes.
+    pub wall_time_s: f64,
+    /// Final validation metrics.
+    pub valid: EvalMetrics,
+}
+
+/// The objective a config names, for this tokenizer.
+pub fn build_objective(config: &RunConfig, tokenizer: &PrimerTokenizer) -> Box<dyn Objective> {
+    match config.objective {
+        ObjectiveKind::Clm => Box::new(CausalLm),
+        ObjectiveKind::Mlm => Box::new(MaskedLm::new(
+            config.train.mlm,
+            *tokenizer.specials(),
+            tokenizer.vocab_size(),
+        )),
+    }
+}
+
+/// The validation set of a run: fixed blocks spread over the valid shard.
+pub fn valid_starts(
+    data: &PreparedData,
+    block_len: usize,
+    blocks: usize,
+) -> Result<Vec<usize>, TrainError> {
+    for (what, shard) in [("train split", &data.train), ("valid split", &data.valid)] {
+        if shard.len() < block_len {
+            return Err(DataError::TooFewTokens {
+                what: format!("{what} of {}", data.meta.corpus),
+                tokens: shard.len() as u64,
+                block: block_len,
+            }
+            .into());
+        }
+    }
+    Ok(eval_starts(data.valid.len(), block_len, blocks))
+}
+
+/// Trains, evaluating, logging and checkpointing as configured, until done, halted or
+/// interrupted.
+pub fn pretrain(
+    job: PretrainJob,
+    device: &Device,
+    interrupter: &Interrupter,
+) -> Result<Outcome, TrainError> {
+    let config = job.config;
+    let train = &config.train;
+    let objective = build_objective(config, job.tokenizer);
+    let block_len = objective.block_len(train.seq_len);
+    let valid_blocks = valid_starts(job.data, block_len, train.eval_batches * train.batch_size)?;
+    let tokens_per_byte =
+        |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
+    let valid_set = EvalSet {
+        shard: &job.data.valid,
+        starts: &valid_blocks,
+        block_len,
+        batch_size: train.batch_size,
+        tokens_per_byte: tokens_per_byte(job.data.meta.valid),
+    };
+    let train_tokens_per_byte = tokens_per_byte(job.data.meta.train);
+
+    let device = device.clone().autodiff();
+    device.seed(train.seed);
+    let mut model = config.model.init(&device);
+    let mut optim = optimizer(train);
+    let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
+    let mut state = TrainState {
+        step: 0,
+        cursor: 0,
+        tokens_seen: 0,
+        elapsed_s: 0.0,
+    };
+    if job.resume
+        && let Some(latest) = checkpointer.list()?.last()
+    {
+        (model, optim, state) = Checkpointer::load(latest, model, optim)?;
+    }
+    let parameters = model.num_params();
+    let mut log = MetricsLog::open(&job.run_dir.metrics(), Some(state.step))?;
+    let mut stream = BlockStream::new(job.data.train.len(), block_len, train.seed);
+    let label = format!("{} {}", objective.name(), job.run_dir.root.display());
+    let mut dashboard = Dashboard::new(
+        job.dashboard,
+        interrupter,
+        state.step,
+        train.steps,
+        train.eval_every,
+        &label,
+    );
+    let resumed_at = Instant::now();
+    let elapsed_before = state.elapsed_s;
+
+    while state.step < train.steps {
+        let step = state.step + 1;
+        let started = Instant::now();
+        device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
+        let lr = learning_rate(
+            step,
+            train.steps,
+            train.warmup_steps,
+            train.lr,
+            train.min_lr,
+        );
+        let batches: Vec<_> = (0..train.grad_accum)
+            .map(|micro| {
+                let cursor = state.cursor + (micro * train.batch_size) as u64;
+                let blocks = read_blocks(
+                    &job.data.train,
+                    &stream.starts(cursor, train.batch_size),
+                    block_len,
+                );
+                objective.batch(
+                    &blocks,
+                    train.batch_size,
+                    batch_seed(train.seed, step, micro as u64),
+                    &device,
+                )
+            })
+            .collect();
+        // Normalise by the targets of the whole accumulated batch, not per micro-batch, so
+        // accumulation equals one large batch even when MLM draws uneven mask counts.
+        let targets: usize = batches.iter().map(|b| b.n_targets()).sum();
+        let mut accumulator = GradientsAccumulator::new();
+        let (mut nll, mut correct) = (0.0, 0i64);
+        for batch in batches {
+            let sums = forward_sums(&model, batch, objective.attention());
+            let loss = sums.nll.clone().div_scalar(targets as f64);
+            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            nll += sums.nll.into_scalar::<f64>();
+            correct += sums.correct.into_scalar::<i64>();
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = clip_global_norm(&model, &mut grads, train.grad_clip);
+        model = optim.step(lr, model, grads);
+
+        state.step = step;
+        state.cursor += (train.grad_accum * train.batch_size) as u64;
+        state.tokens_seen += train.tokens_per_step();
+        state.elapsed_s = elapsed_before + resumed_at.elapsed().as_secs_f64();
+        let metrics = crate::eval::metrics(
+            nll,
+            correct,
+            targets as u64,
+            train_tokens_per_byte,
+            train.tokens_per_step() as f64 / started.elapsed().as_secs_f64(),
+        );
+        if !metrics.loss.is_finite() {
+            dashboard.finish();
+            return Err(TrainError::Invalid(format!(
+                "training loss became {} at step {step}: lower --lr or set --grad-clip, then start over",
+                metrics.loss
+            )));
+        }
+        let (cpu_percent, memory_gb) = dashboard.system_usage();
+        let record = MetricsRecord {
+            grad_norm: Some(grad_norm),
+            cpu_percent,
+            memory_gb,
+            ..make_record(step, Split::Train, &state, lr, &metrics)
+        };
+        log.append(&record)?;
+        dashboard.train_step(&record);
+
+        if step.is_multiple_of(train.eval_every) || step == train.steps {
+            dashboard.begin_eval(valid_blocks.len().div_ceil(train.batch_size));
+            let inference = model.valid();
+            let metrics = evaluate(
+                &inference,
+                objective.as_ref(),
+                &valid_set,
+                train.seed,
+                &inference.devices()[0],
+                |done| dashboard.eval_progress(done),
+            );
+            let record = make_record(step, Split::Valid, &state, lr, &metrics);
+            log.append(&record)?;
+            dashboard.valid(&record);
+        }
+
+        let halted = job.halt_after.is_some_and(|h| step >= h);
+        let interrupted = interrupter.should_stop();
+        if step.is_multiple_of(train.checkpoint_every)
+            || step == train.steps
+            || halted
+            || interrupted
+        {
+            checkpointer.save(&model, &optim, &state)?;
+        }
+        if halted || interrupted {
+            dashboard.finish();
+            return Ok(if halted {
+                Outcome::Halted(step)
+            } else {
+                Outcome::Interrupted(step)
+            });
+        }
+    }
+    dashboard.finish();
+
+    let final_model = model.valid();
+    let summary = Summary {
+        objective: config.objective,
+        parameters,
+        steps: state.step,
+        tokens_seen: state.tokens_seen,
+        wall_time_s: state.elapsed_s,
+        valid: evaluate(
+            &final_model,
+            objective.as_ref(),
+            &valid_set,
+            train.seed,
+            &final_model.devices()[0],
+            |_| {},
+        ),
+    };
+    save_model(&final_model, job.run_dir)?;
+    let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
+    primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
+    Ok(Outcome::Completed(summary))
+}
+
+fn make_record(
+    step: u64,
+    split: Split,
+    state: &TrainState,
+    lr: f64,
+    metrics: &EvalMetrics,
+) -> MetricsRecord {
+    MetricsRecord {
+        step,
+        split,
+        tokens_seen: state.tokens_seen,
+        elapsed_s: state.elapsed_s,
+        loss: metrics.loss,
+        ppl: metrics.ppl,
+        accuracy: metrics.accuracy,
+        bpb: metrics.bpb,
+        lr,
+        tokens_per_s: metrics.tokens_per_s,
+        grad_norm: None,
+        cpu_percent: None,
+        memory_gb: None,
+    }
+}
+
+/// Writes `model.bpk` atomically.
+fn save_model(model: &Transformer, run_dir: &RunDir) -> Result<(), TrainError> {
+    let tmp = run_dir.root.join(".model.tmp.bpk");
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
+    std::fs::rename(&tmp, run_dir.model()).map_err(|e| TrainError::io(&run_dir.model(), e))
+}
+
+/// Loads a finished run's model on `device`.
+pub fn load_model(
+    run_dir: &RunDir,
+    config: &RunConfig,
+    device: &Device,
+) -> Result<Transformer, TrainError> {
+    let path = run_dir.model();
+    if !path.exists() {
+        return Err(TrainError::Invalid(format!(
+            "{} has no model.bpk: the run has not finished; resume it with `primer pretrain --resume {}`",
+            run_dir.root.display(),
+            run_dir.root.display()
+        )));
+    }
+    config.model.init(device).try_load_file(&path).map_err(|e| {
+        TrainError::Invalid(format!(
+            "{} is corrupt ({e:?}): train the run again",
+            path.display()
+        ))
+    })
+}
