@@ -1,0 +1,217 @@
+//! `primer eval`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use primer_datasets::blocks::eval_starts;
+use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_trainer::checkpoint::Checkpointer;
+use primer_trainer::config::ObjectiveKind;
+use primer_trainer::eval::{
+    EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline,
+};
+use primer_trainer::optim::optimizer;
+use primer_trainer::run::{build_objective, load_model, valid_starts};
+use primer_trainer::run_dir::RunDir;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::data;
+use crate::options::{CorpusArgs, PretrainOptions, parse_name};
+
+/// Arguments of `primer eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// The run directory.
+    run_dir: PathBuf,
+    /// Evaluate on this corpus (all of it) instead of the run's validation split.
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Batches to evaluate [default: the run's --eval-batches].
+    #[arg(long)]
+    eval_batches: Option<usize>,
+    /// MLM: tokens scored for pseudo-perplexity, each masked in turn.
+    #[arg(long, default_value_t = 512)]
+    pppl_tokens: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Compute backend.
+    #[arg(long, default_value = "flex", value_parser = parse_name::<Backend>)]
+    backend: Backend,
+}
+
+/// What `primer eval` reports.
+#[derive(Debug, Serialize)]
+struct Report {
+    run: PathBuf,
+    objective: ObjectiveKind,
+    step: Option<u64>,
+    corpus: String,
+    loss: f64,
+    ppl: f64,
+    bpb: f64,
+    accuracy: f64,
+    targets: u64,
+    unigram_baseline: UnigramBaseline,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pseudo_ppl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pseudo_ppl_tokens: Option<u64>,
+}
+
+/// Runs `primer eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let run_dir = RunDir::new(&args.run_dir);
+    let config = run_dir.read_config()?;
+    let tokenizer = PrimerTokenizer::from_file(&run_dir.tokenizer())?;
+    let data = match &args.corpus.corpus {
+        Some(specs) => {
+            // The whole corpus is the evaluation split.
+            let corpus = data::corpus(specs, &args.corpus)?;
+            data::prepare(&corpus, Some(&corpus), &tokenizer, &SplitOptions::default())?
+        }
+        None => run_data(&config.options, &tokenizer)?,
+    };
+    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
+        bail!(
+            "prepared data {} does not use the run's tokenizer: prepare it again",
+            data.dir.display()
+        );
+    }
+    let device = args.backend.device();
+    let (model, step) = if run_dir.model().exists() {
+        (load_model(&run_dir, &config, &device)?, None)
+    } else {
+        let checkpoints = Checkpointer::new(run_dir.checkpoints(), 1).list()?;
+        let latest = checkpoints.last().with_context(|| {
+            format!(
+                "{} has neither model.bpk nor a checkpoint: train it first",
+                run_dir.root.display()
+            )
+        })?;
+        let (model, _, state) =
+            Checkpointer::load(latest, config.model.init(&device), optimizer(&config.train))?;
+        eprintln!(
+            "the run has not finished: evaluating its checkpoint at step {}",
+            state.step
+        );
+        (model, Some(state.step))
+    };
+    let objective = build_objective(&config, &tokenizer);
+    let block_len = objective.block_len(config.train.seq_len);
+    let batches = args.eval_batches.unwrap_or(config.train.eval_batches);
+    let starts = valid_starts(&data, block_len, batches * config.train.batch_size)?;
+    let set = EvalSet {
+        shard: &data.valid,
+        starts: &starts,
+        block_len,
+        batch_size: config.train.batch_size,
+        tokens_per_byte: data.meta.valid.tokens as f64 / data.meta.valid.bytes as f64,
+    };
+    let metrics = evaluate(
+        &model,
+        objective.as_ref(),
+        &set,
+        config.train.seed,
+        &device,
+        |_| {},
+    );
+    let baseline = unigram_baseline(
+        &data.train,
+        &set,
+        tokenizer.vocab_size(),
+        tokenizer.specials(),
+    );
+    let pseudo = (config.objective == ObjectiveKind::Mlm).then(|| {
+        let mlm_starts = eval_starts(
+            data.valid.len(),
+            config.train.seq_len,
+            batches * config.train.batch_size,
+        );
+        let mlm_set = EvalSet {
+            starts: &mlm_starts,
+            block_len: config.train.seq_len,
+            ..set
+        };
+        pseudo_perplexity(
+            &model,
+            tokenizer.specials(),
+            &mlm_set,
+            args.pppl_tokens,
+            &device,
+        )
+    });
+    let report = Report {
+        run: args.run_dir.clone(),
+        objective: config.objective,
+        step,
+        corpus: data.meta.corpus.clone(),
+        loss: metrics.loss,
+        ppl: metrics.ppl,
+        bpb: metrics.bpb,
+        accuracy: metrics.accuracy,
+        targets: metrics.targets,
+        unigram_baseline: baseline,
+        pseudo_ppl: pseudo.map(|p| p.0),
+        pseudo_ppl_tokens: pseudo.map(|p| p.1),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("reports serialize")
+        );
+    } else {
+        println!(
+            "run         {} ({})",
+            report.run.display(),
+            report.objective.name()
+        );
+        println!("corpus      {}", report.corpus);
+        println!("loss        {:.4}", report.loss);
+        println!("perplexity  {:.3}", report.ppl);
+        println!("bits/byte   {:.4}", report.bpb);
+        let accuracy = if config.objective == ObjectiveKind::Mlm {
+            "masked acc"
+        } else {
+            "accuracy"
+        };
+        println!(
+            "{accuracy:<11} {:.4} ({} targets)",
+            report.accuracy, report.targets
+        );
+        println!(
+            "unigram     loss {:.4}, accuracy {:.4} (token frequencies alone)",
+            baseline.loss, baseline.accuracy
+        );
+        if let (Some(value), Some(tokens)) = (report.pseudo_ppl, report.pseudo_ppl_tokens) {
+            println!("pseudo-ppl  {value:.3} ({tokens} tokens, each masked in turn)");
+        }
+    }
+    Ok(())
+}
+
+/// The run's own prepared data, rebuilt from its stored options (a cache hit when present).
+fn run_data(
+    options: &serde_json::Value,
+    tokenizer: &PrimerTokenizer,
+) -> anyhow::Result<PreparedData> {
+    let options: PretrainOptions =
+        serde_json::from_value(options.clone()).context("corrupt run config options")?;
+    if let Some(dir) = &options.data {
+        return Ok(PreparedData::open(dir)?);
+    }
+    let specs = options.corpus.corpus.clone().unwrap_or_default();
+    let corpus = data::corpus(&specs, &options.corpus)?;
+    let valid = options
+        .valid
+        .as_ref()
+        .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
+        .transpose()?;
+    let split = SplitOptions {
+        valid_fraction: options.valid_fraction.unwrap_or(0.05),
+        seed: options.seed.unwrap_or(1337),
+    };
+    data::prepare(&corpus, valid.as_ref(), tokenizer, &split)
+}

@@ -1,0 +1,136 @@
+//! `primer`: pre-train MLM and causal Transformers from a text corpus.
+
+mod backend;
+mod data;
+mod eval;
+mod options;
+mod pretrain;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use primer_datasets::prepare::SplitOptions;
+use primer_datasets::tokenizer::TokenizerKind;
+
+use crate::options::{CorpusArgs, parse_name};
+
+/// Self-supervised pre-training of Transformer language models (MLM and causal) on Burn.
+#[derive(Parser, Debug)]
+#[command(name = "primer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tokenizer commands.
+    Tokenizer {
+        #[command(subcommand)]
+        command: TokenizerCommand,
+    },
+    /// Tokenize a corpus once into cached token shards (train/valid split by document).
+    Prepare(PrepareArgs),
+    /// Pre-train a Transformer with the MLM or causal-LM objective.
+    Pretrain(Box<pretrain::PretrainArgs>),
+    /// Evaluate a run: loss, perplexity, bits per byte, accuracy (MLM: pseudo-perplexity).
+    Eval(eval::EvalArgs),
+    /// List the named data sets `--corpus` accepts.
+    Datasets,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenizerCommand {
+    /// Train a tokenizer and save it as a Hugging Face tokenizer.json.
+    Train {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Vocabulary size, special tokens included (ignored by `char`).
+        #[arg(long, default_value_t = 8192)]
+        vocab_size: usize,
+        /// bpe (byte-level), wordpiece or char.
+        #[arg(long, default_value = "bpe", value_parser = parse_name::<TokenizerKind>)]
+        kind: TokenizerKind,
+        /// Where to write tokenizer.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct PrepareArgs {
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// A corpus to use as the validation split.
+    #[arg(long)]
+    valid: Option<String>,
+    /// Fraction of documents held out for validation.
+    #[arg(long, default_value_t = 0.05)]
+    valid_fraction: f64,
+    /// Seed of the document split.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// The tokenizer.json to use.
+    #[arg(long)]
+    tokenizer: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Tokenizer {
+            command:
+                TokenizerCommand::Train {
+                    corpus,
+                    vocab_size,
+                    kind,
+                    out,
+                },
+        } => {
+            let specs = corpus.corpus.clone().unwrap_or_default();
+            let corpus = data::corpus(&specs, &corpus)?;
+            let tokenizer = data::tokenizer(None, &corpus, kind, vocab_size)?;
+            tokenizer.save(&out)?;
+            println!(
+                "wrote {} (vocabulary {})",
+                out.display(),
+                tokenizer.vocab_size()
+            );
+        }
+        Command::Prepare(args) => {
+            let specs = args.corpus.corpus.clone().unwrap_or_default();
+            let corpus = data::corpus(&specs, &args.corpus)?;
+            let valid = args
+                .valid
+                .map(|v| data::corpus(&[v], &args.corpus))
+                .transpose()?;
+            let tokenizer =
+                primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.tokenizer)?;
+            let split = SplitOptions {
+                valid_fraction: args.valid_fraction,
+                seed: args.seed,
+            };
+            let data = data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?;
+            println!("{}", data.dir.display());
+        }
+        Command::Pretrain(args) => return pretrain::run(*args),
+        Command::Eval(args) => eval::run(args)?,
+        Command::Datasets => {
+            for dataset in primer_datasets::named::REGISTRY {
+                println!("{:<20} {}", dataset.name, dataset.about);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,271 @@
+//! `primer pretrain`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use burn::train::Interrupter;
+use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
+use primer_model::{Positions, TransformerConfig};
+use primer_objectives::MlmConfig;
+use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
+use primer_trainer::dashboard::DashboardMode;
+use primer_trainer::run::{Outcome, PretrainJob, build_objective, pretrain, valid_starts};
+use primer_trainer::run_dir::{RunDir, RunDirMode};
+
+use crate::backend::Backend;
+use crate::data;
+use crate::options::{PretrainOptions, parse_name, read_config};
+
+/// Arguments of `primer pretrain`.
+#[derive(clap::Args, Debug)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    options: PretrainOptions,
+    /// The run directory to create.
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<PathBuf>,
+    /// A TOML file with any of the options above (keys = flag names); flags override it.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR (default: --out) from its latest checkpoint.
+    #[arg(long, value_name = "RUN_DIR", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<PathBuf>,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Stop cleanly after step N with a checkpoint, as an interrupted run; --resume continues.
+    #[arg(long, value_name = "N")]
+    halt_after: Option<u64>,
+    /// Plain progress lines instead of the terminal dashboard.
+    #[arg(long)]
+    no_tui: bool,
+    /// Compute backend.
+    #[arg(long, default_value = "flex", value_parser = parse_name::<Backend>)]
+    backend: Backend,
+}
+
+/// Runs `primer pretrain`.
+pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
+    let mut options = args.options.clone();
+    if let Some(path) = &args.config {
+        options = options.or(read_config(path)?);
+    }
+    if args.resume.is_some() && args.overwrite {
+        bail!("--resume and --overwrite contradict each other: pick one");
+    }
+    let (root, mode) = match (&args.resume, &args.out) {
+        (Some(dir), _) if !dir.as_os_str().is_empty() => (dir.clone(), RunDirMode::Resume),
+        (Some(_), Some(out)) => (out.clone(), RunDirMode::Resume),
+        (Some(_), None) => bail!("--resume needs a run directory: --resume RUN_DIR"),
+        (None, Some(out)) if args.overwrite => (out.clone(), RunDirMode::Overwrite),
+        (None, Some(out)) => (out.clone(), RunDirMode::New),
+        (None, None) => bail!("no --out given: name the run directory, e.g. --out runs/clm"),
+    };
+    let run_dir = RunDir::new(root);
+    if mode == RunDirMode::Resume {
+        let stored = run_dir.read_config()?;
+        let stored_options: PretrainOptions =
+            serde_json::from_value(stored.options).with_context(|| {
+                format!("{}: corrupt run config options", run_dir.config().display())
+            })?;
+        options = options.or(stored_options);
+        options.tokenizer = Some(run_dir.tokenizer());
+    }
+
+    // Check every option before any slow work, and all inputs before the run directory exists.
+    let (train, model) = configs(&options, 1)?;
+    let objective = options
+        .objective
+        .context("no --objective given: pass --objective mlm or --objective clm")?;
+    let (data, tokenizer) = resolve_data(&options)?;
+    let model = TransformerConfig {
+        vocab_size: tokenizer.vocab_size(),
+        ..model
+    };
+    let config = RunConfig {
+        objective,
+        model,
+        train,
+        data: DataInfo {
+            corpus: data.meta.corpus.clone(),
+            data_hash: data.meta.key.clone(),
+            tokenizer_sha256: data.meta.tokenizer_sha256.clone(),
+        },
+        options: serde_json::to_value(&options).expect("options serialize"),
+    };
+    let block_len = build_objective(&config, &tokenizer).block_len(config.train.seq_len);
+    valid_starts(&data, block_len, 1)?;
+    run_dir.prepare(mode, &config, &tokenizer)?;
+
+    let device = args.backend.device();
+    eprintln!(
+        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {:?}",
+        objective.name(),
+        config.model.num_params(),
+        config.model.n_layers,
+        config.model.d_model,
+        config.model.n_heads,
+        config.model.vocab_size,
+        config.train.steps,
+        config.train.tokens_per_step(),
+        args.backend
+    );
+    let interrupter = Interrupter::new();
+    install_signal_handler(&interrupter);
+    let dashboard = if std::io::stdout().is_terminal() && !args.no_tui {
+        DashboardMode::Tui
+    } else {
+        DashboardMode::Plain
+    };
+    let job = PretrainJob {
+        run_dir: &run_dir,
+        config: &config,
+        data: &data,
+        tokenizer: &tokenizer,
+        resume: mode == RunDirMode::Resume,
+        halt_after: args.halt_after,
+        dashboard,
+    };
+    let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
+    Ok(match pretrain(job, &device, &interrupter)? {
+        Outcome::Completed(summary) => {
+            let v = summary.valid;
+            println!(
+                "done: {} steps, {} tokens in {:.0}s; valid loss {:.4} ppl {:.2} bpb {:.4} accuracy {:.4}; weights in {}",
+                summary.steps,
+                summary.tokens_seen,
+                summary.wall_time_s,
+                v.loss,
+                v.ppl,
+                v.bpb,
+                v.accuracy,
+                run_dir.model().display()
+            );
+            ExitCode::SUCCESS
+        }
+        Outcome::Halted(step) => {
+            println!("halted after step {step} (checkpoint saved); continue with: {resume_hint}");
+            ExitCode::SUCCESS
+        }
+        Outcome::Interrupted(step) => {
+            println!(
+                "interrupted after step {step} (checkpoint saved); continue with: {resume_hint}"
+            );
+            ExitCode::from(130)
+        }
+    })
+}
+
+/// The first Ctrl-C (or SIGTERM) stops at the next step boundary with a checkpoint; a second
+/// one exits at once.
+fn install_signal_handler(interrupter: &Interrupter) {
+    let interrupter = interrupter.clone();
+    let signalled = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if signalled.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping after this step (again to quit now)");
+        interrupter.stop(Some("interrupted"));
+    });
+}
+
+/// Builds and checks the optimisation and model configs (the model's vocabulary is set later).
+fn configs(
+    options: &PretrainOptions,
+    vocab_size: usize,
+) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
+    let lr = options.lr.unwrap_or(1e-3);
+    let mut train = TrainConfig {
+        steps: options.steps.unwrap_or(2000),
+        batch_size: options.batch_size.unwrap_or(12),
+        grad_accum: options.grad_accum.unwrap_or(1),
+        seq_len: options.seq_len.unwrap_or(64),
+        lr,
+        min_lr: options.min_lr.unwrap_or(lr / 10.0),
+        warmup_steps: options.warmup_steps.unwrap_or(100),
+        weight_decay: options.weight_decay.unwrap_or(0.1),
+        beta1: options.beta1.unwrap_or(0.9),
+        beta2: options.beta2.unwrap_or(0.99),
+        grad_clip: options.grad_clip.unwrap_or(1.0),
+        eval_every: options.eval_every.unwrap_or(250),
+        eval_batches: options.eval_batches.unwrap_or(20),
+        checkpoint_every: options.checkpoint_every.unwrap_or(500),
+        keep_checkpoints: options.keep_checkpoints.unwrap_or(3),
+        seed: options.seed.unwrap_or(1337),
+        mlm: MlmConfig {
+            mask_rate: options.mask_rate.unwrap_or(0.15),
+            mask_token_prob: options.mask_token_prob.unwrap_or(0.8),
+            random_token_prob: options.random_token_prob.unwrap_or(0.1),
+        },
+    };
+    if let Some(tokens) = options.tokens {
+        if options.steps.is_some() {
+            bail!("both --steps and --tokens given: give one budget");
+        }
+        train.steps = tokens.div_ceil(train.tokens_per_step().max(1));
+    }
+    train.validate().map_err(anyhow::Error::msg)?;
+    let d_model = options.d_model.unwrap_or(128);
+    let model = TransformerConfig::new(vocab_size)
+        .with_n_layers(options.layers.unwrap_or(4))
+        .with_d_model(d_model)
+        .with_n_heads(options.heads.unwrap_or(4))
+        .with_d_ff(options.d_ff.unwrap_or(4 * d_model))
+        .with_max_seq_len(train.seq_len)
+        .with_dropout(options.dropout.unwrap_or(0.0))
+        .with_positions(options.positions.unwrap_or(Positions::Learned))
+        .with_tie_embeddings(options.tie_embeddings.unwrap_or(true));
+    model.validate().map_err(anyhow::Error::msg)?;
+    Ok((train, model))
+}
+
+/// The prepared data and tokenizer a run trains on.
+fn resolve_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
+    let (data, tokenizer) = match &options.data {
+        Some(dir) => {
+            let data = PreparedData::open(dir)?;
+            let tokenizer = match &options.tokenizer {
+                Some(path) => PrimerTokenizer::from_file(path)?,
+                None => data.tokenizer()?,
+            };
+            (data, tokenizer)
+        }
+        None => {
+            let specs = options.corpus.corpus.clone().unwrap_or_default();
+            let corpus = data::corpus(&specs, &options.corpus)?;
+            let valid = options
+                .valid
+                .as_ref()
+                .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
+                .transpose()?;
+            let tokenizer = data::tokenizer(
+                options.tokenizer.as_ref(),
+                &corpus,
+                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
+                options.vocab_size.unwrap_or(8192),
+            )?;
+            let split = SplitOptions {
+                valid_fraction: options.valid_fraction.unwrap_or(0.05),
+                seed: options.seed.unwrap_or(1337),
+            };
+            (
+                data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?,
+                tokenizer,
+            )
+        }
+    };
+    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
+        bail!(
+            "prepared data {} was made with another tokenizer (vocabulary {}) than the one given (vocabulary {}): drop --tokenizer, or prepare the data with it",
+            data.dir.display(),
+            data.meta.vocab_size,
+            tokenizer.vocab_size()
+        );
+    }
+    Ok((data, tokenizer))
+}
