@@ -126,8 +126,8 @@ impl Corpus {
     pub fn expand_paths(spec: &str, options: &CorpusOptions) -> Result<Vec<CorpusFile>> {
         let mut paths = Vec::new();
         if spec.contains(['*', '?', '[']) {
-            let entries =
-                glob::glob(spec).map_err(|e| DataError::InvalidOption(format!("glob `{spec}`: {e}")))?;
+            let entries = glob::glob(spec)
+                .map_err(|e| DataError::InvalidOption(format!("glob `{spec}`: {e}")))?;
             paths.extend(entries.filter_map(|e| e.ok()).filter(|p| p.is_file()));
             paths.sort();
         } else {
@@ -176,7 +176,10 @@ impl Corpus {
         hasher.update([self.lossy as u8]);
         for file in &self.files {
             let meta = std::fs::metadata(&file.path).map_err(DataError::io(&file.path))?;
-            let canonical = file.path.canonicalize().map_err(DataError::io(&file.path))?;
+            let canonical = file
+                .path
+                .canonicalize()
+                .map_err(DataError::io(&file.path))?;
             let modified = meta
                 .modified()
                 .ok()
@@ -210,13 +213,12 @@ impl Corpus {
         }
     }
 
-    /// Reads every document once to check the corpus holds text; errors name the file at fault.
+    /// Checks that the corpus holds some text: reads up to its first document.
     pub fn check_not_empty(&self) -> Result<()> {
-        for doc in self.documents() {
-            doc?;
-            return Ok(());
+        match self.documents().next() {
+            Some(doc) => doc.map(|_| ()),
+            None => Err(DataError::Empty(self.label.clone())),
         }
-        Err(DataError::Empty(self.label.clone()))
     }
 }
 
@@ -302,16 +304,17 @@ impl FileReader {
             let (delimiter, column) = (*delimiter, column.clone());
             let header = reader.read_line()?.unwrap_or_default();
             let names = split_row(&header, delimiter);
-            let index = names.iter().position(|name| name == &column).ok_or_else(|| {
-                DataError::BadRecord {
+            let index = names
+                .iter()
+                .position(|name| name == &column)
+                .ok_or_else(|| DataError::BadRecord {
                     path: reader.path.clone(),
                     line: 1,
                     message: format!(
                         "no column `{column}` in the header (columns: {}): pass --column NAME",
                         names.join(", ")
                     ),
-                }
-            })?;
+                })?;
             reader.column_index = Some(index);
         }
         Ok(reader)
@@ -372,7 +375,10 @@ impl FileReader {
                     return Ok(None);
                 };
                 let index = self.column_index.expect("set at open");
-                let text = split_row(&line, delimiter).into_iter().nth(index).unwrap_or_default();
+                let text = split_row(&line, delimiter)
+                    .into_iter()
+                    .nth(index)
+                    .unwrap_or_default();
                 let text = text.trim_end().to_string();
                 if !text.trim().is_empty() {
                     return Ok(Some(text));
@@ -412,8 +418,11 @@ impl FileReader {
             line: self.line_number,
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| bad(format!("not a JSON object ({e}): fix the line or remove it")))?;
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            bad(format!(
+                "not a JSON object ({e}): fix the line or remove it"
+            ))
+        })?;
         match value.get(field) {
             Some(serde_json::Value::String(text)) => Ok(text.clone()),
             _ => Err(bad(format!(
@@ -489,8 +498,16 @@ mod tests {
     #[test]
     fn jsonl_tsv_csv_folders_and_globs() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.jsonl", b"{\"text\": \"one\"}\n\n{\"text\": \"two\"}\n");
-        write(dir.path(), "b.tsv", b"sentence\tlabel\nthree \t1\nfour\t0\n");
+        write(
+            dir.path(),
+            "a.jsonl",
+            b"{\"text\": \"one\"}\n\n{\"text\": \"two\"}\n",
+        );
+        write(
+            dir.path(),
+            "b.tsv",
+            b"sentence\tlabel\nthree \t1\nfour\t0\n",
+        );
         write(dir.path(), "c.csv", b"label,review\n1,\"five, six\"\n");
         write(dir.path(), "skip.bin", b"\0\0");
         let options = CorpusOptions {
@@ -508,7 +525,10 @@ mod tests {
             column: "review".into(),
             ..Default::default()
         };
-        assert_eq!(docs(&format!("{folder}/c.csv"), &csv_options).unwrap(), ["five, six"]);
+        assert_eq!(
+            docs(&format!("{folder}/c.csv"), &csv_options).unwrap(),
+            ["five, six"]
+        );
     }
 
     #[test]
@@ -518,9 +538,15 @@ mod tests {
         let spec = path.to_str().unwrap();
         let mut options = CorpusOptions::default();
         let err = docs(spec, &options).unwrap_err().to_string();
-        assert!(err.contains("bad.txt") && err.contains("byte 14") && err.contains("--lossy"), "{err}");
+        assert!(
+            err.contains("bad.txt") && err.contains("byte 14") && err.contains("--lossy"),
+            "{err}"
+        );
         options.lossy = true;
-        assert_eq!(docs(spec, &options).unwrap(), ["good line\nbad \u{fffd} byte"]);
+        assert_eq!(
+            docs(spec, &options).unwrap(),
+            ["good line\nbad \u{fffd} byte"]
+        );
     }
 
     #[test]
@@ -528,12 +554,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = write(dir.path(), "x.txt", b"ab\0cd");
         let options = CorpusOptions::default();
-        let err = docs(bin.to_str().unwrap(), &options).unwrap_err().to_string();
+        let err = docs(bin.to_str().unwrap(), &options)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("binary") && err.contains("x.txt"), "{err}");
         let err = docs("/no/such/file.txt", &options).unwrap_err().to_string();
-        assert!(err.contains("/no/such/file.txt") && err.contains("matched no file"), "{err}");
+        assert!(
+            err.contains("/no/such/file.txt") && err.contains("matched no file"),
+            "{err}"
+        );
         let jsonl = write(dir.path(), "y.jsonl", b"{\"body\": \"x\"}\n");
-        let err = docs(jsonl.to_str().unwrap(), &options).unwrap_err().to_string();
-        assert!(err.contains("y.jsonl:1") && err.contains("--text-field"), "{err}");
+        let err = docs(jsonl.to_str().unwrap(), &options)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("y.jsonl:1") && err.contains("--text-field"),
+            "{err}"
+        );
     }
 }

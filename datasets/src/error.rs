@@ -10,7 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A corpus path, folder or glob that matched no readable file.
-    #[error("corpus `{0}` matched no file: check the path, or give a folder, glob or named data set")]
+    #[error(
+        "corpus `{0}` matched no file: check the path, or give a folder, glob or named data set"
+    )]
     NoMatch(String),
     /// The corpus had files, but no text in them.
     #[error("corpus {0} is empty: give files that contain text")]

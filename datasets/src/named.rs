@@ -45,7 +45,15 @@ pub struct NamedDataset {
 
 macro_rules! gh {
     ($repo:literal, $commit:literal, $path:literal) => {
-        Some(concat!("https://raw.githubusercontent.com", "/", $repo, "/", $commit, "/", $path))
+        Some(concat!(
+            "https://raw.githubusercontent.com",
+            "/",
+            $repo,
+            "/",
+            $commit,
+            "/",
+            $path
+        ))
     };
 }
 
@@ -57,7 +65,11 @@ pub const REGISTRY: &[NamedDataset] = &[
         files: &[NamedFile {
             path: "tinyshakespeare/input.txt",
             sha256: "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-            url: gh!("karpathy/char-rnn", "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e", "data/tinyshakespeare/input.txt"),
+            url: gh!(
+                "karpathy/char-rnn",
+                "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e",
+                "data/tinyshakespeare/input.txt"
+            ),
             read_as: ReadAs::Text(DocSplit::Paragraph),
         }],
     },
@@ -68,13 +80,21 @@ pub const REGISTRY: &[NamedDataset] = &[
             NamedFile {
                 path: "wikitext-2-raw/wiki.valid.raw",
                 sha256: "4cd0f6876d07a413aa911261ff6d363c72d757d47f0fdd6015702014c89cb9c7",
-                url: gh!("DRAGNLabs/LLMHumanModeling", "a76c47739e890a857b138b0adc5ca47a10c4c18f", "data/wiki.valid.raw"),
+                url: gh!(
+                    "DRAGNLabs/LLMHumanModeling",
+                    "a76c47739e890a857b138b0adc5ca47a10c4c18f",
+                    "data/wiki.valid.raw"
+                ),
                 read_as: ReadAs::Text(DocSplit::Line),
             },
             NamedFile {
                 path: "wikitext-2-raw/wiki.test.raw",
                 sha256: "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08",
-                url: gh!("DRAGNLabs/LLMHumanModeling", "a76c47739e890a857b138b0adc5ca47a10c4c18f", "data/wiki.test.raw"),
+                url: gh!(
+                    "DRAGNLabs/LLMHumanModeling",
+                    "a76c47739e890a857b138b0adc5ca47a10c4c18f",
+                    "data/wiki.test.raw"
+                ),
                 read_as: ReadAs::Text(DocSplit::Line),
             },
         ],
@@ -85,7 +105,11 @@ pub const REGISTRY: &[NamedDataset] = &[
         files: &[NamedFile {
             path: "sst2/train.tsv",
             sha256: "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
-            url: gh!("eyalbd2/Reproducing-AutoPrompt", "6288fb5bec9c572f2492875ae0111df5b6daed11", "glue_data/SST-2/train_full.tsv"),
+            url: gh!(
+                "eyalbd2/Reproducing-AutoPrompt",
+                "6288fb5bec9c572f2492875ae0111df5b6daed11",
+                "glue_data/SST-2/train_full.tsv"
+            ),
             read_as: ReadAs::Column(b'\t', "sentence"),
         }],
     },
@@ -95,7 +119,11 @@ pub const REGISTRY: &[NamedDataset] = &[
         files: &[NamedFile {
             path: "tinystories/tinystories_val.txt",
             sha256: "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6",
-            url: gh!("yuninxia/moe-routing-bench", "bb9bb0bd461aa77cf6ab89423b758f586a6f75d1", "data/tinystories_val.txt"),
+            url: gh!(
+                "yuninxia/moe-routing-bench",
+                "bb9bb0bd461aa77cf6ab89423b758f586a6f75d1",
+                "data/tinystories_val.txt"
+            ),
             read_as: ReadAs::Text(DocSplit::Paragraph),
         }],
     },
@@ -105,7 +133,11 @@ pub const REGISTRY: &[NamedDataset] = &[
         files: &[NamedFile {
             path: "waimai-10k/waimai_10k.csv",
             sha256: "b8b5c11c00b51578d35937fca56e03a126b45381f1ea4b22893237cb377a26fe",
-            url: gh!("SophonPlus/ChineseNlpCorpus", "a0b781d72158bde242c0626c9e354d2b328865ff", "datasets/waimai_10k/waimai_10k.csv"),
+            url: gh!(
+                "SophonPlus/ChineseNlpCorpus",
+                "a0b781d72158bde242c0626c9e354d2b328865ff",
+                "datasets/waimai_10k/waimai_10k.csv"
+            ),
             read_as: ReadAs::Column(b',', "review"),
         }],
     },
@@ -156,7 +188,9 @@ pub fn data_home() -> PathBuf {
 
 /// The home folder (`$HOME`, or the current folder when unset).
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Looks a name up in [`REGISTRY`].
@@ -167,7 +201,12 @@ pub fn lookup(name: &str) -> Option<&'static NamedDataset> {
 /// The files of a named data set under `home`, each checked by sha256 and fetched when missing.
 ///
 /// `mirror`, when given, replaces the public host: a file is fetched from `{mirror}/{path}`.
-pub fn resolve(dataset: &NamedDataset, home: &Path, mirror: Option<&str>, progress: bool) -> Result<Vec<CorpusFile>> {
+pub fn resolve(
+    dataset: &NamedDataset,
+    home: &Path,
+    mirror: Option<&str>,
+    progress: bool,
+) -> Result<Vec<CorpusFile>> {
     let mut files = Vec::new();
     for file in dataset.files {
         let path = home.join(file.path);
@@ -213,7 +252,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Downloads one file to a temporary name, checks its sha256, then renames it into place.
-fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&str>, progress: bool) -> Result<()> {
+fn fetch(
+    dataset: &NamedDataset,
+    file: &NamedFile,
+    dest: &Path,
+    mirror: Option<&str>,
+    progress: bool,
+) -> Result<()> {
     let fail = |message: String| DataError::Named {
         name: dataset.name.into(),
         message,
@@ -240,8 +285,10 @@ fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&
         (false, _) => ProgressBar::hidden(),
     }
     .with_style(
-        ProgressStyle::with_template("fetching {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "fetching {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("valid template"),
     )
     .with_message(file.path);
     let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(DataError::io(parent))?;
@@ -256,7 +303,8 @@ fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&
             break;
         }
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(DataError::io(tmp.path()))?;
+        tmp.write_all(&buf[..n])
+            .map_err(DataError::io(tmp.path()))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
@@ -267,7 +315,8 @@ fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&
             file.sha256
         )));
     }
-    tmp.persist(dest).map_err(|e| DataError::io(dest)(e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| DataError::io(dest)(e.error))?;
     Ok(())
 }
 
@@ -293,10 +342,19 @@ mod tests {
                 while reader.read_line(&mut header).unwrap() > 2 {
                     header.clear();
                 }
-                let path = request_line.split_whitespace().nth(1).unwrap().trim_start_matches('/');
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .trim_start_matches('/');
                 match std::fs::read(root.join(path)) {
                     Ok(body) => {
-                        write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                        write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .unwrap();
                         stream.write_all(&body).unwrap();
                     }
                     Err(_) => {
@@ -311,7 +369,13 @@ mod tests {
     #[test]
     fn shared_data_matches_the_registry() {
         for dataset in REGISTRY {
-            let files = resolve(dataset, Path::new(SHARED), Some("http://127.0.0.1:9"), false).unwrap();
+            let files = resolve(
+                dataset,
+                Path::new(SHARED),
+                Some("http://127.0.0.1:9"),
+                false,
+            )
+            .unwrap();
             assert_eq!(files.len(), dataset.files.len());
         }
     }
@@ -323,24 +387,44 @@ mod tests {
         let dataset = lookup("tinyshakespeare").unwrap();
         let files = resolve(dataset, home.path(), Some(&mirror), false).unwrap();
         assert_eq!(files[0].path, home.path().join("tinyshakespeare/input.txt"));
-        assert_eq!(sha256_file(&files[0].path).unwrap(), dataset.files[0].sha256);
+        assert_eq!(
+            sha256_file(&files[0].path).unwrap(),
+            dataset.files[0].sha256
+        );
 
         // A server that serves other bytes under the expected name: refused, nothing saved.
         let wrong_root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(wrong_root.path().join("sst2")).unwrap();
-        std::fs::write(wrong_root.path().join("sst2/train.tsv"), "sentence\tlabel\nx\t1\n").unwrap();
+        std::fs::write(
+            wrong_root.path().join("sst2/train.tsv"),
+            "sentence\tlabel\nx\t1\n",
+        )
+        .unwrap();
         let mirror = serve(wrong_root.path().to_path_buf(), 1);
         let err = resolve(lookup("sst2").unwrap(), home.path(), Some(&mirror), false)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sha256") && err.contains("nothing was saved"), "{err}");
-        let sst2_dir: Vec<_> = std::fs::read_dir(home.path().join("sst2")).unwrap().collect();
+        assert!(
+            err.contains("sha256") && err.contains("nothing was saved"),
+            "{err}"
+        );
+        let sst2_dir: Vec<_> = std::fs::read_dir(home.path().join("sst2"))
+            .unwrap()
+            .collect();
         assert!(sst2_dir.is_empty(), "partial download left behind");
 
         // Unreachable server: a clear error naming the data set.
-        let err = resolve(lookup("tinystories").unwrap(), home.path(), Some("http://127.0.0.1:9"), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("tinystories") && err.contains("PRIMER_DATA"), "{err}");
+        let err = resolve(
+            lookup("tinystories").unwrap(),
+            home.path(),
+            Some("http://127.0.0.1:9"),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tinystories") && err.contains("PRIMER_DATA"),
+            "{err}"
+        );
     }
 }

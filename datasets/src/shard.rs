@@ -22,7 +22,11 @@ pub enum TokenDtype {
 impl TokenDtype {
     /// The narrowest width that holds every id of a vocabulary.
     pub fn for_vocab(vocab_size: usize) -> Self {
-        if vocab_size <= u16::MAX as usize + 1 { Self::U16 } else { Self::U32 }
+        if vocab_size <= u16::MAX as usize + 1 {
+            Self::U16
+        } else {
+            Self::U32
+        }
     }
 
     /// Bytes per token.
@@ -80,7 +84,10 @@ impl ShardWriter {
     /// Flushes and syncs the file.
     pub fn finish(mut self) -> Result<u64> {
         self.out.flush().map_err(DataError::io(&self.path))?;
-        self.out.get_ref().sync_all().map_err(DataError::io(&self.path))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(DataError::io(&self.path))?;
         Ok(self.len)
     }
 }

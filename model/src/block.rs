@@ -1,7 +1,9 @@
 //! One pre-LayerNorm Transformer block and its MLP.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
@@ -23,10 +25,14 @@ impl Mlp {
         let normal = |std| Initializer::Normal { mean: 0.0, std };
         Self {
             fc: crate::zero_bias(
-                LinearConfig::new(config.d_model, config.d_ff).with_initializer(normal(config.init_std)).init(device),
+                LinearConfig::new(config.d_model, config.d_ff)
+                    .with_initializer(normal(config.init_std))
+                    .init(device),
             ),
             proj: crate::zero_bias(
-                LinearConfig::new(config.d_ff, config.d_model).with_initializer(normal(residual_std)).init(device),
+                LinearConfig::new(config.d_ff, config.d_model)
+                    .with_initializer(normal(residual_std))
+                    .init(device),
             ),
             dropout: DropoutConfig::new(config.dropout).init(),
         }
@@ -36,7 +42,8 @@ impl Mlp {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.proj.forward(gelu(self.fc.forward(x))))
+        self.dropout
+            .forward(self.proj.forward(gelu(self.fc.forward(x))))
     }
 }
 
@@ -57,7 +64,11 @@ impl Block {
     /// A block with GPT-2 initialisation: residual projections get `init_std / sqrt(2 * layers)`.
     pub fn new(config: &TransformerConfig, device: &Device) -> Self {
         let residual_std = config.init_std / (2.0 * config.n_layers as f64).sqrt();
-        let norm = || LayerNormConfig::new(config.d_model).with_epsilon(config.norm_eps).init(device);
+        let norm = || {
+            LayerNormConfig::new(config.d_model)
+                .with_epsilon(config.norm_eps)
+                .init(device)
+        };
         Self {
             norm_1: norm(),
             attn: SelfAttention::new(config, residual_std, device),

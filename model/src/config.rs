@@ -76,13 +76,13 @@ impl TransformerConfig {
                 return Err(format!("{flag} must be at least 1"));
             }
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "--heads {} does not divide --d-model {}: choose heads that divide the model width",
                 self.n_heads, self.d_model
             ));
         }
-        if self.positions == Positions::Rotary && (self.d_model / self.n_heads) % 2 != 0 {
+        if self.positions == Positions::Rotary && !(self.d_model / self.n_heads).is_multiple_of(2) {
             return Err(format!(
                 "rotary positions need an even head width, got {}: change --d-model or --heads",
                 self.d_model / self.n_heads
@@ -92,6 +92,20 @@ impl TransformerConfig {
             return Err(format!("--dropout {} must be in [0, 1)", self.dropout));
         }
         Ok(())
+    }
+
+    /// Number of trainable parameters of the model this config builds.
+    pub fn num_params(&self) -> usize {
+        let (d, f, v) = (self.d_model, self.d_ff, self.vocab_size);
+        // Two LayerNorms, fused QKV and output projection, MLP expansion and projection.
+        let block = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+        let positions = if self.positions == Positions::Learned {
+            self.max_seq_len * d
+        } else {
+            0
+        };
+        let head = if self.tie_embeddings { 0 } else { d * v };
+        v * d + positions + self.n_layers * block + 2 * d + head
     }
 
     /// Width of one attention head.

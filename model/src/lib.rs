@@ -35,21 +35,37 @@ mod tests {
     use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
 
     fn config() -> TransformerConfig {
-        TransformerConfig::new(50).with_d_model(32).with_n_layers(2).with_n_heads(4).with_d_ff(64).with_max_seq_len(16)
+        TransformerConfig::new(50)
+            .with_d_model(32)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(64)
+            .with_max_seq_len(16)
     }
 
     #[test]
     fn shapes_and_parameter_count() {
         let device = Device::flex();
         let model = config().init(&device);
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new((0..24i64).collect::<Vec<_>>(), [2, 12]), &device);
-        assert_eq!(model.forward(tokens, AttentionMode::Causal).dims(), [2, 12, 50]);
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new((0..24i64).collect::<Vec<_>>(), [2, 12]),
+            &device,
+        );
+        assert_eq!(
+            model.forward(tokens, AttentionMode::Causal).dims(),
+            [2, 12, 50]
+        );
         // embeddings 50*32 + 16*32; per block: 2 norms 4*32, qkv 32*96+96, proj 32*32+32,
         // fc 32*64+64, proj 64*32+32; final norm 64; tied head adds nothing.
         let block = 4 * 32 + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32);
         assert_eq!(model.num_params(), 50 * 32 + 16 * 32 + 2 * block + 64);
         let untied = config().with_tie_embeddings(false).init(&device);
         assert_eq!(untied.num_params(), model.num_params() + 32 * 50);
+        assert_eq!(config().num_params(), model.num_params());
+        let rotary = config()
+            .with_positions(Positions::Rotary)
+            .with_tie_embeddings(false);
+        assert_eq!(rotary.num_params(), rotary.init(&device).num_params());
     }
 
     #[test]
@@ -57,14 +73,24 @@ mod tests {
         let device = Device::flex();
         for positions in [Positions::Learned, Positions::Rotary] {
             let model = config().with_positions(positions).init(&device);
-            let a = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [1, 6]), &device);
-            let b = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 9, 9, 9], [1, 6]), &device);
+            let a = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [1, 6]),
+                &device,
+            );
+            let b = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![1i64, 2, 3, 9, 9, 9], [1, 6]),
+                &device,
+            );
             let prefix = |t: Tensor<3>| t.slice([0..1, 0..3]).into_data();
             let causal_a = model.forward(a.clone(), AttentionMode::Causal);
             let causal_b = model.forward(b.clone(), AttentionMode::Causal);
             prefix(causal_a).assert_approx_eq::<f32>(&prefix(causal_b), Tolerance::default());
-            let bi_a = prefix(model.forward(a, AttentionMode::Bidirectional)).to_vec::<f32>().unwrap();
-            let bi_b = prefix(model.forward(b, AttentionMode::Bidirectional)).to_vec::<f32>().unwrap();
+            let bi_a = prefix(model.forward(a, AttentionMode::Bidirectional))
+                .try_into_vec::<f32>()
+                .unwrap();
+            let bi_b = prefix(model.forward(b, AttentionMode::Bidirectional))
+                .try_into_vec::<f32>()
+                .unwrap();
             assert!(bi_a.iter().zip(&bi_b).any(|(x, y)| (x - y).abs() > 1e-4));
         }
     }
@@ -72,16 +98,31 @@ mod tests {
     #[test]
     fn invalid_sizes_are_reported_by_flag() {
         let err = config().with_n_heads(5).validate().unwrap_err();
-        assert!(err.contains("--heads 5") && err.contains("--d-model 32"), "{err}");
-        assert!(config().with_n_layers(0).validate().unwrap_err().contains("--layers"));
-        assert!(config().with_dropout(1.0).validate().unwrap_err().contains("--dropout"));
+        assert!(
+            err.contains("--heads 5") && err.contains("--d-model 32"),
+            "{err}"
+        );
+        assert!(
+            config()
+                .with_n_layers(0)
+                .validate()
+                .unwrap_err()
+                .contains("--layers")
+        );
+        assert!(
+            config()
+                .with_dropout(1.0)
+                .validate()
+                .unwrap_err()
+                .contains("--dropout")
+        );
     }
 
     #[test]
     fn gpt2_initialisation() {
         let model = config().init(&Device::flex());
         let std = |t: Tensor<2>| {
-            let v = t.into_data().to_vec::<f32>().unwrap();
+            let v = t.into_data().try_into_vec::<f32>().unwrap();
             let mean = v.iter().sum::<f32>() / v.len() as f32;
             (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt()
         };
@@ -89,7 +130,16 @@ mod tests {
         assert!((embed - 0.02).abs() < 0.002, "{embed}");
         let proj = std(model.blocks[0].mlp.proj.weight.val());
         assert!((proj - 0.02 / 2.0).abs() < 0.002, "{proj}");
-        let bias = model.blocks[0].attn.qkv.bias.as_ref().unwrap().val().abs().sum().into_scalar::<f32>();
+        let bias = model.blocks[0]
+            .attn
+            .qkv
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .abs()
+            .sum()
+            .into_scalar::<f32>();
         assert_eq!(bias, 0.0);
     }
 }

@@ -1,7 +1,10 @@
 //! The Transformer language model shared by every objective.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
+};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::block::Block;
@@ -40,12 +43,21 @@ impl TransformerConfig {
             mean: 0.0,
             std: self.init_std,
         };
-        let embedding = |rows| EmbeddingConfig::new(rows, self.d_model).with_initializer(normal.clone()).init(device);
+        let embedding = |rows| {
+            EmbeddingConfig::new(rows, self.d_model)
+                .with_initializer(normal.clone())
+                .init(device)
+        };
         Transformer {
             token_embedding: embedding(self.vocab_size),
-            position_embedding: (self.positions == Positions::Learned).then(|| embedding(self.max_seq_len)),
-            blocks: (0..self.n_layers).map(|_| Block::new(self, device)).collect(),
-            norm: LayerNormConfig::new(self.d_model).with_epsilon(self.norm_eps).init(device),
+            position_embedding: (self.positions == Positions::Learned)
+                .then(|| embedding(self.max_seq_len)),
+            blocks: (0..self.n_layers)
+                .map(|_| Block::new(self, device))
+                .collect(),
+            norm: LayerNormConfig::new(self.d_model)
+                .with_epsilon(self.norm_eps)
+                .init(device),
             lm_head: (!self.tie_embeddings).then(|| {
                 LinearConfig::new(self.d_model, self.vocab_size)
                     .with_bias(false)
@@ -69,7 +81,11 @@ impl Transformer {
     /// If `seq` exceeds the configured `max_seq_len`.
     pub fn forward_hidden(&self, tokens: Tensor<2, Int>, mode: AttentionMode) -> Tensor<3> {
         let [batch, seq] = tokens.dims();
-        assert!(seq <= self.max_seq_len, "sequence of {seq} tokens is longer than max_seq_len {}", self.max_seq_len);
+        assert!(
+            seq <= self.max_seq_len,
+            "sequence of {seq} tokens is longer than max_seq_len {}",
+            self.max_seq_len
+        );
         let device = tokens.device();
         let mut x = self.token_embedding.forward(tokens);
         if let Some(positions) = &self.position_embedding {
