@@ -9,7 +9,7 @@ use primer_datasets::named;
 use primer_datasets::prepare::{PreparedData, SplitOptions, prepare_cached};
 use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 
-use crate::options::CorpusArgs;
+use crate::options::{CorpusArgs, PretrainOptions};
 
 /// Whether progress bars are drawn (stderr is a terminal).
 pub fn show_progress() -> bool {
@@ -27,9 +27,7 @@ pub fn cache_root() -> PathBuf {
 /// (fetched into `$PRIMER_DATA` when missing; `$PRIMER_DATA_URL` names a mirror).
 pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
     if specs.is_empty() {
-        bail!(
-            "no --corpus given: give files, folders, globs or a named data set, or --data PREPARED_DIR"
-        );
+        bail!("no --corpus given: give files, folders, globs or a named data set, or --data PREPARED_DIR");
     }
     let options = CorpusOptions {
         split: args.doc_split.unwrap_or_default(),
@@ -39,8 +37,7 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
     };
     let mut files = Vec::new();
     for spec in specs {
-        let is_path =
-            std::path::Path::new(spec).exists() || spec.contains(['*', '?', '[', '/', '.']);
+        let is_path = std::path::Path::new(spec).exists() || spec.contains(['*', '?', '[', '/', '.']);
         match named::lookup(spec) {
             Some(dataset) if !is_path => {
                 let mirror = std::env::var("PRIMER_DATA_URL").ok();
@@ -72,10 +69,7 @@ pub fn tokenizer(
             } else {
                 format!("vocabulary {vocab_size}")
             };
-            eprintln!(
-                "training a {kind:?} tokenizer ({size}) on {}",
-                corpus.label()
-            );
+            eprintln!("training a {kind:?} tokenizer ({size}) on {}", corpus.label());
             PrimerTokenizer::train(corpus, kind, vocab_size, show_progress())?
         }
     })
@@ -88,22 +82,11 @@ pub fn prepare(
     tokenizer: &PrimerTokenizer,
     split: &SplitOptions,
 ) -> anyhow::Result<PreparedData> {
-    let (data, reused) = prepare_cached(
-        corpus,
-        valid,
-        tokenizer,
-        split,
-        &cache_root(),
-        show_progress(),
-    )?;
+    let (data, reused) = prepare_cached(corpus, valid, tokenizer, split, &cache_root(), show_progress())?;
     let (train, valid) = (data.meta.train, data.meta.valid);
     eprintln!(
         "{} data {}: train {} tokens / {} docs, valid {} tokens / {} docs",
-        if reused {
-            "reusing prepared"
-        } else {
-            "prepared"
-        },
+        if reused { "reusing prepared" } else { "prepared" },
         data.dir.display(),
         train.tokens,
         train.documents,
@@ -111,4 +94,47 @@ pub fn prepare(
         valid.documents
     );
     Ok(data)
+}
+
+/// The prepared data and tokenizer a run trains on.
+pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
+    let (data, tokenizer) = match &options.data {
+        Some(dir) => {
+            let data = PreparedData::open(dir)?;
+            let tokenizer = match &options.tokenizer {
+                Some(path) => PrimerTokenizer::from_file(path)?,
+                None => data.tokenizer()?,
+            };
+            (data, tokenizer)
+        }
+        None => {
+            let specs = options.corpus.corpus.clone().unwrap_or_default();
+            let train = corpus(&specs, &options.corpus)?;
+            let valid = options
+                .valid
+                .as_ref()
+                .map(|v| corpus(std::slice::from_ref(v), &options.corpus))
+                .transpose()?;
+            let trained = tokenizer(
+                options.tokenizer.as_ref(),
+                &train,
+                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
+                options.vocab_size.unwrap_or(8192),
+            )?;
+            let split = SplitOptions {
+                valid_fraction: options.valid_fraction.unwrap_or(0.05),
+                seed: options.seed.unwrap_or(1337),
+            };
+            (prepare(&train, valid.as_ref(), &trained, &split)?, trained)
+        }
+    };
+    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
+        bail!(
+            "prepared data {} was made with another tokenizer (vocabulary {}) than the one given (vocabulary {}): drop --tokenizer, or prepare the data with it",
+            data.dir.display(),
+            data.meta.vocab_size,
+            tokenizer.vocab_size()
+        );
+    }
+    Ok((data, tokenizer))
 }

@@ -4,13 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
-use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::prepare::SplitOptions;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::ObjectiveKind;
-use primer_trainer::eval::{
-    EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline,
-};
+use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline};
 use primer_trainer::optim::optimizer;
 use primer_trainer::run::{build_objective, load_model, valid_starts};
 use primer_trainer::run_dir::RunDir;
@@ -72,7 +70,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let corpus = data::corpus(specs, &args.corpus)?;
             data::prepare(&corpus, Some(&corpus), &tokenizer, &SplitOptions::default())?
         }
-        None => run_data(&config.options, &tokenizer)?,
+        None => {
+            let mut options: PretrainOptions =
+                serde_json::from_value(config.options.clone()).context("corrupt run config options")?;
+            options.tokenizer = Some(run_dir.tokenizer());
+            data::run_data(&options)?.0
+        }
     };
     if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
         bail!(
@@ -91,8 +94,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 run_dir.root.display()
             )
         })?;
-        let (model, _, state) =
-            Checkpointer::load(latest, config.model.init(&device), optimizer(&config.train))?;
+        let (model, _, state) = Checkpointer::load(latest, config.model.init(&device), optimizer(&config.train))?;
         eprintln!(
             "the run has not finished: evaluating its checkpoint at step {}",
             state.step
@@ -110,20 +112,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         batch_size: config.train.batch_size,
         tokens_per_byte: data.meta.valid.tokens as f64 / data.meta.valid.bytes as f64,
     };
-    let metrics = evaluate(
-        &model,
-        objective.as_ref(),
-        &set,
-        config.train.seed,
-        &device,
-        |_| {},
-    );
-    let baseline = unigram_baseline(
-        &data.train,
-        &set,
-        tokenizer.vocab_size(),
-        tokenizer.specials(),
-    );
+    let metrics = evaluate(&model, objective.as_ref(), &set, config.train.seed, &device, |_| {});
+    let baseline = unigram_baseline(&data.train, &set, tokenizer.vocab_size(), tokenizer.specials());
     let pseudo = (config.objective == ObjectiveKind::Mlm).then(|| {
         let mlm_starts = eval_starts(
             data.valid.len(),
@@ -135,13 +125,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             block_len: config.train.seq_len,
             ..set
         };
-        pseudo_perplexity(
-            &model,
-            tokenizer.specials(),
-            &mlm_set,
-            args.pppl_tokens,
-            &device,
-        )
+        pseudo_perplexity(&model, tokenizer.specials(), &mlm_set, args.pppl_tokens, &device)
     });
     let report = Report {
         run: args.run_dir.clone(),
@@ -158,16 +142,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         pseudo_ppl_tokens: pseudo.map(|p| p.1),
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
-        println!(
-            "run         {} ({})",
-            report.run.display(),
-            report.objective.name()
-        );
+        println!("run         {} ({})", report.run.display(), report.objective.name());
         println!("corpus      {}", report.corpus);
         println!("loss        {:.4}", report.loss);
         println!("perplexity  {:.3}", report.ppl);
@@ -177,10 +154,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         } else {
             "accuracy"
         };
-        println!(
-            "{accuracy:<11} {:.4} ({} targets)",
-            report.accuracy, report.targets
-        );
+        println!("{accuracy:<11} {:.4} ({} targets)", report.accuracy, report.targets);
         println!(
             "unigram     loss {:.4}, accuracy {:.4} (token frequencies alone)",
             baseline.loss, baseline.accuracy
@@ -190,28 +164,4 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The run's own prepared data, rebuilt from its stored options (a cache hit when present).
-fn run_data(
-    options: &serde_json::Value,
-    tokenizer: &PrimerTokenizer,
-) -> anyhow::Result<PreparedData> {
-    let options: PretrainOptions =
-        serde_json::from_value(options.clone()).context("corrupt run config options")?;
-    if let Some(dir) = &options.data {
-        return Ok(PreparedData::open(dir)?);
-    }
-    let specs = options.corpus.corpus.clone().unwrap_or_default();
-    let corpus = data::corpus(&specs, &options.corpus)?;
-    let valid = options
-        .valid
-        .as_ref()
-        .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
-        .transpose()?;
-    let split = SplitOptions {
-        valid_fraction: options.valid_fraction.unwrap_or(0.05),
-        seed: options.seed.unwrap_or(1337),
-    };
-    data::prepare(&corpus, valid.as_ref(), tokenizer, &split)
 }

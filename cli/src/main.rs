@@ -102,21 +102,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let corpus = data::corpus(&specs, &corpus)?;
             let tokenizer = data::tokenizer(None, &corpus, kind, vocab_size)?;
             tokenizer.save(&out)?;
-            println!(
-                "wrote {} (vocabulary {})",
-                out.display(),
-                tokenizer.vocab_size()
-            );
+            println!("wrote {} (vocabulary {})", out.display(), tokenizer.vocab_size());
         }
         Command::Prepare(args) => {
             let specs = args.corpus.corpus.clone().unwrap_or_default();
             let corpus = data::corpus(&specs, &args.corpus)?;
-            let valid = args
-                .valid
-                .map(|v| data::corpus(&[v], &args.corpus))
-                .transpose()?;
-            let tokenizer =
-                primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.tokenizer)?;
+            let valid = args.valid.map(|v| data::corpus(&[v], &args.corpus)).transpose()?;
+            let tokenizer = primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.tokenizer)?;
             let split = SplitOptions {
                 valid_fraction: args.valid_fraction,
                 seed: args.seed,

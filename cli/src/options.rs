@@ -159,8 +159,8 @@ options! {
 
 /// Reads a `--config` TOML file of [`PretrainOptions`].
 pub fn read_config(path: &PathBuf) -> anyhow::Result<PretrainOptions> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("config {}: {e}: check the path", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}: check the path", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let message = e.message().replace('\n', " ");
         anyhow::anyhow!(

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use burn::train::Interrupter;
-use primer_datasets::prepare::{PreparedData, SplitOptions};
-use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 use primer_model::{Positions, TransformerConfig};
 use primer_objectives::MlmConfig;
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
@@ -68,10 +66,8 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     let run_dir = RunDir::new(root);
     if mode == RunDirMode::Resume {
         let stored = run_dir.read_config()?;
-        let stored_options: PretrainOptions =
-            serde_json::from_value(stored.options).with_context(|| {
-                format!("{}: corrupt run config options", run_dir.config().display())
-            })?;
+        let stored_options: PretrainOptions = serde_json::from_value(stored.options)
+            .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
         options = options.or(stored_options);
         options.tokenizer = Some(run_dir.tokenizer());
     }
@@ -81,7 +77,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     let objective = options
         .objective
         .context("no --objective given: pass --objective mlm or --objective clm")?;
-    let (data, tokenizer) = resolve_data(&options)?;
+    let (data, tokenizer) = data::run_data(&options)?;
     let model = TransformerConfig {
         vocab_size: tokenizer.vocab_size(),
         ..model
@@ -152,9 +148,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Outcome::Interrupted(step) => {
-            println!(
-                "interrupted after step {step} (checkpoint saved); continue with: {resume_hint}"
-            );
+            println!("interrupted after step {step} (checkpoint saved); continue with: {resume_hint}");
             ExitCode::from(130)
         }
     })
@@ -175,10 +169,7 @@ fn install_signal_handler(interrupter: &Interrupter) {
 }
 
 /// Builds and checks the optimisation and model configs (the model's vocabulary is set later).
-fn configs(
-    options: &PretrainOptions,
-    vocab_size: usize,
-) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
+fn configs(options: &PretrainOptions, vocab_size: usize) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
     let lr = options.lr.unwrap_or(1e-3);
     let mut train = TrainConfig {
         steps: options.steps.unwrap_or(2000),
@@ -222,50 +213,4 @@ fn configs(
         .with_tie_embeddings(options.tie_embeddings.unwrap_or(true));
     model.validate().map_err(anyhow::Error::msg)?;
     Ok((train, model))
-}
-
-/// The prepared data and tokenizer a run trains on.
-fn resolve_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
-    let (data, tokenizer) = match &options.data {
-        Some(dir) => {
-            let data = PreparedData::open(dir)?;
-            let tokenizer = match &options.tokenizer {
-                Some(path) => PrimerTokenizer::from_file(path)?,
-                None => data.tokenizer()?,
-            };
-            (data, tokenizer)
-        }
-        None => {
-            let specs = options.corpus.corpus.clone().unwrap_or_default();
-            let corpus = data::corpus(&specs, &options.corpus)?;
-            let valid = options
-                .valid
-                .as_ref()
-                .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
-                .transpose()?;
-            let tokenizer = data::tokenizer(
-                options.tokenizer.as_ref(),
-                &corpus,
-                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
-                options.vocab_size.unwrap_or(8192),
-            )?;
-            let split = SplitOptions {
-                valid_fraction: options.valid_fraction.unwrap_or(0.05),
-                seed: options.seed.unwrap_or(1337),
-            };
-            (
-                data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?,
-                tokenizer,
-            )
-        }
-    };
-    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
-        bail!(
-            "prepared data {} was made with another tokenizer (vocabulary {}) than the one given (vocabulary {}): drop --tokenizer, or prepare the data with it",
-            data.dir.display(),
-            data.meta.vocab_size,
-            tokenizer.vocab_size()
-        );
-    }
-    Ok((data, tokenizer))
 }
