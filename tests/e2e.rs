@@ -2,7 +2,8 @@
 //! the one-line errors of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -11,20 +12,22 @@ fn shared_data() -> PathBuf {
 }
 
 fn shakespeare() -> String {
-    shared_data()
-        .join("tinyshakespeare/input.txt")
-        .display()
-        .to_string()
+    shared_data().join("tinyshakespeare/input.txt").display().to_string()
 }
 
-/// Runs `primer` with a private cache and the shared data home.
-fn primer(cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_primer"))
-        .args(args)
+/// A `primer` command with a private prepared-data cache and the shared data home. `args` is
+/// split on whitespace (paths in these tests have no spaces).
+fn primer_command(cache: &Path, args: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_primer"));
+    command
+        .args(args.split_whitespace())
         .env("PRIMER_DATA", shared_data())
-        .env("PRIMER_CACHE", cache)
-        .output()
-        .expect("primer runs")
+        .env("PRIMER_CACHE", cache);
+    command
+}
+
+fn primer(cache: &Path, args: &str) -> Output {
+    primer_command(cache, args).output().expect("primer runs")
 }
 
 fn stderr(output: &Output) -> String {
@@ -32,75 +35,43 @@ fn stderr(output: &Output) -> String {
 }
 
 fn assert_ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "primer failed: {}\n{}",
-        stderr(output),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "primer failed: {}\n{stdout}", stderr(output));
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
 fn records<'a>(metrics: &'a [Value], split: &str) -> Vec<&'a Value> {
     metrics.iter().filter(|m| m["split"] == split).collect()
 }
 
-/// A small, fast model: every test run shares these options.
-const SMALL: &[&str] = &[
-    "--layers",
-    "2",
-    "--d-model",
-    "32",
-    "--heads",
-    "2",
-    "--seq-len",
-    "32",
-    "--batch-size",
-    "8",
-    "--no-tui",
-];
+/// `pretrain` of a small, fast model on Tiny Shakespeare into `run`, plus `extra` options.
+fn pretrain_args(run: &Path, objective: &str, extra: &str) -> String {
+    format!(
+        "pretrain --objective {objective} --corpus {} --out {} --no-tui \
+         --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 {extra}",
+        shakespeare(),
+        run.display()
+    )
+}
 
-fn pretrain(cache: &Path, run: &Path, objective: &str, extra: &[&str]) -> Output {
-    let run = run.display().to_string();
-    let shakespeare = shakespeare();
-    let mut args = vec![
-        "pretrain",
-        "--objective",
-        objective,
-        "--corpus",
-        &shakespeare,
-        "--out",
-        &run,
-    ];
-    args.extend_from_slice(SMALL);
-    args.extend_from_slice(extra);
-    primer(cache, &args)
+fn pretrain(cache: &Path, run: &Path, objective: &str, extra: &str) -> Output {
+    primer(cache, &pretrain_args(run, objective, extra))
 }
 
 #[test]
 fn causal_run_learns_and_writes_a_complete_run_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("clm");
-    let extra = [
-        "--tokenizer-kind",
-        "char",
-        "--steps",
-        "120",
-        "--eval-every",
-        "60",
-        "--eval-batches",
-        "4",
-        "--lr",
-        "3e-3",
-    ];
-    assert_ok(&pretrain(tmp.path(), &run, "clm", &extra));
+    let extra = "--tokenizer-kind char --steps 120 --eval-every 60 --eval-batches 4 --lr 3e-3";
+    assert_ok(&pretrain(tmp.path(), &run, "clm", extra));
     for file in [
         "config.json",
         "tokenizer.json",
@@ -113,7 +84,7 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
     let metrics = metrics(&run);
     let train = records(&metrics, "train");
     assert_eq!(train.len(), 120);
-    for key in [
+    let fields = [
         "step",
         "split",
         "tokens_seen",
@@ -124,41 +95,28 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
         "bpb",
         "lr",
         "tokens_per_s",
-    ] {
+    ];
+    for key in fields {
         assert!(train[0].get(key).is_some(), "metrics record lacks {key}");
     }
     assert_eq!(train[119]["tokens_seen"], 120 * 8 * 32);
     let first = train[0]["loss"].as_f64().unwrap();
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    let last = summary["valid"]["loss"].as_f64().unwrap();
+    let last = read_json(&run.join("summary.json"))["valid"]["loss"].as_f64().unwrap();
     // Uniform over 72 characters is ln 72 = 4.28; 120 steps reach well below 3.
-    assert!(
-        first > 3.5 && last < 3.0,
-        "loss did not fall: {first} -> {last}"
-    );
+    assert!(first > 3.5 && last < 3.0, "loss did not fall: {first} -> {last}");
     assert_eq!(records(&metrics, "valid").len(), 2);
-    let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let config = read_json(&run.join("config.json"));
     assert_eq!(config["objective"], "clm");
     assert_eq!(config["model"]["vocab_size"], 72);
     assert_eq!(config["train"]["seed"], 1337);
 
-    let eval = primer(
-        tmp.path(),
-        &[
-            "eval",
-            run.to_str().unwrap(),
-            "--json",
-            "--eval-batches",
-            "4",
-        ],
-    );
+    let eval = primer(tmp.path(), &format!("eval {} --json --eval-batches 4", run.display()));
     assert_ok(&eval);
     let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let eval_loss = report["loss"].as_f64().unwrap();
     assert!(
-        (report["loss"].as_f64().unwrap() - last).abs() < 1e-6,
-        "eval differs from the run's final validation"
+        (eval_loss - last).abs() < 1e-6,
+        "eval {eval_loss} differs from the run's final validation {last}"
     );
     assert!(report.get("pseudo_ppl").is_none());
 }
@@ -167,60 +125,23 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
 fn masked_run_learns_above_the_unigram_baseline_and_reports_pseudo_perplexity() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("mlm");
-    let run_s = run.display().to_string();
-    let shakespeare = shakespeare();
     // Short sequences get a small MLM past its early plateau (predicting token frequencies)
     // in ~1000 steps.
-    let args = [
-        "pretrain",
-        "--objective",
-        "mlm",
-        "--corpus",
-        &shakespeare,
-        "--out",
-        &run_s,
-        "--tokenizer-kind",
-        "char",
-        "--layers",
-        "2",
-        "--d-model",
-        "32",
-        "--heads",
-        "2",
-        "--seq-len",
-        "16",
-        "--batch-size",
-        "32",
-        "--lr",
-        "3e-3",
-        "--steps",
-        "1500",
-        "--eval-every",
-        "500",
-        "--eval-batches",
-        "8",
-        "--no-tui",
-    ];
+    let args = format!(
+        "pretrain --objective mlm --corpus {} --out {} --no-tui --tokenizer-kind char --layers 2 --d-model 32 \
+         --heads 2 --seq-len 16 --batch-size 32 --lr 3e-3 --steps 1500 --eval-every 500 --eval-batches 8",
+        shakespeare(),
+        run.display()
+    );
     assert_ok(&primer(tmp.path(), &args));
     let eval = primer(
         tmp.path(),
-        &[
-            "eval",
-            &run_s,
-            "--json",
-            "--eval-batches",
-            "8",
-            "--pppl-tokens",
-            "64",
-        ],
+        &format!("eval {} --json --eval-batches 8 --pppl-tokens 64", run.display()),
     );
     assert_ok(&eval);
     let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(report["objective"], "mlm");
-    let (loss, accuracy) = (
-        report["loss"].as_f64().unwrap(),
-        report["accuracy"].as_f64().unwrap(),
-    );
+    let (loss, accuracy) = (report["loss"].as_f64().unwrap(), report["accuracy"].as_f64().unwrap());
     let baseline = &report["unigram_baseline"];
     let (unigram_loss, unigram_accuracy) = (
         baseline["loss"].as_f64().unwrap(),
@@ -239,19 +160,11 @@ fn masked_run_learns_above_the_unigram_baseline_and_reports_pseudo_perplexity() 
         accuracy > unigram_accuracy + 0.1,
         "masked accuracy {accuracy} not clearly above unigram {unigram_accuracy}"
     );
-    let first = records(&metrics(&run), "train")[0]["loss"]
-        .as_f64()
-        .unwrap();
-    assert!(
-        first > 4.0,
-        "training should start near ln(72) = 4.28, got {first}"
-    );
+    let first = records(&metrics(&run), "train")[0]["loss"].as_f64().unwrap();
+    assert!(first > 4.0, "training should start near ln(72) = 4.28, got {first}");
     assert_eq!(report["pseudo_ppl_tokens"], 64);
     let pppl = report["pseudo_ppl"].as_f64().unwrap();
-    assert!(
-        pppl > 1.0 && pppl < unigram_loss.exp(),
-        "pseudo-perplexity {pppl}"
-    );
+    assert!(pppl > 1.0 && pppl < unigram_loss.exp(), "pseudo-perplexity {pppl}");
 }
 
 /// The fields that must match between an uninterrupted run and a resumed one (timings differ).
@@ -263,20 +176,16 @@ fn comparable(record: &Value) -> Value {
     record
 }
 
-fn assert_same_from(reference: &[Value], resumed: &[Value], after: u64) {
-    let pick = |m: &[Value]| -> Vec<Value> {
+fn assert_same_after(reference: &[Value], resumed: &[Value], step: u64) {
+    let after = |m: &[Value]| -> Vec<Value> {
         m.iter()
-            .filter(|r| r["step"].as_u64().unwrap() > after)
+            .filter(|r| r["step"].as_u64().unwrap() > step)
             .map(comparable)
             .collect()
     };
-    let (a, b) = (pick(reference), pick(resumed));
+    let (a, b) = (after(reference), after(resumed));
     assert!(!a.is_empty());
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "different number of records after step {after}"
-    );
+    assert_eq!(a.len(), b.len(), "different number of records after step {step}");
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y, "resumed run differs");
     }
@@ -287,46 +196,26 @@ fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     // MLM with dropout and accumulation: masks, dropout, data order and optimizer state all
     // have to be restored.
-    let extra = [
-        "--vocab-size",
-        "300",
-        "--steps",
-        "20",
-        "--eval-every",
-        "5",
-        "--eval-batches",
-        "2",
-        "--dropout",
-        "0.1",
-        "--grad-accum",
-        "2",
-        "--checkpoint-every",
-        "4",
-        "--warmup-steps",
-        "3",
-    ];
+    let extra = "--vocab-size 300 --steps 20 --eval-every 5 --eval-batches 2 --dropout 0.1 --grad-accum 2 \
+                 --checkpoint-every 4 --warmup-steps 3";
     let full = tmp.path().join("full");
-    assert_ok(&pretrain(tmp.path(), &full, "mlm", &extra));
+    assert_ok(&pretrain(tmp.path(), &full, "mlm", extra));
     let halted = tmp.path().join("halted");
-    let mut args = extra.to_vec();
-    args.extend(["--halt-after", "10"]);
-    let output = pretrain(tmp.path(), &halted, "mlm", &args);
+    let output = pretrain(tmp.path(), &halted, "mlm", &format!("{extra} --halt-after 10"));
     assert_ok(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("halted after step 10"));
     assert!(!halted.join("model.bpk").exists());
     assert_eq!(records(&metrics(&halted), "train").len(), 10);
     assert_ok(&primer(
         tmp.path(),
-        &["pretrain", "--resume", halted.to_str().unwrap(), "--no-tui"],
+        &format!("pretrain --resume {} --no-tui", halted.display()),
     ));
-    assert_same_from(&metrics(&full), &metrics(&halted), 10);
+    assert_same_after(&metrics(&full), &metrics(&halted), 10);
     let summary = |run: &Path| -> Value {
-        let mut s: Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
-                .unwrap();
-        s.as_object_mut().unwrap().remove("wall_time_s");
-        s["valid"].as_object_mut().unwrap().remove("tokens_per_s");
-        s
+        let mut summary = read_json(&run.join("summary.json"));
+        summary.as_object_mut().unwrap().remove("wall_time_s");
+        summary["valid"].as_object_mut().unwrap().remove("tokens_per_s");
+        summary
     };
     assert_eq!(summary(&full), summary(&halted));
 }
@@ -334,46 +223,21 @@ fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
 #[test]
 fn killed_run_resumes_from_its_last_checkpoint_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let shakespeare = shakespeare();
-    let extra = [
-        "--tokenizer-kind",
-        "char",
-        "--steps",
-        "400",
-        "--eval-every",
-        "50",
-        "--eval-batches",
-        "1",
-        "--checkpoint-every",
-        "7",
-    ];
+    let extra = "--tokenizer-kind char --steps 400 --eval-every 50 --eval-batches 1 --checkpoint-every 7";
     let full = tmp.path().join("full");
-    assert_ok(&pretrain(tmp.path(), &full, "clm", &extra));
+    assert_ok(&pretrain(tmp.path(), &full, "clm", extra));
 
     let killed = tmp.path().join("killed");
-    let mut args: Vec<&str> = vec!["pretrain", "--objective", "clm", "--corpus", &shakespeare];
-    let killed_str = killed.display().to_string();
-    args.extend(["--out", &killed_str]);
-    args.extend_from_slice(SMALL);
-    args.extend_from_slice(&extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_primer"))
-        .args(&args)
-        .env("PRIMER_DATA", shared_data())
-        .env("PRIMER_CACHE", tmp.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut child = primer_command(tmp.path(), &pretrain_args(&killed, "clm", extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Kill it once it has written a few checkpoints and some steps after the last.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let steps = std::fs::read_to_string(killed.join("metrics.jsonl"))
-            .map(|m| m.lines().count())
-            .unwrap_or(0);
-        if steps >= 40 || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let logged = || std::fs::read_to_string(killed.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
+    while logged() < 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -383,202 +247,136 @@ fn killed_run_resumes_from_its_last_checkpoint_exactly() {
     );
     assert_ok(&primer(
         tmp.path(),
-        &["pretrain", "--resume", killed.to_str().unwrap(), "--no-tui"],
+        &format!("pretrain --resume {} --no-tui", killed.display()),
     ));
     // Records written after the last checkpoint were dropped and written again identically.
-    assert_same_from(&metrics(&full), &metrics(&killed), 0);
+    assert_same_after(&metrics(&full), &metrics(&killed), 0);
 }
 
-/// Runs `primer` expecting exit code 2, a one-line error containing every `needles`, and no
-/// run directory left behind.
-fn assert_refused(cache: &Path, args: &[&str], run: Option<&Path>, needles: &[&str]) {
+/// Runs `primer` expecting exit code 2, one error line containing every needle, and no run
+/// directory left behind.
+fn assert_refused(cache: &Path, args: &str, run: &Path, needles: &[&str]) {
     let output = primer(cache, args);
     let err = stderr(&output);
     assert_eq!(
         output.status.code(),
         Some(2),
-        "args {args:?}: expected exit 2, stderr: {err}"
+        "`{args}`: expected exit code 2, stderr: {err}"
     );
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
     for needle in needles {
         assert!(
             lines[0].contains(needle),
-            "error for {args:?} lacks `{needle}`: {}",
+            "error for `{args}` lacks `{needle}`: {}",
             lines[0]
         );
     }
-    if let Some(run) = run {
-        assert!(!run.exists(), "{args:?} left a run directory behind");
-    }
+    assert!(!run.exists(), "`{args}` left a run directory behind");
 }
 
 #[test]
 fn bad_input_is_refused_with_one_line_naming_it_and_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let cache = dir.join("cache");
-    let run = dir.join("run");
-    let run_s = run.to_str().unwrap();
+    let (dir, cache, run) = (tmp.path(), tmp.path().join("cache"), tmp.path().join("run"));
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         path.display().to_string()
     };
-    let base = |corpus: &str| -> Vec<String> {
-        [
-            "pretrain",
-            "--objective",
-            "clm",
-            "--tokenizer-kind",
-            "char",
-            "--out",
-            run_s,
-            "--no-tui",
-            "--corpus",
-            corpus,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    let pretrain = |corpus: &str, extra: &str| {
+        format!(
+            "pretrain --objective clm --tokenizer-kind char --out {} --no-tui --corpus {corpus} {extra}",
+            run.display()
+        )
     };
-    let refuse = |args: Vec<String>, needles: &[&str]| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert_refused(&cache, &args, Some(&run), needles);
-    };
-    let with = |mut args: Vec<String>, extra: &[&str]| {
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let refuse = |args: String, needles: &[&str]| assert_refused(&cache, &args, &run, needles);
 
     refuse(
-        base("/no/such/corpus.txt"),
+        pretrain("/no/such/corpus.txt", ""),
         &["/no/such/corpus.txt", "matched no file"],
     );
-    let empty = write("empty.txt", b"");
-    refuse(base(&empty), &["empty.txt", "empty"]);
-    let blank = write("blank.txt", b"\n\n  \n");
-    refuse(base(&blank), &["blank.txt", "empty"]);
-    let binary = write("binary.txt", b"text\x00\x01\x02");
-    refuse(base(&binary), &["binary.txt", "binary"]);
-    let bad_utf8 = write("latin1.txt", b"caf\xe9 au lait\n");
-    refuse(base(&bad_utf8), &["latin1.txt", "byte 3", "--lossy"]);
+    refuse(pretrain(&write("empty.txt", b""), ""), &["empty.txt", "empty"]);
+    refuse(pretrain(&write("blank.txt", b"\n\n  \n"), ""), &["blank.txt", "empty"]);
+    refuse(
+        pretrain(&write("binary.txt", b"text\x00\x01\x02"), ""),
+        &["binary.txt", "binary"],
+    );
+    refuse(
+        pretrain(&write("latin1.txt", b"caf\xe9 au lait\n"), ""),
+        &["latin1.txt", "byte 3", "--lossy"],
+    );
     let tiny = write("tiny.txt", b"one short line\n\nanother short line\n");
     refuse(
-        with(base(&tiny), &["--valid", &tiny]),
+        pretrain(&tiny, &format!("--valid {tiny}")),
         &["tokens", "fewer than one block", "--seq-len"],
     );
-    let unsupported = write("data.parquet", b"PAR1");
-    refuse(base(&unsupported), &["data.parquet", ".txt"]);
+    refuse(pretrain(&write("data.parquet", b"PAR1"), ""), &["data.parquet", ".txt"]);
 
     let shakespeare = shakespeare();
+    refuse(pretrain(&shakespeare, "--heads 3"), &["--heads 3", "--d-model 128"]);
+    refuse(pretrain(&shakespeare, "--layers 0"), &["--layers"]);
+    refuse(pretrain(&shakespeare, "--lr=-0.1"), &["--lr"]);
+    refuse(pretrain(&shakespeare, "--dropout 1.5"), &["--dropout"]);
+    refuse(pretrain(&shakespeare, "--mask-rate 0"), &["--mask-rate"]);
     refuse(
-        with(base(&shakespeare), &["--heads", "3"]),
-        &["--heads 3", "--d-model 128"],
-    );
-    refuse(with(base(&shakespeare), &["--layers", "0"]), &["--layers"]);
-    refuse(with(base(&shakespeare), &["--lr=-0.1"]), &["--lr"]);
-    refuse(
-        with(base(&shakespeare), &["--dropout", "1.5"]),
-        &["--dropout"],
-    );
-    refuse(
-        with(base(&shakespeare), &["--mask-rate", "0"]),
-        &["--mask-rate"],
-    );
-    refuse(
-        with(base(&shakespeare), &["--steps", "5", "--tokens", "100"]),
+        pretrain(&shakespeare, "--steps 5 --tokens 100"),
         &["--steps", "--tokens"],
     );
+    let run_s = run.display();
     refuse(
-        [
-            "pretrain",
-            "--objective",
-            "t5",
-            "--corpus",
-            &shakespeare,
-            "--out",
-            run_s,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        format!("pretrain --objective t5 --corpus {shakespeare} --out {run_s}"),
         &["t5", "mlm", "clm"],
     );
     refuse(
-        ["pretrain", "--corpus", &shakespeare, "--out", run_s]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        format!("pretrain --corpus {shakespeare} --out {run_s}"),
         &["--objective"],
     );
 
-    // A tokenizer without primer's special tokens.
-    let plain = write("plain.json", br#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"a":0,"b":1},"unk_token":"a"}}"#);
+    // Tokenizers without primer's special tokens, or not tokenizers at all.
+    let plain = write(
+        "plain.json",
+        br#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
+            "pre_tokenizer":null,"post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","vocab":{"a":0,"b":1},"unk_token":"a"}}"#,
+    );
     refuse(
-        with(base(&shakespeare), &["--tokenizer", &plain]),
+        pretrain(&shakespeare, &format!("--tokenizer {plain}")),
         &["plain.json", "[PAD]"],
     );
     let garbage = write("garbage.json", b"{not json");
     refuse(
-        with(base(&shakespeare), &["--tokenizer", &garbage]),
+        pretrain(&shakespeare, &format!("--tokenizer {garbage}")),
         &["garbage.json", "tokenizer"],
     );
 
     // A config file with an unknown key.
     let config = write("run.toml", b"objective = \"clm\"\nlayerz = 3\n");
     refuse(
-        with(base(&shakespeare), &["--config", &config]),
+        pretrain(&shakespeare, &format!("--config {config}")),
         &["run.toml", "layerz"],
     );
 
     // Prepared data made with another tokenizer than the one given.
-    let char_tok = dir.join("char.json").display().to_string();
-    let bpe_tok = dir.join("bpe.json").display().to_string();
+    let (char_tok, bpe_tok) = (dir.join("char.json"), dir.join("bpe.json"));
     for (kind, out) in [("char", &char_tok), ("bpe", &bpe_tok)] {
-        assert_ok(&primer(
-            &cache,
-            &[
-                "tokenizer",
-                "train",
-                "--corpus",
-                &shakespeare,
-                "--kind",
-                kind,
-                "--vocab-size",
-                "300",
-                "--out",
-                out,
-            ],
-        ));
+        let args = format!(
+            "tokenizer train --corpus {shakespeare} --kind {kind} --vocab-size 300 --out {}",
+            out.display()
+        );
+        assert_ok(&primer(&cache, &args));
     }
     let prepared = primer(
         &cache,
-        &[
-            "prepare",
-            "--corpus",
-            &shakespeare,
-            "--tokenizer",
-            &char_tok,
-        ],
+        &format!("prepare --corpus {shakespeare} --tokenizer {}", char_tok.display()),
     );
     assert_ok(&prepared);
     let prepared = String::from_utf8_lossy(&prepared.stdout).trim().to_string();
     refuse(
-        [
-            "pretrain",
-            "--objective",
-            "clm",
-            "--data",
-            &prepared,
-            "--tokenizer",
-            &bpe_tok,
-            "--out",
-            run_s,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        format!(
+            "pretrain --objective clm --data {prepared} --tokenizer {} --out {run_s}",
+            bpe_tok.display()
+        ),
         &["another tokenizer", "vocabulary 300", "vocabulary 72"],
     );
 }
@@ -586,45 +384,24 @@ fn bad_input_is_refused_with_one_line_naming_it_and_exit_code_2() {
 #[test]
 fn run_directories_are_not_overwritten_or_resumed_with_another_config() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let run = tmp.path().join("run");
-    let extra = [
-        "--tokenizer-kind",
-        "char",
-        "--steps",
-        "6",
-        "--eval-every",
-        "3",
-        "--eval-batches",
-        "1",
-        "--checkpoint-every",
-        "3",
-        "--halt-after",
-        "3",
-    ];
-    assert_ok(&pretrain(&cache, &run, "clm", &extra));
-    let shakespeare = shakespeare();
-    let run_s = run.to_str().unwrap();
+    let (cache, run) = (tmp.path().join("cache"), tmp.path().join("run"));
+    let extra = "--tokenizer-kind char --steps 6 --eval-every 3 --eval-batches 1 --checkpoint-every 3";
+    assert_ok(&pretrain(&cache, &run, "clm", &format!("{extra} --halt-after 3")));
 
     let again = primer(
         &cache,
-        &[
-            "pretrain",
-            "--objective",
-            "clm",
-            "--corpus",
-            &shakespeare,
-            "--out",
-            run_s,
-            "--no-tui",
-        ],
+        &format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui",
+            shakespeare(),
+            run.display()
+        ),
     );
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("already exists") && stderr(&again).contains("--overwrite"));
 
     let changed = primer(
         &cache,
-        &["pretrain", "--resume", run_s, "--d-model", "64", "--no-tui"],
+        &format!("pretrain --resume {} --d-model 64 --no-tui", run.display()),
     );
     assert_eq!(changed.status.code(), Some(2));
     let err = stderr(&changed);
@@ -634,9 +411,8 @@ fn run_directories_are_not_overwritten_or_resumed_with_another_config() {
     );
 
     // A corrupt checkpoint is named, with the way out.
-    let checkpoint = run.join("checkpoints/step-00000003");
-    std::fs::write(checkpoint.join("model.bpk"), b"not a burnpack file").unwrap();
-    let corrupt = primer(&cache, &["pretrain", "--resume", run_s, "--no-tui"]);
+    std::fs::write(run.join("checkpoints/step-00000003/model.bpk"), b"not a burnpack file").unwrap();
+    let corrupt = primer(&cache, &format!("pretrain --resume {} --no-tui", run.display()));
     assert_eq!(corrupt.status.code(), Some(2));
     let err = stderr(&corrupt);
     assert!(
@@ -645,8 +421,6 @@ fn run_directories_are_not_overwritten_or_resumed_with_another_config() {
     );
 
     // --overwrite starts over.
-    let mut args = extra[..extra.len() - 2].to_vec();
-    args.push("--overwrite");
-    assert_ok(&pretrain(&cache, &run, "clm", &args));
+    assert_ok(&pretrain(&cache, &run, "clm", &format!("{extra} --overwrite")));
     assert!(run.join("summary.json").exists());
 }

@@ -29,10 +29,7 @@ impl BlockStream {
     /// # Panics
     /// If the shard holds less than one block.
     pub fn new(n_tokens: usize, block_len: usize, seed: u64) -> Self {
-        assert!(
-            n_tokens >= block_len && block_len > 0,
-            "shard shorter than one block"
-        );
+        assert!(n_tokens >= block_len && block_len > 0, "shard shorter than one block");
         Self {
             n_tokens,
             block_len,
@@ -56,15 +53,14 @@ impl BlockStream {
 
     /// Start positions of the `count` blocks at `cursor, cursor + 1, ...`.
     pub fn starts(&mut self, cursor: u64, count: usize) -> Vec<usize> {
-        (cursor..cursor + count as u64)
-            .map(|c| self.start(c))
-            .collect()
+        (cursor..cursor + count as u64).map(|c| self.start(c)).collect()
     }
 
     fn start(&mut self, cursor: u64) -> usize {
-        let cached = self.epoch.as_ref().is_some_and(|(_, first, _, order)| {
-            cursor >= *first && cursor < first + order.len() as u64
-        });
+        let cached = self
+            .epoch
+            .as_ref()
+            .is_some_and(|(_, first, _, order)| cursor >= *first && cursor < first + order.len() as u64);
         if !cached {
             // Walk epochs from the cached one (or from the start when going backwards).
             let (mut epoch, mut first) = match &self.epoch {
@@ -76,9 +72,7 @@ impl BlockStream {
                 epoch += 1;
             }
             let mut order: Vec<u32> = (0..self.blocks_in_epoch(epoch) as u32).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-                self.seed.wrapping_add(epoch),
-            ));
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch)));
             self.epoch = Some((epoch, first, self.offset(epoch), order));
         }
         let (_, first, offset, order) = self.epoch.as_ref().expect("filled above");
@@ -93,9 +87,7 @@ pub fn eval_starts(n_tokens: usize, block_len: usize, count: usize) -> Vec<usize
     if available <= count {
         return (0..available).map(|i| i * block_len).collect();
     }
-    (0..count)
-        .map(|i| i * available / count * block_len)
-        .collect()
+    (0..count).map(|i| i * available / count * block_len).collect()
 }
 
 /// Reads the blocks at `starts` from a shard, concatenated: `[starts.len() * block_len]`.

@@ -126,8 +126,7 @@ impl Corpus {
     pub fn expand_paths(spec: &str, options: &CorpusOptions) -> Result<Vec<CorpusFile>> {
         let mut paths = Vec::new();
         if spec.contains(['*', '?', '[']) {
-            let entries = glob::glob(spec)
-                .map_err(|e| DataError::InvalidOption(format!("glob `{spec}`: {e}")))?;
+            let entries = glob::glob(spec).map_err(|e| DataError::InvalidOption(format!("glob `{spec}`: {e}")))?;
             paths.extend(entries.filter_map(|e| e.ok()).filter(|p| p.is_file()));
             paths.sort();
         } else {
@@ -176,10 +175,7 @@ impl Corpus {
         hasher.update([self.lossy as u8]);
         for file in &self.files {
             let meta = std::fs::metadata(&file.path).map_err(DataError::io(&file.path))?;
-            let canonical = file
-                .path
-                .canonicalize()
-                .map_err(DataError::io(&file.path))?;
+            let canonical = file.path.canonicalize().map_err(DataError::io(&file.path))?;
             let modified = meta
                 .modified()
                 .ok()
@@ -375,10 +371,7 @@ impl FileReader {
                     return Ok(None);
                 };
                 let index = self.column_index.expect("set at open");
-                let text = split_row(&line, delimiter)
-                    .into_iter()
-                    .nth(index)
-                    .unwrap_or_default();
+                let text = split_row(&line, delimiter).into_iter().nth(index).unwrap_or_default();
                 let text = text.trim_end().to_string();
                 if !text.trim().is_empty() {
                     return Ok(Some(text));
@@ -405,11 +398,7 @@ impl FileReader {
             }
         }
         self.done = true;
-        if doc.trim().is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some(doc))
-        }
+        if doc.trim().is_empty() { Ok(None) } else { Ok(Some(doc)) }
     }
 
     fn jsonl_text(&self, line: &str, field: &str) -> Result<String> {
@@ -418,11 +407,8 @@ impl FileReader {
             line: self.line_number,
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            bad(format!(
-                "not a JSON object ({e}): fix the line or remove it"
-            ))
-        })?;
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| bad(format!("not a JSON object ({e}): fix the line or remove it")))?;
         match value.get(field) {
             Some(serde_json::Value::String(text)) => Ok(text.clone()),
             _ => Err(bad(format!(
@@ -498,16 +484,8 @@ mod tests {
     #[test]
     fn jsonl_tsv_csv_folders_and_globs() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            "a.jsonl",
-            b"{\"text\": \"one\"}\n\n{\"text\": \"two\"}\n",
-        );
-        write(
-            dir.path(),
-            "b.tsv",
-            b"sentence\tlabel\nthree \t1\nfour\t0\n",
-        );
+        write(dir.path(), "a.jsonl", b"{\"text\": \"one\"}\n\n{\"text\": \"two\"}\n");
+        write(dir.path(), "b.tsv", b"sentence\tlabel\nthree \t1\nfour\t0\n");
         write(dir.path(), "c.csv", b"label,review\n1,\"five, six\"\n");
         write(dir.path(), "skip.bin", b"\0\0");
         let options = CorpusOptions {
@@ -525,10 +503,7 @@ mod tests {
             column: "review".into(),
             ..Default::default()
         };
-        assert_eq!(
-            docs(&format!("{folder}/c.csv"), &csv_options).unwrap(),
-            ["five, six"]
-        );
+        assert_eq!(docs(&format!("{folder}/c.csv"), &csv_options).unwrap(), ["five, six"]);
     }
 
     #[test]
@@ -543,10 +518,7 @@ mod tests {
             "{err}"
         );
         options.lossy = true;
-        assert_eq!(
-            docs(spec, &options).unwrap(),
-            ["good line\nbad \u{fffd} byte"]
-        );
+        assert_eq!(docs(spec, &options).unwrap(), ["good line\nbad \u{fffd} byte"]);
     }
 
     #[test]
@@ -554,9 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = write(dir.path(), "x.txt", b"ab\0cd");
         let options = CorpusOptions::default();
-        let err = docs(bin.to_str().unwrap(), &options)
-            .unwrap_err()
-            .to_string();
+        let err = docs(bin.to_str().unwrap(), &options).unwrap_err().to_string();
         assert!(err.contains("binary") && err.contains("x.txt"), "{err}");
         let err = docs("/no/such/file.txt", &options).unwrap_err().to_string();
         assert!(
@@ -564,12 +534,7 @@ mod tests {
             "{err}"
         );
         let jsonl = write(dir.path(), "y.jsonl", b"{\"body\": \"x\"}\n");
-        let err = docs(jsonl.to_str().unwrap(), &options)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("y.jsonl:1") && err.contains("--text-field"),
-            "{err}"
-        );
+        let err = docs(jsonl.to_str().unwrap(), &options).unwrap_err().to_string();
+        assert!(err.contains("y.jsonl:1") && err.contains("--text-field"), "{err}");
     }
 }

@@ -10,17 +10,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A corpus path, folder or glob that matched no readable file.
-    #[error(
-        "corpus `{0}` matched no file: check the path, or give a folder, glob or named data set"
-    )]
+    #[error("corpus `{0}` matched no file: check the path, or give a folder, glob or named data set")]
     NoMatch(String),
     /// The corpus had files, but no text in them.
     #[error("corpus {0} is empty: give files that contain text")]
     Empty(String),
     /// A file that is not valid UTF-8.
-    #[error(
-        "{path}: invalid UTF-8 at byte {offset}: convert the file to UTF-8, or pass --lossy to replace bad bytes"
-    )]
+    #[error("{path}: invalid UTF-8 at byte {offset}: convert the file to UTF-8, or pass --lossy to replace bad bytes")]
     InvalidUtf8 {
         /// The file.
         path: PathBuf,
@@ -57,9 +53,7 @@ pub enum DataError {
         message: String,
     },
     /// A corpus too small for the requested block length.
-    #[error(
-        "{what} has {tokens} tokens, fewer than one block of {block}: give more text or a smaller --seq-len"
-    )]
+    #[error("{what} has {tokens} tokens, fewer than one block of {block}: give more text or a smaller --seq-len")]
     TooFewTokens {
         /// Which split or corpus.
         what: String,

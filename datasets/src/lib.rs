@@ -29,7 +29,6 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(DataError::io(parent))?;
     tmp.write_all(bytes).map_err(DataError::io(path))?;
     tmp.as_file().sync_all().map_err(DataError::io(path))?;
-    tmp.persist(path)
-        .map_err(|e| DataError::io(path)(e.error))?;
+    tmp.persist(path).map_err(|e| DataError::io(path)(e.error))?;
     Ok(())
 }

@@ -201,12 +201,7 @@ pub fn lookup(name: &str) -> Option<&'static NamedDataset> {
 /// The files of a named data set under `home`, each checked by sha256 and fetched when missing.
 ///
 /// `mirror`, when given, replaces the public host: a file is fetched from `{mirror}/{path}`.
-pub fn resolve(
-    dataset: &NamedDataset,
-    home: &Path,
-    mirror: Option<&str>,
-    progress: bool,
-) -> Result<Vec<CorpusFile>> {
+pub fn resolve(dataset: &NamedDataset, home: &Path, mirror: Option<&str>, progress: bool) -> Result<Vec<CorpusFile>> {
     let mut files = Vec::new();
     for file in dataset.files {
         let path = home.join(file.path);
@@ -252,13 +247,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Downloads one file to a temporary name, checks its sha256, then renames it into place.
-fn fetch(
-    dataset: &NamedDataset,
-    file: &NamedFile,
-    dest: &Path,
-    mirror: Option<&str>,
-    progress: bool,
-) -> Result<()> {
+fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&str>, progress: bool) -> Result<()> {
     let fail = |message: String| DataError::Named {
         name: dataset.name.into(),
         message,
@@ -275,9 +264,12 @@ fn fetch(
     };
     let parent = dest.parent().expect("named paths have a folder");
     std::fs::create_dir_all(parent).map_err(DataError::io(parent))?;
-    let mut response = ureq::get(&url)
-        .call()
-        .map_err(|e| fail(format!("cannot fetch {url} ({e}): check the network, or set PRIMER_DATA to a folder that has {}", file.path)))?;
+    let mut response = ureq::get(&url).call().map_err(|e| {
+        fail(format!(
+            "cannot fetch {url} ({e}): check the network, or set PRIMER_DATA to a folder that has {}",
+            file.path
+        ))
+    })?;
     let length = response.body().content_length();
     let bar = match (progress, length) {
         (true, Some(length)) => ProgressBar::new(length),
@@ -285,10 +277,8 @@ fn fetch(
         (false, _) => ProgressBar::hidden(),
     }
     .with_style(
-        ProgressStyle::with_template(
-            "fetching {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("fetching {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template"),
     )
     .with_message(file.path);
     let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(DataError::io(parent))?;
@@ -303,8 +293,7 @@ fn fetch(
             break;
         }
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .map_err(DataError::io(tmp.path()))?;
+        tmp.write_all(&buf[..n]).map_err(DataError::io(tmp.path()))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
@@ -315,8 +304,7 @@ fn fetch(
             file.sha256
         )));
     }
-    tmp.persist(dest)
-        .map_err(|e| DataError::io(dest)(e.error))?;
+    tmp.persist(dest).map_err(|e| DataError::io(dest)(e.error))?;
     Ok(())
 }
 
@@ -342,11 +330,7 @@ mod tests {
                 while reader.read_line(&mut header).unwrap() > 2 {
                     header.clear();
                 }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap()
-                    .trim_start_matches('/');
+                let path = request_line.split_whitespace().nth(1).unwrap().trim_start_matches('/');
                 match std::fs::read(root.join(path)) {
                     Ok(body) => {
                         write!(
@@ -358,7 +342,11 @@ mod tests {
                         stream.write_all(&body).unwrap();
                     }
                     Err(_) => {
-                        write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+                        write!(
+                            stream,
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .unwrap();
                     }
                 }
             }
@@ -369,13 +357,7 @@ mod tests {
     #[test]
     fn shared_data_matches_the_registry() {
         for dataset in REGISTRY {
-            let files = resolve(
-                dataset,
-                Path::new(SHARED),
-                Some("http://127.0.0.1:9"),
-                false,
-            )
-            .unwrap();
+            let files = resolve(dataset, Path::new(SHARED), Some("http://127.0.0.1:9"), false).unwrap();
             assert_eq!(files.len(), dataset.files.len());
         }
     }
@@ -387,30 +369,18 @@ mod tests {
         let dataset = lookup("tinyshakespeare").unwrap();
         let files = resolve(dataset, home.path(), Some(&mirror), false).unwrap();
         assert_eq!(files[0].path, home.path().join("tinyshakespeare/input.txt"));
-        assert_eq!(
-            sha256_file(&files[0].path).unwrap(),
-            dataset.files[0].sha256
-        );
+        assert_eq!(sha256_file(&files[0].path).unwrap(), dataset.files[0].sha256);
 
         // A server that serves other bytes under the expected name: refused, nothing saved.
         let wrong_root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(wrong_root.path().join("sst2")).unwrap();
-        std::fs::write(
-            wrong_root.path().join("sst2/train.tsv"),
-            "sentence\tlabel\nx\t1\n",
-        )
-        .unwrap();
+        std::fs::write(wrong_root.path().join("sst2/train.tsv"), "sentence\tlabel\nx\t1\n").unwrap();
         let mirror = serve(wrong_root.path().to_path_buf(), 1);
         let err = resolve(lookup("sst2").unwrap(), home.path(), Some(&mirror), false)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("sha256") && err.contains("nothing was saved"),
-            "{err}"
-        );
-        let sst2_dir: Vec<_> = std::fs::read_dir(home.path().join("sst2"))
-            .unwrap()
-            .collect();
+        assert!(err.contains("sha256") && err.contains("nothing was saved"), "{err}");
+        let sst2_dir: Vec<_> = std::fs::read_dir(home.path().join("sst2")).unwrap().collect();
         assert!(sst2_dir.is_empty(), "partial download left behind");
 
         // Unreachable server: a clear error naming the data set.
@@ -422,9 +392,6 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            err.contains("tinystories") && err.contains("PRIMER_DATA"),
-            "{err}"
-        );
+        assert!(err.contains("tinystories") && err.contains("PRIMER_DATA"), "{err}");
     }
 }

@@ -92,11 +92,8 @@ impl PreparedData {
         let meta_path = dir.join("meta.json");
         let text = std::fs::read_to_string(&meta_path)
             .map_err(|_| bad("no meta.json: give a folder made by `primer prepare`".into()))?;
-        let meta: PreparedMeta = serde_json::from_str(&text).map_err(|e| {
-            bad(format!(
-                "meta.json is corrupt ({e}): prepare the data again"
-            ))
-        })?;
+        let meta: PreparedMeta = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("meta.json is corrupt ({e}): prepare the data again")))?;
         if meta.format_version != FORMAT_VERSION {
             return Err(bad(format!(
                 "made by layout version {}, this primer reads {FORMAT_VERSION}: prepare the data again",
@@ -106,9 +103,7 @@ impl PreparedData {
         let train = TokenShard::open(&dir.join("train.bin"), meta.dtype)?;
         let valid = TokenShard::open(&dir.join("valid.bin"), meta.dtype)?;
         if train.len() as u64 != meta.train.tokens || valid.len() as u64 != meta.valid.tokens {
-            return Err(bad(
-                "shard sizes do not match meta.json: prepare the data again".into(),
-            ));
+            return Err(bad("shard sizes do not match meta.json: prepare the data again".into()));
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -225,8 +220,7 @@ pub fn prepare(
             }
             let encoded = tokenizer.encode_batch(chunk.clone())?;
             for (text, mut ids) in chunk.iter().zip(encoded) {
-                let is_valid = fixed_split
-                    .unwrap_or_else(|| unit_hash(split.seed, index) < split.valid_fraction);
+                let is_valid = fixed_split.unwrap_or_else(|| unit_hash(split.seed, index) < split.valid_fraction);
                 index += 1;
                 ids.push(eos);
                 let (writer, stat) = if is_valid {
@@ -312,17 +306,14 @@ mod tests {
     #[test]
     fn prepares_every_token_once_and_reuses_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let text: String = (0..400)
-            .map(|i| format!("line number {i} of the corpus\n"))
-            .collect();
+        let text: String = (0..400).map(|i| format!("line number {i} of the corpus\n")).collect();
         let path = dir.path().join("c.txt");
         std::fs::write(&path, &text).unwrap();
         let corpus = corpus(&path);
         let tokenizer = PrimerTokenizer::train(&corpus, TokenizerKind::Char, 0, false).unwrap();
         let split = SplitOptions::default();
         let cache = dir.path().join("cache");
-        let (data, reused) =
-            prepare_cached(&corpus, None, &tokenizer, &split, &cache, false).unwrap();
+        let (data, reused) = prepare_cached(&corpus, None, &tokenizer, &split, &cache, false).unwrap();
         assert!(!reused);
         assert_eq!(data.meta.dtype, TokenDtype::U16);
         let (train, valid) = (data.meta.train, data.meta.valid);
@@ -334,21 +325,16 @@ mod tests {
         let mut ids = Vec::new();
         data.train.read_into(0, data.train.len(), &mut ids);
         let eos = tokenizer.specials().eos;
-        assert_eq!(
-            ids.iter().filter(|&&id| id == eos).count() as u64,
-            train.documents
-        );
+        assert_eq!(ids.iter().filter(|&&id| id == eos).count() as u64, train.documents);
         assert_eq!(*ids.last().unwrap(), eos);
         let first_doc: Vec<u32> = ids.iter().copied().take_while(|&id| id != eos).collect();
         assert!(tokenizer.decode(&first_doc).starts_with("line number "));
 
-        let (again, reused) =
-            prepare_cached(&corpus, None, &tokenizer, &split, &cache, false).unwrap();
+        let (again, reused) = prepare_cached(&corpus, None, &tokenizer, &split, &cache, false).unwrap();
         assert!(reused);
         assert_eq!(again.dir, data.dir);
         let other_seed = SplitOptions { seed: 7, ..split };
-        let (_, reused) =
-            prepare_cached(&corpus, None, &tokenizer, &other_seed, &cache, false).unwrap();
+        let (_, reused) = prepare_cached(&corpus, None, &tokenizer, &other_seed, &cache, false).unwrap();
         assert!(!reused);
     }
 
@@ -360,17 +346,10 @@ mod tests {
         let corpus = corpus(&path);
         let tokenizer = PrimerTokenizer::train(&corpus, TokenizerKind::Char, 0, false).unwrap();
         let out = dir.path().join("out");
-        let err = prepare(
-            &corpus,
-            None,
-            &tokenizer,
-            &SplitOptions::default(),
-            &out,
-            false,
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = prepare(&corpus, None, &tokenizer, &SplitOptions::default(), &out, false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("--valid"), "{err}");
         assert!(!out.exists());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

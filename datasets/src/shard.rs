@@ -84,10 +84,7 @@ impl ShardWriter {
     /// Flushes and syncs the file.
     pub fn finish(mut self) -> Result<u64> {
         self.out.flush().map_err(DataError::io(&self.path))?;
-        self.out
-            .get_ref()
-            .sync_all()
-            .map_err(DataError::io(&self.path))?;
+        self.out.get_ref().sync_all().map_err(DataError::io(&self.path))?;
         Ok(self.len)
     }
 }
@@ -107,8 +104,7 @@ impl TokenShard {
         if map.len() % dtype.width() != 0 {
             return Err(DataError::Prepared {
                 path: path.to_path_buf(),
-                message: "shard size is not a whole number of tokens: delete it and prepare again"
-                    .into(),
+                message: "shard size is not a whole number of tokens: delete it and prepare again".into(),
             });
         }
         Ok(Self { map, dtype })
@@ -132,11 +128,7 @@ impl TokenShard {
         let width = self.dtype.width();
         let bytes = &self.map[start * width..(start + len) * width];
         match self.dtype {
-            TokenDtype::U16 => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32),
-            ),
+            TokenDtype::U16 => out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)),
             TokenDtype::U32 => out.extend(
                 bytes
                     .chunks_exact(4)

@@ -21,9 +21,7 @@ use crate::error::{DataError, Result};
 
 /// The special tokens every primer tokenizer has, in id order: a tokenizer trained by primer
 /// gives `[PAD]` id 0, `[UNK]` 1, `[CLS]` 2, `[SEP]` 3, `[MASK]` 4, `[BOS]` 5, `[EOS]` 6.
-pub const SPECIAL_TOKENS: [&str; 7] = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]",
-];
+pub const SPECIAL_TOKENS: [&str; 7] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"];
 
 /// Which tokenizer model to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -60,9 +58,7 @@ pub struct SpecialTokens {
 impl SpecialTokens {
     /// All seven ids.
     pub fn all(&self) -> [u32; 7] {
-        [
-            self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos,
-        ]
+        [self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos]
     }
 }
 
@@ -87,9 +83,7 @@ impl PrimerTokenizer {
         let inner = Tokenizer::from_file(path).map_err(|e| {
             tokenizer_error(
                 path,
-                format!(
-                    "not a valid tokenizer.json ({e}): train one with `primer tokenizer train`"
-                ),
+                format!("not a valid tokenizer.json ({e}): train one with `primer tokenizer train`"),
             )
         })?;
         Self::from_tokenizer(inner, path)
@@ -131,12 +125,7 @@ impl PrimerTokenizer {
     ///
     /// `vocab_size` counts the special tokens; it is ignored for [`TokenizerKind::Char`], whose
     /// vocabulary is the special tokens plus every character of the corpus.
-    pub fn train(
-        corpus: &Corpus,
-        kind: TokenizerKind,
-        vocab_size: usize,
-        progress: bool,
-    ) -> Result<Self> {
+    pub fn train(corpus: &Corpus, kind: TokenizerKind, vocab_size: usize, progress: bool) -> Result<Self> {
         if kind != TokenizerKind::Char && vocab_size <= SPECIAL_TOKENS.len() + 1 {
             return Err(DataError::InvalidOption(format!(
                 "--vocab-size {vocab_size} is too small: give more than {} (the special tokens)",
@@ -155,8 +144,7 @@ impl PrimerTokenizer {
                 tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::ByteLevel(
                     ByteLevel::default().add_prefix_space(false),
                 )));
-                tokenizer
-                    .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
+                tokenizer.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
                 let mut trainer = TrainerWrapper::BpeTrainer(
                     BpeTrainerBuilder::new()
                         .vocab_size(vocab_size)
@@ -172,11 +160,8 @@ impl PrimerTokenizer {
             TokenizerKind::Wordpiece => {
                 let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(WordPiece::default()));
                 tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, false)));
-                tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::BertPreTokenizer(
-                    BertPreTokenizer,
-                )));
-                tokenizer
-                    .with_decoder(Some(DecoderWrapper::WordPiece(WordPieceDecoder::default())));
+                tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::BertPreTokenizer(BertPreTokenizer)));
+                tokenizer.with_decoder(Some(DecoderWrapper::WordPiece(WordPieceDecoder::default())));
                 let mut trainer = TrainerWrapper::WordPieceTrainer(
                     WordPieceTrainerBuilder::new()
                         .vocab_size(vocab_size)
@@ -200,9 +185,7 @@ impl PrimerTokenizer {
 
     /// The `tokenizer.json` text.
     pub fn to_json(&self) -> String {
-        self.inner
-            .to_string(true)
-            .expect("a loaded tokenizer serializes")
+        self.inner.to_string(true).expect("a loaded tokenizer serializes")
     }
 
     /// sha256 of the `tokenizer.json` text: identifies the tokenizer in cache keys and configs.
@@ -248,11 +231,7 @@ impl PrimerTokenizer {
 }
 
 /// Feeds the corpus to a trainer as a stream, stopping at the first read error.
-fn train_streaming(
-    tokenizer: &mut Tokenizer,
-    trainer: &mut TrainerWrapper,
-    corpus: &Corpus,
-) -> Result<()> {
+fn train_streaming(tokenizer: &mut Tokenizer, trainer: &mut TrainerWrapper, corpus: &Corpus) -> Result<()> {
     let failure = std::sync::Mutex::new(None);
     let docs = corpus.documents().map_while(|doc| match doc {
         Ok(doc) => Some(doc.text),
@@ -324,20 +303,14 @@ mod tests {
     }
 
     fn shakespeare() -> Corpus {
-        corpus(
-            "../../shared/data/tinyshakespeare/input.txt",
-            DocSplit::Paragraph,
-        )
+        corpus("../../shared/data/tinyshakespeare/input.txt", DocSplit::Paragraph)
     }
 
     fn assert_round_trip(tokenizer: &PrimerTokenizer, corpus: &Corpus, docs: usize) {
         for doc in corpus.documents().take(docs) {
             let text = doc.unwrap().text;
             let ids = tokenizer.encode(&text).unwrap();
-            assert!(
-                !ids.contains(&tokenizer.specials().unk),
-                "unknown token in {text:?}"
-            );
+            assert!(!ids.contains(&tokenizer.specials().unk), "unknown token in {text:?}");
             assert_eq!(tokenizer.decode(&ids), text);
         }
     }
@@ -345,15 +318,13 @@ mod tests {
     #[test]
     fn bpe_round_trips_english_and_chinese_with_fixed_special_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let english =
-            PrimerTokenizer::train(&shakespeare(), TokenizerKind::Bpe, 600, false).unwrap();
+        let english = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Bpe, 600, false).unwrap();
         assert_eq!(english.vocab_size(), 600);
         assert_eq!(english.specials().all(), [0, 1, 2, 3, 4, 5, 6]);
         assert_round_trip(&english, &shakespeare(), 200);
 
         let chinese_corpus = corpus(CMRC, DocSplit::Line);
-        let chinese =
-            PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Bpe, 2000, false).unwrap();
+        let chinese = PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Bpe, 2000, false).unwrap();
         assert_round_trip(&chinese, &chinese_corpus, 100);
         // Byte-level BPE covers text it never saw.
         let unseen = "机器学习 naïve café";
@@ -364,34 +335,27 @@ mod tests {
         chinese.save(&path).unwrap();
         let reloaded = PrimerTokenizer::from_file(&path).unwrap();
         let text = "《战国无双3》是由光荣开发的";
-        assert_eq!(
-            reloaded.encode(text).unwrap(),
-            chinese.encode(text).unwrap()
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(reloaded.encode(text).unwrap(), chinese.encode(text).unwrap());
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(json["model"]["type"], "BPE");
         assert_eq!(json["added_tokens"][4]["content"], "[MASK]");
     }
 
     #[test]
     fn char_tokenizer_round_trips_and_has_one_token_per_character() {
-        let tokenizer =
-            PrimerTokenizer::train(&shakespeare(), TokenizerKind::Char, 0, false).unwrap();
+        let tokenizer = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Char, 0, false).unwrap();
         // 65 distinct characters in Tiny Shakespeare, newline among them, plus 7 specials.
         assert_eq!(tokenizer.vocab_size(), 65 + 7);
         assert_eq!(tokenizer.encode("First").unwrap().len(), 5);
         assert_round_trip(&tokenizer, &shakespeare(), 200);
         let chinese_corpus = corpus(CMRC, DocSplit::Line);
-        let chinese =
-            PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Char, 0, false).unwrap();
+        let chinese = PrimerTokenizer::train(&chinese_corpus, TokenizerKind::Char, 0, false).unwrap();
         assert_round_trip(&chinese, &chinese_corpus, 100);
     }
 
     #[test]
     fn wordpiece_keeps_words() {
-        let tokenizer =
-            PrimerTokenizer::train(&shakespeare(), TokenizerKind::Wordpiece, 1000, false).unwrap();
+        let tokenizer = PrimerTokenizer::train(&shakespeare(), TokenizerKind::Wordpiece, 1000, false).unwrap();
         assert_eq!(tokenizer.specials().mask, 4);
         let ids = tokenizer.encode("First Citizen: speak, speak.").unwrap();
         assert_eq!(tokenizer.decode(&ids), "First Citizen : speak, speak.");
@@ -406,18 +370,13 @@ mod tests {
         plain.save(&path, false).unwrap();
         let err = PrimerTokenizer::from_file(&path).err().unwrap().to_string();
         assert!(
-            err.contains("plain.json")
-                && err.contains("[PAD]")
-                && err.contains("primer tokenizer train"),
+            err.contains("plain.json") && err.contains("[PAD]") && err.contains("primer tokenizer train"),
             "{err}"
         );
         let err = PrimerTokenizer::from_file(&dir.path().join("missing.json"))
             .err()
             .unwrap()
             .to_string();
-        assert!(
-            err.contains("missing.json") && err.contains("not found"),
-            "{err}"
-        );
+        assert!(err.contains("missing.json") && err.contains("not found"), "{err}");
     }
 }

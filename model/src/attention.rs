@@ -1,9 +1,7 @@
 //! Multi-head self-attention with a fused QKV projection (GPT-2's layout).
 
 use burn::module::Module;
-use burn::nn::{
-    Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding, RotaryEncodingConfig,
-};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 
@@ -55,36 +53,23 @@ impl SelfAttention {
         let head_dim = d_model / self.n_heads;
         let heads = |t: Tensor<3>| {
             // [batch, seq, d_model] -> [batch, heads, seq, head_dim]
-            t.reshape([batch, seq, self.n_heads, head_dim])
-                .swap_dims(1, 2)
+            t.reshape([batch, seq, self.n_heads, head_dim]).swap_dims(1, 2)
         };
         let mut qkv = self.qkv.forward(x).chunk(3, 2).into_iter().map(heads);
-        let (mut q, mut k, v) = (
-            qkv.next().unwrap(),
-            qkv.next().unwrap(),
-            qkv.next().unwrap(),
-        );
+        let (mut q, mut k, v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
         if let Some(rotary) = &self.rotary {
             q = rotary.forward(q);
             k = rotary.forward(k);
         }
         // [batch, heads, seq, seq]
-        let mut scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar((head_dim as f64).powf(-0.5));
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
         if mode == AttentionMode::Causal {
             let future = causal_mask(seq, &scores.device()).reshape([1, 1, seq, seq]);
-            scores = scores.mask_fill(
-                future.expand([batch, self.n_heads, seq, seq]),
-                f32::NEG_INFINITY,
-            );
+            scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, seq]), f32::NEG_INFINITY);
         }
         let weights = self.attn_dropout.forward(softmax(scores, 3));
         // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
-        let context = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, d_model]);
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model]);
         self.resid_dropout.forward(self.proj.forward(context))
     }
 }

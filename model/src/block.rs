@@ -1,9 +1,7 @@
 //! One pre-LayerNorm Transformer block and its MLP.
 
 use burn::module::Module;
-use burn::nn::{
-    Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-};
+use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
@@ -42,8 +40,7 @@ impl Mlp {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout
-            .forward(self.proj.forward(gelu(self.fc.forward(x))))
+        self.dropout.forward(self.proj.forward(gelu(self.fc.forward(x))))
     }
 }
 

@@ -47,14 +47,8 @@ mod tests {
     fn shapes_and_parameter_count() {
         let device = Device::flex();
         let model = config().init(&device);
-        let tokens = Tensor::<2, Int>::from_data(
-            TensorData::new((0..24i64).collect::<Vec<_>>(), [2, 12]),
-            &device,
-        );
-        assert_eq!(
-            model.forward(tokens, AttentionMode::Causal).dims(),
-            [2, 12, 50]
-        );
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new((0..24i64).collect::<Vec<_>>(), [2, 12]), &device);
+        assert_eq!(model.forward(tokens, AttentionMode::Causal).dims(), [2, 12, 50]);
         // embeddings 50*32 + 16*32; per block: 2 norms 4*32, qkv 32*96+96, proj 32*32+32,
         // fc 32*64+64, proj 64*32+32; final norm 64; tied head adds nothing.
         let block = 4 * 32 + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32);
@@ -62,9 +56,7 @@ mod tests {
         let untied = config().with_tie_embeddings(false).init(&device);
         assert_eq!(untied.num_params(), model.num_params() + 32 * 50);
         assert_eq!(config().num_params(), model.num_params());
-        let rotary = config()
-            .with_positions(Positions::Rotary)
-            .with_tie_embeddings(false);
+        let rotary = config().with_positions(Positions::Rotary).with_tie_embeddings(false);
         assert_eq!(rotary.num_params(), rotary.init(&device).num_params());
     }
 
@@ -73,14 +65,8 @@ mod tests {
         let device = Device::flex();
         for positions in [Positions::Learned, Positions::Rotary] {
             let model = config().with_positions(positions).init(&device);
-            let a = Tensor::<2, Int>::from_data(
-                TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [1, 6]),
-                &device,
-            );
-            let b = Tensor::<2, Int>::from_data(
-                TensorData::new(vec![1i64, 2, 3, 9, 9, 9], [1, 6]),
-                &device,
-            );
+            let a = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [1, 6]), &device);
+            let b = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 9, 9, 9], [1, 6]), &device);
             let prefix = |t: Tensor<3>| t.slice([0..1, 0..3]).into_data();
             let causal_a = model.forward(a.clone(), AttentionMode::Causal);
             let causal_b = model.forward(b.clone(), AttentionMode::Causal);
@@ -98,24 +84,9 @@ mod tests {
     #[test]
     fn invalid_sizes_are_reported_by_flag() {
         let err = config().with_n_heads(5).validate().unwrap_err();
-        assert!(
-            err.contains("--heads 5") && err.contains("--d-model 32"),
-            "{err}"
-        );
-        assert!(
-            config()
-                .with_n_layers(0)
-                .validate()
-                .unwrap_err()
-                .contains("--layers")
-        );
-        assert!(
-            config()
-                .with_dropout(1.0)
-                .validate()
-                .unwrap_err()
-                .contains("--dropout")
-        );
+        assert!(err.contains("--heads 5") && err.contains("--d-model 32"), "{err}");
+        assert!(config().with_n_layers(0).validate().unwrap_err().contains("--layers"));
+        assert!(config().with_dropout(1.0).validate().unwrap_err().contains("--dropout"));
     }
 
     #[test]

@@ -2,8 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::{Device, Int, Tensor};
 
@@ -50,11 +49,8 @@ impl TransformerConfig {
         };
         Transformer {
             token_embedding: embedding(self.vocab_size),
-            position_embedding: (self.positions == Positions::Learned)
-                .then(|| embedding(self.max_seq_len)),
-            blocks: (0..self.n_layers)
-                .map(|_| Block::new(self, device))
-                .collect(),
+            position_embedding: (self.positions == Positions::Learned).then(|| embedding(self.max_seq_len)),
+            blocks: (0..self.n_layers).map(|_| Block::new(self, device)).collect(),
             norm: LayerNormConfig::new(self.d_model)
                 .with_epsilon(self.norm_eps)
                 .init(device),

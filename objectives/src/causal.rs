@@ -44,12 +44,7 @@ mod tests {
         let blocks: Vec<u32> = vec![10, 11, 12, 13, 20, 21, 22, 23];
         let batch = CausalLm.batch(&blocks, 2, 0, &device);
         assert_eq!(batch.inputs.dims(), [2, 3]);
-        let inputs = batch
-            .inputs
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .unwrap();
+        let inputs = batch.inputs.into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
         let targets = batch
             .targets
             .into_data()

@@ -103,8 +103,7 @@ pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) ->
 
 /// Mixes a run seed with a step and a micro-batch index into one batch seed.
 pub fn batch_seed(seed: u64, step: u64, micro: u64) -> u64 {
-    let mut z =
-        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ micro.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z ^ (z >> 29)
 }
@@ -152,8 +151,7 @@ mod tests {
             full_targets[p as usize] = t as i64;
             weights[p as usize] = 1.0;
         }
-        let full_targets =
-            Tensor::<2, Int>::from_data(TensorData::new(full_targets, [16, 1]), &device);
+        let full_targets = Tensor::<2, Int>::from_data(TensorData::new(full_targets, [16, 1]), &device);
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [16, 1]), &device);
         let masked = (logp.gather(1, full_targets) * weights).sum().neg();
 
@@ -164,9 +162,7 @@ mod tests {
         let grads_selected = GradientsParams::from_grads(selected.backward(), &model);
         let grads_masked = GradientsParams::from_grads(masked.backward(), &model);
         let weight = &model.blocks[0].attn.qkv.weight;
-        let a = grads_selected
-            .get::<2>(weight.id)
-            .expect("gradient reaches the blocks");
+        let a = grads_selected.get::<2>(weight.id).expect("gradient reaches the blocks");
         let b = grads_masked.get::<2>(weight.id).unwrap();
         a.into_data()
             .assert_approx_eq::<f32>(&b.into_data(), Tolerance::rel_abs(1e-3, 1e-6));

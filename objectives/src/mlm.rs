@@ -199,9 +199,7 @@ mod tests {
                 }
             }
             // Unselected positions are untouched.
-            let changed = (0..tokens.len())
-                .filter(|&i| m.inputs[i] != tokens[i])
-                .count();
+            let changed = (0..tokens.len()).filter(|&i| m.inputs[i] != tokens[i]).count();
             assert!(changed <= m.selected.len());
         }
         let rate = selected / draws;
@@ -229,10 +227,7 @@ mod tests {
         let objective = objective();
         let tokens = tokens(500);
         assert_eq!(objective.mask(&tokens, 3), objective.mask(&tokens, 3));
-        assert_ne!(
-            objective.mask(&tokens, 3).selected,
-            objective.mask(&tokens, 4).selected
-        );
+        assert_ne!(objective.mask(&tokens, 3).selected, objective.mask(&tokens, 4).selected);
     }
 
     #[test]

@@ -54,8 +54,7 @@ impl Checkpointer {
             .prefix(".tmp-step-")
             .tempdir_in(&self.dir)
             .map_err(|e| TrainError::io(&self.dir, e))?;
-        let record_error =
-            |what: &str, e| TrainError::Invalid(format!("cannot write {what} checkpoint: {e:?}"));
+        let record_error = |what: &str, e| TrainError::Invalid(format!("cannot write {what} checkpoint: {e:?}"));
         model
             .clone()
             .save_file(tmp.path().join("model.bpk"))
@@ -109,10 +108,8 @@ impl Checkpointer {
                 path.display()
             ))
         };
-        let state_text = std::fs::read_to_string(path.join("state.json"))
-            .map_err(|e| TrainError::io(path, e))?;
-        let state: TrainState =
-            serde_json::from_str(&state_text).map_err(|e| corrupt("state.json", e.to_string()))?;
+        let state_text = std::fs::read_to_string(path.join("state.json")).map_err(|e| TrainError::io(path, e))?;
+        let state: TrainState = serde_json::from_str(&state_text).map_err(|e| corrupt("state.json", e.to_string()))?;
         let model = model
             .try_load_file(path.join("model.bpk"))
             .map_err(|e| corrupt("model.bpk", format!("{e:?}")))?;

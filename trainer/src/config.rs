@@ -101,10 +101,7 @@ impl TrainConfig {
             return Err("--lr must be above 0".into());
         }
         if self.min_lr > self.lr {
-            return Err(format!(
-                "--min-lr {} is above --lr {}: lower it",
-                self.min_lr, self.lr
-            ));
+            return Err(format!("--min-lr {} is above --lr {}: lower it", self.min_lr, self.lr));
         }
         for (flag, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
@@ -167,12 +164,7 @@ fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Ve
                 } else {
                     format!("{prefix}.{key}")
                 };
-                diff(
-                    &name,
-                    value,
-                    b.get(key).unwrap_or(&serde_json::Value::Null),
-                    out,
-                );
+                diff(&name, value, b.get(key).unwrap_or(&serde_json::Value::Null), out);
             }
         }
         _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),

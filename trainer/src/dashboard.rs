@@ -6,8 +6,8 @@ use std::time::Instant;
 use burn::data::dataloader::Progress;
 use burn::train::Interrupter;
 use burn::train::metric::{
-    CpuMemory, CpuUse, Metric, MetricAttributes, MetricDefinition, MetricEntry, MetricId,
-    MetricMetadata, Numeric, NumericAttributes, NumericEntry, SerializedEntry,
+    CpuMemory, CpuUse, Metric, MetricAttributes, MetricDefinition, MetricEntry, MetricId, MetricMetadata, Numeric,
+    NumericAttributes, NumericEntry, SerializedEntry,
 };
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::renderer::{MetricState, MetricsRenderer};
@@ -66,12 +66,7 @@ impl Dashboard {
                 renderer.register_metric(metric);
             }
             let epochs = total_steps.div_ceil(eval_every) as usize;
-            renderer.start(
-                epochs,
-                (start_step / eval_every) as usize + 1,
-                None,
-                Some(label),
-            );
+            renderer.start(epochs, (start_step / eval_every) as usize + 1, None, Some(label));
             renderer
         });
         let mut dashboard = Self {
@@ -89,10 +84,7 @@ impl Dashboard {
     fn begin_interval(&mut self, step_done: u64) {
         let end = ((step_done / self.eval_every + 1) * self.eval_every).min(self.total_steps);
         if let Some(renderer) = &mut self.renderer {
-            renderer.start_split(
-                "train",
-                (end - step_done / self.eval_every * self.eval_every) as usize,
-            );
+            renderer.start_split("train", (end - step_done / self.eval_every * self.eval_every) as usize);
         }
     }
 
@@ -134,9 +126,7 @@ impl Dashboard {
                 let into_interval = (record.step - 1) % self.eval_every + 1;
                 renderer.update_split(into_interval as usize);
             }
-            None if self.last_line.elapsed().as_secs_f64() >= 5.0
-                || record.step == self.total_steps =>
-            {
+            None if self.last_line.elapsed().as_secs_f64() >= 5.0 || record.step == self.total_steps => {
                 self.last_line = Instant::now();
                 println!("{}", progress_line(record, self.total_steps));
             }

@@ -81,13 +81,7 @@ pub fn evaluate(
 }
 
 /// Metrics from sums.
-pub fn metrics(
-    nll: f64,
-    correct: i64,
-    targets: u64,
-    tokens_per_byte: f64,
-    tokens_per_s: f64,
-) -> EvalMetrics {
+pub fn metrics(nll: f64, correct: i64, targets: u64, tokens_per_byte: f64, tokens_per_s: f64) -> EvalMetrics {
     let loss = nll / targets.max(1) as f64;
     EvalMetrics {
         loss,

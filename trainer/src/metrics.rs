@@ -65,10 +65,7 @@ impl MetricsLog {
         if let Some(step) = keep_up_to
             && path.exists()
         {
-            let kept: Vec<MetricsRecord> = read_metrics(path)?
-                .into_iter()
-                .filter(|r| r.step <= step)
-                .collect();
+            let kept: Vec<MetricsRecord> = read_metrics(path)?.into_iter().filter(|r| r.step <= step).collect();
             let mut text = String::new();
             for record in &kept {
                 text.push_str(&serde_json::to_string(record).expect("records serialize"));
@@ -107,13 +104,8 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRecord>, TrainError> {
         .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
         .map(|(i, line)| {
             let line = line.map_err(|e| TrainError::io(path, e))?;
-            serde_json::from_str(&line).map_err(|e| {
-                TrainError::Invalid(format!(
-                    "{}:{}: not a metrics record ({e})",
-                    path.display(),
-                    i + 1
-                ))
-            })
+            serde_json::from_str(&line)
+                .map_err(|e| TrainError::Invalid(format!("{}:{}: not a metrics record ({e})", path.display(), i + 1)))
         })
         .collect()
 }

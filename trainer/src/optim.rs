@@ -1,9 +1,7 @@
 //! AdamW with nanoGPT's weight-decay rule, and global-norm gradient clipping.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{
-    AdamW, AdamWConfig, AdamWState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
-};
+use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::TrainConfig;
@@ -74,9 +72,7 @@ pub fn global_grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
     }
     let mut visitor = SquaredSum { grads, total: None };
     model.visit(&mut visitor);
-    visitor
-        .total
-        .map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
+    visitor.total.map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
 }
 
 /// Scales every gradient by `factor`.
@@ -142,10 +138,7 @@ mod tests {
         let mut grads = grads_of(&model, &device);
         let weight_before = grads.get::<2>(model.linear.weight.id).unwrap();
         let norm = clip_global_norm(&model, &mut grads, 0.5);
-        assert!(
-            norm > 0.5,
-            "test needs a norm above the threshold, got {norm}"
-        );
+        assert!(norm > 0.5, "test needs a norm above the threshold, got {norm}");
         let clipped = global_grad_norm(&model, &grads);
         assert!((clipped - 0.5).abs() < 1e-4, "clipped norm {clipped}");
         // One factor for every tensor: directions are kept.
@@ -171,17 +164,12 @@ mod tests {
         let weight = model.linear.weight.val().into_data();
         let gamma = model.norm.gamma.val().into_data();
         let model = optim.step(0.1, model, grads);
-        model
-            .linear
-            .weight
-            .val()
-            .into_data()
-            .assert_approx_eq::<f32>(
-                &Tensor::<2>::from_data(weight, &device)
-                    .mul_scalar(1.0 - 0.1 * 0.5)
-                    .into_data(),
-                Tolerance::default(),
-            );
+        model.linear.weight.val().into_data().assert_approx_eq::<f32>(
+            &Tensor::<2>::from_data(weight, &device)
+                .mul_scalar(1.0 - 0.1 * 0.5)
+                .into_data(),
+            Tolerance::default(),
+        );
         model
             .norm
             .gamma

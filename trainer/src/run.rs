@@ -91,11 +91,7 @@ pub fn build_objective(config: &RunConfig, tokenizer: &PrimerTokenizer) -> Box<d
 }
 
 /// The validation set of a run: fixed blocks spread over the valid shard.
-pub fn valid_starts(
-    data: &PreparedData,
-    block_len: usize,
-    blocks: usize,
-) -> Result<Vec<usize>, TrainError> {
+pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Result<Vec<usize>, TrainError> {
     for (what, shard) in [("train split", &data.train), ("valid split", &data.valid)] {
         if shard.len() < block_len {
             return Err(DataError::TooFewTokens {
@@ -111,18 +107,13 @@ pub fn valid_starts(
 
 /// Trains, evaluating, logging and checkpointing as configured, until done, halted or
 /// interrupted.
-pub fn pretrain(
-    job: PretrainJob,
-    device: &Device,
-    interrupter: &Interrupter,
-) -> Result<Outcome, TrainError> {
+pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) -> Result<Outcome, TrainError> {
     let config = job.config;
     let train = &config.train;
     let objective = build_objective(config, job.tokenizer);
     let block_len = objective.block_len(train.seq_len);
     let valid_blocks = valid_starts(job.data, block_len, train.eval_batches * train.batch_size)?;
-    let tokens_per_byte =
-        |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
+    let tokens_per_byte = |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
     let valid_set = EvalSet {
         shard: &job.data.valid,
         starts: &valid_blocks,
@@ -167,21 +158,11 @@ pub fn pretrain(
         let step = state.step + 1;
         let started = Instant::now();
         device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
-        let lr = learning_rate(
-            step,
-            train.steps,
-            train.warmup_steps,
-            train.lr,
-            train.min_lr,
-        );
+        let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
         let batches: Vec<_> = (0..train.grad_accum)
             .map(|micro| {
                 let cursor = state.cursor + (micro * train.batch_size) as u64;
-                let blocks = read_blocks(
-                    &job.data.train,
-                    &stream.starts(cursor, train.batch_size),
-                    block_len,
-                );
+                let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
                 objective.batch(
                     &blocks,
                     train.batch_size,
@@ -252,11 +233,7 @@ pub fn pretrain(
 
         let halted = job.halt_after.is_some_and(|h| step >= h);
         let interrupted = interrupter.should_stop();
-        if step.is_multiple_of(train.checkpoint_every)
-            || step == train.steps
-            || halted
-            || interrupted
-        {
+        if step.is_multiple_of(train.checkpoint_every) || step == train.steps || halted || interrupted {
             checkpointer.save(&model, &optim, &state)?;
         }
         if halted || interrupted {
@@ -292,13 +269,7 @@ pub fn pretrain(
     Ok(Outcome::Completed(summary))
 }
 
-fn make_record(
-    step: u64,
-    split: Split,
-    state: &TrainState,
-    lr: f64,
-    metrics: &EvalMetrics,
-) -> MetricsRecord {
+fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &EvalMetrics) -> MetricsRecord {
     MetricsRecord {
         step,
         split,
@@ -327,11 +298,7 @@ fn save_model(model: &Transformer, run_dir: &RunDir) -> Result<(), TrainError> {
 }
 
 /// Loads a finished run's model on `device`.
-pub fn load_model(
-    run_dir: &RunDir,
-    config: &RunConfig,
-    device: &Device,
-) -> Result<Transformer, TrainError> {
+pub fn load_model(run_dir: &RunDir, config: &RunConfig, device: &Device) -> Result<Transformer, TrainError> {
     let path = run_dir.model();
     if !path.exists() {
         return Err(TrainError::Invalid(format!(
@@ -340,10 +307,9 @@ pub fn load_model(
             run_dir.root.display()
         )));
     }
-    config.model.init(device).try_load_file(&path).map_err(|e| {
-        TrainError::Invalid(format!(
-            "{} is corrupt ({e:?}): train the run again",
-            path.display()
-        ))
-    })
+    config
+        .model
+        .init(device)
+        .try_load_file(&path)
+        .map_err(|e| TrainError::Invalid(format!("{} is corrupt ({e:?}): train the run again", path.display())))
 }

@@ -66,22 +66,13 @@ impl RunDir {
                 self.root.display()
             ))
         })?;
-        serde_json::from_str(&text).map_err(|e| {
-            TrainError::Invalid(format!(
-                "{}: corrupt run config ({e}): start a new run",
-                path.display()
-            ))
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::Invalid(format!("{}: corrupt run config ({e}): start a new run", path.display())))
     }
 
     /// Makes the directory ready for a run of `config`, following `mode`. Call it only once
     /// every input is checked: a refused run leaves no directory behind.
-    pub fn prepare(
-        &self,
-        mode: RunDirMode,
-        config: &RunConfig,
-        tokenizer: &PrimerTokenizer,
-    ) -> Result<(), TrainError> {
+    pub fn prepare(&self, mode: RunDirMode, config: &RunConfig, tokenizer: &PrimerTokenizer) -> Result<(), TrainError> {
         let holds_run = self.config().exists();
         match mode {
             RunDirMode::Resume => {
