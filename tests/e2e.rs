@@ -220,37 +220,60 @@ fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
     assert_eq!(summary(&full), summary(&halted));
 }
 
+/// Starts a run, waits until it has logged `steps` lines, then sends it `signal` and waits.
+fn start_and_signal(cache: &Path, run: &Path, extra: &str, steps: usize, signal: &str) -> std::process::ExitStatus {
+    let mut child = primer_command(cache, &pretrain_args(run, "clm", extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let logged = || std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
+    while logged() < steps && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert!(!run.join("summary.json").exists(), "the run finished before the signal");
+    status
+}
+
 #[test]
-fn killed_run_resumes_from_its_last_checkpoint_exactly() {
+fn killed_or_terminated_runs_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let extra = "--tokenizer-kind char --steps 400 --eval-every 50 --eval-batches 1 --checkpoint-every 7";
     let full = tmp.path().join("full");
     assert_ok(&pretrain(tmp.path(), &full, "clm", extra));
 
+    // kill -9: resumes from the last periodic checkpoint; records written after it are
+    // dropped and written again identically.
     let killed = tmp.path().join("killed");
-    let mut child = primer_command(tmp.path(), &pretrain_args(&killed, "clm", extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it once it has written a few checkpoints and some steps after the last.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let logged = || std::fs::read_to_string(killed.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
-    while logged() < 40 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !killed.join("summary.json").exists(),
-        "the run finished before it was killed"
-    );
+    start_and_signal(tmp.path(), &killed, extra, 40, "-KILL");
     assert_ok(&primer(
         tmp.path(),
         &format!("pretrain --resume {} --no-tui", killed.display()),
     ));
-    // Records written after the last checkpoint were dropped and written again identically.
     assert_same_after(&metrics(&full), &metrics(&killed), 0);
+
+    // SIGTERM (as Ctrl-C): stops at the next step boundary with a checkpoint of that step.
+    let terminated = tmp.path().join("terminated");
+    let status = start_and_signal(tmp.path(), &terminated, extra, 30, "-TERM");
+    assert_eq!(status.code(), Some(130));
+    let last_step = metrics(&terminated).last().unwrap()["step"].as_u64().unwrap();
+    let checkpoint = terminated.join(format!("checkpoints/step-{last_step:08}"));
+    assert!(
+        checkpoint.join("state.json").exists(),
+        "no checkpoint at the step it stopped on"
+    );
+    assert_ok(&primer(
+        tmp.path(),
+        &format!("pretrain --resume {} --no-tui", terminated.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&terminated), 0);
 }
 
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run
