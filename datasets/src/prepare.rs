@@ -212,14 +212,14 @@ pub fn prepare(
         let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
         let mut docs = corpus.documents().peekable();
         while docs.peek().is_some() {
-            chunk.clear();
             while chunk.len() < ENCODE_CHUNK
                 && let Some(doc) = docs.next()
             {
                 chunk.push(doc?.text);
             }
-            let encoded = tokenizer.encode_batch(chunk.clone())?;
-            for (text, mut ids) in chunk.iter().zip(encoded) {
+            let lengths: Vec<u64> = chunk.iter().map(|text| text.len() as u64).collect();
+            let encoded = tokenizer.encode_batch(std::mem::take(&mut chunk))?;
+            for (length, mut ids) in lengths.into_iter().zip(encoded) {
                 let is_valid = fixed_split.unwrap_or_else(|| unit_hash(split.seed, index) < split.valid_fraction);
                 index += 1;
                 ids.push(eos);
@@ -231,8 +231,8 @@ pub fn prepare(
                 writer.write(&ids)?;
                 stat.tokens += ids.len() as u64;
                 stat.documents += 1;
-                stat.bytes += text.len() as u64 + 1;
-                done_bytes += text.len() as u64 + 1;
+                stat.bytes += length + 1;
+                done_bytes += length + 1;
             }
             let tokens = stats[0].tokens + stats[1].tokens;
             let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);

@@ -151,6 +151,8 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         train.eval_every,
         &label,
     );
+    // Validation of the newest weights; the summary reuses it rather than evaluating again.
+    let mut last_valid: Option<(u64, EvalMetrics)> = None;
     let resumed_at = Instant::now();
     let elapsed_before = state.elapsed_s;
 
@@ -229,6 +231,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             let record = make_record(step, Split::Valid, &state, lr, &metrics);
             log.append(&record)?;
             dashboard.valid(&record);
+            last_valid = Some((step, metrics));
         }
 
         let halted = job.halt_after.is_some_and(|h| step >= h);
@@ -248,13 +251,10 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     dashboard.finish();
 
     let final_model = model.valid();
-    let summary = Summary {
-        objective: config.objective,
-        parameters,
-        steps: state.step,
-        tokens_seen: state.tokens_seen,
-        wall_time_s: state.elapsed_s,
-        valid: evaluate(
+    // A run resumed after its last step has no evaluation in this process yet.
+    let valid = match last_valid {
+        Some((step, metrics)) if step == state.step => metrics,
+        _ => evaluate(
             &final_model,
             objective.as_ref(),
             &valid_set,
@@ -262,6 +262,14 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             &final_model.devices()[0],
             |_| {},
         ),
+    };
+    let summary = Summary {
+        objective: config.objective,
+        parameters,
+        steps: state.step,
+        tokens_seen: state.tokens_seen,
+        wall_time_s: state.elapsed_s,
+        valid,
     };
     save_model(&final_model, job.run_dir)?;
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
