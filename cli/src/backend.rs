@@ -1,5 +1,6 @@
 //! The one place that names concrete backends.
 
+use anyhow::bail;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -7,16 +8,159 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// burn-flex, the pure-Rust CPU backend.
+    /// burn-flex, the pure-Rust CPU backend (always compiled in).
     #[default]
     Flex,
+    /// burn-wgpu: Vulkan, Metal or DX12 devices, or Mesa's lavapipe on the CPU.
+    Wgpu,
+    /// burn-tch: libtorch from PyTorch 2.9.0, on the CPU or CUDA.
+    Tch,
+    /// burn-cuda: CubeCL's CUDA backend.
+    Cuda,
 }
 
 impl Backend {
-    /// The device of this backend.
-    pub fn device(self) -> Device {
+    /// Every backend primer knows, compiled in or not.
+    pub const ALL: [Backend; 4] = [Backend::Flex, Backend::Wgpu, Backend::Tch, Backend::Cuda];
+
+    /// The backend's name on the command line.
+    pub fn name(self) -> &'static str {
         match self {
-            Backend::Flex => Device::flex(),
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Tch => "tch",
+            Backend::Cuda => "cuda",
         }
     }
+
+    /// Whether this binary was built with the backend.
+    pub fn compiled(self) -> bool {
+        match self {
+            Backend::Flex => true,
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Tch => cfg!(feature = "tch"),
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The backend's default device.
+    pub fn device(self) -> anyhow::Result<Device> {
+        self.device_at(None)
+    }
+
+    /// A device of this backend. `selector` picks one: wgpu `default`, `cpu`, `discrete[:N]`,
+    /// `integrated[:N]`, `virtual[:N]`; tch `cpu` or `cuda[:N]`; cuda `N`.
+    pub fn device_at(self, selector: Option<&str>) -> anyhow::Result<Device> {
+        if !self.compiled() {
+            bail!(
+                "backend {0} is not compiled into this primer: rebuild with `cargo build --release -p primer-cli --features {0}` (see README, Backends)",
+                self.name()
+            );
+        }
+        match self {
+            Backend::Flex => match selector {
+                None | Some("cpu") => Ok(Device::flex()),
+                Some(other) => bail!("--device {other} does not exist for flex: it has one device, `cpu`"),
+            },
+            Backend::Wgpu => wgpu_device(selector),
+            Backend::Tch => tch_device(selector),
+            Backend::Cuda => cuda_device(selector),
+        }
+    }
+}
+
+/// Splits `name[:N]` into the name and the index (default 0).
+fn indexed(selector: &str) -> anyhow::Result<(&str, usize)> {
+    match selector.split_once(':') {
+        Some((name, index)) => match index.parse() {
+            Ok(index) => Ok((name, index)),
+            Err(_) => bail!("--device {selector}: `{index}` is not a device index"),
+        },
+        None => Ok((selector, 0)),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(selector: Option<&str>) -> anyhow::Result<Device> {
+    wgpu_device_and_adapter(selector).map(|(device, _)| device)
+}
+
+/// A wgpu device and the name of the adapter behind it.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device_and_adapter(selector: Option<&str>) -> anyhow::Result<(Device, String)> {
+    use burn::tensor::DeviceKind;
+    let (name, index) = indexed(selector.unwrap_or("default"))?;
+    let kind = match name {
+        "default" => DeviceKind::DefaultDevice,
+        "cpu" => DeviceKind::Cpu,
+        "discrete" => DeviceKind::DiscreteGpu(index),
+        "integrated" => DeviceKind::IntegratedGpu(index),
+        "virtual" => DeviceKind::VirtualGpu(index),
+        other => bail!(
+            "--device {other} is not a wgpu device: use default, cpu, discrete[:N], integrated[:N] or virtual[:N]"
+        ),
+    };
+    match Device::wgpu_options().device_kind(kind).init_with_setup() {
+        Ok((device, setup)) => Ok((device, setup.adapter.get_info().name)),
+        Err(error) => bail!(
+            "wgpu found no usable adapter ({}): install a Vulkan driver, or Mesa's software one with `apt-get install mesa-vulkan-drivers` (scripts/setup-wgpu)",
+            error.to_string().replace('\n', " ")
+        ),
+    }
+}
+
+/// Mesa's Vulkan drivers print an `error:` line each when `XDG_RUNTIME_DIR` is unset, as on
+/// headless servers; give them a private one. Call before any thread starts.
+#[cfg(all(feature = "wgpu", target_os = "linux"))]
+pub fn quiet_mesa() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("primer-runtime-{uid}"));
+    if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() || dir.is_dir() {
+        // SAFETY: called first thing in `main`, while the process has a single thread.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
+    }
+}
+
+#[cfg(not(all(feature = "wgpu", target_os = "linux")))]
+pub fn quiet_mesa() {}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(_: Option<&str>) -> anyhow::Result<Device> {
+    unreachable!("checked by Backend::compiled")
+}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
+fn tch_device(selector: Option<&str>) -> anyhow::Result<Device> {
+    match indexed(selector.unwrap_or("cpu"))? {
+        ("cpu", _) => Ok(Device::libtorch()),
+        ("cuda", index) => Ok(Device::libtorch_cuda(index)),
+        (other, _) => bail!("--device {other} is not a tch device: use cpu or cuda[:N]"),
+    }
+}
+
+#[cfg(not(feature = "tch"))]
+fn tch_device(_: Option<&str>) -> anyhow::Result<Device> {
+    unreachable!("checked by Backend::compiled")
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(selector: Option<&str>) -> anyhow::Result<Device> {
+    let index = match selector {
+        None => 0,
+        Some(text) => match text.trim_start_matches("cuda:").parse() {
+            Ok(index) => index,
+            Err(_) => bail!("--device {text} is not a CUDA device index"),
+        },
+    };
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_: Option<&str>) -> anyhow::Result<Device> {
+    unreachable!("checked by Backend::compiled")
 }

@@ -14,9 +14,8 @@ use primer_trainer::run::{build_objective, load_model, valid_starts};
 use primer_trainer::run_dir::RunDir;
 use serde::Serialize;
 
-use crate::backend::Backend;
 use crate::data;
-use crate::options::{CorpusArgs, PretrainOptions, parse_name};
+use crate::options::{BackendArgs, CorpusArgs, PretrainOptions};
 
 /// Arguments of `primer eval`.
 #[derive(clap::Args, Debug)]
@@ -35,9 +34,8 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Compute backend.
-    #[arg(long, default_value = "flex", value_parser = parse_name::<Backend>)]
-    backend: Backend,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// What `primer eval` reports.
@@ -83,7 +81,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             data.dir.display()
         );
     }
-    let device = args.backend.device();
+    let (_, device) = args.backend.resolve()?;
     let (model, step) = if run_dir.model().exists() {
         (load_model(&run_dir, &config, &device)?, None)
     } else {

@@ -1,6 +1,7 @@
 //! `primer`: pre-train MLM and causal Transformers from a text corpus.
 
 mod backend;
+mod backends;
 mod data;
 mod eval;
 mod options;
@@ -38,6 +39,13 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the named data sets `--corpus` accepts.
     Datasets,
+    /// List the compute backends: compiled in or not, which device answers, a matmul checked
+    /// against flex.
+    Backends {
+        /// One JSON object per backend.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +85,7 @@ struct PrepareArgs {
 }
 
 fn main() -> ExitCode {
+    backend::quiet_mesa();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -118,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pretrain(args) => return pretrain::run(*args),
         Command::Eval(args) => eval::run(args)?,
+        Command::Backends { json } => backends::run(json)?,
         Command::Datasets => {
             for dataset in primer_datasets::named::REGISTRY {
                 println!("{:<20} {}", dataset.name, dataset.about);

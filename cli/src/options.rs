@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::Device;
 use clap::Args;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
@@ -9,6 +10,8 @@ use primer_model::Positions;
 use primer_trainer::config::ObjectiveKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists
 /// the accepted names.
@@ -56,6 +59,47 @@ impl CorpusArgs {
     }
 }
 
+/// Which backend and device run the model; shared by every command that runs one.
+#[derive(Args, Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BackendArgs {
+    /// Compute backend: flex (CPU), wgpu, tch or cuda [default: $PRIMER_BACKEND, else flex].
+    #[arg(long, value_parser = parse_name::<Backend>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    /// Device of the backend: wgpu default|cpu|discrete[:N]|integrated[:N]; tch cpu|cuda[:N].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+impl BackendArgs {
+    /// Fills what `self` leaves unset from `base`.
+    pub fn or(self, base: BackendArgs) -> BackendArgs {
+        BackendArgs {
+            backend: self.backend.or(base.backend),
+            device: self.device.or(base.device),
+        }
+    }
+
+    /// The backend: the flag or config key, else `$PRIMER_BACKEND`, else flex.
+    pub fn backend(&self) -> anyhow::Result<Backend> {
+        match (self.backend, std::env::var("PRIMER_BACKEND")) {
+            (Some(backend), _) => Ok(backend),
+            (None, Ok(name)) if !name.is_empty() => {
+                parse_name(&name).map_err(|e| anyhow::anyhow!("PRIMER_BACKEND={name}: {e}"))
+            }
+            _ => Ok(Backend::Flex),
+        }
+    }
+
+    /// The chosen backend and its device.
+    pub fn resolve(&self) -> anyhow::Result<(Backend, Device)> {
+        let backend = self.backend()?;
+        Ok((backend, backend.device_at(self.device.as_deref())?))
+    }
+}
+
 macro_rules! options {
     ($( $(#[$doc:meta])* $name:ident : $ty:ty $(= parse $parser:expr)? ),* $(,)?) => {
         /// Every option of `pretrain` that decides a run; each is a flag and a config key.
@@ -66,6 +110,10 @@ macro_rules! options {
             #[command(flatten)]
             #[serde(flatten)]
             pub corpus: CorpusArgs,
+            /// Backend and device.
+            #[command(flatten)]
+            #[serde(flatten)]
+            pub backend: BackendArgs,
             $(
                 $(#[$doc])*
                 #[arg(long $(, value_parser = $parser)?)]
@@ -79,6 +127,7 @@ macro_rules! options {
             pub fn or(self, base: PretrainOptions) -> PretrainOptions {
                 PretrainOptions {
                     corpus: self.corpus.or(base.corpus),
+                    backend: self.backend.or(base.backend),
                     $( $name: self.$name.or(base.$name), )*
                 }
             }

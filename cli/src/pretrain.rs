@@ -16,7 +16,7 @@ use primer_trainer::run_dir::{RunDir, RunDirMode};
 
 use crate::backend::Backend;
 use crate::data;
-use crate::options::{PretrainOptions, parse_name, read_config};
+use crate::options::{PretrainOptions, read_config};
 
 /// Arguments of `primer pretrain`.
 #[derive(clap::Args, Debug)]
@@ -41,9 +41,6 @@ pub struct PretrainArgs {
     /// Plain progress lines instead of the terminal dashboard.
     #[arg(long)]
     no_tui: bool,
-    /// Compute backend.
-    #[arg(long, default_value = "flex", value_parser = parse_name::<Backend>)]
-    backend: Backend,
 }
 
 /// Runs `primer pretrain`.
@@ -73,6 +70,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Check every option before any slow work, and all inputs before the run directory exists.
+    let (backend, device) = options.backend.resolve()?;
     let (train, model) = configs(&options, 1)?;
     let objective = options
         .objective
@@ -97,9 +95,8 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     valid_starts(&data, block_len, 1)?;
     run_dir.prepare(mode, &config, &tokenizer)?;
 
-    let device = args.backend.device();
     eprintln!(
-        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {:?}",
+        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {}",
         objective.name(),
         config.model.num_params(),
         config.model.n_layers,
@@ -108,7 +105,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         config.model.vocab_size,
         config.train.steps,
         config.train.tokens_per_step(),
-        args.backend
+        backend.name()
     );
     let interrupter = Interrupter::new();
     install_signal_handler(&interrupter);
@@ -125,6 +122,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         resume: mode == RunDirMode::Resume,
         halt_after: args.halt_after,
         dashboard,
+        host: Backend::Flex.device()?,
     };
     let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
     Ok(match pretrain(job, &device, &interrupter)? {

@@ -15,7 +15,7 @@ use primer_datasets::DataError;
 use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::Transformer;
+use primer_model::{Transformer, TransformerConfig};
 use primer_objectives::{CausalLm, MaskedLm, Objective, batch_seed, forward_sums};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,9 @@ pub struct PretrainJob<'a> {
     pub halt_after: Option<u64>,
     /// How progress is shown.
     pub dashboard: DashboardMode,
+    /// A CPU device on which parameters are initialised before they are copied to the training
+    /// device, so that every backend starts from the same weights.
+    pub host: Device,
 }
 
 /// How a run ended.
@@ -76,6 +79,18 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Final validation metrics.
     pub valid: EvalMetrics,
+    /// Peak resident memory of the process, GB (Linux; `None` elsewhere). Device memory of
+    /// GPU backends is not included.
+    #[serde(default)]
+    pub peak_rss_gb: Option<f64>,
+}
+
+/// The process's peak resident set size in GB, from `/proc/self/status` (`VmHWM`).
+fn peak_rss_gb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
 }
 
 /// The objective a config names, for this tokenizer.
@@ -124,8 +139,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let train_tokens_per_byte = tokens_per_byte(job.data.meta.train);
 
     let device = device.clone().autodiff();
-    device.seed(train.seed);
-    let mut model = config.model.init(&device);
+    let mut model = init_on_host(&config.model, train.seed, &job.host, &device);
     let mut optim = optimizer(train);
     let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
     let mut state = TrainState {
@@ -262,6 +276,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             &final_model.devices()[0],
             |_| {},
         ),
+        peak_rss_gb: peak_rss_gb(),
     };
     let summary = Summary {
         objective: config.objective,
@@ -275,6 +290,15 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Outcome::Completed(summary))
+}
+
+/// Initialises the model on `host` with `seed` and loads the weights onto `device`. Burn's
+/// parameters are lazy: moving an uninitialised model would draw its weights on the target
+/// device, with that backend's own random generator.
+pub fn init_on_host(config: &TransformerConfig, seed: u64, host: &Device, device: &Device) -> Transformer {
+    host.seed(seed);
+    let weights = config.init(host).into_record();
+    config.init(device).load_record(weights)
 }
 
 fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &EvalMetrics) -> MetricsRecord {

@@ -1,0 +1,177 @@
+//! Backends give the same numbers: the first training steps of both objectives agree with
+//! flex, and a run started on one backend continues on another.
+
+#![cfg(any(feature = "wgpu", feature = "tch"))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn shakespeare() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare/input.txt")
+}
+
+fn primer(cache: &Path, args: &str) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_primer"))
+        .args(args.split_whitespace())
+        .env("PRIMER_CACHE", cache)
+        .env_remove("PRIMER_BACKEND")
+        // Software Vulkan is slow: try few kernel variants.
+        .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
+        .output()
+        .expect("primer runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "`primer {args}` failed: {stderr}");
+    output
+}
+
+/// Train losses of a tiny run (small enough for lavapipe's software Vulkan).
+fn losses(cache: &Path, run: &Path, objective: &str, backend: &str, extra: &str) -> Vec<f64> {
+    let args = format!(
+        "pretrain --objective {objective} --backend {backend} --corpus {} --out {} --no-tui --tokenizer-kind char \
+         --layers 2 --d-model 32 --heads 2 --seq-len 16 --batch-size 4 --steps 4 --warmup-steps 1 \
+         --eval-every 4 --eval-batches 1 {extra}",
+        shakespeare().display(),
+        run.display()
+    );
+    primer(cache, &args);
+    train_losses(run)
+}
+
+fn train_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|record| record["split"] == "train")
+        .map(|record| record["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+/// Initial loss within 1e-4 relative of flex's, loss after 3 optimizer steps within 1e-3.
+fn assert_agrees_with_flex(backend: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    for objective in ["clm", "mlm"] {
+        let flex = losses(
+            tmp.path(),
+            &tmp.path().join(format!("{objective}-flex")),
+            objective,
+            "flex",
+            "",
+        );
+        let other = losses(
+            tmp.path(),
+            &tmp.path().join(format!("{objective}-{backend}")),
+            objective,
+            backend,
+            "",
+        );
+        assert!(
+            relative(other[0], flex[0]) < 1e-4,
+            "{objective} initial loss: {backend} {} vs flex {}",
+            other[0],
+            flex[0]
+        );
+        assert!(
+            relative(other[3], flex[3]) < 1e-3,
+            "{objective} loss after 3 steps: {backend} {} vs flex {}",
+            other[3],
+            flex[3]
+        );
+        assert!(flex[3] < flex[0], "{objective}: the loss should fall in 3 steps");
+    }
+}
+
+/// A run halted on `backend` resumes on flex (and the reverse) with the numbers of a run done
+/// on flex alone.
+fn assert_checkpoints_cross(backend: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let flex = losses(tmp.path(), &tmp.path().join("flex"), "clm", "flex", "");
+    for (first, then) in [(backend, "flex"), ("flex", backend)] {
+        let run = tmp.path().join(format!("{first}-then-{then}"));
+        losses(tmp.path(), &run, "clm", first, "--halt-after 2 --checkpoint-every 2");
+        primer(
+            tmp.path(),
+            &format!("pretrain --resume {} --backend {then} --no-tui", run.display()),
+        );
+        let resumed = train_losses(&run);
+        assert_eq!(resumed.len(), 4);
+        for (step, (a, b)) in resumed.iter().zip(&flex).enumerate() {
+            assert!(
+                relative(*a, *b) < 1e-3,
+                "step {}: {first} then {then} {a} vs flex {b}",
+                step + 1
+            );
+        }
+        let eval = primer(tmp.path(), &format!("eval {} --json --backend {first}", run.display()));
+        let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+        let summary: Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+        let (evaluated, final_loss) = (
+            report["loss"].as_f64().unwrap(),
+            summary["valid"]["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            relative(evaluated, final_loss) < 1e-4,
+            "eval on {first}: {evaluated} vs {final_loss}"
+        );
+    }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_agrees_with_flex() {
+    assert_agrees_with_flex("wgpu");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_checkpoints_continue_on_flex_and_back() {
+    assert_checkpoints_cross("wgpu");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn tch_agrees_with_flex() {
+    assert_agrees_with_flex("tch");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn tch_checkpoints_continue_on_flex_and_back() {
+    assert_checkpoints_cross("tch");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_without_an_adapter_is_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let args = format!(
+        "pretrain --objective clm --backend wgpu --corpus {} --out {} --no-tui",
+        shakespeare().display(),
+        run.display()
+    );
+    // Point the Vulkan loader at no driver at all.
+    let output = Command::new(env!("CARGO_BIN_EXE_primer"))
+        .args(args.split_whitespace())
+        .env("PRIMER_CACHE", tmp.path())
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("no usable adapter") && errors[0].contains("mesa-vulkan-drivers"),
+        "{stderr}"
+    );
+    assert!(!run.exists());
+}
