@@ -152,17 +152,18 @@ fn wgpu_without_an_adapter_is_a_one_line_error() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let args = format!(
-        "pretrain --objective clm --backend wgpu --corpus {} --out {} --no-tui",
+        "pretrain --objective clm --backend wgpu --corpus {} --out {} --no-tui --tokenizer-kind char \
+         --layers 1 --d-model 16 --heads 1 --seq-len 8 --batch-size 2 --steps 1 --eval-batches 1",
         shakespeare().display(),
         run.display()
     );
-    // Point the Vulkan loader at no driver at all.
+    // Point the Vulkan loader and EGL (wgpu's OpenGL fallback) at no driver at all.
     let output = Command::new(env!("CARGO_BIN_EXE_primer"))
         .args(args.split_whitespace())
         .env("PRIMER_CACHE", tmp.path())
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
-        .env("WGPU_BACKEND", "vulkan")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -171,6 +172,51 @@ fn wgpu_without_an_adapter_is_a_one_line_error() {
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
         errors[0].contains("no usable adapter") && errors[0].contains("mesa-vulkan-drivers"),
+        "{stderr}"
+    );
+    assert!(!run.exists());
+}
+
+/// A libtorch of another PyTorch release found first on the library path: primer names the
+/// version to install instead of failing inside libtorch.
+#[cfg(feature = "tch")]
+#[test]
+fn tch_with_another_pytorch_names_the_version_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The real libraries under a torch folder whose version.py says 2.8.0.
+    let torch = tmp.path().join("torch");
+    let lib = torch.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let real_lib = std::env::var("LD_LIBRARY_PATH")
+        .unwrap()
+        .split(':')
+        .map(PathBuf::from)
+        .find(|dir| dir.join("libtorch_cpu.so").exists())
+        .expect("scripts/env puts torch's lib/ on LD_LIBRARY_PATH");
+    for entry in std::fs::read_dir(&real_lib).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), lib.join(entry.file_name())).unwrap();
+    }
+    // libtorch finds the CUDA runtime wheels at $ORIGIN/../../nvidia.
+    std::os::unix::fs::symlink(real_lib.join("../../nvidia"), tmp.path().join("nvidia")).unwrap();
+    std::fs::write(torch.join("version.py"), "__version__ = '2.8.0+cpu'\n").unwrap();
+    let run = tmp.path().join("run");
+    let args = format!(
+        "pretrain --objective clm --backend tch --corpus {} --out {} --no-tui --tokenizer-kind char --steps 1",
+        shakespeare().display(),
+        run.display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_primer"))
+        .args(args.split_whitespace())
+        .env("PRIMER_CACHE", tmp.path())
+        .env("LD_LIBRARY_PATH", &lib)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("PyTorch 2.8.0+cpu") && stderr.contains("torch==2.9.0"),
         "{stderr}"
     );
     assert!(!run.exists());

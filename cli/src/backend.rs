@@ -85,7 +85,7 @@ fn wgpu_device(selector: Option<&str>) -> anyhow::Result<Device> {
     wgpu_device_and_adapter(selector).map(|(device, _)| device)
 }
 
-/// A wgpu device and the name of the adapter behind it.
+/// A wgpu device and the adapter behind it: its name and graphics API.
 #[cfg(feature = "wgpu")]
 pub fn wgpu_device_and_adapter(selector: Option<&str>) -> anyhow::Result<(Device, String)> {
     use burn::tensor::DeviceKind;
@@ -101,7 +101,10 @@ pub fn wgpu_device_and_adapter(selector: Option<&str>) -> anyhow::Result<(Device
         ),
     };
     match Device::wgpu_options().device_kind(kind).init_with_setup() {
-        Ok((device, setup)) => Ok((device, setup.adapter.get_info().name)),
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            Ok((device, format!("{} ({:?})", info.name, info.backend)))
+        }
         Err(error) => bail!(
             "wgpu found no usable adapter ({}): install a Vulkan driver, or Mesa's software one with `apt-get install mesa-vulkan-drivers` (scripts/setup-wgpu)",
             error.to_string().replace('\n', " ")
@@ -136,6 +139,7 @@ fn wgpu_device(_: Option<&str>) -> anyhow::Result<Device> {
 #[cfg(feature = "tch")]
 #[allow(deprecated)] // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 fn tch_device(selector: Option<&str>) -> anyhow::Result<Device> {
+    crate::libtorch::check_version()?;
     match indexed(selector.unwrap_or("cpu"))? {
         ("cpu", _) => Ok(Device::libtorch()),
         ("cuda", index) => Ok(Device::libtorch_cuda(index)),

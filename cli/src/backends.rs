@@ -58,8 +58,11 @@ fn describe(backend: Backend) -> anyhow::Result<(Device, String)> {
             } else {
                 "not available"
             };
-            let version = env!("PRIMER_LIBTORCH_VERSION");
-            Ok((backend.device()?, format!("libtorch {version} (cpu; cuda {cuda})")))
+            let device = backend.device()?;
+            Ok((
+                device,
+                format!("libtorch {} (cpu; cuda {cuda})", crate::libtorch::BUILT_FOR),
+            ))
         }
         _ => Ok((backend.device()?, "default device".into())),
     }

@@ -4,6 +4,8 @@ mod backend;
 mod backends;
 mod data;
 mod eval;
+#[cfg(feature = "tch")]
+mod libtorch;
 mod options;
 mod pretrain;
 

@@ -276,7 +276,6 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             &final_model.devices()[0],
             |_| {},
         ),
-        peak_rss_gb: peak_rss_gb(),
     };
     let summary = Summary {
         objective: config.objective,
@@ -284,6 +283,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         steps: state.step,
         tokens_seen: state.tokens_seen,
         wall_time_s: state.elapsed_s,
+        peak_rss_gb: peak_rss_gb(),
         valid,
     };
     save_model(&final_model, job.run_dir)?;
