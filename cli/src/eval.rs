@@ -5,17 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
 use primer_datasets::prepare::SplitOptions;
-use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::ObjectiveKind;
 use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline};
-use primer_trainer::optim::optimizer;
-use primer_trainer::run::{build_objective, load_model, valid_starts};
-use primer_trainer::run_dir::RunDir;
+use primer_trainer::run::{build_objective, valid_starts};
 use serde::Serialize;
 
 use crate::data;
 use crate::options::{BackendArgs, CorpusArgs, PretrainOptions};
+use crate::trained::TrainedRun;
 
 /// Arguments of `primer eval`.
 #[derive(clap::Args, Debug)]
@@ -59,9 +56,14 @@ struct Report {
 
 /// Runs `primer eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let run_dir = RunDir::new(&args.run_dir);
-    let config = run_dir.read_config()?;
-    let tokenizer = PrimerTokenizer::from_file(&run_dir.tokenizer())?;
+    let (_, device) = args.backend.resolve()?;
+    let TrainedRun {
+        dir: run_dir,
+        config,
+        tokenizer,
+        model,
+        unfinished_step: step,
+    } = TrainedRun::load(&args.run_dir, &device)?;
     let data = match &args.corpus.corpus {
         Some(specs) => {
             // The whole corpus is the evaluation split.
@@ -81,24 +83,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             data.dir.display()
         );
     }
-    let (_, device) = args.backend.resolve()?;
-    let (model, step) = if run_dir.model().exists() {
-        (load_model(&run_dir, &config, &device)?, None)
-    } else {
-        let checkpoints = Checkpointer::new(run_dir.checkpoints(), 1).list()?;
-        let latest = checkpoints.last().with_context(|| {
-            format!(
-                "{} has neither model.bpk nor a checkpoint: train it first",
-                run_dir.root.display()
-            )
-        })?;
-        let (model, _, state) = Checkpointer::load(latest, config.model.init(&device), optimizer(&config.train))?;
-        eprintln!(
-            "the run has not finished: evaluating its checkpoint at step {}",
-            state.step
-        );
-        (model, Some(state.step))
-    };
     let objective = build_objective(&config, &tokenizer);
     let block_len = objective.block_len(config.train.seq_len);
     let batches = args.eval_batches.unwrap_or(config.train.eval_batches);

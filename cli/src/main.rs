@@ -4,10 +4,14 @@ mod backend;
 mod backends;
 mod data;
 mod eval;
+mod fill_mask;
+mod generate;
 #[cfg(feature = "tch")]
 mod libtorch;
 mod options;
 mod pretrain;
+mod score;
+mod trained;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +43,12 @@ enum Command {
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Evaluate a run: loss, perplexity, bits per byte, accuracy (MLM: pseudo-perplexity).
     Eval(eval::EvalArgs),
+    /// Continue a prompt with a causal run (sampling, key/value cache), streaming the text.
+    Generate(generate::GenerateArgs),
+    /// The most likely tokens at each [MASK] of a text, from a masked-LM run.
+    FillMask(fill_mask::FillMaskArgs),
+    /// Per-document perplexity (causal runs) or pseudo-perplexity (masked runs) of a file.
+    Score(score::ScoreArgs),
     /// List the named data sets `--corpus` accepts.
     Datasets,
     /// List the compute backends: compiled in or not, which device answers, a matmul checked
@@ -129,6 +139,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pretrain(args) => return pretrain::run(*args),
         Command::Eval(args) => eval::run(args)?,
+        Command::Generate(args) => generate::run(args)?,
+        Command::FillMask(args) => fill_mask::run(args)?,
+        Command::Score(args) => score::run(args)?,
         Command::Backends { json } => backends::run(json)?,
         Command::Datasets => {
             for dataset in primer_datasets::named::REGISTRY {

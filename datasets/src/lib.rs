@@ -12,6 +12,7 @@ pub mod error;
 pub mod named;
 pub mod prepare;
 pub mod shard;
+pub mod task;
 pub mod tokenizer;
 
 pub use error::{DataError, Result};

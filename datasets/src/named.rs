@@ -57,6 +57,43 @@ macro_rules! gh {
     };
 }
 
+/// SST-2's GLUE train split (`sentence`, `label`): a corpus of its sentences, and the train split
+/// of the `sst2` task.
+pub const SST2_TRAIN: NamedFile = NamedFile {
+    path: "sst2/train.tsv",
+    sha256: "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
+    url: gh!(
+        "eyalbd2/Reproducing-AutoPrompt",
+        "6288fb5bec9c572f2492875ae0111df5b6daed11",
+        "glue_data/SST-2/train_full.tsv"
+    ),
+    read_as: ReadAs::Column(b'\t', "sentence"),
+};
+
+/// SST-2's GLUE dev split: the validation split of the `sst2` task.
+pub const SST2_DEV: NamedFile = NamedFile {
+    path: "sst2/dev.tsv",
+    sha256: "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
+    url: gh!(
+        "eyalbd2/Reproducing-AutoPrompt",
+        "6288fb5bec9c572f2492875ae0111df5b6daed11",
+        "glue_data/SST-2/dev.tsv"
+    ),
+    read_as: ReadAs::Column(b'\t', "sentence"),
+};
+
+/// waimai_10k (`label`, `review`): Chinese food-delivery reviews, a corpus and the `waimai` task.
+pub const WAIMAI: NamedFile = NamedFile {
+    path: "waimai-10k/waimai_10k.csv",
+    sha256: "b8b5c11c00b51578d35937fca56e03a126b45381f1ea4b22893237cb377a26fe",
+    url: gh!(
+        "SophonPlus/ChineseNlpCorpus",
+        "a0b781d72158bde242c0626c9e354d2b328865ff",
+        "datasets/waimai_10k/waimai_10k.csv"
+    ),
+    read_as: ReadAs::Column(b',', "review"),
+};
+
 /// Every named data set primer knows.
 pub const REGISTRY: &[NamedDataset] = &[
     NamedDataset {
@@ -102,16 +139,7 @@ pub const REGISTRY: &[NamedDataset] = &[
     NamedDataset {
         name: "sst2",
         about: "SST-2 train sentences without labels, 67k sentences",
-        files: &[NamedFile {
-            path: "sst2/train.tsv",
-            sha256: "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
-            url: gh!(
-                "eyalbd2/Reproducing-AutoPrompt",
-                "6288fb5bec9c572f2492875ae0111df5b6daed11",
-                "glue_data/SST-2/train_full.tsv"
-            ),
-            read_as: ReadAs::Column(b'\t', "sentence"),
-        }],
+        files: &[SST2_TRAIN],
     },
     NamedDataset {
         name: "tinystories",
@@ -130,16 +158,7 @@ pub const REGISTRY: &[NamedDataset] = &[
     NamedDataset {
         name: "waimai-10k",
         about: "12k Chinese food-delivery reviews, text only (labels unused)",
-        files: &[NamedFile {
-            path: "waimai-10k/waimai_10k.csv",
-            sha256: "b8b5c11c00b51578d35937fca56e03a126b45381f1ea4b22893237cb377a26fe",
-            url: gh!(
-                "SophonPlus/ChineseNlpCorpus",
-                "a0b781d72158bde242c0626c9e354d2b328865ff",
-                "datasets/waimai_10k/waimai_10k.csv"
-            ),
-            read_as: ReadAs::Column(b',', "review"),
-        }],
+        files: &[WAIMAI],
     },
     NamedDataset {
         name: "cmrc2018",
@@ -204,21 +223,7 @@ pub fn lookup(name: &str) -> Option<&'static NamedDataset> {
 pub fn resolve(dataset: &NamedDataset, home: &Path, mirror: Option<&str>, progress: bool) -> Result<Vec<CorpusFile>> {
     let mut files = Vec::new();
     for file in dataset.files {
-        let path = home.join(file.path);
-        if !path.exists() {
-            fetch(dataset, file, &path, mirror, progress)?;
-        }
-        let actual = sha256_file(&path)?;
-        if actual != file.sha256 {
-            return Err(DataError::Named {
-                name: dataset.name.into(),
-                message: format!(
-                    "{} has sha256 {actual}, expected {}: delete it so primer fetches it again",
-                    path.display(),
-                    file.sha256
-                ),
-            });
-        }
+        let path = checked_path(dataset.name, file, home, mirror, progress)?;
         let format = match file.read_as {
             ReadAs::Text(split) => FileFormat::Text { split },
             ReadAs::Column(delimiter, column) => FileFormat::Delimited {
@@ -229,6 +234,33 @@ pub fn resolve(dataset: &NamedDataset, home: &Path, mirror: Option<&str>, progre
         files.push(CorpusFile { path, format });
     }
     Ok(files)
+}
+
+/// The path of one file of the data set `name` under `home`, checked by sha256 and fetched
+/// when missing (from `{mirror}/{path}` when a mirror is given).
+pub fn checked_path(
+    name: &str,
+    file: &NamedFile,
+    home: &Path,
+    mirror: Option<&str>,
+    progress: bool,
+) -> Result<PathBuf> {
+    let path = home.join(file.path);
+    if !path.exists() {
+        fetch(name, file, &path, mirror, progress)?;
+    }
+    let actual = sha256_file(&path)?;
+    if actual != file.sha256 {
+        return Err(DataError::Named {
+            name: name.into(),
+            message: format!(
+                "{} has sha256 {actual}, expected {}: delete it so primer fetches it again",
+                path.display(),
+                file.sha256
+            ),
+        });
+    }
+    Ok(path)
 }
 
 /// sha256 of a file, streamed.
@@ -247,9 +279,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Downloads one file to a temporary name, checks its sha256, then renames it into place.
-fn fetch(dataset: &NamedDataset, file: &NamedFile, dest: &Path, mirror: Option<&str>, progress: bool) -> Result<()> {
+fn fetch(name: &str, file: &NamedFile, dest: &Path, mirror: Option<&str>, progress: bool) -> Result<()> {
     let fail = |message: String| DataError::Named {
-        name: dataset.name.into(),
+        name: name.into(),
         message,
     };
     let url = match (mirror, file.url) {

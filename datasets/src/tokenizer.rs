@@ -133,9 +133,11 @@ impl PrimerTokenizer {
             )));
         }
         corpus.check_not_empty()?;
+        // `[MASK]` takes the space before it in byte-level BPE, where words carry their leading
+        // space: "the [MASK] sat" then masks the token " cat" stands in, as in RoBERTa.
         let specials: Vec<AddedToken> = SPECIAL_TOKENS
             .iter()
-            .map(|t| AddedToken::from(t.to_string(), true))
+            .map(|t| AddedToken::from(t.to_string(), true).lstrip(*t == "[MASK]" && kind == TokenizerKind::Bpe))
             .collect();
         let mut inner = match kind {
             TokenizerKind::Char => char_tokenizer(corpus)?,

@@ -49,23 +49,65 @@ impl SelfAttention {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, mode: AttentionMode) -> Tensor<3> {
+        self.attend(x, mode, None, None)
+    }
+
+    /// Attention that ignores padding keys.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - padding: `[batch, seq]`, true at padding positions
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward_padded(&self, x: Tensor<3>, mode: AttentionMode, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.attend(x, mode, Some(padding), None)
+    }
+
+    /// Causal attention of new positions over the cached ones and themselves; appends the new
+    /// keys and values to `cache`.
+    ///
+    /// # Shapes
+    /// - x: `[batch, new, d_model]`, the positions after the `cache.len()` cached ones
+    /// - output: `[batch, new, d_model]`
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
+        self.attend(x, AttentionMode::Causal, None, Some(cache))
+    }
+
+    fn attend(
+        &self,
+        x: Tensor<3>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+        cache: Option<&mut LayerKv>,
+    ) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_heads;
+        let start = cache.as_ref().map_or(0, |cache| cache.len());
         let heads = |t: Tensor<3>| {
             // [batch, seq, d_model] -> [batch, heads, seq, head_dim]
             t.reshape([batch, seq, self.n_heads, head_dim]).swap_dims(1, 2)
         };
         let mut qkv = self.qkv.forward(x).chunk(3, 2).into_iter().map(heads);
-        let (mut q, mut k, v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
+        let (mut q, mut k, mut v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
         if let Some(rotary) = &self.rotary {
-            q = rotary.forward(q);
-            k = rotary.forward(k);
+            q = rotary.apply(q, start);
+            k = rotary.apply(k, start);
         }
-        // [batch, heads, seq, seq]
+        if let Some(cache) = cache {
+            (k, v) = cache.append(k, v);
+        }
+        let keys = k.dims()[2];
+        // [batch, heads, seq, keys]
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
-        if mode == AttentionMode::Causal {
-            let future = causal_mask(seq, &scores.device()).reshape([1, 1, seq, seq]);
-            scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, seq]), f32::NEG_INFINITY);
+        if mode == AttentionMode::Causal && seq > 1 {
+            let future = causal_mask(seq, keys, start, &scores.device()).reshape([1, 1, seq, keys]);
+            scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, keys]), f32::NEG_INFINITY);
+        }
+        if let Some(padding) = padding {
+            // [batch, keys] -> [batch, heads, seq, keys]
+            let hidden = padding
+                .reshape([batch, 1, 1, keys])
+                .expand([batch, self.n_heads, seq, keys]);
+            scores = scores.mask_fill(hidden, f32::NEG_INFINITY);
         }
         let weights = self.attn_dropout.forward(softmax(scores, 3));
         // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
@@ -74,7 +116,40 @@ impl SelfAttention {
     }
 }
 
-/// `[seq, seq]`, true where a query would see a later key.
-pub fn causal_mask(seq: usize, device: &Device) -> Tensor<2, Bool> {
-    Tensor::<2, Bool>::tril_mask([seq, seq], 0, device)
+/// One layer's keys and values of the positions decoded so far.
+#[derive(Debug, Clone, Default)]
+pub struct LayerKv {
+    /// `[batch, heads, len, head_dim]` each; `None` before the first call.
+    keys_values: Option<(Tensor<4>, Tensor<4>)>,
+}
+
+impl LayerKv {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.keys_values.as_ref().map_or(0, |(keys, _)| keys.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `[batch, heads, new, head_dim]` keys and values; returns all of them.
+    fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let all = match self.keys_values.take() {
+            Some((past_keys, past_values)) => (
+                Tensor::cat(vec![past_keys, keys], 2),
+                Tensor::cat(vec![past_values, values], 2),
+            ),
+            None => (keys, values),
+        };
+        self.keys_values = Some(all.clone());
+        all
+    }
+}
+
+/// `[queries, keys]`, true where a query would see a later key; query `i` sits at position
+/// `start + i` and key `j` at position `j`.
+pub fn causal_mask(queries: usize, keys: usize, start: usize, device: &Device) -> Tensor<2, Bool> {
+    Tensor::<2, Bool>::tril_mask([queries, keys], start as i64, device)
 }

@@ -3,9 +3,9 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::gelu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor};
 
-use crate::attention::SelfAttention;
+use crate::attention::{LayerKv, SelfAttention};
 use crate::config::{AttentionMode, TransformerConfig};
 
 /// The position-wise MLP: `d_model -> d_ff -> GELU -> d_model`.
@@ -79,6 +79,28 @@ impl Block {
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, mode: AttentionMode) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.norm_1.forward(x), mode);
+        x.clone() + self.mlp.forward(self.norm_2.forward(x))
+    }
+
+    /// [`forward`](Self::forward) with padding keys ignored.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - padding: `[batch, seq]`, true at padding positions
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward_padded(&self, x: Tensor<3>, mode: AttentionMode, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward_padded(self.norm_1.forward(x), mode, padding);
+        x.clone() + self.mlp.forward(self.norm_2.forward(x))
+    }
+
+    /// Causal forward of new positions after the cached ones (see
+    /// [`SelfAttention::forward_cached`]).
+    ///
+    /// # Shapes
+    /// - x: `[batch, new, d_model]`
+    /// - output: `[batch, new, d_model]`
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward_cached(self.norm_1.forward(x), cache);
         x.clone() + self.mlp.forward(self.norm_2.forward(x))
     }
 }

@@ -7,13 +7,15 @@
 
 mod attention;
 mod block;
+mod classifier;
 mod config;
 mod transformer;
 
-pub use attention::{SelfAttention, causal_mask};
+pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
+pub use classifier::{Classifier, ClassifierConfig, Pooling};
 pub use config::{AttentionMode, Positions, TransformerConfig};
-pub use transformer::Transformer;
+pub use transformer::{KvCache, Transformer};
 
 use burn::module::Param;
 use burn::nn::Linear;
@@ -78,6 +80,49 @@ mod tests {
                 .try_into_vec::<f32>()
                 .unwrap();
             assert!(bi_a.iter().zip(&bi_b).any(|(x, y)| (x - y).abs() > 1e-4));
+        }
+    }
+
+    #[test]
+    fn cached_decoding_gives_the_logits_of_a_full_forward() {
+        let device = Device::flex();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = config().with_positions(positions).init(&device);
+            let ids = vec![7i64, 3, 12, 9, 41, 5, 22, 8, 30];
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), &device);
+            let full = model.forward(tokens.clone(), AttentionMode::Causal);
+            // A prompt of 4 positions in one call, then one position per call.
+            let mut cache = KvCache::default();
+            let mut parts = vec![model.forward_cached(tokens.clone().slice([0..1, 0..4]), &mut cache)];
+            for i in 4..ids.len() {
+                parts.push(model.forward_cached(tokens.clone().slice([0..1, i..i + 1]), &mut cache));
+            }
+            assert_eq!(cache.len(), ids.len());
+            Tensor::cat(parts, 1)
+                .into_data()
+                .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
+        }
+    }
+
+    #[test]
+    fn classifier_features_ignore_padding_for_every_pooling() {
+        let device = Device::flex();
+        for (pooling, attention) in [
+            (Pooling::First, AttentionMode::Bidirectional),
+            (Pooling::Mean, AttentionMode::Bidirectional),
+            (Pooling::Last, AttentionMode::Causal),
+        ] {
+            let classifier = ClassifierConfig::new(3, pooling, attention).init(config().init(&device), &device);
+            let alone = Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 7, 9], [1, 3]), &device);
+            let padded =
+                Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 7, 9, 0, 0, 2, 5, 6, 8, 11], [2, 5]), &device);
+            let one = classifier.forward(alone, &[3]);
+            let batch = classifier.forward(padded, &[3, 5]);
+            assert_eq!(batch.dims(), [2, 3]);
+            batch
+                .slice([0..1, 0..3])
+                .into_data()
+                .assert_approx_eq::<f32>(&one.into_data(), Tolerance::absolute(1e-5));
         }
     }
 

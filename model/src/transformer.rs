@@ -4,8 +4,9 @@ use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
+use crate::attention::LayerKv;
 use crate::block::Block;
 use crate::config::{AttentionMode, Positions, TransformerConfig};
 
@@ -76,24 +77,85 @@ impl Transformer {
     /// # Panics
     /// If `seq` exceeds the configured `max_seq_len`.
     pub fn forward_hidden(&self, tokens: Tensor<2, Int>, mode: AttentionMode) -> Tensor<3> {
-        let [batch, seq] = tokens.dims();
+        self.forward_hidden_padded(tokens, mode, None)
+    }
+
+    /// [`forward_hidden`](Self::forward_hidden) of padded rows: no position attends to padding.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - padding: `[batch, seq]`, true at padding positions
+    /// - output: `[batch, seq, d_model]`
+    ///
+    /// # Panics
+    /// If `seq` exceeds the configured `max_seq_len`.
+    pub fn forward_hidden_padded(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        let [_, seq] = tokens.dims();
         assert!(
             seq <= self.max_seq_len,
             "sequence of {seq} tokens is longer than max_seq_len {}",
             self.max_seq_len
         );
+        let mut x = self.embed(tokens, 0);
+        for block in &self.blocks {
+            x = match &padding {
+                Some(padding) => block.forward_padded(x, mode, padding.clone()),
+                None => block.forward(x, mode),
+            };
+        }
+        self.norm.forward(x)
+    }
+
+    /// Causal logits of the tokens that follow the `cache.len()` cached positions, each
+    /// position costing one step instead of a re-run of the whole context; extends `cache`.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, new]`
+    /// - output: `[batch, new, vocab_size]`
+    ///
+    /// # Panics
+    /// If the cache and the new tokens together exceed `max_seq_len`.
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let [_, new] = tokens.dims();
+        let start = cache.len();
+        assert!(
+            start + new <= self.max_seq_len,
+            "{start} cached and {new} new positions exceed max_seq_len {}",
+            self.max_seq_len
+        );
+        cache.layers.resize_with(self.blocks.len(), LayerKv::default);
+        let mut x = self.embed(tokens, start);
+        for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block.forward_cached(x, layer);
+        }
+        self.lm_logits(self.norm.forward(x))
+    }
+
+    /// The longest sequence the model takes.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    /// Token embeddings plus learned positions from `start` on, after dropout.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: `[batch, seq, d_model]`
+    fn embed(&self, tokens: Tensor<2, Int>, start: usize) -> Tensor<3> {
+        let [batch, seq] = tokens.dims();
         let device = tokens.device();
         let mut x = self.token_embedding.forward(tokens);
         if let Some(positions) = &self.position_embedding {
             // [1, seq] -> [1, seq, d_model], broadcast over the batch
-            let ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+            let ids = Tensor::<1, Int>::arange(start as i64..(start + seq) as i64, &device).reshape([1, seq]);
             x = x + positions.forward(ids).expand([batch as i64, -1, -1]);
         }
-        let mut x = self.dropout.forward(x);
-        for block in &self.blocks {
-            x = block.forward(x, mode);
-        }
-        self.norm.forward(x)
+        self.dropout.forward(x)
     }
 
     /// Vocabulary logits of hidden states.
@@ -119,5 +181,24 @@ impl Transformer {
     /// - output: `[batch, seq, vocab_size]`
     pub fn forward(&self, tokens: Tensor<2, Int>, mode: AttentionMode) -> Tensor<3> {
         self.lm_logits(self.forward_hidden(tokens, mode))
+    }
+}
+
+/// Keys and values of every layer for the positions decoded so far: what lets
+/// [`Transformer::forward_cached`] cost one position per new token.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, LayerKv::len)
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -81,16 +81,7 @@ pub struct LmSums {
 /// Runs the model on a batch and sums the cross-entropy at the predicted positions.
 pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) -> LmSums {
     let n_targets = batch.n_targets();
-    let hidden = model.forward_hidden(batch.inputs, mode);
-    let [b, t, d] = hidden.dims();
-    let mut flat = hidden.reshape([b * t, d]);
-    if let Some(positions) = batch.predict_at {
-        flat = flat.select(0, positions);
-    }
-    // [n_targets, d] -> [n_targets, vocab]
-    let logits = model
-        .lm_logits(flat.reshape([1, n_targets, d]))
-        .reshape([n_targets as i64, -1]);
+    let logits = predicted_logits(model, batch.inputs, batch.predict_at, mode);
     let targets = batch.targets.reshape([n_targets, 1]);
     let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum();
     let nll = log_softmax(logits, 1).gather(1, targets).sum().neg();
@@ -99,6 +90,30 @@ pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) ->
         correct,
         n_targets,
     }
+}
+
+/// The model's vocabulary logits at the predicted positions only: the LM head never runs on
+/// the others.
+///
+/// # Shapes
+/// - inputs: `[batch, seq]`
+/// - predict_at: `[n]` flat positions (`row * seq + col`); `None` for all `batch * seq`
+/// - output: `[n, vocab_size]`
+pub fn predicted_logits(
+    model: &Transformer,
+    inputs: Tensor<2, Int>,
+    predict_at: Option<Tensor<1, Int>>,
+    mode: AttentionMode,
+) -> Tensor<2> {
+    let hidden = model.forward_hidden(inputs, mode);
+    let [b, t, d] = hidden.dims();
+    let mut flat = hidden.reshape([b * t, d]);
+    if let Some(positions) = predict_at {
+        flat = flat.select(0, positions);
+    }
+    let n = flat.dims()[0];
+    // [n, d] -> [n, vocab]
+    model.lm_logits(flat.reshape([1, n, d])).reshape([n as i64, -1])
 }
 
 /// Mixes a run seed with a step and a micro-batch index into one batch seed.

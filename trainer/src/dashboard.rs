@@ -23,15 +23,60 @@ pub enum DashboardMode {
     Plain,
 }
 
-/// The metrics the dashboard plots: name, unit, higher is better.
-const PLOTTED: [(&str, Option<&str>, bool); 6] = [
-    ("Loss", None, false),
-    ("Perplexity", None, false),
-    ("Accuracy", Some("%"), true),
-    ("Bits per byte", None, false),
-    ("Learning rate", None, false),
-    ("Tokens/s", None, true),
-];
+/// A metric the dashboard plots: name, unit, and whether higher is better.
+pub type Plotted = (&'static str, Option<&'static str>, bool);
+
+/// A line of `metrics.jsonl` as the dashboard shows it.
+pub trait DashboardRecord {
+    /// The metrics plotted for records of this kind.
+    const PLOTTED: &'static [Plotted];
+
+    /// Optimizer step (1-based).
+    fn step(&self) -> u64;
+
+    /// Values of [`Self::PLOTTED`], in order.
+    fn plotted_values(&self) -> Vec<f64>;
+
+    /// CPU use (percent) and memory use (GB), when measured.
+    fn system(&self) -> (Option<f64>, Option<f64>);
+
+    /// One plain progress line.
+    fn progress_line(&self, total_steps: u64) -> String;
+}
+
+impl DashboardRecord for MetricsRecord {
+    const PLOTTED: &'static [Plotted] = &[
+        ("Loss", None, false),
+        ("Perplexity", None, false),
+        ("Accuracy", Some("%"), true),
+        ("Bits per byte", None, false),
+        ("Learning rate", None, false),
+        ("Tokens/s", None, true),
+    ];
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn plotted_values(&self) -> Vec<f64> {
+        vec![
+            self.loss,
+            self.ppl,
+            self.accuracy * 100.0,
+            self.bpb,
+            self.lr,
+            self.tokens_per_s,
+        ]
+    }
+
+    fn system(&self) -> (Option<f64>, Option<f64>) {
+        (self.cpu_percent, self.memory_gb)
+    }
+
+    fn progress_line(&self, total_steps: u64) -> String {
+        progress_line(self, total_steps)
+    }
+}
 
 /// Shows a run's metrics and progress; also measures CPU and memory use.
 pub struct Dashboard {
@@ -52,11 +97,12 @@ impl Dashboard {
         total_steps: u64,
         eval_every: u64,
         label: &str,
+        plotted: &[Plotted],
     ) -> Self {
         let renderer = (mode == DashboardMode::Tui).then(|| {
             let mut renderer: Box<dyn MetricsRenderer> =
                 Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), None));
-            for (name, unit, higher_is_better) in PLOTTED.iter().copied() {
+            for (name, unit, higher_is_better) in plotted.iter().copied() {
                 renderer.register_metric(definition(name, unit, higher_is_better));
             }
             for metric in [
@@ -111,24 +157,25 @@ impl Dashboard {
     }
 
     /// Shows a training step's record.
-    pub fn train_step(&mut self, record: &MetricsRecord) {
+    pub fn train_step<R: DashboardRecord>(&mut self, record: &R) {
         match &mut self.renderer {
             Some(renderer) => {
-                for (name, value) in plotted_values(record) {
+                for (&(name, _, _), value) in R::PLOTTED.iter().zip(record.plotted_values()) {
                     renderer.update_train(numeric_state(name, value));
                 }
-                if let Some(cpu) = record.cpu_percent {
+                let (cpu, memory) = record.system();
+                if let Some(cpu) = cpu {
                     renderer.update_train(numeric_state("CPU Usage", cpu));
                 }
-                if let Some(memory) = record.memory_gb {
+                if let Some(memory) = memory {
                     renderer.update_train(numeric_state("CPU Memory", memory));
                 }
-                let into_interval = (record.step - 1) % self.eval_every + 1;
+                let into_interval = (record.step() - 1) % self.eval_every + 1;
                 renderer.update_split(into_interval as usize);
             }
-            None if self.last_line.elapsed().as_secs_f64() >= 5.0 || record.step == self.total_steps => {
+            None if self.last_line.elapsed().as_secs_f64() >= 5.0 || record.step() == self.total_steps => {
                 self.last_line = Instant::now();
-                println!("{}", progress_line(record, self.total_steps));
+                println!("{}", record.progress_line(self.total_steps));
             }
             None => {}
         }
@@ -150,19 +197,19 @@ impl Dashboard {
     }
 
     /// Shows an evaluation's record and begins the next training interval.
-    pub fn valid(&mut self, record: &MetricsRecord) {
+    pub fn valid<R: DashboardRecord>(&mut self, record: &R) {
         match &mut self.renderer {
             Some(renderer) => {
-                for (name, value) in plotted_values(record) {
+                for (&(name, _, _), value) in R::PLOTTED.iter().zip(record.plotted_values()) {
                     renderer.update_valid(numeric_state(name, value));
                 }
                 renderer.end_split();
-                renderer.update_epoch((record.step / self.eval_every) as usize);
+                renderer.update_epoch(record.step().div_ceil(self.eval_every) as usize);
             }
-            None => println!("{}", progress_line(record, self.total_steps)),
+            None => println!("{}", record.progress_line(self.total_steps)),
         }
-        if record.step < self.total_steps {
-            self.begin_interval(record.step);
+        if record.step() < self.total_steps {
+            self.begin_interval(record.step());
         }
     }
 
@@ -193,17 +240,6 @@ fn numeric_state(name: &str, value: f64) -> MetricState {
         MetricEntry::new(MetricId::new(Arc::new(name.to_string())), entry),
         Some(NumericEntry::Value(value)),
     )
-}
-
-fn plotted_values(record: &MetricsRecord) -> [(&'static str, f64); 6] {
-    [
-        ("Loss", record.loss),
-        ("Perplexity", record.ppl),
-        ("Accuracy", record.accuracy * 100.0),
-        ("Bits per byte", record.bpb),
-        ("Learning rate", record.lr),
-        ("Tokens/s", record.tokens_per_s),
-    ]
 }
 
 /// One plain progress line.

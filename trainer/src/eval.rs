@@ -6,8 +6,10 @@ use burn::tensor::Device;
 use primer_datasets::blocks::read_blocks;
 use primer_datasets::shard::TokenShard;
 use primer_datasets::tokenizer::SpecialTokens;
-use primer_model::{AttentionMode, Transformer};
-use primer_objectives::{LmBatch, Objective, batch_seed, forward_sums};
+use primer_model::Transformer;
+use primer_objectives::{Objective, batch_seed, forward_sums};
+
+use crate::score::{Nll, pseudo_nll};
 use serde::{Deserialize, Serialize};
 
 /// The step number that seeds evaluation masks: the same masks at every evaluation.
@@ -93,9 +95,9 @@ pub fn metrics(nll: f64, correct: i64, targets: u64, tokens_per_byte: f64, token
     }
 }
 
-/// Pseudo-perplexity of a masked LM (Salazar et al. 2020): each token is masked in turn and
-/// scored from both sides; `exp` of the mean negative log-likelihood over at most
-/// `max_tokens` non-special tokens. Returns the value and the number of tokens scored.
+/// Pseudo-perplexity of a masked LM (Salazar et al. 2020) on the evaluation blocks: each token
+/// is masked in turn and scored from both sides; `exp` of the mean negative log-likelihood over
+/// at most `max_tokens` non-special tokens. Returns the value and the number of tokens scored.
 pub fn pseudo_perplexity(
     model: &Transformer,
     specials: &SpecialTokens,
@@ -103,49 +105,23 @@ pub fn pseudo_perplexity(
     max_tokens: usize,
     device: &Device,
 ) -> (f64, u64) {
-    let seq = set.block_len;
-    let (mut nll, mut scored, mut taken) = (0.0, 0u64, 0usize);
-    let (mut inputs, mut positions, mut targets) = (Vec::new(), Vec::new(), Vec::new());
-    let mut score = |inputs: Vec<u32>, positions: Vec<u32>, targets: Vec<u32>| {
-        if targets.is_empty() {
-            return;
-        }
-        let rows = inputs.len() / seq;
-        let batch = LmBatch::from_host(inputs, [rows, seq], Some(positions), targets, device);
-        let sums = forward_sums(model, batch, AttentionMode::Bidirectional);
-        nll += sums.nll.into_scalar::<f64>();
-        scored += sums.n_targets as u64;
-    };
-    'blocks: for &start in set.starts {
-        let block = read_blocks(set.shard, &[start], seq);
-        for (i, &token) in block.iter().enumerate() {
-            if specials.all().contains(&token) {
-                continue;
-            }
-            if taken >= max_tokens {
-                break 'blocks;
-            }
-            taken += 1;
-            let row = targets.len();
-            inputs.extend(
-                block
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &t)| if j == i { specials.mask } else { t }),
-            );
-            positions.push((row * seq + i) as u32);
-            targets.push(token);
-            if targets.len() == set.batch_size {
-                score(
-                    std::mem::take(&mut inputs),
-                    std::mem::take(&mut positions),
-                    std::mem::take(&mut targets),
-                );
-            }
+    let mut total = Nll::default();
+    for &start in set.starts {
+        let block = read_blocks(set.shard, &[start], set.block_len);
+        let nll = pseudo_nll(
+            model,
+            specials,
+            &block,
+            max_tokens - total.tokens,
+            set.batch_size,
+            device,
+        );
+        total.add(nll);
+        if total.tokens >= max_tokens {
+            break;
         }
     }
-    score(inputs, positions, targets);
-    ((nll / scored.max(1) as f64).exp(), scored)
+    (total.perplexity(), total.tokens as u64)
 }
 
 /// What a model that knows only token frequencies would score.

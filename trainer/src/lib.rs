@@ -6,11 +6,14 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod eval;
+pub mod finetune;
+pub mod generate;
 pub mod metrics;
 pub mod optim;
 pub mod run;
 pub mod run_dir;
 pub mod schedule;
+pub mod score;
 
 pub use error::TrainError;
 

@@ -85,7 +85,7 @@ impl MetricsLog {
     }
 
     /// Appends one record.
-    pub fn append(&mut self, record: &MetricsRecord) -> Result<(), TrainError> {
+    pub fn append<R: Serialize>(&mut self, record: &R) -> Result<(), TrainError> {
         let mut line = serde_json::to_string(record).expect("records serialize");
         line.push('\n');
         self.file

@@ -36,19 +36,24 @@ impl Optimizer for MatrixDecayAdamW {
     }
 }
 
-/// The run's optimizer: AdamW with PyTorch's epsilon (1e-8, not burn's 1e-5).
+/// The run's optimizer (see [`adamw`]).
 pub fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
-    let adamw = |decay: f64| {
+    adamw(config.beta1, config.beta2, config.weight_decay)
+}
+
+/// [`MatrixDecayAdamW`] with PyTorch's epsilon (1e-8, not burn's 1e-5).
+pub fn adamw(beta1: f64, beta2: f64, weight_decay: f64) -> ModuleOptimizer {
+    let build = |decay: f64| {
         AdamWConfig::new()
-            .with_beta_1(config.beta1 as f32)
-            .with_beta_2(config.beta2 as f32)
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
             .with_epsilon(1e-8)
             .with_weight_decay(decay as f32)
             .build()
     };
     MatrixDecayAdamW {
-        matrices: adamw(config.weight_decay),
-        vectors: adamw(0.0),
+        matrices: build(weight_decay),
+        vectors: build(0.0),
     }
     .into()
 }

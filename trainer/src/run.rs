@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState};
 use crate::config::{ObjectiveKind, RunConfig};
-use crate::dashboard::{Dashboard, DashboardMode};
+use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
@@ -164,6 +164,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         train.steps,
         train.eval_every,
         &label,
+        MetricsRecord::PLOTTED,
     );
     // Validation of the newest weights; the summary reuses it rather than evaluating again.
     let mut last_valid: Option<(u64, EvalMetrics)> = None;
@@ -286,7 +287,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         peak_rss_gb: peak_rss_gb(),
         valid,
     };
-    save_model(&final_model, job.run_dir)?;
+    save_module(&final_model, &job.run_dir.model())?;
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Outcome::Completed(summary))
@@ -319,14 +320,14 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
     }
 }
 
-/// Writes `model.bpk` atomically.
-fn save_model(model: &Transformer, run_dir: &RunDir) -> Result<(), TrainError> {
-    let tmp = run_dir.root.join(".model.tmp.bpk");
-    model
+/// Writes a module's weights atomically (a temporary file in the same folder, renamed).
+pub fn save_module<M: Module>(module: &M, path: &std::path::Path) -> Result<(), TrainError> {
+    let tmp = path.with_extension("tmp.bpk");
+    module
         .clone()
         .save_file(&tmp)
         .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
-    std::fs::rename(&tmp, run_dir.model()).map_err(|e| TrainError::io(&run_dir.model(), e))
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
 /// Loads a finished run's model on `device`.

@@ -56,10 +56,20 @@ impl RunDir {
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
     }
+    /// `finetune.json`, the config of a fine-tuned classifier (in place of `config.json`).
+    pub fn finetune_config(&self) -> PathBuf {
+        self.root.join("finetune.json")
+    }
 
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<RunConfig, TrainError> {
         let path = self.config();
+        if self.finetune_config().exists() {
+            return Err(TrainError::Invalid(format!(
+                "{} is a fine-tuned classifier: use it with `primer classify`; give a pre-training run here",
+                self.root.display()
+            )));
+        }
         let text = std::fs::read_to_string(&path).map_err(|_| {
             TrainError::Invalid(format!(
                 "{} has no config.json: give the folder of a primer run",
@@ -87,22 +97,34 @@ impl RunDir {
                 }
                 return Ok(());
             }
-            RunDirMode::New if holds_run || is_non_empty_dir(&self.root) => {
-                return Err(TrainError::Invalid(format!(
-                    "{} already exists: pass --resume to continue that run, --overwrite to replace it, or another --out",
-                    self.root.display()
-                )));
-            }
-            RunDirMode::Overwrite if self.root.exists() => {
-                std::fs::remove_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
-            }
-            _ => {}
+            RunDirMode::New if holds_run => return Err(self.exists_error("pass --resume to continue that run, ")),
+            mode => self.claim(mode == RunDirMode::Overwrite)?,
         }
-        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
         tokenizer.save(&self.tokenizer())?;
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
         primer_datasets::atomic_write(&self.config(), &json)?;
         Ok(())
+    }
+}
+
+impl RunDir {
+    /// Creates the directory for a new run: an existing non-empty one is refused, or with
+    /// `overwrite` deleted first.
+    pub fn claim(&self, overwrite: bool) -> Result<(), TrainError> {
+        if is_non_empty_dir(&self.root) {
+            if !overwrite {
+                return Err(self.exists_error(""));
+            }
+            std::fs::remove_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))
+    }
+
+    fn exists_error(&self, resume_hint: &str) -> TrainError {
+        TrainError::Invalid(format!(
+            "{} already exists: {resume_hint}pass --overwrite to replace it, or give another --out",
+            self.root.display()
+        ))
     }
 }
 
