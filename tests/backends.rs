@@ -8,21 +8,17 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn shakespeare() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare/input.txt")
-}
+mod common;
+use common::*;
 
-fn primer(cache: &Path, args: &str) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_primer"))
-        .args(args.split_whitespace())
-        .env("PRIMER_CACHE", cache)
-        .env_remove("PRIMER_BACKEND")
-        // Software Vulkan is slow: try few kernel variants.
+/// Runs `primer`, failing the test unless it succeeds. Software Vulkan is slow: few kernel
+/// variants are tried.
+fn primer_ok_on(cache: &Path, args: &str) -> Output {
+    let output = primer_command(cache, args)
         .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
         .output()
         .expect("primer runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "`primer {args}` failed: {stderr}");
+    assert_ok(&output);
     output
 }
 
@@ -32,19 +28,16 @@ fn losses(cache: &Path, run: &Path, objective: &str, backend: &str, extra: &str)
         "pretrain --objective {objective} --backend {backend} --corpus {} --out {} --no-tui --tokenizer-kind char \
          --layers 2 --d-model 32 --heads 2 --seq-len 16 --batch-size 4 --steps 4 --warmup-steps 1 \
          --eval-every 4 --eval-batches 1 {extra}",
-        shakespeare().display(),
+        shakespeare(),
         run.display()
     );
-    primer(cache, &args);
+    primer_ok_on(cache, &args);
     train_losses(run)
 }
 
 fn train_losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|record| record["split"] == "train")
+    records(&metrics(run), "train")
+        .iter()
         .map(|record| record["loss"].as_f64().unwrap())
         .collect()
 }
@@ -95,7 +88,7 @@ fn assert_checkpoints_cross(backend: &str) {
     for (first, then) in [(backend, "flex"), ("flex", backend)] {
         let run = tmp.path().join(format!("{first}-then-{then}"));
         losses(tmp.path(), &run, "clm", first, "--halt-after 2 --checkpoint-every 2");
-        primer(
+        primer_ok_on(
             tmp.path(),
             &format!("pretrain --resume {} --backend {then} --no-tui", run.display()),
         );
@@ -108,7 +101,7 @@ fn assert_checkpoints_cross(backend: &str) {
                 step + 1
             );
         }
-        let eval = primer(tmp.path(), &format!("eval {} --json --backend {first}", run.display()));
+        let eval = primer_ok_on(tmp.path(), &format!("eval {} --json --backend {first}", run.display()));
         let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
         let summary: Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
         let (evaluated, final_loss) = (
@@ -154,7 +147,7 @@ fn wgpu_without_an_adapter_is_a_one_line_error() {
     let args = format!(
         "pretrain --objective clm --backend wgpu --corpus {} --out {} --no-tui --tokenizer-kind char \
          --layers 1 --d-model 16 --heads 1 --seq-len 8 --batch-size 2 --steps 1 --eval-batches 1",
-        shakespeare().display(),
+        shakespeare(),
         run.display()
     );
     // Point the Vulkan loader and EGL (wgpu's OpenGL fallback) at no driver at all.
@@ -203,7 +196,7 @@ fn tch_with_another_pytorch_names_the_version_to_install() {
     let run = tmp.path().join("run");
     let args = format!(
         "pretrain --objective clm --backend tch --corpus {} --out {} --no-tui --tokenizer-kind char --steps 1",
-        shakespeare().display(),
+        shakespeare(),
         run.display()
     );
     let output = Command::new(env!("CARGO_BIN_EXE_primer"))
@@ -220,4 +213,134 @@ fn tch_with_another_pytorch_names_the_version_to_install() {
         "{stderr}"
     );
     assert!(!run.exists());
+}
+
+/// Every command that runs a model after pre-training runs on `backend` and gives flex's numbers.
+fn assert_after_pretraining_agrees(backend: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, dir) = (tmp.path(), tmp.path());
+    // Trained enough that greedy decoding meets no near-ties.
+    let run = |objective: &str| {
+        let run = dir.join(objective);
+        primer_ok_on(
+            cache,
+            &format!(
+                "pretrain --objective {objective} --corpus {} --out {} --no-tui --tokenizer-kind char \
+                 --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 --steps 100 --lr 3e-3 \
+                 --eval-every 100 --eval-batches 1",
+                shakespeare(),
+                run.display()
+            ),
+        );
+        run.display().to_string()
+    };
+    let (clm, mlm) = (run("clm"), run("mlm"));
+    let docs = dir.join("docs.txt");
+    std::fs::write(&docs, "Now is the winter of our discontent\nMade glorious summer\n").unwrap();
+    let task = dir.join("task.tsv");
+    let rows: String = (0..40)
+        .map(|i| format!("{} the king\t{}\n", if i % 2 == 1 { "good" } else { "bad" }, i % 2))
+        .collect();
+    std::fs::write(&task, format!("sentence\tlabel\n{rows}")).unwrap();
+    let task = format!("--task {} --text-column sentence", task.display());
+    let on = |backend: &str, args: String| -> Vec<Value> {
+        let output = primer_ok_on(cache, &format!("{args} --backend {backend}"));
+        json_lines(&String::from_utf8(output.stdout).unwrap())
+    };
+    let numbers = |records: &[Value], pointer: &str| -> Vec<f64> {
+        records
+            .iter()
+            .flat_map(|r| match r.pointer(pointer) {
+                Some(Value::Array(items)) => items.iter().map(|v| v.as_f64().unwrap()).collect(),
+                Some(value) => vec![value.as_f64().unwrap()],
+                None => panic!("no {pointer} in {r}"),
+            })
+            .collect()
+    };
+    let assert_close = |what: &str, a: Vec<f64>, b: Vec<f64>| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-3 * y.abs().max(1e-3),
+                "{what} on {backend}: {a:?} vs flex {b:?}"
+            );
+        }
+    };
+    for (run, pointer) in [(&clm, "/ppl"), (&mlm, "/ppl")] {
+        let args = format!("score --run {run} --file {} --json", docs.display());
+        assert_close(
+            "score",
+            numbers(&on(backend, args.clone()), pointer),
+            numbers(&on("flex", args), pointer),
+        );
+    }
+    let args = format!("fill-mask --run {mlm} --json th[MASK]");
+    let probabilities = |records: Vec<Value>| -> Vec<f64> {
+        records[0]["masks"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["probability"].as_f64().unwrap())
+            .collect()
+    };
+    assert_close(
+        "fill-mask",
+        probabilities(on(backend, args.clone())),
+        probabilities(on("flex", args)),
+    );
+    // Greedy decoding: the same text when the logits agree.
+    let generated = |backend: &str| {
+        let output = primer_ok_on(
+            cache,
+            &format!("generate --run {clm} --prompt ROMEO: --temperature 0 --max-new-tokens 12 --backend {backend}"),
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(generated(backend), generated("flex"));
+    let prompted = |backend: &str| {
+        on(
+            backend,
+            format!("prompt-classify --run {clm} {task} --verbalizer 0=bad,1=good --json"),
+        )
+    };
+    assert_close(
+        "prompt-classify",
+        numbers(&prompted(backend), "/loss"),
+        numbers(&prompted("flex"), "/loss"),
+    );
+    for b in [backend, "flex"] {
+        let out = dir.join(format!("ft-{b}"));
+        primer_ok_on(
+            cache,
+            &format!(
+                "finetune --from {mlm} {task} --out {} --epochs 2 --head-dropout 0 --no-tui --backend {b}",
+                out.display()
+            ),
+        );
+    }
+    let summary = |b: &str| read_json(&dir.join(format!("ft-{b}/summary.json")));
+    assert_close(
+        "finetune",
+        numbers(&[summary(backend)], "/valid/loss"),
+        numbers(&[summary("flex")], "/valid/loss"),
+    );
+    let classify = format!("classify --run {} --json good", dir.join("ft-flex").display());
+    let probs = |records: Vec<Value>| numbers(&records, "/probability");
+    assert_close(
+        "classify",
+        probs(on(backend, classify.clone())),
+        probs(on("flex", classify)),
+    );
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_runs_every_command_after_pretraining_with_flex_numbers() {
+    assert_after_pretraining_agrees("wgpu");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn tch_runs_every_command_after_pretraining_with_flex_numbers() {
+    assert_after_pretraining_agrees("tch");
 }

@@ -1,56 +1,14 @@
 //! End-to-end tests of the `primer` binary: real runs on Tiny Shakespeare, exact resume, and
 //! the one-line errors of bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
-
-fn shakespeare() -> String {
-    shared_data().join("tinyshakespeare/input.txt").display().to_string()
-}
-
-/// A `primer` command with a private prepared-data cache and the shared data home. `args` is
-/// split on whitespace (paths in these tests have no spaces).
-fn primer_command(cache: &Path, args: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_primer"));
-    command
-        .args(args.split_whitespace())
-        .env("PRIMER_DATA", shared_data())
-        .env("PRIMER_CACHE", cache);
-    command
-}
-
-fn primer(cache: &Path, args: &str) -> Output {
-    primer_command(cache, args).output().expect("primer runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_ok(output: &Output) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "primer failed: {}\n{stdout}", stderr(output));
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn metrics(run: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
-}
-
-fn records<'a>(metrics: &'a [Value], split: &str) -> Vec<&'a Value> {
-    metrics.iter().filter(|m| m["split"] == split).collect()
-}
+mod common;
+use common::*;
 
 /// `pretrain` of a small, fast model on Tiny Shakespeare into `run`, plus `extra` options.
 fn pretrain_args(run: &Path, objective: &str, extra: &str) -> String {
@@ -281,22 +239,7 @@ fn killed_or_terminated_runs_resume_exactly() {
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run
 /// directory left behind.
 fn assert_refused(cache: &Path, args: &str, run: &Path, needles: &[&str]) {
-    let output = primer(cache, args);
-    let err = stderr(&output);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "`{args}`: expected exit code 2, stderr: {err}"
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "error for `{args}` lacks `{needle}`: {}",
-            lines[0]
-        );
-    }
+    assert_error(cache, args, needles);
     assert!(!run.exists(), "`{args}` left a run directory behind");
 }
 

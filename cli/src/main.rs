@@ -2,15 +2,19 @@
 
 mod backend;
 mod backends;
+mod classify;
 mod data;
 mod eval;
 mod fill_mask;
+mod finetune;
 mod generate;
 #[cfg(feature = "tch")]
 mod libtorch;
 mod options;
 mod pretrain;
+mod prompt_classify;
 mod score;
+mod task;
 mod trained;
 
 use std::path::PathBuf;
@@ -43,6 +47,14 @@ enum Command {
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Evaluate a run: loss, perplexity, bits per byte, accuracy (MLM: pseudo-perplexity).
     Eval(eval::EvalArgs),
+    /// Fine-tune a pre-trained run on a labelled task (or train a linear probe, or the same
+    /// model from scratch).
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Label texts with a fine-tuned classifier.
+    Classify(classify::ClassifyArgs),
+    /// Zero-shot classification by prompting a pre-trained run: accuracy on a task's validation
+    /// split with no training.
+    PromptClassify(prompt_classify::PromptClassifyArgs),
     /// Continue a prompt with a causal run (sampling, key/value cache), streaming the text.
     Generate(generate::GenerateArgs),
     /// The most likely tokens at each [MASK] of a text, from a masked-LM run.
@@ -139,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pretrain(args) => return pretrain::run(*args),
         Command::Eval(args) => eval::run(args)?,
+        Command::Finetune(args) => return finetune::run(*args),
+        Command::Classify(args) => classify::run(args)?,
+        Command::PromptClassify(args) => prompt_classify::run(args)?,
         Command::Generate(args) => generate::run(args)?,
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,

@@ -109,11 +109,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     );
     let interrupter = Interrupter::new();
     install_signal_handler(&interrupter);
-    let dashboard = if std::io::stdout().is_terminal() && !args.no_tui {
-        DashboardMode::Tui
-    } else {
-        DashboardMode::Plain
-    };
+    let dashboard = dashboard_mode(args.no_tui);
     let job = PretrainJob {
         run_dir: &run_dir,
         config: &config,
@@ -152,9 +148,17 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The first Ctrl-C (or SIGTERM) stops at the next step boundary with a checkpoint; a second
-/// one exits at once.
-fn install_signal_handler(interrupter: &Interrupter) {
+/// burn-train's TUI when stdout is a terminal, unless `no_tui`; plain lines otherwise.
+pub fn dashboard_mode(no_tui: bool) -> DashboardMode {
+    if std::io::stdout().is_terminal() && !no_tui {
+        DashboardMode::Tui
+    } else {
+        DashboardMode::Plain
+    }
+}
+
+/// The first Ctrl-C (or SIGTERM) stops at the next step boundary; a second one exits at once.
+pub fn install_signal_handler(interrupter: &Interrupter) {
     let interrupter = interrupter.clone();
     let signalled = AtomicBool::new(false);
     let _ = ctrlc::set_handler(move || {

@@ -62,6 +62,9 @@ impl SpecialTokens {
     }
 }
 
+/// The bytes `start..end` of a text that a token covers.
+pub type ByteSpan = (usize, usize);
+
 /// A Hugging Face tokenizer with primer's special tokens.
 #[derive(Clone)]
 pub struct PrimerTokenizer {
@@ -200,6 +203,14 @@ impl PrimerTokenizer {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
+            .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))
+    }
+
+    /// Token ids of a text with the byte range of the text each token covers.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteSpan>)> {
+        self.inner
+            .encode(text, false)
+            .map(|e| (e.get_ids().to_vec(), e.get_offsets().to_vec()))
             .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))
     }
 

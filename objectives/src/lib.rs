@@ -10,7 +10,7 @@ pub use causal::CausalLm;
 pub use mlm::{MaskedLm, MlmConfig, MlmMasking};
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use primer_model::{AttentionMode, Transformer};
 
 /// A pre-training objective.
@@ -81,7 +81,7 @@ pub struct LmSums {
 /// Runs the model on a batch and sums the cross-entropy at the predicted positions.
 pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) -> LmSums {
     let n_targets = batch.n_targets();
-    let logits = predicted_logits(model, batch.inputs, batch.predict_at, mode);
+    let logits = predicted_logits(model, batch.inputs, batch.predict_at, mode, None);
     let targets = batch.targets.reshape([n_targets, 1]);
     let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum();
     let nll = log_softmax(logits, 1).gather(1, targets).sum().neg();
@@ -98,14 +98,16 @@ pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) ->
 /// # Shapes
 /// - inputs: `[batch, seq]`
 /// - predict_at: `[n]` flat positions (`row * seq + col`); `None` for all `batch * seq`
+/// - padding: `[batch, seq]`, true at padding positions, which no position attends to
 /// - output: `[n, vocab_size]`
 pub fn predicted_logits(
     model: &Transformer,
     inputs: Tensor<2, Int>,
     predict_at: Option<Tensor<1, Int>>,
     mode: AttentionMode,
+    padding: Option<Tensor<2, Bool>>,
 ) -> Tensor<2> {
-    let hidden = model.forward_hidden(inputs, mode);
+    let hidden = model.forward_hidden_padded(inputs, mode, padding);
     let [b, t, d] = hidden.dims();
     let mut flat = hidden.reshape([b * t, d]);
     if let Some(positions) = predict_at {

@@ -10,6 +10,7 @@ pub mod finetune;
 pub mod generate;
 pub mod metrics;
 pub mod optim;
+pub mod prompt;
 pub mod run;
 pub mod run_dir;
 pub mod schedule;

@@ -3,7 +3,7 @@
 //! at `[MASK]` positions.
 
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Transformer};
 use primer_objectives::predicted_logits;
@@ -30,8 +30,8 @@ impl Nll {
     }
 }
 
-/// Log-probabilities of `targets` at flat positions `predict_at` (`row * seq + col`) of `rows`
-/// (all of one length).
+/// Log-probabilities of `targets` at flat positions `predict_at` (`row * seq + col`, `seq` the
+/// longest row) of `rows`; shorter rows are padded, and no position attends to the padding.
 pub fn target_log_probs(
     model: &Transformer,
     rows: &[Vec<u32>],
@@ -40,9 +40,20 @@ pub fn target_log_probs(
     mode: AttentionMode,
     device: &Device,
 ) -> Vec<f32> {
-    let seq = rows[0].len();
-    let inputs = ints(rows.iter().flatten().copied(), device).reshape([rows.len(), seq]);
-    let logits = predicted_logits(model, inputs, Some(ints(predict_at.iter().copied(), device)), mode);
+    let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let padded = rows
+        .iter()
+        .flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0, seq - row.len())));
+    let inputs = ints(padded, device).reshape([rows.len(), seq]);
+    let padding = rows.iter().any(|row| row.len() < seq).then(|| {
+        let flags: Vec<bool> = rows
+            .iter()
+            .flat_map(|row| (0..seq).map(move |i| i >= row.len()))
+            .collect();
+        Tensor::<2, Bool>::from_data(TensorData::new(flags, [rows.len(), seq]), device)
+    });
+    let predict_at = Some(ints(predict_at.iter().copied(), device));
+    let logits = predicted_logits(model, inputs, predict_at, mode, padding);
     let targets = ints(targets.iter().copied(), device).reshape([targets.len(), 1]);
     floats(log_softmax(logits, 1).gather(1, targets))
 }
@@ -137,6 +148,7 @@ pub fn fill_mask(model: &Transformer, tokens: &[u32], mask: u32, k: usize, devic
         inputs,
         Some(ints(positions.iter().copied(), device)),
         AttentionMode::Bidirectional,
+        None,
     );
     let vocab = logits.dims()[1];
     let probs = floats(softmax(logits, 1));

@@ -1,0 +1,182 @@
+//! `primer finetune`: train a classifier on a labelled task from a pre-training run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use burn::train::Interrupter;
+use primer_model::Pooling;
+use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, Start, default_pooling, finetune};
+use primer_trainer::run_dir::RunDir;
+
+use crate::backend::Backend;
+use crate::options::{BackendArgs, parse_name};
+use crate::pretrain::{dashboard_mode, install_signal_handler};
+use crate::task::TaskArgs;
+use crate::trained::TrainedRun;
+
+/// Arguments of `primer finetune`.
+#[derive(clap::Args, Debug)]
+pub struct FinetuneArgs {
+    /// The pre-training run whose model (architecture, tokenizer and, unless --from-scratch,
+    /// weights) is fine-tuned.
+    #[arg(long)]
+    from: PathBuf,
+    #[command(flatten)]
+    task: TaskArgs,
+    /// The fine-tuning run directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace what is in --out.
+    #[arg(long)]
+    overwrite: bool,
+    /// Train only the head, on frozen encoder features (a linear probe).
+    #[arg(long)]
+    freeze_encoder: bool,
+    /// Start from random weights with the same architecture and tokenizer: the baseline.
+    #[arg(long)]
+    from_scratch: bool,
+    /// Pooling: first ([CLS]), last (last token) or mean [default: first for mlm runs, last for
+    /// clm runs].
+    #[arg(long, value_parser = parse_name::<Pooling>)]
+    pooling: Option<Pooling>,
+    /// Passes over the training examples at most.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Peak learning rate [default: 1e-4, or 1e-3 with --freeze-encoder].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay of weight matrices.
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Share of the steps spent warming up the learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// Dropout before the head.
+    #[arg(long, default_value_t = 0.1)]
+    head_dropout: f64,
+    /// Tokens per example at most, special tokens included [default: 128, or the model's
+    /// context if shorter].
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Seeds the head, the example order, dropout and --train-limit.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Plain progress lines instead of the terminal dashboard.
+    #[arg(long)]
+    no_tui: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Runs `primer finetune`.
+pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
+    if args.freeze_encoder && args.from_scratch {
+        bail!("--freeze-encoder with --from-scratch would train a head on random features: choose one");
+    }
+    let host = Backend::Flex.device()?;
+    let pretrained = TrainedRun::load(&args.from, &host)?;
+    if pretrained.tokenizer.vocab_size() != pretrained.config.model.vocab_size {
+        bail!(
+            "{} has {} tokens but the model of {} has {}: the run's tokenizer was replaced; restore it",
+            pretrained.dir.tokenizer().display(),
+            pretrained.tokenizer.vocab_size(),
+            args.from.display(),
+            pretrained.config.model.vocab_size
+        );
+    }
+    let task = args.task.load(args.seed)?;
+    let (backend, device) = args.backend.resolve()?;
+    let config = FinetuneConfig {
+        from: args.from.clone(),
+        start: if args.from_scratch {
+            Start::Scratch
+        } else {
+            Start::Pretrained
+        },
+        freeze_encoder: args.freeze_encoder,
+        objective: pretrained.config.objective,
+        model: pretrained.config.model.clone(),
+        pooling: args.pooling.unwrap_or(default_pooling(pretrained.config.objective)),
+        task: task.name.clone(),
+        labels: task.labels.clone(),
+        train_examples: task.train.len(),
+        train_limit: args.task.train_limit,
+        max_len: args.max_len.unwrap_or(128.min(pretrained.config.model.max_seq_len)),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr.unwrap_or(if args.freeze_encoder { 1e-3 } else { 1e-4 }),
+        weight_decay: args.weight_decay,
+        warmup_ratio: args.warmup_ratio,
+        patience: args.patience,
+        head_dropout: args.head_dropout,
+        seed: args.seed,
+        tokenizer_sha256: pretrained.tokenizer.fingerprint(),
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    let run_dir = RunDir::new(&args.out);
+    run_dir.claim(args.overwrite)?;
+    pretrained.tokenizer.save(&run_dir.tokenizer())?;
+    let json = serde_json::to_vec_pretty(&config).expect("configs serialize");
+    primer_datasets::atomic_write(&run_dir.finetune_config(), &json)?;
+
+    let counts = task.train_label_counts();
+    let what = match (&config.start, config.freeze_encoder) {
+        (Start::Scratch, _) => "from scratch",
+        (Start::Pretrained, true) => "linear probe",
+        (Start::Pretrained, false) => "full fine-tune",
+    };
+    eprintln!(
+        "{what} of {} ({}) on {}: {} train examples ({}), {} valid, labels {}, backend {}",
+        args.from.display(),
+        config.objective.name(),
+        task.name,
+        task.train.len(),
+        counts
+            .iter()
+            .zip(&task.labels)
+            .map(|(n, l)| format!("{l}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        task.valid.len(),
+        task.labels.join("/"),
+        backend.name()
+    );
+    let interrupter = Interrupter::new();
+    install_signal_handler(&interrupter);
+    let job = FinetuneJob {
+        run_dir: &run_dir,
+        config: &config,
+        task: &task,
+        tokenizer: &pretrained.tokenizer,
+        encoder: (config.start == Start::Pretrained).then(|| pretrained.model.clone()),
+        host,
+        dashboard: dashboard_mode(args.no_tui),
+    };
+    match finetune(job, &device, &interrupter)? {
+        Some(summary) => {
+            println!(
+                "done: best valid accuracy {:.4} (macro-F1 {:.4}, loss {:.4}) at epoch {} of {}; {} steps in {:.0}s; classifier in {}",
+                summary.valid.accuracy,
+                summary.valid.macro_f1,
+                summary.valid.loss,
+                summary.best_epoch,
+                summary.epochs_run,
+                summary.steps,
+                summary.wall_time_s,
+                run_dir.root.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("interrupted: fine-tuning is short and does not resume; run it again with --overwrite");
+            Ok(ExitCode::from(130))
+        }
+    }
+}

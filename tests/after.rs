@@ -1,0 +1,308 @@
+//! End-to-end tests of what comes after pre-training, through the binary on flex with tiny
+//! models: generate, fill-mask, score, finetune (full, probe, from scratch), classify and
+//! prompt-classify, and their one-line errors.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// A tiny character-level run of `objective` on Tiny Shakespeare.
+fn pretrain(cache: &Path, run: &Path, objective: &str) {
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective {objective} --corpus {} --out {} --no-tui --tokenizer-kind char \
+             --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 --steps 150 --lr 3e-3 \
+             --eval-every 150 --eval-batches 2",
+            shakespeare(),
+            run.display()
+        ),
+    );
+}
+
+/// A sentiment task a model can learn from few examples: "good" or "bad" among filler words.
+fn write_task(dir: &Path) -> (String, String) {
+    let filler = ["the", "play", "was", "a", "king", "night", "and", "so", "very", "quite"];
+    let row = |i: usize, label: usize| {
+        let word = if label == 1 { "good" } else { "bad" };
+        let a = filler[i % filler.len()];
+        let b = filler[(i * 7 + 3) % filler.len()];
+        format!("{a} {b} {word} {b}\t{label}\n")
+    };
+    let file = |name: &str, range: std::ops::Range<usize>| {
+        let mut text = String::from("sentence\tlabel\n");
+        for i in range {
+            text += &row(i, i % 2);
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    (file("train.tsv", 0..160), file("valid.tsv", 1000..1040))
+}
+
+#[test]
+fn generate_fill_mask_and_score_use_the_right_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, clm, mlm) = (tmp.path(), tmp.path().join("clm"), tmp.path().join("mlm"));
+    pretrain(cache, &clm, "clm");
+    pretrain(cache, &mlm, "mlm");
+
+    // Sampling is seeded; the key/value cache changes the cost, not the text.
+    let generate = |extra: &str| {
+        let output = primer(
+            cache,
+            &format!(
+                "generate --run {} --prompt ROMEO: --max-new-tokens 24 {extra}",
+                clm.display()
+            ),
+        );
+        assert_ok(&output);
+        (String::from_utf8_lossy(&output.stdout).into_owned(), stderr(&output))
+    };
+    let (text, report) = generate("--seed 7");
+    assert!(text.starts_with("ROMEO:") && text.len() > "ROMEO:".len(), "{text}");
+    assert!(report.contains("tokens/s"), "{report}");
+    assert_eq!(generate("--seed 7").0, text);
+    assert_eq!(generate("--seed 7 --no-cache").0, text);
+    assert_ne!(generate("--seed 8").0, text);
+    let long_prompt = "x".repeat(40);
+    assert_error(
+        cache,
+        &format!("generate --run {} --prompt {long_prompt}", clm.display()),
+        &["40 tokens", "--truncate"],
+    );
+    primer_ok(
+        cache,
+        &format!(
+            "generate --run {} --prompt {long_prompt} --truncate --max-new-tokens 4",
+            clm.display()
+        ),
+    );
+    assert_error(
+        cache,
+        &format!("generate --run {} --prompt x", mlm.display()),
+        &["masked-LM", "primer fill-mask"],
+    );
+    assert_error(
+        cache,
+        &format!("generate --run {} --top-p 1.5", clm.display()),
+        &["--top-p 1.5"],
+    );
+
+    let filled = json_lines(&primer_ok(
+        cache,
+        &format!(
+            "fill-mask --run {} --json --top-k 4 th[MASK]_king a[MASK]d",
+            mlm.display()
+        ),
+    ));
+    assert_eq!(filled.len(), 2);
+    for text in &filled {
+        let masks = text["masks"].as_array().unwrap();
+        assert_eq!(masks.len(), 1);
+        let probs: Vec<f64> = masks[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["probability"].as_f64().unwrap())
+            .collect();
+        assert_eq!(probs.len(), 4);
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-6);
+    }
+    assert_error(
+        cache,
+        &format!("fill-mask --run {} th[MASK]", clm.display()),
+        &["causal-LM", "primer generate"],
+    );
+    assert_error(
+        cache,
+        &format!("fill-mask --run {} the_king", mlm.display()),
+        &["no [MASK]"],
+    );
+
+    // A trained model finds English verse likelier than a jumble of rare letters.
+    let docs = tmp.path().join("docs.txt");
+    std::fs::write(&docs, "Now is the winter of our discontent\nqzxj vqzk jxqz zzxq kqjv\n").unwrap();
+    for run in [&clm, &mlm] {
+        let scores = json_lines(&primer_ok(
+            cache,
+            &format!("score --run {} --file {} --json", run.display(), docs.display()),
+        ));
+        assert_eq!(scores.len(), 2);
+        let ppl = |i: usize| scores[i]["ppl"].as_f64().unwrap();
+        assert!(ppl(0) > 1.0 && ppl(0) < ppl(1), "{scores:?}");
+    }
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    assert_error(
+        cache,
+        &format!("score --run {} --file {}", clm.display(), empty.display()),
+        &["empty.txt"],
+    );
+}
+
+#[test]
+fn finetune_probe_and_scratch_then_classify_and_prompt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, dir) = (tmp.path(), tmp.path());
+    let mlm = dir.join("mlm");
+    pretrain(cache, &mlm, "mlm");
+    let (train, valid) = write_task(dir);
+    let task = format!("--task {train} --valid-file {valid} --text-column sentence");
+    let finetune = |out: &str, extra: &str| -> Value {
+        let out = dir.join(out);
+        primer_ok(
+            cache,
+            &format!(
+                "finetune --from {} {task} --out {} --no-tui --epochs 6 --lr 2e-3 --pooling mean {extra}",
+                mlm.display(),
+                out.display()
+            ),
+        );
+        for file in ["finetune.json", "tokenizer.json", "metrics.jsonl", "model.bpk"] {
+            assert!(out.join(file).exists(), "{file} missing");
+        }
+        let log = metrics(&out);
+        let valid = records(&log, "valid");
+        assert!(!valid.is_empty() && valid.iter().all(|r| r["macro_f1"].is_number()));
+        assert!(!records(&log, "train").is_empty());
+        read_json(&out.join("summary.json"))
+    };
+
+    let full = finetune("full", "");
+    assert!(full["valid"]["accuracy"].as_f64().unwrap() >= 0.9, "{full}");
+    assert_eq!(full["train_examples"], 160);
+    let probe = finetune("probe", "--freeze-encoder --train-limit 40");
+    // The head alone: d_model * 2 labels + 2 biases.
+    assert_eq!(probe["trained_parameters"], 32 * 2 + 2);
+    assert_eq!(probe["train_examples"], 40);
+    let scratch = finetune("scratch", "--from-scratch --patience 1");
+    assert_eq!(scratch["start"], "scratch");
+
+    let full_dir = dir.join("full").display().to_string();
+    let output = primer_command_args(
+        cache,
+        &[
+            "classify",
+            "--run",
+            &full_dir,
+            "--json",
+            "the king good so",
+            "the night bad so",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let labelled = json_lines(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(labelled.len(), 2);
+    assert_eq!(
+        (labelled[0]["label"].as_str(), labelled[1]["label"].as_str()),
+        (Some("1"), Some("0"))
+    );
+    for row in &labelled {
+        let total: f64 = row["probabilities"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_f64().unwrap())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-4);
+    }
+
+    let prompt = |template: &str| {
+        let run = mlm.display().to_string();
+        let mut args = vec!["prompt-classify", "--run", &run, "--template", template];
+        args.extend(task.split_whitespace());
+        args.extend(["--verbalizer", "0=bad,1=good", "--json"]);
+        primer_command_args(cache, &args).output().unwrap()
+    };
+    let output = prompt("{text} : [LABEL]");
+    assert_ok(&output);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["examples"], 40);
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert_eq!(report["words"], serde_json::json!(["bad", "good"]));
+    let output = prompt("It was [LABEL]");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("{text}"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_task_input_gets_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, dir) = (tmp.path(), tmp.path());
+    let mlm = dir.join("mlm");
+    pretrain(cache, &mlm, "mlm");
+    let (train, valid) = write_task(dir);
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let out = dir.join("ft");
+    let finetune = |task: &str, extra: &str| {
+        format!(
+            "finetune --from {} --task {task} --text-column sentence --out {} --no-tui {extra}",
+            mlm.display(),
+            out.display()
+        )
+    };
+    let one_label = write("one.tsv", "sentence\tlabel\na\t1\nb\t1\n");
+    assert_error(cache, &finetune(&one_label, ""), &["one.tsv", "at least two labels"]);
+    let unknown = write("unknown.tsv", "sentence\tlabel\na\t0\nb\tmaybe\n");
+    assert_error(
+        cache,
+        &finetune(&train, &format!("--valid-file {unknown}")),
+        &["unknown.tsv:3", "\"maybe\""],
+    );
+    assert_error(
+        cache,
+        &finetune(&train, "--train-limit 1000"),
+        &["--train-limit 1000", "144"],
+    );
+    let empty = write("empty.tsv", "");
+    assert_error(cache, &finetune(&empty, ""), &["empty.tsv"]);
+    let no_column = write("nocol.tsv", "text\tlabel\na\t0\nb\t1\n");
+    assert_error(
+        cache,
+        &finetune(&no_column, ""),
+        &["no column \"sentence\"", "--text-column"],
+    );
+    assert_error(cache, &finetune("nosuchtask", ""), &["nosuchtask", "sst2"]);
+    assert!(!out.exists(), "a refused fine-tune left its directory behind");
+
+    assert_error(
+        cache,
+        &format!("classify --run {} something", mlm.display()),
+        &["not a fine-tuned classifier", "primer finetune"],
+    );
+
+    // A fine-tuned run is not a pre-training run, and its tokenizer must stay the one it used.
+    primer_ok(cache, &finetune(&train, &format!("--valid-file {valid} --epochs 1")));
+    assert_error(
+        cache,
+        &format!("eval {}", out.display()),
+        &["fine-tuned classifier", "primer classify"],
+    );
+    let other = dir.join("other");
+    primer_ok(
+        cache,
+        &format!(
+            "tokenizer train --corpus {} --column sentence --kind char --out {}",
+            valid,
+            other.with_extension("json").display()
+        ),
+    );
+    std::fs::copy(other.with_extension("json"), out.join("tokenizer.json")).unwrap();
+    assert_error(
+        cache,
+        &format!("classify --run {} something", out.display()),
+        &["not the tokenizer this classifier was trained with"],
+    );
+}

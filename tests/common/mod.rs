@@ -1,0 +1,98 @@
+//! Helpers shared by the end-to-end tests of the `primer` binary.
+
+#![allow(dead_code)] // Each test binary uses its own share of these.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The shared data sets (`../shared/data` next to the project).
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+}
+
+/// Tiny Shakespeare's one file.
+pub fn shakespeare() -> String {
+    shared_data().join("tinyshakespeare/input.txt").display().to_string()
+}
+
+/// A `primer` command with a private prepared-data cache and the shared data home. `args` is
+/// split on whitespace (paths in these tests have no spaces).
+pub fn primer_command(cache: &Path, args: &str) -> Command {
+    primer_command_args(cache, &args.split_whitespace().collect::<Vec<_>>())
+}
+
+/// [`primer_command`] with arguments given one by one (for arguments with spaces).
+pub fn primer_command_args(cache: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_primer"));
+    command
+        .args(args)
+        .env("PRIMER_DATA", shared_data())
+        .env("PRIMER_CACHE", cache)
+        .env_remove("PRIMER_BACKEND");
+    command
+}
+
+/// Runs `primer` and returns what it did.
+pub fn primer(cache: &Path, args: &str) -> Output {
+    primer_command(cache, args).output().expect("primer runs")
+}
+
+/// Runs `primer`, failing the test unless it succeeds; returns its stdout.
+pub fn primer_ok(cache: &Path, args: &str) -> String {
+    let output = primer(cache, args);
+    assert_ok(&output);
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Fails the test, showing stderr and stdout, unless `output` is a success.
+pub fn assert_ok(output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "primer failed: {}\n{stdout}", stderr(output));
+}
+
+/// Runs `primer` expecting exit code 2 and one error line containing every needle.
+pub fn assert_error(cache: &Path, args: &str, needles: &[&str]) {
+    let output = primer(cache, args);
+    let err = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "`{args}`: expected exit code 2, stderr: {err}"
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    for needle in needles {
+        assert!(
+            lines[0].contains(needle),
+            "error for `{args}` lacks `{needle}`: {}",
+            lines[0]
+        );
+    }
+}
+
+/// A JSON file.
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every line of JSON Lines text.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// The records of a run's `metrics.jsonl`.
+pub fn metrics(run: &Path) -> Vec<Value> {
+    json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap())
+}
+
+/// The records of one split.
+pub fn records<'a>(metrics: &'a [Value], split: &str) -> Vec<&'a Value> {
+    metrics.iter().filter(|m| m["split"] == split).collect()
+}
