@@ -42,6 +42,9 @@ pub struct GenerateArgs {
     /// for comparison).
     #[arg(long)]
     no_cache: bool,
+    /// Keep generating past `[EOS]` (for benchmarks: always --max-new-tokens tokens).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Keep only the end of a prompt longer than the model's context instead of failing.
     #[arg(long)]
     truncate: bool,
@@ -100,7 +103,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             max_new_tokens: args.max_new_tokens,
             sampling,
             seed: args.seed + sample as u64,
-            stop: Some(eos),
+            stop: (!args.ignore_eos).then_some(eos),
             use_cache: !args.no_cache,
         };
         let mut text = TextStream::new(&run.tokenizer, &prompt[1..]);
