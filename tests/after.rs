@@ -9,20 +9,6 @@ use serde_json::Value;
 mod common;
 use common::*;
 
-/// A tiny character-level run of `objective` on Tiny Shakespeare.
-fn pretrain(cache: &Path, run: &Path, objective: &str) {
-    primer_ok(
-        cache,
-        &format!(
-            "pretrain --objective {objective} --corpus {} --out {} --no-tui --tokenizer-kind char \
-             --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 --steps 150 --lr 3e-3 \
-             --eval-every 150 --eval-batches 2",
-            shakespeare(),
-            run.display()
-        ),
-    );
-}
-
 /// A sentiment task a model can learn from few examples: "good" or "bad" among filler words.
 fn write_task(dir: &Path) -> (String, String) {
     let filler = ["the", "play", "was", "a", "king", "night", "and", "so", "very", "quite"];
@@ -48,8 +34,8 @@ fn write_task(dir: &Path) -> (String, String) {
 fn generate_fill_mask_and_score_use_the_right_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, clm, mlm) = (tmp.path(), tmp.path().join("clm"), tmp.path().join("mlm"));
-    pretrain(cache, &clm, "clm");
-    pretrain(cache, &mlm, "mlm");
+    pretrain_tiny(cache, &clm, "clm", 150);
+    pretrain_tiny(cache, &mlm, "mlm", 150);
 
     // Sampling is seeded; the key/value cache changes the cost, not the text.
     let generate = |extra: &str| {
@@ -150,7 +136,7 @@ fn finetune_probe_and_scratch_then_classify_and_prompt() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, dir) = (tmp.path(), tmp.path());
     let mlm = dir.join("mlm");
-    pretrain(cache, &mlm, "mlm");
+    pretrain_tiny(cache, &mlm, "mlm", 150);
     let (train, valid) = write_task(dir);
     let task = format!("--task {train} --valid-file {valid} --text-column sentence");
     let finetune = |out: &str, extra: &str| -> Value {
@@ -238,7 +224,7 @@ fn bad_task_input_gets_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, dir) = (tmp.path(), tmp.path());
     let mlm = dir.join("mlm");
-    pretrain(cache, &mlm, "mlm");
+    pretrain_tiny(cache, &mlm, "mlm", 150);
     let (train, valid) = write_task(dir);
     let write = |name: &str, text: &str| {
         let path = dir.join(name);

@@ -222,16 +222,7 @@ fn assert_after_pretraining_agrees(backend: &str) {
     // Trained enough that greedy decoding meets no near-ties.
     let run = |objective: &str| {
         let run = dir.join(objective);
-        primer_ok_on(
-            cache,
-            &format!(
-                "pretrain --objective {objective} --corpus {} --out {} --no-tui --tokenizer-kind char \
-                 --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 --steps 100 --lr 3e-3 \
-                 --eval-every 100 --eval-batches 1",
-                shakespeare(),
-                run.display()
-            ),
-        );
+        pretrain_tiny(cache, &run, objective, 100);
         run.display().to_string()
     };
     let (clm, mlm) = (run("clm"), run("mlm"));

@@ -56,6 +56,17 @@ pub struct SpecialTokens {
 }
 
 impl SpecialTokens {
+    /// The ids of every tokenizer primer trains.
+    pub const PRIMER: SpecialTokens = SpecialTokens {
+        pad: 0,
+        unk: 1,
+        cls: 2,
+        sep: 3,
+        mask: 4,
+        bos: 5,
+        eos: 6,
+    };
+
     /// All seven ids.
     pub fn all(&self) -> [u32; 7] {
         [self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos]

@@ -109,8 +109,8 @@ impl Classifier {
     }
 }
 
-/// `[batch, seq]`, true at padding positions.
-fn padding_mask(lengths: &[usize], seq: usize, device: &Device) -> Tensor<2, Bool> {
+/// `[batch, seq]`, true at the padding positions of rows of `lengths` tokens padded to `seq`.
+pub fn padding_mask(lengths: &[usize], seq: usize, device: &Device) -> Tensor<2, Bool> {
     let flags: Vec<bool> = lengths
         .iter()
         .flat_map(|&len| (0..seq).map(move |i| i >= len))

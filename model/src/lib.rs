@@ -13,7 +13,7 @@ mod transformer;
 
 pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
-pub use classifier::{Classifier, ClassifierConfig, Pooling};
+pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
 pub use config::{AttentionMode, Positions, TransformerConfig};
 pub use transformer::{KvCache, Transformer};
 

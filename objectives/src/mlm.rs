@@ -152,15 +152,7 @@ impl Objective for MaskedLm {
 mod tests {
     use super::*;
 
-    const SPECIALS: SpecialTokens = SpecialTokens {
-        pad: 0,
-        unk: 1,
-        cls: 2,
-        sep: 3,
-        mask: 4,
-        bos: 5,
-        eos: 6,
-    };
+    const SPECIALS: SpecialTokens = SpecialTokens::PRIMER;
 
     fn objective() -> MaskedLm {
         MaskedLm::new(MlmConfig::default(), SPECIALS, 100)

@@ -96,3 +96,18 @@ pub fn metrics(run: &Path) -> Vec<Value> {
 pub fn records<'a>(metrics: &'a [Value], split: &str) -> Vec<&'a Value> {
     metrics.iter().filter(|m| m["split"] == split).collect()
 }
+
+/// A tiny character-level run of `objective` on Tiny Shakespeare (2 layers, d 32, context 32),
+/// trained on flex for `steps` steps.
+pub fn pretrain_tiny(cache: &Path, run: &Path, objective: &str, steps: usize) {
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective {objective} --corpus {} --out {} --no-tui --tokenizer-kind char \
+             --layers 2 --d-model 32 --heads 2 --seq-len 32 --batch-size 8 --steps {steps} --lr 3e-3 \
+             --eval-every {steps} --eval-batches 2",
+            shakespeare(),
+            run.display()
+        ),
+    );
+}

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use burn::train::Interrupter;
 use primer_datasets::task::{Example, Task};
 use primer_datasets::tokenizer::PrimerTokenizer;
@@ -25,6 +25,7 @@ use crate::metrics::{MetricsLog, Split};
 use crate::optim::{adamw, clip_global_norm};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
+use crate::tensors::{host_floats, ids};
 
 /// What a fine-tuning run starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,8 +383,7 @@ pub fn finetune(
             let lr = learning_rate(step, total_steps, warmup, config.lr, 0.0);
             let rows: Vec<&[u32]> = batch.iter().map(|&i| train_ids[i].as_slice()).collect();
             let (tokens, lengths) = pad(&rows, job.tokenizer.specials().pad, &device);
-            let labels: Vec<i64> = batch.iter().map(|&i| train_labels[i] as i64).collect();
-            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch.len()]), &device);
+            let targets = ids(batch.iter().map(|&i| train_labels[i] as u32), &device);
             let logits = model.forward(tokens, &lengths);
             let correct = logits
                 .clone()
@@ -474,11 +474,7 @@ pub fn predict(model: &Classifier, encoded: &[Vec<u32>], pad_id: u32, batch_size
         let (tokens, lengths) = pad(&rows, pad_id, &device);
         let probs = softmax(model.forward(tokens, &lengths), 1);
         let n_labels = probs.dims()[1];
-        let values: Vec<f32> = probs
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("float probabilities");
+        let values = host_floats(probs);
         probabilities.extend(values.chunks(n_labels).map(<[f32]>::to_vec));
     }
     probabilities
@@ -487,16 +483,13 @@ pub fn predict(model: &Classifier, encoded: &[Vec<u32>], pad_id: u32, batch_size
 /// `[rows, longest]` ids padded on the right with `pad_id`, and each row's length.
 fn pad(rows: &[&[u32]], pad_id: u32, device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
     let longest = rows.iter().map(|r| r.len()).max().unwrap_or(1);
-    let mut ids = Vec::with_capacity(rows.len() * longest);
-    for row in rows {
-        ids.extend(row.iter().map(|&id| id as i64));
-        ids.extend(std::iter::repeat_n(pad_id as i64, longest - row.len()));
-    }
+    let padded = rows.iter().flat_map(|row| {
+        row.iter()
+            .copied()
+            .chain(std::iter::repeat_n(pad_id, longest - row.len()))
+    });
     let lengths = rows.iter().map(|r| r.len()).collect();
-    (
-        Tensor::from_data(TensorData::new(ids, [rows.len(), longest]), device),
-        lengths,
-    )
+    (ids(padded, device).reshape([rows.len(), longest]), lengths)
 }
 
 /// A fine-tuned classifier loaded for prediction.

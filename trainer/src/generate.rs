@@ -1,10 +1,12 @@
 //! Text generation from a causal model: temperature, top-k and top-p sampling with primer's own
 //! seeded random generator, and incremental decoding through a key/value cache.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use primer_model::{KvCache, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::tensors::host_floats;
 
 /// How the next token is drawn from the model's logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,20 +139,13 @@ pub fn generate(
 
 /// `[1, len]` token ids on `device`.
 fn tokens(ids: &[u32], device: &Device) -> Tensor<2, Int> {
-    let data: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
-    Tensor::from_data(TensorData::new(data, [1, ids.len()]), device)
+    crate::tensors::ids(ids.iter().copied(), device).reshape([1, ids.len()])
 }
 
 /// The logits of the last position of a `[1, seq, vocab]` tensor.
 fn last_logits(logits: Tensor<3>) -> Vec<f32> {
     let [_, seq, vocab] = logits.dims();
-    logits
-        .slice([0..1, seq - 1..seq])
-        .reshape([vocab])
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float logits")
+    host_floats(logits.slice([0..1, seq - 1..seq]).reshape([vocab]))
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! at `[MASK]` positions.
 
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use primer_datasets::tokenizer::SpecialTokens;
-use primer_model::{AttentionMode, Transformer};
+use primer_model::{AttentionMode, Transformer, padding_mask};
 use primer_objectives::predicted_logits;
+
+use crate::tensors::{host_floats, ids};
 
 /// A sum of negative log-likelihoods and the number of tokens in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -44,18 +46,16 @@ pub fn target_log_probs(
     let padded = rows
         .iter()
         .flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0, seq - row.len())));
-    let inputs = ints(padded, device).reshape([rows.len(), seq]);
-    let padding = rows.iter().any(|row| row.len() < seq).then(|| {
-        let flags: Vec<bool> = rows
-            .iter()
-            .flat_map(|row| (0..seq).map(move |i| i >= row.len()))
-            .collect();
-        Tensor::<2, Bool>::from_data(TensorData::new(flags, [rows.len(), seq]), device)
-    });
-    let predict_at = Some(ints(predict_at.iter().copied(), device));
+    let inputs = ids(padded, device).reshape([rows.len(), seq]);
+    let lengths: Vec<usize> = rows.iter().map(Vec::len).collect();
+    let padding = lengths
+        .iter()
+        .any(|&len| len < seq)
+        .then(|| padding_mask(&lengths, seq, device));
+    let predict_at = Some(ids(predict_at.iter().copied(), device));
     let logits = predicted_logits(model, inputs, predict_at, mode, padding);
-    let targets = ints(targets.iter().copied(), device).reshape([targets.len(), 1]);
-    floats(log_softmax(logits, 1).gather(1, targets))
+    let targets = ids(targets.iter().copied(), device).reshape([targets.len(), 1]);
+    host_floats(log_softmax(logits, 1).gather(1, targets))
 }
 
 /// Causal negative log-likelihood of every token of `tokens`, read left to right in windows of
@@ -142,16 +142,16 @@ pub fn fill_mask(model: &Transformer, tokens: &[u32], mask: u32, k: usize, devic
     if positions.is_empty() {
         return Vec::new();
     }
-    let inputs = ints(tokens.iter().copied(), device).reshape([1, tokens.len()]);
+    let inputs = ids(tokens.iter().copied(), device).reshape([1, tokens.len()]);
     let logits = predicted_logits(
         model,
         inputs,
-        Some(ints(positions.iter().copied(), device)),
+        Some(ids(positions.iter().copied(), device)),
         AttentionMode::Bidirectional,
         None,
     );
     let vocab = logits.dims()[1];
-    let probs = floats(softmax(logits, 1));
+    let probs = host_floats(softmax(logits, 1));
     probs
         .chunks(vocab)
         .map(|row| {
@@ -161,22 +161,6 @@ pub fn fill_mask(model: &Transformer, tokens: &[u32], mask: u32, k: usize, devic
             ranked
         })
         .collect()
-}
-
-/// A 1-d int tensor of ids.
-fn ints(ids: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
-    let data: Vec<i64> = ids.map(i64::from).collect();
-    let n = data.len();
-    Tensor::from_data(TensorData::new(data, [n]), device)
-}
-
-/// A tensor's values on the host.
-fn floats<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float tensor")
 }
 
 #[cfg(test)]
@@ -221,15 +205,7 @@ mod tests {
     #[test]
     fn pseudo_nll_skips_specials_and_respects_the_limit() {
         let (model, device) = (model(), Device::flex());
-        let specials = SpecialTokens {
-            pad: 0,
-            unk: 1,
-            cls: 2,
-            sep: 3,
-            mask: 4,
-            bos: 5,
-            eos: 6,
-        };
+        let specials = SpecialTokens::PRIMER;
         let tokens = [9u32, 6, 12, 7, 20, 11, 8, 9, 10, 6, 14];
         assert_eq!(pseudo_nll(&model, &specials, &tokens, 100, 3, &device).tokens, 9);
         let limited = pseudo_nll(&model, &specials, &tokens, 4, 3, &device);
