@@ -318,6 +318,28 @@ fn bad_input_is_refused_with_one_line_naming_it_and_exit_code_2() {
         &["garbage.json", "tokenizer"],
     );
 
+    // Backends: an unknown name (flag or environment) and one not compiled into this build.
+    refuse(
+        pretrain(&shakespeare, "--backend nosuch"),
+        &["nosuch", "flex", "wgpu", "tch"],
+    );
+    let from_env = primer_command(&cache, &pretrain(&shakespeare, ""))
+        .env("PRIMER_BACKEND", "bogus")
+        .output()
+        .unwrap();
+    assert_eq!(from_env.status.code(), Some(2));
+    assert!(
+        stderr(&from_env).contains("PRIMER_BACKEND=bogus"),
+        "{}",
+        stderr(&from_env)
+    );
+    assert!(!run.exists());
+    #[cfg(not(feature = "cuda"))]
+    refuse(
+        pretrain(&shakespeare, "--backend cuda"),
+        &["cuda is not compiled", "--features cuda"],
+    );
+
     // A config file with an unknown key.
     let config = write("run.toml", b"objective = \"clm\"\nlayerz = 3\n");
     refuse(

@@ -2,8 +2,8 @@
 //! pseudo-log-likelihood of a masked LM (each token masked in turn), and the most likely tokens
 //! at `[MASK]` positions.
 
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::Device;
+use burn::tensor::activation::{log_softmax, softmax};
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Transformer, padding_mask};
 use primer_objectives::predicted_logits;
