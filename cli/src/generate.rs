@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
+use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_trainer::config::ObjectiveKind;
 use primer_trainer::generate::{GenerateOptions, Sampling, generate};
 
@@ -129,13 +130,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
 /// Decodes a growing token sequence into text for streaming: a byte-level token can end in the
 /// middle of a character, so text is released only once it decodes cleanly.
 struct TextStream<'a> {
-    tokenizer: &'a primer_datasets::tokenizer::PrimerTokenizer,
+    tokenizer: &'a PrimerTokenizer,
     tokens: Vec<u32>,
     printed: String,
 }
 
 impl<'a> TextStream<'a> {
-    fn new(tokenizer: &'a primer_datasets::tokenizer::PrimerTokenizer, prompt: &[u32]) -> Self {
+    fn new(tokenizer: &'a PrimerTokenizer, prompt: &[u32]) -> Self {
         let printed = tokenizer.decode(prompt);
         Self {
             tokenizer,
