@@ -372,6 +372,8 @@ pub fn finetune(
     );
     let mut best: Option<(usize, ClassMetrics)> = None;
     let mut step = 0u64;
+    // The learning rate of the latest step, which the epoch's validation record also carries.
+    let mut lr = 0.0;
     let mut epochs_run = 0;
     for epoch in 1..=config.epochs {
         let mut order: Vec<usize> = (0..train_ids.len()).collect();
@@ -380,7 +382,7 @@ pub fn finetune(
             step += 1;
             let step_started = Instant::now();
             device.seed(config.seed.wrapping_add(step));
-            let lr = learning_rate(step, total_steps, warmup, config.lr, 0.0);
+            lr = learning_rate(step, total_steps, warmup, config.lr, 0.0);
             let rows: Vec<&[u32]> = batch.iter().map(|&i| train_ids[i].as_slice()).collect();
             let (tokens, lengths) = pad(&rows, job.tokenizer.specials().pad, &device);
             let targets = ids(batch.iter().map(|&i| train_labels[i] as u32), &device);
@@ -432,7 +434,7 @@ pub fn finetune(
             loss: metrics.loss,
             accuracy: metrics.accuracy,
             macro_f1: Some(metrics.macro_f1),
-            lr: learning_rate(step, total_steps, warmup, config.lr, 0.0),
+            lr,
             examples_per_s: valid_ids.len() as f64 / eval_started.elapsed().as_secs_f64(),
             elapsed_s: started.elapsed().as_secs_f64(),
         };
