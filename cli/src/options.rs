@@ -164,7 +164,7 @@ options! {
     d_ff: usize,
     /// Tokens per sequence [default: 64].
     seq_len: usize,
-    /// Position scheme: learned or rotary [default: learned].
+    /// Position scheme: rotary or learned [default: rotary].
     positions: Positions = parse parse_name::<Positions>,
     /// Tie the LM head to the token embedding [default: true].
     tie_embeddings: bool,

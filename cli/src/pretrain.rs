@@ -211,7 +211,7 @@ fn configs(options: &PretrainOptions, vocab_size: usize) -> anyhow::Result<(Trai
         .with_d_ff(options.d_ff.unwrap_or(4 * d_model))
         .with_max_seq_len(train.seq_len)
         .with_dropout(options.dropout.unwrap_or(0.0))
-        .with_positions(options.positions.unwrap_or(Positions::Learned))
+        .with_positions(options.positions.unwrap_or(Positions::Rotary))
         .with_tie_embeddings(options.tie_embeddings.unwrap_or(true));
     model.validate().map_err(anyhow::Error::msg)?;
     Ok((train, model))

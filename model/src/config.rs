@@ -47,7 +47,7 @@ pub struct TransformerConfig {
     #[config(default = 0.0)]
     pub dropout: f64,
     /// Position scheme.
-    #[config(default = "Positions::Learned")]
+    #[config(default = "Positions::Rotary")]
     pub positions: Positions,
     /// Share the LM head's weights with the token embedding.
     #[config(default = true)]
