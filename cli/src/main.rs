@@ -3,6 +3,7 @@
 mod backend;
 mod backends;
 mod classify;
+mod compare;
 mod data;
 mod eval;
 mod fill_mask;
@@ -50,6 +51,9 @@ enum Command {
     /// Fine-tune a pre-trained run on a labelled task (or train a linear probe, or the same
     /// model from scratch).
     Finetune(Box<finetune::FinetuneArgs>),
+    /// Compare objectives: pre-train each on one corpus with the same tokenizer, model size,
+    /// budget and seeds, fine-tune, probe and prompt them on tasks, and write a report.
+    Compare(Box<compare::CompareArgs>),
     /// Label texts with a fine-tuned classifier.
     Classify(classify::ClassifyArgs),
     /// Zero-shot classification by prompting a pre-trained run: accuracy on a task's validation
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pretrain(args) => return pretrain::run(*args),
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
+        Command::Compare(args) => return compare::run(*args),
         Command::Classify(args) => classify::run(args)?,
         Command::PromptClassify(args) => prompt_classify::run(args)?,
         Command::Generate(args) => generate::run(args)?,

@@ -23,9 +23,9 @@ pub fn parse_name<T: DeserializeOwned>(name: &str) -> Result<T, String> {
 #[derive(Args, Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct CorpusArgs {
-    /// Corpus: files, folders (recursive), globs, or named data sets (tinyshakespeare,
+    /// Corpus, space- or comma-separated: files, folders (recursive), globs, or named data sets (tinyshakespeare,
     /// wikitext-2, sst2, tinystories, waimai-10k, cmrc2018, ud-chinese-gsdsimp).
-    #[arg(long, num_args = 1.., value_name = "PATH|NAME")]
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "PATH|NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corpus: Option<Vec<String>>,
     /// How .txt files split into documents: paragraph (blank line), line, file.

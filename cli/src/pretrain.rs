@@ -171,7 +171,10 @@ pub fn install_signal_handler(interrupter: &Interrupter) {
 }
 
 /// Builds and checks the optimisation and model configs (the model's vocabulary is set later).
-fn configs(options: &PretrainOptions, vocab_size: usize) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
+pub(crate) fn configs(
+    options: &PretrainOptions,
+    vocab_size: usize,
+) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
     let lr = options.lr.unwrap_or(1e-3);
     let mut train = TrainConfig {
         steps: options.steps.unwrap_or(2000),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use primer_trainer::finetune::ClassMetrics;
+use primer_trainer::finetune::{ClassMetrics, predicted_labels};
 use primer_trainer::prompt::{Prompt, PromptError, label_scores};
 use serde::Serialize;
 
@@ -41,7 +41,8 @@ pub struct PromptClassifyArgs {
     backend: BackendArgs,
 }
 
-fn parse_pair(text: &str) -> Result<(String, String), String> {
+/// Parses `LABEL=WORD`.
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((label, word)) => Ok((label.trim().to_string(), word.to_string())),
         None => Err(format!("{text:?} is not LABEL=WORD")),
@@ -60,6 +61,8 @@ struct Report<'a> {
     metrics: ClassMetrics,
     /// Accuracy of always answering the most frequent validation label.
     majority_accuracy: f64,
+    /// The label index predicted for each scored example, in order.
+    predicted: Vec<usize>,
 }
 
 /// Runs `primer prompt-classify`.
@@ -129,6 +132,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
         labels: &task.labels,
         metrics,
         majority_accuracy: majority,
+        predicted: predicted_labels(&probabilities),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

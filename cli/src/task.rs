@@ -29,6 +29,17 @@ pub struct TaskArgs {
 }
 
 impl TaskArgs {
+    /// A task by name or file, with the default columns and no limit.
+    pub fn named(task: &str) -> Self {
+        Self {
+            task: task.to_string(),
+            valid_file: None,
+            text_column: vec!["text".into()],
+            label_column: "label".into(),
+            train_limit: None,
+        }
+    }
+
     /// Reads the task; `seed` draws the held-out split and the `--train-limit` subset.
     pub fn load(&self, seed: u64) -> anyhow::Result<Task> {
         let source = match task::lookup(&self.task) {

@@ -64,6 +64,10 @@ pub struct NamedTask {
     pub text_column: &'static str,
     /// Label column.
     pub label_column: &'static str,
+    /// A zero-shot prompt: `{text}` is the example, `[LABEL]` the slot for a label word.
+    pub template: &'static str,
+    /// A word per label for the zero-shot prompt, `LABEL=WORD` pairs, comma-separated.
+    pub verbalizer: &'static str,
 }
 
 /// Every named task primer knows.
@@ -75,6 +79,8 @@ pub const TASKS: &[NamedTask] = &[
         valid: Some(named::SST2_DEV),
         text_column: "sentence",
         label_column: "label",
+        template: "{text} It was [LABEL].",
+        verbalizer: "0=terrible,1=great",
     },
     NamedTask {
         name: "waimai",
@@ -83,6 +89,8 @@ pub const TASKS: &[NamedTask] = &[
         valid: None,
         text_column: "review",
         label_column: "label",
+        template: "{text}总之，很[LABEL]。",
+        verbalizer: "0=差,1=好",
     },
 ];
 

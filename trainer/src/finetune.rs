@@ -168,10 +168,7 @@ pub struct ClassMetrics {
 impl ClassMetrics {
     /// Metrics of predicted label probabilities against the true labels.
     pub fn of(probabilities: &[Vec<f32>], labels: &[usize], n_labels: usize) -> Self {
-        let predicted: Vec<usize> = probabilities
-            .iter()
-            .map(|p| crate::generate::argmax(p) as usize)
-            .collect();
+        let predicted = predicted_labels(probabilities);
         let loss = probabilities
             .iter()
             .zip(labels)
@@ -186,6 +183,14 @@ impl ClassMetrics {
             examples: labels.len(),
         }
     }
+}
+
+/// The most likely label of each example.
+pub fn predicted_labels(probabilities: &[Vec<f32>]) -> Vec<usize> {
+    probabilities
+        .iter()
+        .map(|p| crate::generate::argmax(p) as usize)
+        .collect()
 }
 
 /// F1 per label (0 where a label is never predicted nor present), averaged.
@@ -291,6 +296,10 @@ pub struct FinetuneSummary {
     pub steps: u64,
     /// Validation metrics of the kept weights.
     pub valid: ClassMetrics,
+    /// The label index the kept weights predict for each validation example, in order (for
+    /// paired comparisons between runs).
+    #[serde(default)]
+    pub valid_predicted: Vec<usize>,
     /// Parameters trained (the head alone for a probe).
     pub trained_parameters: usize,
     /// Wall-clock seconds.
@@ -370,7 +379,7 @@ pub fn finetune(
         &label,
         FinetuneRecord::PLOTTED,
     );
-    let mut best: Option<(usize, ClassMetrics)> = None;
+    let mut best: Option<(usize, ClassMetrics, Vec<usize>)> = None;
     let mut step = 0u64;
     // The learning rate of the latest step, which the epoch's validation record also carries.
     let mut lr = 0.0;
@@ -440,15 +449,18 @@ pub fn finetune(
         };
         log.append(&record)?;
         dashboard.valid(&record);
-        if best.is_none_or(|(_, b)| metrics.accuracy > b.accuracy) {
-            best = Some((epoch, metrics));
+        if best.as_ref().is_none_or(|(_, b, _)| metrics.accuracy > b.accuracy) {
+            best = Some((epoch, metrics, predicted_labels(&probabilities)));
             crate::run::save_module(&inference, &job.run_dir.model())?;
-        } else if best.is_some_and(|(best_epoch, _)| epoch - best_epoch >= config.patience) {
+        } else if best
+            .as_ref()
+            .is_some_and(|(best_epoch, _, _)| epoch - best_epoch >= config.patience)
+        {
             break;
         }
     }
     dashboard.finish();
-    let (best_epoch, valid) = best.expect("at least one epoch ran");
+    let (best_epoch, valid, valid_predicted) = best.expect("at least one epoch ran");
     let summary = FinetuneSummary {
         task: config.task.clone(),
         start: config.start.clone(),
@@ -459,6 +471,7 @@ pub fn finetune(
         epochs_run,
         steps: step,
         valid,
+        valid_predicted,
         trained_parameters,
         wall_time_s: started.elapsed().as_secs_f64(),
     };

@@ -1,0 +1,201 @@
+//! The report's charts, as SVG drawn by plotters.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use primer_trainer::config::ObjectiveKind;
+
+use super::plan::Method;
+use super::results::{PretrainResult, TaskResult, mean_std};
+
+const SIZE: (u32, u32) = (720, 420);
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// The validation metric an objective is judged by during pre-training, and its axis name.
+pub fn curve_metric(objective: ObjectiveKind) -> (&'static str, fn(&super::results::CurvePoint) -> f64) {
+    match objective {
+        ObjectiveKind::Clm => ("valid bits per byte (lower is better)", |p| p.bpb),
+        ObjectiveKind::Mlm => ("valid masked-token accuracy (higher is better)", |p| p.accuracy),
+    }
+}
+
+fn draw(build: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        build(&root)?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// Bounds of values with a margin; a flat series gets a unit-wide range.
+fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+/// One objective's pre-training curve: its own validation metric against tokens seen, the
+/// mean over seeds as a line and the range over seeds shaded.
+pub fn pretrain_curve(
+    objective: ObjectiveKind,
+    runs: &[&PretrainResult],
+    color_index: usize,
+) -> anyhow::Result<String> {
+    let (metric_name, metric) = curve_metric(objective);
+    // Seeds share the evaluation steps; points are averaged position by position.
+    let points = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+    let series: Vec<(f64, f64, f64, f64)> = (0..points)
+        .map(|i| {
+            let values: Vec<f64> = runs.iter().map(|r| metric(&r.curve[i])).collect();
+            let (mean, _) = mean_std(&values);
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (runs[0].curve[i].tokens_seen as f64, mean, lo, hi)
+        })
+        .collect();
+    let x_max = series.iter().map(|p| p.0).fold(1.0, f64::max);
+    let (y_lo, y_hi) = padded(series.iter().flat_map(|p| [p.2, p.3]));
+    let color = PALETTE[color_index % PALETTE.len()];
+    draw(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("{} pre-training ({} seeds)", objective.name(), runs.len()),
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_max, y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("tokens seen")
+            .y_desc(metric_name)
+            .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
+            .draw()?;
+        let mut band: Vec<(f64, f64)> = series.iter().map(|p| (p.0, p.3)).collect();
+        band.extend(series.iter().rev().map(|p| (p.0, p.2)));
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2))))?;
+        chart
+            .draw_series(LineSeries::new(
+                series.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))?
+            .label(format!("{} mean, range over seeds shaded", objective.name()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Accuracy against labelled examples (log scale) for every objective and trained method,
+/// mean over seeds with ±1 standard deviation bars; zero-shot and the majority label as
+/// horizontal lines.
+pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveKind]) -> anyhow::Result<String> {
+    let trained: Vec<_> = task.cells.iter().filter(|c| c.method != Method::ZeroShot).collect();
+    let x_lo = trained
+        .iter()
+        .map(|c| c.labels_used as f64)
+        .fold(f64::INFINITY, f64::min);
+    let x_hi = trained.iter().map(|c| c.labels_used as f64).fold(1.0, f64::max);
+    let (x_lo, x_hi) = (x_lo.max(1.0) / 1.5, (x_hi * 1.5).max(x_lo.max(1.0) * 2.0));
+    let (y_lo, y_hi) = padded(
+        task.cells
+            .iter()
+            .flat_map(|c| [c.mean - c.std, c.mean + c.std])
+            .chain([task.majority_accuracy]),
+    );
+    draw(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{}: accuracy against labels", task.task), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("labelled training examples (log scale)")
+            .y_desc("dev accuracy")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        let mut color_index = 0;
+        for &objective in objectives {
+            for method in Method::TRAINED {
+                let color = PALETTE[color_index % PALETTE.len()];
+                color_index += 1;
+                let mut cells: Vec<_> = trained
+                    .iter()
+                    .filter(|c| c.objective == objective && c.method == method)
+                    .collect();
+                cells.sort_by_key(|c| c.labels_used);
+                let style = if method == Method::Scratch {
+                    color.stroke_width(1)
+                } else {
+                    color.stroke_width(2)
+                };
+                chart
+                    .draw_series(LineSeries::new(
+                        cells.iter().map(|c| (c.labels_used as f64, c.mean)),
+                        style,
+                    ))?
+                    .label(format!("{} {}", objective.name(), method.name()))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                chart.draw_series(cells.iter().map(|c| {
+                    ErrorBar::new_vertical(
+                        c.labels_used as f64,
+                        c.mean - c.std,
+                        c.mean,
+                        c.mean + c.std,
+                        color.filled(),
+                        8,
+                    )
+                }))?;
+            }
+        }
+        let mut horizontal = |y: f64, label: String, color: RGBColor| -> anyhow::Result<()> {
+            chart
+                .draw_series(LineSeries::new([(x_lo, y), (x_hi, y)], color.stroke_width(1)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            Ok(())
+        };
+        for (i, &objective) in objectives.iter().enumerate() {
+            if let Some(cell) = task
+                .cells
+                .iter()
+                .find(|c| c.objective == objective && c.method == Method::ZeroShot)
+            {
+                horizontal(
+                    cell.mean,
+                    format!("{} zero-shot", objective.name()),
+                    PALETTE[(color_index + i) % PALETTE.len()],
+                )?;
+            }
+        }
+        horizontal(task.majority_accuracy, "majority label".into(), RGBColor(120, 120, 120))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    })
+}

@@ -1,0 +1,413 @@
+//! Runs a comparison's jobs as child `primer` processes, each writing an ordinary run
+//! directory, under an overall progress view.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use primer_trainer::run_dir::RunDir;
+
+use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+
+/// How a comparison's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every job is done.
+    Complete,
+    /// A signal stopped it; the unfinished job kept its checkpoint.
+    Interrupted,
+}
+
+/// Runs jobs one after another.
+pub struct Runner<'a> {
+    exe: PathBuf,
+    spec: &'a CompareSpec,
+    layout: &'a Layout,
+    prepared: &'a Path,
+    /// The process id of the running child, 0 when none.
+    child: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner of `spec`'s jobs into `layout`, pre-training on the `prepared` data folder.
+    /// Installs the signal handler: a signal is passed once to the running child, which saves
+    /// a checkpoint and exits; then the comparison stops.
+    pub fn new(spec: &'a CompareSpec, layout: &'a Layout, prepared: &'a Path) -> anyhow::Result<Self> {
+        let child = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (handler_child, handler_stop) = (child.clone(), stop.clone());
+        let _ = ctrlc::set_handler(move || {
+            if handler_stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("stopping: the running job saves its state (again to quit now)");
+            let pid = handler_child.load(Ordering::SeqCst);
+            if pid != 0 {
+                terminate(pid);
+            }
+        });
+        Ok(Self {
+            exe: std::env::current_exe().context("cannot find the primer executable")?,
+            spec,
+            layout,
+            prepared,
+            child,
+            stop,
+        })
+    }
+
+    /// Whether a job's output is complete.
+    pub fn is_done(&self, job: &Job) -> bool {
+        let output = self.layout.output(self.spec, job);
+        match job {
+            Job::Pretrain { .. } | Job::Finetune { .. } => RunDir::new(&output).summary().exists(),
+            Job::Eval { .. } | Job::ZeroShot { .. } => output.exists(),
+        }
+    }
+
+    /// Runs every unfinished job; returns how the comparison ended.
+    pub fn run_all(&self, jobs: &[Job]) -> anyhow::Result<Finish> {
+        let total = jobs.len() as u64;
+        let finished = jobs.iter().filter(|job| self.is_done(job)).count() as u64;
+        if finished > 0 {
+            eprintln!("{finished} of {total} jobs already finished: skipping them");
+        }
+        let view = ProgressView::new(total, finished);
+        let mut durations: HashMap<&'static str, Vec<f64>> = HashMap::new();
+        for (index, job) in jobs.iter().enumerate() {
+            if self.is_done(job) {
+                continue;
+            }
+            let remaining = &jobs[index..];
+            view.start(
+                &job.describe(self.spec),
+                eta(remaining, &durations, |j| self.is_done(j)),
+            );
+            let started = Instant::now();
+            let log = self.layout.logs().join(format!(
+                "{}.log",
+                self.layout
+                    .output(self.spec, job)
+                    .file_name()
+                    .expect("outputs have names")
+                    .to_string_lossy()
+            ));
+            let code = self.run_job(job, &log, &view)?;
+            if code == Some(130) || self.stop.load(Ordering::SeqCst) {
+                view.finish();
+                return Ok(Finish::Interrupted);
+            }
+            if code != Some(0) {
+                view.finish();
+                let last = last_line(&log);
+                bail!(
+                    "{} failed (exit {}): {last}; its log is {}",
+                    job.describe(self.spec),
+                    code.map_or("by signal".to_string(), |c| c.to_string()),
+                    log.display()
+                );
+            }
+            durations
+                .entry(job.kind())
+                .or_default()
+                .push(started.elapsed().as_secs_f64());
+            view.done(&job.describe(self.spec), started.elapsed());
+        }
+        view.finish();
+        Ok(Finish::Complete)
+    }
+
+    /// Runs one job; returns its exit code (`None` when a signal ended it).
+    fn run_job(&self, job: &Job, log: &Path, view: &ProgressView) -> anyhow::Result<Option<i32>> {
+        let output = self.layout.output(self.spec, job);
+        let (args, json_out) = self.arguments(job, &output)?;
+        let mut command = Command::new(&self.exe);
+        command
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Its own process group: a Ctrl-C reaches the comparison, which passes it on once.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.exe.display()))?;
+        self.child.store(child.id(), Ordering::SeqCst);
+        let log_file = Arc::new(Mutex::new(
+            File::create(log).with_context(|| format!("cannot write {}", log.display()))?,
+        ));
+        writeln!(
+            log_file.lock().expect("log lock"),
+            "$ primer {}",
+            args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ")
+        )?;
+        let stdout = follow(
+            child.stdout.take(),
+            log_file.clone(),
+            view.line.clone(),
+            json_out.is_some(),
+        );
+        let stderr = follow(child.stderr.take(), log_file, view.line.clone(), false);
+        let status = wait(&mut child)?;
+        self.child.store(0, Ordering::SeqCst);
+        let captured = stdout.join().expect("reader thread");
+        stderr.join().expect("reader thread");
+        if let (Some(path), true) = (json_out, status == Some(0)) {
+            primer_datasets::atomic_write(&path, captured.as_bytes())?;
+        }
+        Ok(status)
+    }
+
+    /// The command line of a job, and where its standard output is saved (JSON jobs).
+    fn arguments(&self, job: &Job, output: &Path) -> anyhow::Result<(Vec<String>, Option<PathBuf>)> {
+        let spec = self.spec;
+        let path = |p: &Path| p.display().to_string();
+        let mut backend = Vec::new();
+        if let Some(name) = spec.pretrain.backend.backend {
+            backend.extend(["--backend".to_string(), name.name().to_string()]);
+        }
+        if let Some(device) = &spec.pretrain.backend.device {
+            backend.extend(["--device".to_string(), device.clone()]);
+        }
+        let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Ok(match *job {
+            Job::Pretrain { objective, seed } => {
+                let config = self
+                    .layout
+                    .configs()
+                    .join(format!("pretrain-{}-s{seed}.toml", objective.name()));
+                let options = super::pretrain_options(spec, objective, seed, self.prepared);
+                primer_datasets::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
+                let run = RunDir::new(output);
+                let has_checkpoint = run
+                    .root
+                    .join("checkpoints")
+                    .read_dir()
+                    .is_ok_and(|mut entries| entries.next().is_some());
+                let mut args = words(&["pretrain", "--config"]);
+                args.push(path(&config));
+                match (output.exists(), has_checkpoint) {
+                    (true, true) => args.extend(["--resume".into(), path(output)]),
+                    (true, false) => args.extend(["--out".into(), path(output), "--overwrite".into()]),
+                    (false, _) => args.extend(["--out".into(), path(output)]),
+                }
+                args.push("--no-tui".into());
+                (args, None)
+            }
+            Job::Eval { objective, seed } => {
+                let mut args = words(&["eval"]);
+                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.push("--json".into());
+                args.extend(backend);
+                (args, Some(output.to_path_buf()))
+            }
+            Job::ZeroShot { task, objective, seed } => {
+                let task = &spec.tasks[task];
+                let mut args = words(&["prompt-classify", "--run"]);
+                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.extend(["--task".into(), task.task.clone()]);
+                args.extend(["--template".into(), task.template.clone()]);
+                let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
+                args.extend(["--verbalizer".into(), verbalizer.join(",")]);
+                args.extend(words(&["--truncate", "--json"]));
+                args.extend(backend);
+                (args, Some(output.to_path_buf()))
+            }
+            Job::Finetune {
+                task,
+                objective,
+                seed,
+                budget,
+                method,
+            } => {
+                let mut args = words(&["finetune", "--from"]);
+                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.extend(["--task".into(), spec.tasks[task].task.clone()]);
+                if let LabelBudget::Count(n) = budget {
+                    args.extend(["--train-limit".into(), n.to_string()]);
+                }
+                args.extend(["--seed".into(), seed.to_string()]);
+                args.extend(["--epochs".into(), spec.finetune.epochs.to_string()]);
+                let lr = match method {
+                    Method::Probe => {
+                        args.push("--freeze-encoder".into());
+                        spec.finetune.probe_lr
+                    }
+                    Method::Scratch => {
+                        args.push("--from-scratch".into());
+                        spec.finetune.lr
+                    }
+                    Method::Finetune | Method::ZeroShot => spec.finetune.lr,
+                };
+                args.extend(["--lr".into(), lr.to_string()]);
+                args.extend(["--out".into(), path(output)]);
+                args.extend(words(&["--overwrite", "--no-tui"]));
+                args.extend(backend);
+                (args, None)
+            }
+        })
+    }
+}
+
+/// Sends SIGTERM to a child, which then stops at a step boundary with a checkpoint.
+fn terminate(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+/// Waits for a child, tolerating interrupted waits.
+fn wait(child: &mut Child) -> anyhow::Result<Option<i32>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Copies a child's stream into the log, line by line, showing each under the progress bar;
+/// returns what it read when `capture` is set.
+fn follow<R: Read + Send + 'static>(
+    stream: Option<R>,
+    log: Arc<Mutex<File>>,
+    line_view: ProgressBar,
+    capture: bool,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut captured = String::new();
+        let Some(stream) = stream else {
+            return captured;
+        };
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = writeln!(log.lock().expect("log lock"), "{line}");
+            if capture {
+                captured.push_str(&line);
+                captured.push('\n');
+            } else if !line.trim().is_empty() {
+                line_view.set_message(line);
+            }
+        }
+        captured
+    })
+}
+
+/// The last non-empty line of a log.
+fn last_line(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .ok()
+        .and_then(|text| text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "no output".into())
+}
+
+/// Quotes a word for a shell when it needs it.
+pub fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Seconds the unfinished jobs should take: each kind at the mean of its finished jobs; kinds
+/// not yet timed at the mean of all finished jobs. `None` before any job has finished.
+fn eta(jobs: &[Job], durations: &HashMap<&'static str, Vec<f64>>, done: impl Fn(&Job) -> bool) -> Option<f64> {
+    let all: Vec<f64> = durations.values().flatten().copied().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let overall = mean(&all);
+    Some(
+        jobs.iter()
+            .filter(|job| !done(job))
+            .map(|job| durations.get(job.kind()).map_or(overall, |v| mean(v)))
+            .sum(),
+    )
+}
+
+/// Overall progress (jobs done of all, elapsed, ETA) above the running job's latest line; plain
+/// lines when stderr is not a terminal.
+struct ProgressView {
+    overall: ProgressBar,
+    line: ProgressBar,
+    plain: bool,
+    total: u64,
+}
+
+impl ProgressView {
+    fn new(total: u64, finished: u64) -> Self {
+        let plain = !std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if plain {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+        let overall = multi.add(ProgressBar::new(total)).with_style(
+            ProgressStyle::with_template("compare [{bar:30}] {pos}/{len} jobs, {elapsed} so far, {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        overall.set_position(finished);
+        let line = multi.add(ProgressBar::new_spinner());
+        line.enable_steady_tick(Duration::from_millis(200));
+        Self {
+            overall,
+            line,
+            plain,
+            total,
+        }
+    }
+
+    fn start(&self, what: &str, eta_s: Option<f64>) {
+        let eta = eta_s.map_or("ETA after the first job".to_string(), |s| {
+            format!("about {} left", format_duration(s))
+        });
+        self.overall.set_message(format!("now: {what}; {eta}"));
+        self.line.set_message(String::new());
+        if self.plain {
+            eprintln!("[{}/{}] {what} ({eta})", self.overall.position() + 1, self.total);
+        }
+    }
+
+    fn done(&self, what: &str, took: Duration) {
+        self.overall.inc(1);
+        if self.plain {
+            eprintln!(
+                "[{}/{}] {what}: done in {:.0}s",
+                self.overall.position(),
+                self.total,
+                took.as_secs_f64()
+            );
+        } else {
+            self.overall
+                .println(format!("{what}: done in {:.0}s", took.as_secs_f64()));
+        }
+    }
+
+    fn finish(&self) {
+        self.line.finish_and_clear();
+        self.overall.finish_and_clear();
+    }
+}
+
+/// `1h02m`, `5m07s` or `42s`.
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}

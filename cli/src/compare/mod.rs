@@ -1,0 +1,391 @@
+//! `primer compare`: pre-train every objective on one corpus with one tokenizer, model size,
+//! budget and set of seeds, judge each on the same downstream tasks, and write a report.
+
+mod charts;
+mod exec;
+mod plan;
+mod report;
+mod results;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::task as tasks;
+use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
+use primer_trainer::config::ObjectiveKind;
+use primer_trainer::prompt::Prompt;
+use primer_trainer::run::valid_starts;
+
+use crate::data;
+use crate::options::{PretrainOptions, parse_name, read_config};
+use crate::prompt_classify::parse_pair;
+use crate::task::TaskArgs;
+use exec::{Finish, Runner, shell_word};
+use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, TaskSpec};
+
+/// Arguments of `primer compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Corpus, tokenizer, model size, budget (--steps or --tokens), optimisation and backend
+    /// options, as `pretrain` takes them, shared by every pre-training run.
+    #[command(flatten)]
+    options: PretrainOptions,
+    /// Objectives to compare, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "mlm,clm", value_parser = parse_name::<ObjectiveKind>)]
+    objectives: Vec<ObjectiveKind>,
+    /// Pre-training runs per objective (seeds 0, 1, ...); fine-tunes reuse each run's seed.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Downstream tasks: named (sst2, waimai) or files with `text` and `label` columns.
+    #[arg(long = "task", num_args = 1.., value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// Zero-shot template for task files [default: the named task's].
+    #[arg(long)]
+    template: Option<String>,
+    /// Zero-shot label words for task files, LABEL=WORD pairs [default: the named task's].
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    verbalizer: Vec<(String, String)>,
+    /// Labelled examples per fine-tune, comma-separated counts or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000,all", value_parser = LabelBudget::parse)]
+    label_budgets: Vec<LabelBudget>,
+    /// Peak learning rate of full fine-tunes and from-scratch runs.
+    #[arg(long, default_value_t = 3e-4)]
+    finetune_lr: f64,
+    /// Peak learning rate of linear probes.
+    #[arg(long, default_value_t = 1e-3)]
+    probe_lr: f64,
+    /// Epochs per fine-tune at most (early stopping on dev accuracy).
+    #[arg(long, default_value_t = 10)]
+    finetune_epochs: usize,
+    /// A TOML file of the pre-training options (keys = flag names); flags override it.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// The report directory to create.
+    #[arg(long, value_name = "REPORT_DIR")]
+    out: Option<PathBuf>,
+    /// Continue the comparison in REPORT_DIR: finished runs are skipped, the unfinished one
+    /// resumes from its checkpoint.
+    #[arg(long, value_name = "REPORT_DIR")]
+    resume: Option<PathBuf>,
+}
+
+/// Runs `primer compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (layout, spec, fresh) = match (&args.resume, &args.out) {
+        (Some(_), Some(_)) => bail!("--resume REPORT_DIR and --out contradict each other: give one"),
+        (None, None) => bail!("no --out given: name the report directory, e.g. --out reports/mlm-vs-clm"),
+        (Some(dir), None) => {
+            let layout = Layout { root: dir.clone() };
+            let stored = read_spec(&layout)?;
+            if args.options.corpus.corpus.is_some() || args.options.data.is_some() {
+                let given = spec_of(&args)?;
+                let differences = given.differences(&stored);
+                if !differences.is_empty() {
+                    bail!(
+                        "{} holds a comparison that differs in {}: resume it with --resume alone, or start a new one with --out",
+                        dir.display(),
+                        differences.join(", ")
+                    );
+                }
+            }
+            (layout, stored, false)
+        }
+        (None, Some(dir)) => {
+            let spec = spec_of(&args)?;
+            let layout = Layout { root: dir.clone() };
+            if layout.spec().exists() {
+                let stored = read_spec(&layout)?;
+                let differences = spec.differences(&stored);
+                if differences.is_empty() {
+                    bail!(
+                        "{} already holds this comparison: continue it with `primer compare --resume {}`",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
+                bail!(
+                    "{} holds a different comparison (differs in {}): choose another --out",
+                    dir.display(),
+                    differences.join(", ")
+                );
+            }
+            if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+                bail!(
+                    "{} is not empty and holds no comparison: choose another --out",
+                    dir.display()
+                );
+            }
+            (layout, spec, true)
+        }
+    };
+    check(&spec)?;
+
+    let command = if fresh {
+        let words: Vec<String> = std::env::args().map(|a| shell_word(&a)).collect();
+        let command = format!("primer {}", words[1..].join(" "));
+        for dir in [layout.root.clone(), layout.runs(), layout.logs(), layout.configs()] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        primer_datasets::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
+        primer_datasets::atomic_write(
+            &layout.spec(),
+            serde_json::to_string_pretty(&spec).expect("specs serialize").as_bytes(),
+        )?;
+        command
+    } else {
+        std::fs::read_to_string(layout.root.join("command.txt"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let data = shared_data(&spec, &layout)?;
+    let jobs = Job::all(&spec);
+    let runner = Runner::new(&spec, &layout, &data.dir)?;
+    if runner.run_all(&jobs)? == Finish::Interrupted {
+        println!(
+            "interrupted (the unfinished run kept its checkpoint); continue with: primer compare --resume {}",
+            layout.root.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+
+    let backend = spec.pretrain.backend.backend()?;
+    let machine = results::Machine::this(backend.name(), spec.pretrain.backend.device.clone());
+    let results = results::collect(&spec, &layout, command, machine)?;
+    primer_datasets::atomic_write(
+        &layout.root.join("results.json"),
+        serde_json::to_string_pretty(&results)
+            .expect("results serialize")
+            .as_bytes(),
+    )?;
+    report::write(&results, &layout.root)?;
+    for task in &results.tasks {
+        println!(
+            "{}: dev accuracy, mean ± std over {} seed(s)",
+            task.task,
+            spec.seeds.len()
+        );
+        for cell in &task.cells {
+            let budget = cell.budget.map_or("no labels".to_string(), |b| format!("{b} labels"));
+            println!(
+                "  {:<20} {:<12} {}",
+                cell.label(),
+                budget,
+                report::mean_pm_std(cell.mean, cell.std)
+            );
+        }
+    }
+    println!(
+        "report: {} ({} and results.json beside it)",
+        layout.root.join("report.md").display(),
+        "report.html"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {
+    let path = layout.spec();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}: not a comparison's report directory (start one with --out)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{}: corrupt comparison spec", path.display()))
+}
+
+/// The comparison the flags (and `--config`) describe.
+fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
+    let mut options = args.options.clone();
+    if let Some(path) = &args.config {
+        options = options.or(read_config(path)?);
+    }
+    if options.objective.is_some() {
+        bail!("compare takes --objectives (a list), not --objective");
+    }
+    if options.seed.is_some() {
+        bail!("compare takes --seeds N (runs per objective), not --seed");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds 0 leaves nothing to compare: give at least 1");
+    }
+    if args.objectives.is_empty() {
+        bail!("--objectives is empty: give mlm, clm or both");
+    }
+    if args.tasks.is_empty() {
+        let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
+        bail!(
+            "no --task given: name a downstream task ({}) or a task file",
+            names.join(", ")
+        );
+    }
+    let mut objectives = args.objectives.clone();
+    objectives.dedup();
+    let mut label_budgets = args.label_budgets.clone();
+    label_budgets.sort();
+    label_budgets.dedup();
+    let task_specs = args
+        .tasks
+        .iter()
+        .map(|task| task_spec(task, args.template.as_deref(), &args.verbalizer))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CompareSpec {
+        pretrain: options,
+        objectives,
+        seeds: (0..args.seeds).collect(),
+        tasks: task_specs,
+        label_budgets,
+        finetune: FinetuneSettings {
+            lr: args.finetune_lr,
+            probe_lr: args.probe_lr,
+            epochs: args.finetune_epochs,
+        },
+    })
+}
+
+fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]) -> anyhow::Result<TaskSpec> {
+    let named = tasks::lookup(task).filter(|_| !Path::new(task).exists());
+    if named.is_none() && !Path::new(task).exists() {
+        let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
+        bail!(
+            "--task {task}: no such file nor named task (named tasks: {})",
+            names.join(", ")
+        );
+    }
+    let template = template
+        .or(named.map(|n| n.template))
+        .context(format!(
+            "task {task} has no default zero-shot prompt: pass --template and --verbalizer, e.g. --template \"{{text}} It was [LABEL].\" --verbalizer 0=bad,1=good"
+        ))?
+        .to_string();
+    let verbalizer = if !verbalizer.is_empty() {
+        verbalizer.to_vec()
+    } else {
+        let pairs = named.map(|n| n.verbalizer).context(format!(
+            "task {task} has no default zero-shot verbalizer: pass --verbalizer LABEL=WORD,... (a word per label)"
+        ))?;
+        pairs
+            .split(',')
+            .map(parse_pair)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    Ok(TaskSpec {
+        task: task.to_string(),
+        template,
+        verbalizer,
+    })
+}
+
+/// Checks what can be checked before any training: the budget, the tasks and their label
+/// budgets, the prompts.
+fn check(spec: &CompareSpec) -> anyhow::Result<()> {
+    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    if let Some(tokens) = spec.pretrain.tokens
+        && tokens < train.tokens_per_step() as u64
+    {
+        bail!(
+            "--tokens {tokens} is less than one optimizer step ({} tokens: batch × grad-accum × seq-len): raise --tokens",
+            train.tokens_per_step()
+        );
+    }
+    let eval_every = eval_every(spec)?;
+    if eval_every > train.steps {
+        bail!(
+            "--eval-every {eval_every} is more than the budget of {} steps: the runs would never be evaluated; lower --eval-every or raise the budget",
+            train.steps
+        );
+    }
+    for task_spec in &spec.tasks {
+        let task = TaskArgs::named(&task_spec.task).load(0)?;
+        for budget in &spec.label_budgets {
+            if let LabelBudget::Count(n) = *budget
+                && n > task.train.len()
+            {
+                bail!(
+                    "--label-budgets {n} is more than the {} training examples of {}: lower it or use `all`",
+                    task.train.len(),
+                    task_spec.task
+                );
+            }
+            if let LabelBudget::Count(n) = *budget
+                && n < task.labels.len()
+            {
+                bail!(
+                    "--label-budgets {n} is fewer than the {} labels of {}: give at least one example per label",
+                    task.labels.len(),
+                    task_spec.task
+                );
+            }
+        }
+        Prompt::new(&task_spec.template, &task_spec.verbalizer, &task.labels)
+            .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.task))?;
+    }
+    Ok(())
+}
+
+/// Validation interval: the flag, else ten evaluations per run.
+fn eval_every(spec: &CompareSpec) -> anyhow::Result<u64> {
+    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    Ok(spec.pretrain.eval_every.unwrap_or((train.steps / 10).max(1)))
+}
+
+/// Trains (or reuses) the shared tokenizer and prepares the corpus once.
+fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedData> {
+    let options = &spec.pretrain;
+    let (data, tokenizer) = if options.data.is_some() {
+        data::run_data(options)?
+    } else {
+        let specs = options.corpus.corpus.clone().unwrap_or_default();
+        let corpus = data::corpus(&specs, &options.corpus)?;
+        let valid = options
+            .valid
+            .as_ref()
+            .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
+            .transpose()?;
+        let tokenizer = if layout.tokenizer().exists() {
+            PrimerTokenizer::from_file(&layout.tokenizer())?
+        } else {
+            data::tokenizer(
+                options.tokenizer.as_ref(),
+                &corpus,
+                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
+                options.vocab_size.unwrap_or(8192),
+            )?
+        };
+        let split = SplitOptions {
+            valid_fraction: options.valid_fraction.unwrap_or(0.05),
+            seed: 1337,
+        };
+        (data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?, tokenizer)
+    };
+    if !layout.tokenizer().exists() {
+        tokenizer.save(&layout.tokenizer())?;
+    }
+    let seq_len = crate::pretrain::configs(options, 1)?.0.seq_len;
+    // The causal objective reads one token more per block than the model sees.
+    valid_starts(&data, seq_len + 1, 1).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the validation split is too small for one evaluation; give a larger corpus or --valid-fraction"
+        )
+    })?;
+    Ok(data)
+}
+
+/// The pre-training options of one run: the shared ones on the prepared data, with its
+/// objective, seed and evaluation interval.
+pub fn pretrain_options(spec: &CompareSpec, objective: ObjectiveKind, seed: u64, prepared: &Path) -> PretrainOptions {
+    let mut options = spec.pretrain.clone();
+    options.corpus = Default::default();
+    options.valid = None;
+    options.valid_fraction = None;
+    options.tokenizer = None;
+    options.tokenizer_kind = None;
+    options.vocab_size = None;
+    options.data = Some(prepared.to_path_buf());
+    options.objective = Some(objective);
+    options.seed = Some(seed);
+    options.eval_every = Some(eval_every(spec).expect("checked before any run"));
+    options
+}

@@ -1,0 +1,422 @@
+//! What a comparison is (`REPORT_DIR/compare.json`) and the runs it takes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use primer_trainer::config::ObjectiveKind;
+use serde::{Deserialize, Serialize};
+
+use crate::options::PretrainOptions;
+
+/// How many labelled training examples a fine-tune gets; a number or `"all"` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "BudgetJson", into = "BudgetJson")]
+pub enum LabelBudget {
+    /// A seeded, label-stratified subset of this many examples.
+    Count(usize),
+    /// The whole training split.
+    All,
+}
+
+impl LabelBudget {
+    /// Parses `100` or `all`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "all" => Ok(Self::All),
+            n => match n.parse::<usize>() {
+                Ok(0) | Err(_) => Err(format!("{n:?} is not a label budget: give a positive count or `all`")),
+                Ok(n) => Ok(Self::Count(n)),
+            },
+        }
+    }
+}
+
+/// The JSON form of a [`LabelBudget`].
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BudgetJson {
+    Count(usize),
+    Word(String),
+}
+
+impl From<LabelBudget> for BudgetJson {
+    fn from(budget: LabelBudget) -> Self {
+        match budget {
+            LabelBudget::Count(n) => Self::Count(n),
+            LabelBudget::All => Self::Word("all".into()),
+        }
+    }
+}
+
+impl TryFrom<BudgetJson> for LabelBudget {
+    type Error = String;
+
+    fn try_from(json: BudgetJson) -> Result<Self, String> {
+        match json {
+            BudgetJson::Count(n) => LabelBudget::parse(&n.to_string()),
+            BudgetJson::Word(word) => LabelBudget::parse(&word),
+        }
+    }
+}
+
+impl fmt::Display for LabelBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::All => write!(f, "all"),
+        }
+    }
+}
+
+/// A task and the zero-shot prompt used on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// A named task or a task file, as `--task` takes it.
+    pub task: String,
+    /// The zero-shot template.
+    pub template: String,
+    /// `LABEL=WORD` pairs of the zero-shot prompt.
+    pub verbalizer: Vec<(String, String)>,
+}
+
+impl TaskSpec {
+    /// A short name for file names and headings.
+    pub fn slug(&self) -> String {
+        let stem = Path::new(&self.task)
+            .file_stem()
+            .map_or_else(|| self.task.clone(), |s| s.to_string_lossy().into_owned());
+        stem.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .collect()
+    }
+}
+
+/// Fine-tuning settings shared by every fine-tune of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneSettings {
+    /// Peak learning rate of full fine-tunes and from-scratch runs.
+    pub lr: f64,
+    /// Peak learning rate of linear probes.
+    pub probe_lr: f64,
+    /// Epochs at most.
+    pub epochs: usize,
+}
+
+/// Everything that decides a comparison's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareSpec {
+    /// Pre-training options shared by every pre-training run: corpus, tokenizer, model size,
+    /// budget, optimisation, backend. Objective and seed vary per run.
+    pub pretrain: PretrainOptions,
+    /// Objectives compared.
+    pub objectives: Vec<ObjectiveKind>,
+    /// Seeds: one pre-training run per objective and seed; fine-tunes use the same seed.
+    pub seeds: Vec<u64>,
+    /// Downstream tasks.
+    pub tasks: Vec<TaskSpec>,
+    /// Label budgets of the fine-tunes.
+    pub label_budgets: Vec<LabelBudget>,
+    /// Fine-tuning settings.
+    pub finetune: FinetuneSettings,
+}
+
+impl CompareSpec {
+    /// The option names where `self` and `other` differ, for an error message.
+    pub fn differences(&self, other: &CompareSpec) -> Vec<String> {
+        let (a, b) = (
+            serde_json::to_value(self).expect("specs serialize"),
+            serde_json::to_value(other).expect("specs serialize"),
+        );
+        let mut names = Vec::new();
+        diff_keys(&a, &b, "", &mut names);
+        names
+    }
+}
+
+fn diff_keys(a: &serde_json::Value, b: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    match (a.as_object(), b.as_object()) {
+        (Some(a_map), Some(b_map)) => {
+            let mut keys: Vec<&String> = a_map.keys().chain(b_map.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let null = serde_json::Value::Null;
+            for key in keys {
+                let name = if prefix.is_empty() || prefix == "pretrain" {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                diff_keys(
+                    a_map.get(key).unwrap_or(&null),
+                    b_map.get(key).unwrap_or(&null),
+                    &name,
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// How a classifier is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Every weight trained, from the pre-trained encoder.
+    Finetune,
+    /// The head alone, on the frozen pre-trained encoder.
+    Probe,
+    /// Every weight trained, from random weights of the same architecture.
+    Scratch,
+    /// No training: the pre-trained LM is prompted.
+    ZeroShot,
+}
+
+impl Method {
+    /// Name in tables and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Finetune => "fine-tune",
+            Self::Probe => "probe",
+            Self::Scratch => "scratch",
+            Self::ZeroShot => "zero-shot",
+        }
+    }
+
+    /// The methods that train a classifier, in report order.
+    pub const TRAINED: [Method; 3] = [Method::Finetune, Method::Probe, Method::Scratch];
+}
+
+/// One unit of work, whose output is an ordinary run directory or a JSON file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// A pre-training run.
+    Pretrain {
+        /// Objective.
+        objective: ObjectiveKind,
+        /// Seed.
+        seed: u64,
+    },
+    /// `primer eval --json` of a pre-training run (pseudo-perplexity for MLM).
+    Eval {
+        /// Objective.
+        objective: ObjectiveKind,
+        /// Seed.
+        seed: u64,
+    },
+    /// A fine-tune, probe or from-scratch run.
+    Finetune {
+        /// Index into the spec's tasks.
+        task: usize,
+        /// Objective of the encoder.
+        objective: ObjectiveKind,
+        /// Seed.
+        seed: u64,
+        /// Labels.
+        budget: LabelBudget,
+        /// How.
+        method: Method,
+    },
+    /// Zero-shot prompting of a pre-training run.
+    ZeroShot {
+        /// Index into the spec's tasks.
+        task: usize,
+        /// Objective.
+        objective: ObjectiveKind,
+        /// Seed.
+        seed: u64,
+    },
+}
+
+/// Paths inside a report directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The report directory.
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// `compare.json`: the spec.
+    pub fn spec(&self) -> PathBuf {
+        self.root.join("compare.json")
+    }
+
+    /// The shared tokenizer.
+    pub fn tokenizer(&self) -> PathBuf {
+        self.root.join("tokenizer.json")
+    }
+
+    /// Run directories.
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Logs of every job.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// Pre-training configs, one TOML file per run, as `primer pretrain --config` reads them.
+    pub fn configs(&self) -> PathBuf {
+        self.root.join("configs")
+    }
+
+    /// The pre-training run of an objective and seed.
+    pub fn pretrain_run(&self, objective: ObjectiveKind, seed: u64) -> PathBuf {
+        self.runs().join(format!("pretrain-{}-s{seed}", objective.name()))
+    }
+
+    /// Where a job writes, and the name of its log.
+    pub fn output(&self, spec: &CompareSpec, job: &Job) -> PathBuf {
+        match *job {
+            Job::Pretrain { objective, seed } => self.pretrain_run(objective, seed),
+            Job::Eval { objective, seed } => self.pretrain_run(objective, seed).join("eval.json"),
+            Job::Finetune {
+                task,
+                objective,
+                seed,
+                budget,
+                method,
+            } => self.runs().join(format!(
+                "{}-{}-{}-{}-s{seed}",
+                spec.tasks[task].slug(),
+                method.name(),
+                objective.name(),
+                budget
+            )),
+            Job::ZeroShot { task, objective, seed } => self.runs().join(format!(
+                "{}-zero-shot-{}-s{seed}.json",
+                spec.tasks[task].slug(),
+                objective.name()
+            )),
+        }
+    }
+}
+
+impl Job {
+    /// Every job of a comparison, in the order they run: pre-training first, since the rest
+    /// reads its runs.
+    pub fn all(spec: &CompareSpec) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for &seed in &spec.seeds {
+            for &objective in &spec.objectives {
+                jobs.push(Job::Pretrain { objective, seed });
+                jobs.push(Job::Eval { objective, seed });
+            }
+        }
+        for task in 0..spec.tasks.len() {
+            for &seed in &spec.seeds {
+                for &objective in &spec.objectives {
+                    jobs.push(Job::ZeroShot { task, objective, seed });
+                }
+            }
+            for &budget in &spec.label_budgets {
+                for &seed in &spec.seeds {
+                    for &objective in &spec.objectives {
+                        for method in Method::TRAINED {
+                            jobs.push(Job::Finetune {
+                                task,
+                                objective,
+                                seed,
+                                budget,
+                                method,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        jobs
+    }
+
+    /// What it is, in a few words.
+    pub fn describe(&self, spec: &CompareSpec) -> String {
+        match *self {
+            Job::Pretrain { objective, seed } => format!("pre-train {} seed {seed}", objective.name()),
+            Job::Eval { objective, seed } => format!("evaluate {} seed {seed}", objective.name()),
+            Job::Finetune {
+                task,
+                objective,
+                seed,
+                budget,
+                method,
+            } => format!(
+                "{} {} {} labels {budget} seed {seed}",
+                spec.tasks[task].task,
+                method.name(),
+                objective.name()
+            ),
+            Job::ZeroShot { task, objective, seed } => {
+                format!("{} zero-shot {} seed {seed}", spec.tasks[task].task, objective.name())
+            }
+        }
+    }
+
+    /// The kind of job, for time estimates.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Job::Pretrain { .. } => "pretrain",
+            Job::Eval { .. } => "eval",
+            Job::Finetune { .. } => "finetune",
+            Job::ZeroShot { .. } => "zero-shot",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CompareSpec {
+        CompareSpec {
+            pretrain: PretrainOptions::default(),
+            objectives: vec![ObjectiveKind::Mlm, ObjectiveKind::Clm],
+            seeds: vec![0, 1],
+            tasks: vec![TaskSpec {
+                task: "sst2".into(),
+                template: "{text} It was [LABEL].".into(),
+                verbalizer: vec![("0".into(), "terrible".into()), ("1".into(), "great".into())],
+            }],
+            label_budgets: vec![LabelBudget::Count(100), LabelBudget::All],
+            finetune: FinetuneSettings {
+                lr: 3e-4,
+                probe_lr: 1e-3,
+                epochs: 10,
+            },
+        }
+    }
+
+    #[test]
+    fn every_combination_is_one_job_with_its_own_output() {
+        let spec = spec();
+        let jobs = Job::all(&spec);
+        // 2 objectives x 2 seeds x (pretrain + eval + zero-shot + 2 budgets x 3 methods).
+        assert_eq!(jobs.len(), 2 * 2 * (3 + 2 * 3));
+        let layout = Layout { root: "r".into() };
+        let mut outputs: Vec<PathBuf> = jobs.iter().map(|j| layout.output(&spec, j)).collect();
+        outputs.sort();
+        outputs.dedup();
+        assert_eq!(outputs.len(), jobs.len());
+        assert!(matches!(jobs[0], Job::Pretrain { .. }));
+    }
+
+    #[test]
+    fn budgets_parse_and_differences_name_the_option() {
+        assert_eq!(LabelBudget::parse("all"), Ok(LabelBudget::All));
+        assert_eq!(LabelBudget::parse(" 300"), Ok(LabelBudget::Count(300)));
+        assert!(LabelBudget::parse("0").is_err());
+        assert!(LabelBudget::parse("many").is_err());
+        let json = serde_json::to_string(&[LabelBudget::Count(100), LabelBudget::All]).unwrap();
+        assert_eq!(json, r#"[100,"all"]"#);
+        assert_eq!(
+            serde_json::from_str::<Vec<LabelBudget>>(&json).unwrap(),
+            [LabelBudget::Count(100), LabelBudget::All]
+        );
+        let mut other = spec();
+        other.seeds = vec![0];
+        other.pretrain.steps = Some(10);
+        assert_eq!(spec().differences(&other), ["steps", "seeds"]);
+        assert!(spec().differences(&spec()).is_empty());
+    }
+}

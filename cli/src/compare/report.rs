@@ -1,0 +1,379 @@
+//! `report.md` and a self-contained `report.html` from one list of blocks, so both show the
+//! same numbers; charts are SVG files beside the Markdown and inline in the HTML.
+
+use std::path::Path;
+
+use primer_trainer::config::ObjectiveKind;
+
+use super::charts;
+use super::exec::format_duration;
+use super::plan::Method;
+use super::results::{Results, mean_std};
+
+/// A piece of the report.
+enum Block {
+    Heading(u8, String),
+    Paragraph(String),
+    /// Header and rows; every row has the header's width.
+    Table(Vec<String>, Vec<Vec<String>>),
+    /// A chart: file name and SVG text.
+    Chart(String, String),
+    Code(String),
+}
+
+/// `0.660 ± 0.010`: how the report shows a mean over seeds.
+pub fn mean_pm_std(mean: f64, std: f64) -> String {
+    format!("{mean:.3} ± {std:.3}")
+}
+
+/// Writes `report.md`, `report.html` and the charts into `dir`.
+pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
+    let blocks = blocks(results)?;
+    for block in &blocks {
+        if let Block::Chart(name, svg) = block {
+            primer_datasets::atomic_write(&dir.join(name), svg.as_bytes())?;
+        }
+    }
+    primer_datasets::atomic_write(&dir.join("report.md"), markdown(&blocks).as_bytes())?;
+    primer_datasets::atomic_write(&dir.join("report.html"), html(&blocks).as_bytes())?;
+    Ok(())
+}
+
+fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
+    let spec = &results.spec;
+    let objectives = &spec.objectives;
+    let names: Vec<&str> = objectives.iter().map(|o| o.name()).collect();
+    let mut out = vec![
+        Block::Heading(1, format!("primer compare: {}", names.join(" vs "))),
+        Block::Paragraph(format!(
+            "Corpus {}; {} seed(s) per objective; {} on {} ({} CPUs), {}, backend {}{}.",
+            spec.pretrain
+                .corpus
+                .corpus
+                .as_ref()
+                .map_or_else(|| "(prepared data)".to_string(), |c| c.join(", ")),
+            spec.seeds.len(),
+            results.machine.os,
+            results.machine.cpu,
+            results.machine.cpus,
+            format!("primer {}", results.machine.primer_version),
+            results.machine.backend,
+            results
+                .machine
+                .device
+                .as_ref()
+                .map_or(String::new(), |d| format!(" device {d}"))
+        )),
+    ];
+
+    for task in &results.tasks {
+        out.push(Block::Heading(2, format!("Task {}", task.task)));
+        out.push(Block::Paragraph(format!(
+            "Dev accuracy, mean ± standard deviation over {} seed(s); {} dev examples, labels {}, majority label {:.3}. \
+             Fine-tune trains every weight from the pre-trained model; probe trains a linear head on the frozen model; \
+             scratch trains the same architecture from random weights.",
+            spec.seeds.len(),
+            task.valid_examples,
+            task.labels.join("/"),
+            task.majority_accuracy
+        )));
+        let mut header = vec!["objective".to_string(), "method".to_string()];
+        header.extend(spec.label_budgets.iter().map(|b| format!("{b} labels")));
+        let mut rows = Vec::new();
+        for &objective in objectives {
+            for method in Method::TRAINED {
+                let mut row = vec![objective.name().to_string(), method.name().to_string()];
+                for &budget in &spec.label_budgets {
+                    let cell = task
+                        .cells
+                        .iter()
+                        .find(|c| c.objective == objective && c.method == method && c.budget == Some(budget))
+                        .expect("every cell was collected");
+                    row.push(mean_pm_std(cell.mean, cell.std));
+                }
+                rows.push(row);
+            }
+        }
+        out.push(Block::Table(header, rows));
+        let zero_shot: Vec<Vec<String>> = objectives
+            .iter()
+            .filter_map(|&objective| {
+                let cell = task
+                    .cells
+                    .iter()
+                    .find(|c| c.objective == objective && c.method == Method::ZeroShot)?;
+                Some(vec![
+                    objective.name().to_string(),
+                    mean_pm_std(cell.mean, cell.std),
+                    format!("{:.3}", task.majority_accuracy),
+                ])
+            })
+            .collect();
+        out.push(Block::Paragraph(format!(
+            "Zero-shot prompting (no labels; template `{}`, verbalizer {}):",
+            spec.tasks
+                .iter()
+                .find(|t| t.task == task.task)
+                .map_or("", |t| &t.template),
+            spec.tasks
+                .iter()
+                .find(|t| t.task == task.task)
+                .map(|t| t
+                    .verbalizer
+                    .iter()
+                    .map(|(l, w)| format!("{l}={w}"))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        )));
+        out.push(Block::Table(
+            vec!["objective".into(), "zero-shot".into(), "majority label".into()],
+            zero_shot,
+        ));
+        out.push(Block::Chart(
+            format!("label-efficiency-{}.svg", slug(&task.task)),
+            charts::label_efficiency(task, objectives)?,
+        ));
+        out.push(Block::Heading(3, "Which differences the data supports".into()));
+        out.push(Block::Paragraph(
+            "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
+             paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
+                .into(),
+        ));
+        out.push(Block::Table(
+            vec![
+                "labels".into(),
+                "a".into(),
+                "b".into(),
+                "a − b (points)".into(),
+                "95% CI".into(),
+                "supported".into(),
+            ],
+            task.comparisons
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.budget.to_string(),
+                        c.a.clone(),
+                        c.b.clone(),
+                        format!("{:+.1}", c.difference * 100.0),
+                        format!("{:+.1} to {:+.1}", c.ci_low * 100.0, c.ci_high * 100.0),
+                        if c.supported { "yes" } else { "no" }.into(),
+                    ]
+                })
+                .collect(),
+        ));
+        for comparison in &task.comparisons {
+            out.push(Block::Paragraph(comparison.sentence()));
+        }
+    }
+
+    out.push(Block::Heading(2, "Pre-training".into()));
+    out.push(Block::Paragraph(
+        "Each objective is judged on its own yardstick: bits per byte for the causal model (next-token loss \
+         spread over the UTF-8 bytes of the text), masked-token accuracy and pseudo-perplexity for the masked model. \
+         MLM loss is not shown beside causal loss: one predicts 15% of tokens from both sides, the other every token \
+         from the left, so the numbers do not measure the same thing."
+            .into(),
+    ));
+    let mut rows = Vec::new();
+    for &objective in objectives {
+        let runs: Vec<_> = results.pretrain.iter().filter(|p| p.objective == objective).collect();
+        let stat = |f: &dyn Fn(&super::results::PretrainResult) -> f64| {
+            let values: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+            let (m, s) = mean_std(&values);
+            mean_pm_std(m, s)
+        };
+        let row = match objective {
+            ObjectiveKind::Clm => vec![
+                "clm".into(),
+                format!("bits per byte {}", stat(&|r| r.valid_bpb)),
+                format!("next-token accuracy {}", stat(&|r| r.valid_accuracy)),
+            ],
+            ObjectiveKind::Mlm => vec![
+                "mlm".into(),
+                format!("masked-token accuracy {}", stat(&|r| r.valid_accuracy)),
+                format!("pseudo-perplexity {}", stat(&|r| r.pseudo_ppl.unwrap_or(f64::NAN))),
+            ],
+        };
+        rows.push(row);
+    }
+    out.push(Block::Table(
+        vec!["objective".into(), "main metric".into(), "second metric".into()],
+        rows,
+    ));
+    for (i, &objective) in objectives.iter().enumerate() {
+        let runs: Vec<_> = results.pretrain.iter().filter(|p| p.objective == objective).collect();
+        out.push(Block::Chart(
+            format!("pretrain-{}.svg", objective.name()),
+            charts::pretrain_curve(objective, &runs, i)?,
+        ));
+    }
+
+    out.push(Block::Heading(2, "Fair by construction".into()));
+    out.push(Block::Paragraph(format!(
+        "Both objectives use one tokenizer (`tokenizer.json`), one prepared copy of the corpus and the same model \
+         options; only the objective and the seed change between runs. Means over seeds per objective ({}):",
+        names.join(", ")
+    )));
+    let mut header = vec!["quantity".to_string()];
+    header.extend(names.iter().map(|n| n.to_string()));
+    header.push("matched".into());
+    out.push(Block::Table(
+        header,
+        results
+            .fairness
+            .iter()
+            .map(|row| {
+                let mut cells = vec![row.quantity.clone()];
+                cells.extend(row.values.iter().cloned());
+                cells.push(if row.matched { "yes" } else { "DIFFERS" }.into());
+                cells
+            })
+            .collect(),
+    ));
+
+    out.push(Block::Heading(2, "Throughput and wall time".into()));
+    out.push(Block::Table(
+        ["run", "steps", "tokens seen", "wall time", "tokens/s", "peak RSS (GB)"]
+            .map(String::from)
+            .to_vec(),
+        results
+            .pretrain
+            .iter()
+            .map(|p| {
+                vec![
+                    p.run.clone(),
+                    p.steps.to_string(),
+                    p.tokens_seen.to_string(),
+                    format_duration(p.wall_time_s),
+                    format!("{:.0}", p.tokens_per_s),
+                    p.peak_rss_gb.map_or("n/a".into(), |g| format!("{g:.2}")),
+                ]
+            })
+            .collect(),
+    ));
+    out.push(Block::Table(
+        [
+            "fine-tuning run",
+            "train examples",
+            "steps",
+            "trained parameters",
+            "wall time",
+        ]
+        .map(String::from)
+        .to_vec(),
+        results
+            .finetune_runs
+            .iter()
+            .map(|f| {
+                vec![
+                    f.run.clone(),
+                    f.train_examples.to_string(),
+                    f.steps.to_string(),
+                    f.trained_parameters.to_string(),
+                    format_duration(f.wall_time_s),
+                ]
+            })
+            .collect(),
+    ));
+
+    out.push(Block::Heading(2, "Reproduce".into()));
+    out.push(Block::Paragraph(
+        "The command; every run's own config is in `configs/` (pre-training, as `primer pretrain --config` reads \
+         it) and in each run directory under `runs/`; every job's command line heads its log in `logs/`."
+            .into(),
+    ));
+    out.push(Block::Code(results.command.clone()));
+    out.push(Block::Code(
+        serde_json::to_string_pretty(&results.spec).expect("specs serialize"),
+    ));
+    Ok(out)
+}
+
+fn slug(task: &str) -> String {
+    super::plan::TaskSpec {
+        task: task.to_string(),
+        template: String::new(),
+        verbalizer: Vec::new(),
+    }
+    .slug()
+}
+
+fn markdown(blocks: &[Block]) -> String {
+    let mut md = String::new();
+    for block in blocks {
+        match block {
+            Block::Heading(level, text) => md.push_str(&format!("{} {text}\n\n", "#".repeat(*level as usize))),
+            Block::Paragraph(text) => md.push_str(&format!("{text}\n\n")),
+            Block::Table(header, rows) => {
+                let line = |cells: &[String]| format!("| {} |\n", cells.join(" | ").replace('\n', " "));
+                md.push_str(&line(header));
+                md.push_str(&line(&vec!["---".to_string(); header.len()]));
+                for row in rows {
+                    md.push_str(&line(row));
+                }
+                md.push('\n');
+            }
+            Block::Chart(name, _) => md.push_str(&format!("![{name}]({name})\n\n")),
+            Block::Code(text) => md.push_str(&format!("```\n{text}\n```\n\n")),
+        }
+    }
+    md
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Inline code spans (`x`) of a paragraph, the only Markdown the paragraphs use.
+fn inline(text: &str) -> String {
+    escape(text)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
+fn html(blocks: &[Block]) -> String {
+    let mut body = String::new();
+    for block in blocks {
+        match block {
+            Block::Heading(level, text) => body.push_str(&format!("<h{level}>{}</h{level}>\n", escape(text))),
+            Block::Paragraph(text) => body.push_str(&format!("<p>{}</p>\n", inline(text))),
+            Block::Table(header, rows) => {
+                body.push_str("<table>\n<tr>");
+                for cell in header {
+                    body.push_str(&format!("<th>{}</th>", escape(cell)));
+                }
+                body.push_str("</tr>\n");
+                for row in rows {
+                    body.push_str("<tr>");
+                    for cell in row {
+                        body.push_str(&format!("<td>{}</td>", escape(cell)));
+                    }
+                    body.push_str("</tr>\n");
+                }
+                body.push_str("</table>\n");
+            }
+            Block::Chart(_, svg) => body.push_str(&format!("<figure>{svg}</figure>\n")),
+            Block::Code(text) => body.push_str(&format!("<pre>{}</pre>\n", escape(text))),
+        }
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>primer compare report</title>\n<style>\n\
+         body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; }}\n\
+         th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}\n\
+         th {{ background: #f3f3f3; }}\n\
+         pre {{ background: #f6f6f6; padding: 0.8em; overflow-x: auto; }}\n\
+         figure {{ margin: 1em 0; }}\n\
+         </style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
+}

@@ -1,0 +1,626 @@
+//! Every number of a comparison, read back from its run directories: `results.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use primer_trainer::config::ObjectiveKind;
+use primer_trainer::finetune::FinetuneSummary;
+use primer_trainer::metrics::{Split, read_metrics};
+use primer_trainer::run::Summary;
+use primer_trainer::run_dir::RunDir;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use crate::task::TaskArgs;
+
+/// Bootstrap resamples per confidence interval.
+const BOOTSTRAP_ITERATIONS: usize = 2000;
+
+/// `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// What was compared.
+    pub spec: CompareSpec,
+    /// The command that started the comparison.
+    pub command: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// One entry per pre-training run.
+    pub pretrain: Vec<PretrainResult>,
+    /// The quantities that must match between objectives, and whether they do.
+    pub fairness: Vec<FairnessRow>,
+    /// Downstream results per task.
+    pub tasks: Vec<TaskResult>,
+    /// Wall time and size of every fine-tuning run.
+    pub finetune_runs: Vec<FinetuneRun>,
+}
+
+/// The machine and backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// Operating system.
+    pub os: String,
+    /// Backend name.
+    pub backend: String,
+    /// Device given with `--device`, if any.
+    pub device: Option<String>,
+    /// primer's version.
+    pub primer_version: String,
+}
+
+impl Machine {
+    /// This machine, running `backend`.
+    pub fn this(backend: &str, device: Option<String>) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim())
+            })
+            .unwrap_or("unknown")
+            .to_string();
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            })
+            .unwrap_or_else(|| std::env::consts::OS.to_string());
+        Self {
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os,
+            backend: backend.to_string(),
+            device,
+            primer_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// One pre-training run's numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainResult {
+    /// Run directory, relative to the report.
+    pub run: String,
+    /// Objective.
+    pub objective: ObjectiveKind,
+    /// Seed.
+    pub seed: u64,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Input tokens seen.
+    pub tokens_seen: u64,
+    /// Training wall time, seconds.
+    pub wall_time_s: f64,
+    /// Input tokens per second over the run.
+    pub tokens_per_s: f64,
+    /// Peak resident memory, GB.
+    pub peak_rss_gb: Option<f64>,
+    /// Final validation loss (nats per predicted token: next token for clm, masked token for mlm).
+    pub valid_loss: f64,
+    /// Final validation accuracy (next-token for clm, masked-token for mlm).
+    pub valid_accuracy: f64,
+    /// Final validation bits per byte (meaningful for clm only).
+    pub valid_bpb: f64,
+    /// Pseudo-perplexity (mlm only).
+    pub pseudo_ppl: Option<f64>,
+    /// The validation curve.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One validation of a pre-training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Step.
+    pub step: u64,
+    /// Input tokens seen by then.
+    pub tokens_seen: u64,
+    /// Loss, nats.
+    pub loss: f64,
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Bits per byte.
+    pub bpb: f64,
+}
+
+/// A matched quantity: its value per objective, and whether they agree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FairnessRow {
+    /// What is matched.
+    pub quantity: String,
+    /// The value per objective, formatted, in the spec's objective order.
+    pub values: Vec<String>,
+    /// Whether the values agree (wall time: within 20%).
+    pub matched: bool,
+}
+
+/// One task's results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The task as given.
+    pub task: String,
+    /// Label names.
+    pub labels: Vec<String>,
+    /// Training examples in the full task.
+    pub train_examples: usize,
+    /// Validation examples.
+    pub valid_examples: usize,
+    /// Accuracy of always answering the most frequent validation label.
+    pub majority_accuracy: f64,
+    /// One cell per objective, method and label budget (zero-shot: no budget).
+    pub cells: Vec<Cell>,
+    /// Paired differences with bootstrap confidence intervals.
+    pub comparisons: Vec<Comparison>,
+}
+
+/// Accuracy over seeds of one objective, method and label budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// Pre-training objective.
+    pub objective: ObjectiveKind,
+    /// How the classifier was made.
+    pub method: Method,
+    /// Label budget; `None` for zero-shot.
+    pub budget: Option<LabelBudget>,
+    /// Labelled examples actually used.
+    pub labels_used: usize,
+    /// Dev accuracy per seed, in the spec's seed order.
+    pub accuracies: Vec<f64>,
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Sample standard deviation over seeds (0 with one seed).
+    pub std: f64,
+    /// Run directories (or JSON files), relative to the report.
+    pub runs: Vec<String>,
+    /// Per seed, whether each validation example was classified right.
+    #[serde(skip)]
+    pub correct: Vec<Vec<bool>>,
+}
+
+/// A difference between two cells at one label budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Label budget.
+    pub budget: LabelBudget,
+    /// The first cell, e.g. `mlm fine-tune`.
+    pub a: String,
+    /// The second cell.
+    pub b: String,
+    /// Mean accuracy of a minus b, over seeds.
+    pub difference: f64,
+    /// 2.5th percentile of the bootstrap difference.
+    pub ci_low: f64,
+    /// 97.5th percentile of the bootstrap difference.
+    pub ci_high: f64,
+    /// Whether the interval excludes zero.
+    pub supported: bool,
+}
+
+impl Comparison {
+    /// The comparison in words.
+    pub fn sentence(&self) -> String {
+        let points = |x: f64| format!("{:.1}", x * 100.0);
+        let ci = format!("95% CI {} to {} points", points(self.ci_low), points(self.ci_high));
+        if !self.supported {
+            format!(
+                "At {} labels, {} and {} differ by {} points ({ci}): the data does not support a difference.",
+                self.budget,
+                self.a,
+                self.b,
+                points(self.difference)
+            )
+        } else {
+            let (winner, loser) = if self.difference > 0.0 {
+                (&self.a, &self.b)
+            } else {
+                (&self.b, &self.a)
+            };
+            format!(
+                "At {} labels, {winner} beats {loser} by {} points ({ci}): the data supports this.",
+                self.budget,
+                points(self.difference.abs())
+            )
+        }
+    }
+}
+
+/// One fine-tuning run's size and time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinetuneRun {
+    /// Run directory, relative to the report.
+    pub run: String,
+    /// Training examples.
+    pub train_examples: usize,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Parameters trained.
+    pub trained_parameters: usize,
+    /// Wall time, seconds.
+    pub wall_time_s: f64,
+}
+
+/// What `primer prompt-classify --json` wrote.
+#[derive(Debug, Deserialize)]
+struct ZeroShotReport {
+    accuracy: f64,
+    majority_accuracy: f64,
+    predicted: Vec<usize>,
+}
+
+/// What `primer eval --json` wrote.
+#[derive(Debug, Deserialize)]
+struct EvalReport {
+    pseudo_ppl: Option<f64>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: unexpected contents", path.display()))
+}
+
+/// Reads every finished job's output into [`Results`].
+pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Machine) -> anyhow::Result<Results> {
+    let relative = |p: &Path| p.strip_prefix(&layout.root).unwrap_or(p).display().to_string();
+    let mut pretrain = Vec::new();
+    for &seed in &spec.seeds {
+        for &objective in &spec.objectives {
+            let dir = layout.pretrain_run(objective, seed);
+            let run = RunDir::new(&dir);
+            let summary: Summary = read_json(&run.summary())?;
+            let eval: EvalReport = read_json(&layout.output(spec, &Job::Eval { objective, seed }))?;
+            let curve = read_metrics(&run.metrics())?
+                .into_iter()
+                .filter(|r| r.split == Split::Valid)
+                .map(|r| CurvePoint {
+                    step: r.step,
+                    tokens_seen: r.tokens_seen,
+                    loss: r.loss,
+                    accuracy: r.accuracy,
+                    bpb: r.bpb,
+                })
+                .collect();
+            pretrain.push(PretrainResult {
+                run: relative(&dir),
+                objective,
+                seed,
+                parameters: summary.parameters,
+                steps: summary.steps,
+                tokens_seen: summary.tokens_seen,
+                wall_time_s: summary.wall_time_s,
+                tokens_per_s: summary.tokens_seen as f64 / summary.wall_time_s.max(1e-9),
+                peak_rss_gb: summary.peak_rss_gb,
+                valid_loss: summary.valid.loss,
+                valid_accuracy: summary.valid.accuracy,
+                valid_bpb: summary.valid.bpb,
+                pseudo_ppl: eval.pseudo_ppl,
+                curve,
+            });
+        }
+    }
+    let fairness = fairness(spec, &pretrain);
+    let mut tasks = Vec::new();
+    let mut finetune_runs = Vec::new();
+    for (index, task_spec) in spec.tasks.iter().enumerate() {
+        tasks.push(task_result(
+            spec,
+            layout,
+            index,
+            task_spec,
+            &relative,
+            &mut finetune_runs,
+        )?);
+    }
+    Ok(Results {
+        spec: spec.clone(),
+        command,
+        machine,
+        pretrain,
+        fairness,
+        tasks,
+        finetune_runs,
+    })
+}
+
+fn task_result(
+    spec: &CompareSpec,
+    layout: &Layout,
+    index: usize,
+    task_spec: &super::plan::TaskSpec,
+    relative: &dyn Fn(&Path) -> String,
+    finetune_runs: &mut Vec<FinetuneRun>,
+) -> anyhow::Result<TaskResult> {
+    let args = TaskArgs::named(&task_spec.task);
+    // Validation labels per seed (a task without a validation file holds out a seeded share).
+    let mut valid_labels = BTreeMap::new();
+    for &seed in &spec.seeds {
+        let task = args.load(seed)?;
+        valid_labels.insert(seed, task.valid.iter().map(|e| e.label).collect::<Vec<_>>());
+    }
+    let task = args.load(0)?;
+    let mut cells = Vec::new();
+    let mut majority = None;
+    for &objective in &spec.objectives {
+        let mut cell = Cell::new(objective, Method::ZeroShot, None, 0);
+        for &seed in &spec.seeds {
+            let path = layout.output(
+                spec,
+                &Job::ZeroShot {
+                    task: index,
+                    objective,
+                    seed,
+                },
+            );
+            let report: ZeroShotReport = read_json(&path)?;
+            let labels: Vec<usize> = task.valid.iter().map(|e| e.label).collect();
+            majority = Some(report.majority_accuracy);
+            cell.push(report.accuracy, correct(&report.predicted, &labels), relative(&path));
+        }
+        cells.push(cell.finish());
+    }
+    for &budget in &spec.label_budgets {
+        for &objective in &spec.objectives {
+            for method in Method::TRAINED {
+                let used = match budget {
+                    LabelBudget::Count(n) => n,
+                    LabelBudget::All => task.train.len(),
+                };
+                let mut cell = Cell::new(objective, method, Some(budget), used);
+                for &seed in &spec.seeds {
+                    let job = Job::Finetune {
+                        task: index,
+                        objective,
+                        seed,
+                        budget,
+                        method,
+                    };
+                    let dir = layout.output(spec, &job);
+                    let summary: FinetuneSummary = read_json(&RunDir::new(&dir).summary())?;
+                    cell.push(
+                        summary.valid.accuracy,
+                        correct(&summary.valid_predicted, &valid_labels[&seed]),
+                        relative(&dir),
+                    );
+                    finetune_runs.push(FinetuneRun {
+                        run: relative(&dir),
+                        train_examples: summary.train_examples,
+                        steps: summary.steps,
+                        trained_parameters: summary.trained_parameters,
+                        wall_time_s: summary.wall_time_s,
+                    });
+                }
+                cells.push(cell.finish());
+            }
+        }
+    }
+    let comparisons = comparisons(spec, &cells);
+    Ok(TaskResult {
+        task: task_spec.task.clone(),
+        labels: task.labels.clone(),
+        train_examples: task.train.len(),
+        valid_examples: task.valid.len(),
+        majority_accuracy: majority.unwrap_or(0.0),
+        cells,
+        comparisons,
+    })
+}
+
+fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
+    predicted.iter().zip(labels).map(|(p, l)| p == l).collect()
+}
+
+impl Cell {
+    fn new(objective: ObjectiveKind, method: Method, budget: Option<LabelBudget>, labels_used: usize) -> Self {
+        Self {
+            objective,
+            method,
+            budget,
+            labels_used,
+            accuracies: Vec::new(),
+            mean: 0.0,
+            std: 0.0,
+            runs: Vec::new(),
+            correct: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, accuracy: f64, correct: Vec<bool>, run: String) {
+        self.accuracies.push(accuracy);
+        self.correct.push(correct);
+        self.runs.push(run);
+    }
+
+    fn finish(mut self) -> Self {
+        (self.mean, self.std) = mean_std(&self.accuracies);
+        self
+    }
+
+    /// `mlm fine-tune`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.objective.name(), self.method.name())
+    }
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    let std = if values.len() < 2 {
+        0.0
+    } else {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    (mean, std)
+}
+
+/// Objective against objective (fine-tuned), and each pre-trained against from scratch, at
+/// every label budget.
+fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
+    let find = |objective, method, budget| {
+        cells
+            .iter()
+            .find(|c| c.objective == objective && c.method == method && c.budget == Some(budget))
+            .expect("every cell was collected")
+    };
+    let mut out = Vec::new();
+    for &budget in &spec.label_budgets {
+        for (i, &a) in spec.objectives.iter().enumerate() {
+            for &b in &spec.objectives[i + 1..] {
+                out.push(compare_cells(
+                    budget,
+                    find(a, Method::Finetune, budget),
+                    find(b, Method::Finetune, budget),
+                ));
+            }
+        }
+        for &objective in &spec.objectives {
+            out.push(compare_cells(
+                budget,
+                find(objective, Method::Finetune, budget),
+                find(objective, Method::Scratch, budget),
+            ));
+        }
+    }
+    out
+}
+
+fn compare_cells(budget: LabelBudget, a: &Cell, b: &Cell) -> Comparison {
+    let (difference, ci_low, ci_high) = bootstrap_difference(&a.correct, &b.correct, BOOTSTRAP_ITERATIONS, 0);
+    Comparison {
+        budget,
+        a: a.label(),
+        b: b.label(),
+        difference,
+        ci_low,
+        ci_high,
+        supported: ci_low > 0.0 || ci_high < 0.0,
+    }
+}
+
+/// The accuracy difference of `a` over `b` with a 95% bootstrap interval, paired by seed and by
+/// example: each resample draws seeds with replacement, then each drawn seed's validation
+/// examples with replacement, and scores both sides on the same draws.
+///
+/// `a[s]` and `b[s]` are, for seed `s`, whether each validation example was classified right.
+pub fn bootstrap_difference(a: &[Vec<bool>], b: &[Vec<bool>], iterations: usize, seed: u64) -> (f64, f64, f64) {
+    let accuracy = |v: &[bool]| v.iter().filter(|&&c| c).count() as f64 / v.len().max(1) as f64;
+    let seeds = a.len().min(b.len());
+    if seeds == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let observed = (0..seeds).map(|s| accuracy(&a[s]) - accuracy(&b[s])).sum::<f64>() / seeds as f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut draws: Vec<f64> = (0..iterations)
+        .map(|_| {
+            let mut total = 0.0;
+            for _ in 0..seeds {
+                let s = rng.random_range(0..seeds);
+                let n = a[s].len().min(b[s].len());
+                let mut diff = 0i64;
+                for _ in 0..n {
+                    let i = rng.random_range(0..n);
+                    diff += i64::from(a[s][i]) - i64::from(b[s][i]);
+                }
+                total += diff as f64 / n.max(1) as f64;
+            }
+            total / seeds as f64
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    let at = |q: f64| draws[((q * (iterations - 1) as f64).round() as usize).min(iterations - 1)];
+    (observed, at(0.025), at(0.975))
+}
+
+/// The matched quantities of the pre-training runs, per objective.
+fn fairness(spec: &CompareSpec, pretrain: &[PretrainResult]) -> Vec<FairnessRow> {
+    let per_objective = |value: &dyn Fn(&PretrainResult) -> f64| -> Vec<f64> {
+        spec.objectives
+            .iter()
+            .map(|&o| {
+                let values: Vec<f64> = pretrain.iter().filter(|p| p.objective == o).map(value).collect();
+                mean_std(&values).0
+            })
+            .collect()
+    };
+    let exact = |quantity: &str, values: Vec<f64>| FairnessRow {
+        quantity: quantity.to_string(),
+        matched: values.windows(2).all(|w| w[0] == w[1]),
+        values: values.iter().map(|v| format!("{v:.0}")).collect(),
+    };
+    let wall = per_objective(&|p| p.wall_time_s);
+    let (low, high) = wall
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &w| (lo.min(w), hi.max(w)));
+    vec![
+        exact("parameters", per_objective(&|p| p.parameters as f64)),
+        exact("tokens seen per run", per_objective(&|p| p.tokens_seen as f64)),
+        exact("optimizer steps per run", per_objective(&|p| p.steps as f64)),
+        FairnessRow {
+            quantity: "wall time per run (s)".into(),
+            matched: high <= low * 1.2,
+            values: wall.iter().map(|v| format!("{v:.1}")).collect(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_of_identical_runs_is_zero_and_of_opposite_runs_is_one() {
+        let right = vec![vec![true; 50], vec![true; 40]];
+        let wrong = vec![vec![false; 50], vec![false; 40]];
+        assert_eq!(bootstrap_difference(&right, &right, 200, 1), (0.0, 0.0, 0.0));
+        assert_eq!(bootstrap_difference(&right, &wrong, 200, 1), (1.0, 1.0, 1.0));
+        assert_eq!(bootstrap_difference(&wrong, &right, 200, 1), (-1.0, -1.0, -1.0));
+    }
+
+    #[test]
+    fn bootstrap_interval_holds_the_observed_difference_and_narrows_with_data() {
+        // a is right on 60% of examples, b on 50%, with b's right answers a subset of a's.
+        let run = |n: usize, share: f64| (0..n).map(|i| (i as f64) < share * n as f64).collect::<Vec<bool>>();
+        let a_small = vec![run(100, 0.6), run(100, 0.6)];
+        let b_small = vec![run(100, 0.5), run(100, 0.5)];
+        let (d, lo, hi) = bootstrap_difference(&a_small, &b_small, 1000, 3);
+        assert!((d - 0.1).abs() < 1e-12);
+        assert!(lo < d && d < hi, "{lo} {d} {hi}");
+        let a_big = vec![run(2000, 0.6), run(2000, 0.6)];
+        let b_big = vec![run(2000, 0.5), run(2000, 0.5)];
+        let (_, lo_big, hi_big) = bootstrap_difference(&a_big, &b_big, 1000, 3);
+        assert!(hi_big - lo_big < hi - lo);
+        assert!(lo_big > 0.0);
+    }
+
+    #[test]
+    fn sentences_say_which_side_wins_or_that_nothing_is_shown() {
+        let mut c = Comparison {
+            budget: LabelBudget::Count(1000),
+            a: "mlm fine-tune".into(),
+            b: "mlm scratch".into(),
+            difference: -0.02,
+            ci_low: -0.03,
+            ci_high: -0.01,
+            supported: true,
+        };
+        assert_eq!(
+            c.sentence(),
+            "At 1000 labels, mlm scratch beats mlm fine-tune by 2.0 points (95% CI -3.0 to -1.0 points): the data supports this."
+        );
+        c.supported = false;
+        c.ci_high = 0.01;
+        assert!(c.sentence().contains("does not support a difference"));
+        assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
+        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+    }
+}

@@ -1,0 +1,322 @@
+//! `primer compare` end to end through the binary: a miniature comparison (tiny model, few
+//! steps, both objectives, one task) and its report files, resuming, and the refusals.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// A tiny corpus and a sentiment task file (`text`, `label` columns) in `dir`.
+fn write_inputs(dir: &Path) -> (String, String) {
+    let good = ["a fine", "a great", "lovely", "a wonderful"];
+    let bad = ["an awful", "a dull", "a terrible", "boring"];
+    let things = ["film", "movie", "story", "plot", "cast"];
+    let mut corpus = String::new();
+    for i in 0..300 {
+        let (a, b) = (
+            [good[i % 4], bad[i % 4]][i % 2],
+            [good[(i / 2) % 4], bad[(i / 3) % 4]][(i / 5) % 2],
+        );
+        corpus += &format!("{a} {} and {b} {}.\n\n", things[i % 5], things[(i / 7) % 5]);
+    }
+    let mut task = String::from("text\tlabel\n");
+    for i in 0..120 {
+        let words = if i % 2 == 1 { good } else { bad };
+        let label = if i % 2 == 1 { "pos" } else { "neg" };
+        task += &format!("{} {} indeed\t{label}\n", words[(i / 2) % 4], things[i % 5]);
+    }
+    let (corpus_path, task_path) = (dir.join("corpus.txt"), dir.join("task.tsv"));
+    std::fs::write(&corpus_path, corpus).unwrap();
+    std::fs::write(&task_path, task).unwrap();
+    (corpus_path.display().to_string(), task_path.display().to_string())
+}
+
+/// The arguments of the miniature comparison, writing to `out`.
+fn compare_args(corpus: &str, task: &str, out: &str, seeds: &str) -> Vec<String> {
+    [
+        "compare",
+        "--corpus",
+        corpus,
+        "--task",
+        task,
+        "--template",
+        "{text} it was [LABEL].",
+        "--verbalizer",
+        "neg=bad,pos=good",
+        "--label-budgets",
+        "20,all",
+        "--seeds",
+        seeds,
+        "--tokenizer-kind",
+        "char",
+        "--layers",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--steps",
+        "20",
+        "--finetune-epochs",
+        "2",
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The tables of a Markdown file: header, then rows, each a list of cells.
+fn markdown_tables(md: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let mut tables = Vec::new();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with('|') && lines.get(i + 1).is_some_and(|l| l.starts_with("| ---")) {
+            let header = cells(lines[i]);
+            let mut rows = Vec::new();
+            i += 2;
+            while i < lines.len() && lines[i].starts_with('|') {
+                rows.push(cells(lines[i]));
+                i += 1;
+            }
+            tables.push((header, rows));
+        } else {
+            i += 1;
+        }
+    }
+    tables
+}
+
+fn mean_pm_std(cell: &Value) -> String {
+    format!(
+        "{:.3} ± {:.3}",
+        cell["mean"].as_f64().unwrap(),
+        cell["std"].as_f64().unwrap()
+    )
+}
+
+#[test]
+fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let (corpus, task) = write_inputs(tmp.path());
+    let report = tmp.path().join("report");
+    let out = report.display().to_string();
+    let args = compare_args(&corpus, &task, &out, "2");
+    let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = primer_command_args(cache, &args_ref).output().unwrap();
+    assert_ok(&output);
+
+    // Every run is an ordinary run directory under runs/.
+    let results = read_json(&report.join("results.json"));
+    let pretrain = results["pretrain"].as_array().unwrap();
+    assert_eq!(pretrain.len(), 4, "2 objectives x 2 seeds");
+    for run in pretrain {
+        let dir = report.join(run["run"].as_str().unwrap());
+        assert!(dir.join("model.bpk").exists() && dir.join("config.json").exists());
+        assert_eq!(run["steps"], 20);
+    }
+    // The matched quantities match, and MLM is judged by masked accuracy and
+    // pseudo-perplexity, the causal model by bits per byte.
+    for row in results["fairness"].as_array().unwrap().iter().take(3) {
+        assert_eq!(row["matched"], true, "{row}");
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("masked-token accuracy") && md.contains("pseudo-perplexity"));
+    assert!(md.contains("bits per byte"));
+
+    // Every table cell is present, and the task table shows results.json's numbers.
+    let tables = markdown_tables(&md);
+    assert!(tables.len() >= 6, "{} tables", tables.len());
+    for (header, rows) in &tables {
+        assert!(!rows.is_empty(), "table {header:?} has no rows");
+        for row in rows {
+            assert_eq!(row.len(), header.len(), "row {row:?} under {header:?}");
+            assert!(row.iter().all(|c| !c.is_empty() && c != "NaN"), "{row:?}");
+        }
+    }
+    let task_result = &results["tasks"][0];
+    let (header, rows) = &tables[0];
+    assert_eq!(header, &["objective", "method", "20 labels", "all labels"]);
+    let cells = task_result["cells"].as_array().unwrap();
+    assert_eq!(
+        cells.len(),
+        2 + 2 * 3 * 2,
+        "zero-shot per objective + objective x method x budget"
+    );
+    for cell in cells {
+        let accuracies: Vec<f64> = cell["accuracies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        assert_eq!(accuracies.len(), 2);
+        let mean = accuracies.iter().sum::<f64>() / 2.0;
+        assert!((cell["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        let (objective, method) = (cell["objective"].as_str().unwrap(), cell["method"].as_str().unwrap());
+        if method == "zero-shot" {
+            let (_, zero_shot) = &tables[1];
+            let row = zero_shot.iter().find(|r| r[0] == objective).unwrap();
+            assert_eq!(row[1], mean_pm_std(cell));
+            continue;
+        }
+        // Each accuracy is its run's own summary.
+        for (run, accuracy) in cell["runs"].as_array().unwrap().iter().zip(&accuracies) {
+            let summary = read_json(&report.join(run.as_str().unwrap()).join("summary.json"));
+            assert_eq!(summary["valid"]["accuracy"].as_f64().unwrap(), *accuracy);
+        }
+        let column = format!(
+            "{} labels",
+            cell["budget"].as_u64().map_or("all".into(), |b| b.to_string())
+        );
+        let column = header.iter().position(|h| *h == column).unwrap();
+        let method_name = if method == "finetune" { "fine-tune" } else { method };
+        let row = rows
+            .iter()
+            .find(|r| r[0] == objective && r[1] == method_name)
+            .unwrap_or_else(|| panic!("no row for {objective} {method}"));
+        assert_eq!(row[column], mean_pm_std(cell), "{objective} {method}");
+    }
+    let comparisons = task_result["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 2 * 3, "per budget: mlm vs clm, and each vs scratch");
+    for c in comparisons {
+        let (d, lo, hi) = (
+            c["difference"].as_f64().unwrap(),
+            c["ci_low"].as_f64().unwrap(),
+            c["ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= d + 1e-9 && d <= hi + 1e-9, "{c}");
+        assert_eq!(c["supported"].as_bool().unwrap(), lo > 0.0 || hi < 0.0);
+    }
+
+    // Charts are valid SVG; the HTML carries them inline and needs no network.
+    for name in ["pretrain-mlm.svg", "pretrain-clm.svg", "label-efficiency-task.svg"] {
+        let svg = std::fs::read_to_string(report.join(name)).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        assert!(doc.descendants().count() > 20, "{name} is nearly empty");
+        assert!(md.contains(&format!("]({name})")));
+    }
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3);
+    for external in ["src=", "href=", "<link", "@import", "url("] {
+        assert!(!html.contains(external), "report.html holds {external}");
+    }
+    for cell in cells {
+        assert!(html.contains(&mean_pm_std(cell)));
+    }
+
+    // Resume: a lost fine-tune runs again; everything else is skipped.
+    let lost = report.join(cells[4]["runs"][1].as_str().unwrap());
+    let kept = report.join(cells[5]["runs"][0].as_str().unwrap()).join("summary.json");
+    let kept_before = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    std::fs::remove_file(lost.join("summary.json")).unwrap();
+    let resumed = primer(cache, &format!("compare --resume {out}"));
+    assert_ok(&resumed);
+    assert!(
+        stderr(&resumed).contains("35 of 36 jobs already finished"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(lost.join("summary.json").exists());
+    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), kept_before);
+    let again = read_json(&report.join("results.json"));
+    assert_eq!(again["tasks"], results["tasks"], "fine-tuning is deterministic");
+
+    // The same comparison again, or a different one, into the same directory: refused.
+    let mut same = args.clone();
+    same.retain(|a| a != "--out" && a != &out);
+    let run = |extra: &[String]| {
+        let mut all: Vec<&str> = extra.iter().map(String::as_str).collect();
+        all.extend(["--out", out.as_str()]);
+        primer_command_args(cache, &all).output().unwrap()
+    };
+    let output = run(&same);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("already holds this comparison"),
+        "{}",
+        stderr(&output)
+    );
+    let mut other = same.clone();
+    let seeds = other.iter().position(|a| a == "--seeds").unwrap();
+    other[seeds + 1] = "1".into();
+    let output = run(&other);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("differs in seeds"), "{}", stderr(&output));
+    // --resume with flags that describe another comparison.
+    let mut resume_other: Vec<&str> = other.iter().map(String::as_str).collect();
+    resume_other.extend(["--resume", out.as_str()]);
+    let output = primer_command_args(cache, &resume_other).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("differs in seeds"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_comparisons_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let (corpus, task) = write_inputs(tmp.path());
+    let out = tmp.path().join("report");
+    let base = |extra: &str| {
+        format!(
+            "compare --corpus {corpus} --task {task} --template {{text}}:[LABEL] --verbalizer neg=bad,pos=good --seeds 1 --tokenizer-kind char \
+             --layers 1 --d-model 16 --heads 2 --seq-len 16 --batch-size 4 --out {} {extra}",
+            out.display()
+        )
+    };
+    assert_error(cache, &base("--steps 5 --objectives mlm,t5"), &["--objectives"]);
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --task nosuchtask --seeds 1 --steps 5 --out {}",
+            out.display()
+        ),
+        &["nosuchtask", "sst2"],
+    );
+    assert_error(cache, &base("--tokens 10"), &["--tokens 10", "one optimizer step"]);
+    assert_error(
+        cache,
+        &base("--steps 5 --eval-every 50"),
+        &["--eval-every 50", "5 steps"],
+    );
+    assert_error(
+        cache,
+        &base("--steps 5 --label-budgets 50,5000"),
+        &["--label-budgets 5000", "108 training examples"],
+    );
+    assert_error(cache, &base("--steps 5 --objective mlm"), &["--objectives"]);
+    // A task file has no default prompt.
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --task {task} --seeds 1 --steps 5 --out {}",
+            out.display()
+        ),
+        &["--template", "--verbalizer"],
+    );
+    assert!(!out.exists(), "a refused comparison writes nothing");
+    // A directory that is not a comparison.
+    std::fs::create_dir_all(out.join("something")).unwrap();
+    assert_error(cache, &base("--steps 5"), &["not empty", "another --out"]);
+    assert_error(
+        cache,
+        &format!("compare --resume {}", out.display()),
+        &["compare.json", "not a comparison"],
+    );
+}
