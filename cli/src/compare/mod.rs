@@ -177,9 +177,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "report: {} ({} and results.json beside it)",
-        layout.root.join("report.md").display(),
-        "report.html"
+        "report: {} (report.html and results.json beside it)",
+        layout.root.join("report.md").display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -283,7 +282,7 @@ fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]
 fn check(spec: &CompareSpec) -> anyhow::Result<()> {
     let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
     if let Some(tokens) = spec.pretrain.tokens
-        && tokens < train.tokens_per_step() as u64
+        && tokens < train.tokens_per_step()
     {
         bail!(
             "--tokens {tokens} is less than one optimizer step ({} tokens: batch × grad-accum × seq-len): raise --tokens",

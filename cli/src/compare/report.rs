@@ -46,7 +46,7 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     let mut out = vec![
         Block::Heading(1, format!("primer compare: {}", names.join(" vs "))),
         Block::Paragraph(format!(
-            "Corpus {}; {} seed(s) per objective; {} on {} ({} CPUs), {}, backend {}{}.",
+            "Corpus {}; {} seed(s) per objective; {} on {} ({} CPUs), primer {}, backend {}{}.",
             spec.pretrain
                 .corpus
                 .corpus
@@ -56,7 +56,7 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
             results.machine.os,
             results.machine.cpu,
             results.machine.cpus,
-            format!("primer {}", results.machine.primer_version),
+            results.machine.primer_version,
             results.machine.backend,
             results
                 .machine
