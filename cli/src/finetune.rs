@@ -8,6 +8,7 @@ use burn::train::Interrupter;
 use primer_model::Pooling;
 use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, Start, default_pooling, finetune};
 use primer_trainer::run_dir::RunDir;
+use primer_trainer::status::{RunState, RunStatus};
 
 use crate::backend::Backend;
 use crate::options::{BackendArgs, parse_name};
@@ -159,7 +160,19 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         host,
         dashboard: dashboard_mode(args.no_tui),
     };
-    match finetune(job, &device, &interrupter)? {
+    RunStatus::now(RunState::Running, None).write(&run_dir)?;
+    let outcome = finetune(job, &device, &interrupter).inspect_err(|error| {
+        let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
+    })?;
+    let state = match &outcome {
+        Some(_) => RunStatus::now(RunState::Finished, None),
+        None => RunStatus::now(
+            RunState::Interrupted,
+            Some("stopped; fine-tuning runs again from the start".into()),
+        ),
+    };
+    state.write(&run_dir)?;
+    match outcome {
         Some(summary) => {
             println!(
                 "done: best valid accuracy {:.4} (macro-F1 {:.4}, loss {:.4}) at epoch {} of {}; {} steps in {:.0}s; classifier in {}",

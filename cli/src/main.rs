@@ -4,6 +4,7 @@ mod backend;
 mod backends;
 mod classify;
 mod compare;
+mod dashboard;
 mod data;
 mod eval;
 mod fill_mask;
@@ -13,6 +14,7 @@ mod generate;
 mod libtorch;
 mod options;
 mod pretrain;
+mod process;
 mod prompt_classify;
 mod score;
 mod task;
@@ -54,6 +56,8 @@ enum Command {
     /// Compare objectives: pre-train each on one corpus with the same tokenizer, model size,
     /// budget and seeds, fine-tune, probe and prompt them on tasks, and write a report.
     Compare(Box<compare::CompareArgs>),
+    /// Serve a web dashboard of the runs under a directory: live charts, start, stop, resume.
+    Dashboard(dashboard::DashboardArgs),
     /// Label texts with a fine-tuned classifier.
     Classify(classify::ClassifyArgs),
     /// Zero-shot classification by prompting a pre-trained run: accuracy on a task's validation
@@ -157,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
         Command::Compare(args) => return compare::run(*args),
+        Command::Dashboard(args) => dashboard::run(args)?,
         Command::Classify(args) => classify::run(args)?,
         Command::PromptClassify(args) => prompt_classify::run(args)?,
         Command::Generate(args) => generate::run(args)?,

@@ -13,6 +13,7 @@ use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
 use primer_trainer::dashboard::DashboardMode;
 use primer_trainer::run::{Outcome, PretrainJob, build_objective, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
+use primer_trainer::status::{RunState, RunStatus};
 
 use crate::backend::Backend;
 use crate::data;
@@ -121,7 +122,17 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         host: Backend::Flex.device()?,
     };
     let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
-    Ok(match pretrain(job, &device, &interrupter)? {
+    RunStatus::now(RunState::Running, None).write(&run_dir)?;
+    let outcome = pretrain(job, &device, &interrupter).inspect_err(|error| {
+        let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
+    })?;
+    let state = match outcome {
+        Outcome::Completed(_) => RunStatus::now(RunState::Finished, None),
+        Outcome::Halted(step) => RunStatus::now(RunState::Interrupted, Some(format!("halted after step {step}"))),
+        Outcome::Interrupted(step) => RunStatus::now(RunState::Interrupted, Some(format!("stopped after step {step}"))),
+    };
+    state.write(&run_dir)?;
+    Ok(match outcome {
         Outcome::Completed(summary) => {
             let v = summary.valid;
             println!(

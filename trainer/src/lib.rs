@@ -15,6 +15,7 @@ pub mod run;
 pub mod run_dir;
 pub mod schedule;
 pub mod score;
+pub mod status;
 pub mod tensors;
 
 pub use error::TrainError;

@@ -1,5 +1,5 @@
 //! The run directory: `config.json`, `tokenizer.json`, `metrics.jsonl`, `checkpoints/`,
-//! `model.bpk` and `summary.json`.
+//! `model.bpk`, `summary.json` and `status.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +55,10 @@ impl RunDir {
     /// `summary.json`.
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
+    }
+    /// `status.json`, the state of the run as its training process last wrote it.
+    pub fn status(&self) -> PathBuf {
+        self.root.join("status.json")
     }
     /// `finetune.json`, the config of a fine-tuned classifier (in place of `config.json`).
     pub fn finetune_config(&self) -> PathBuf {

@@ -51,7 +51,7 @@ impl<'a> Runner<'a> {
             eprintln!("stopping: the running job saves its state (again to quit now)");
             let pid = handler_child.load(Ordering::SeqCst);
             if pid != 0 {
-                terminate(pid);
+                crate::process::terminate(pid);
             }
         });
         Ok(Self {
@@ -256,11 +256,6 @@ impl<'a> Runner<'a> {
             }
         })
     }
-}
-
-/// Sends SIGTERM to a child, which then stops at a step boundary with a checkpoint.
-fn terminate(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
 /// Waits for a child, tolerating interrupted waits.

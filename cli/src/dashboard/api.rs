@@ -1,0 +1,420 @@
+//! The dashboard's HTTP API: runs, metrics (whole or followed as server-sent events), run
+//! detail, starting, stopping and resuming pre-training runs.
+
+use std::convert::Infallible;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use primer_trainer::run_dir::RunDir;
+use primer_trainer::status::{RunState, RunStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::runs;
+
+/// How long a start or resume waits for the CLI to accept or refuse its options.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Shared by every request.
+pub struct AppState {
+    /// The runs directory (canonical).
+    pub root: PathBuf,
+    /// Other directories that corpus paths may name (canonical).
+    pub allowed: Vec<PathBuf>,
+    /// The `primer` executable that runs started here use.
+    pub exe: PathBuf,
+    /// Required on every request when set (the dashboard listens beyond localhost).
+    pub token: Option<String>,
+    /// Children started here, reaped as they end.
+    pub children: Mutex<Vec<Child>>,
+}
+
+/// An error answered as `{"error": ...}` with a 4xx or 5xx status.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// `?run=ID`.
+#[derive(Deserialize)]
+pub struct RunQuery {
+    run: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+/// A relative id that stays inside the root: no absolute paths, no `..`.
+fn confined(id: &str) -> Result<PathBuf, ApiError> {
+    let path = Path::new(id);
+    if id.is_empty() || path.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{id:?}: give a path relative to the runs directory, without `..`"),
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The directory of an existing run or report.
+fn run_dir(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
+    let dir = state.root.join(confined(id)?);
+    let canonical = dir
+        .canonicalize()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?} under the runs directory")))?;
+    if !canonical.starts_with(&state.root) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{id:?} leads outside the runs directory"),
+        ));
+    }
+    if runs::describe(&state.root, &canonical).is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{id:?} is not a run directory"),
+        ));
+    }
+    Ok(canonical)
+}
+
+/// `GET /api/runs`.
+pub async fn list(State(state): Shared) -> Json<Vec<runs::RunInfo>> {
+    reap(&state);
+    Json(runs::scan(&state.root))
+}
+
+/// `GET /api/metrics?run=ID&offset=N`: complete records after byte N, and the next offset.
+pub async fn metrics(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let (records, offset) = runs::read_from(&RunDir::new(&dir).metrics(), q.offset)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "records": records, "offset": offset })))
+}
+
+/// `GET /api/events?run=ID&offset=N`: server-sent events following `metrics.jsonl` as it
+/// grows (`metrics` events) and the run's state (`status` events); each poll reads only the
+/// new bytes.
+pub async fn events(
+    State(state): Shared,
+    Query(q): Query<RunQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let metrics = RunDir::new(&dir).metrics();
+    let stream = futures_util::stream::unfold(
+        (q.offset, None::<Option<RunState>>, true),
+        move |(offset, last_state, first)| {
+            let (metrics, dir) = (metrics.clone(), dir.clone());
+            async move {
+                if !first {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let (records, next) = runs::read_from(&metrics, offset).unwrap_or((Vec::new(), offset));
+                let state = RunStatus::read(&RunDir::new(&dir)).map(|s| s.effective_state());
+                let mut events = Vec::new();
+                if !records.is_empty() {
+                    events.push(
+                        Event::default()
+                            .event("metrics")
+                            .data(json!({ "records": records, "offset": next }).to_string()),
+                    );
+                }
+                if last_state != Some(state) {
+                    events.push(
+                        Event::default()
+                            .event("status")
+                            .data(json!({ "status": state }).to_string()),
+                    );
+                }
+                Some((
+                    futures_util::stream::iter(events.into_iter().map(Ok)),
+                    (next, Some(state), false),
+                ))
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /api/run?run=ID`: config, status, summary, checkpoints, the dashboard's log of it.
+pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let run = RunDir::new(&dir);
+    let read = |path: PathBuf| -> Value {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let config = match read(run.config()) {
+        Value::Null => match read(run.finetune_config()) {
+            Value::Null => read(dir.join("compare.json")),
+            config => config,
+        },
+        config => config,
+    };
+    let log = std::fs::read_to_string(runs::log_path(&state.root, &q.run)).unwrap_or_default();
+    let log_tail: Vec<&str> = log
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Ok(Json(json!({
+        "id": q.run,
+        "info": runs::describe(&state.root, &dir),
+        "config": config,
+        "summary": read(run.summary()),
+        "status": RunStatus::read(&run),
+        "checkpoints": runs::checkpoints(&dir),
+        "log": log_tail,
+        "report": dir.join("report.html").exists(),
+    })))
+}
+
+/// `GET /report?run=ID`: a compare report's self-contained HTML.
+pub async fn report(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Response, ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let html = std::fs::read_to_string(dir.join("report.html"))
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("{:?} has no report.html", q.run)))?;
+    Ok(axum::response::Html(html).into_response())
+}
+
+/// The start-run form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Run directory, relative to the runs directory.
+    name: String,
+    objective: String,
+    /// A named corpus, or a path inside the allowed roots.
+    corpus: String,
+    #[serde(default)]
+    layers: Option<u64>,
+    #[serde(default)]
+    d_model: Option<u64>,
+    #[serde(default)]
+    heads: Option<u64>,
+    #[serde(default)]
+    seq_len: Option<u64>,
+    #[serde(default)]
+    batch_size: Option<u64>,
+    #[serde(default)]
+    steps: Option<u64>,
+    #[serde(default)]
+    tokens: Option<u64>,
+    #[serde(default)]
+    eval_every: Option<u64>,
+    #[serde(default)]
+    tokenizer_kind: Option<String>,
+    #[serde(default)]
+    vocab_size: Option<u64>,
+    #[serde(default)]
+    backend: Option<String>,
+}
+
+/// `POST /api/runs`: starts `primer pretrain` with the form's options. Answers once the CLI
+/// has accepted them (the run directory exists) or refused them (its one-line error, 400).
+pub async fn start(
+    State(state): Shared,
+    body: Result<Json<StartRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(form) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let relative = confined(&form.name)?;
+    let out = state.root.join(&relative);
+    let corpus = corpus_arg(&state, &form.corpus)?;
+    let mut args: Vec<String> = vec!["pretrain".into(), "--objective".into(), form.objective.clone()];
+    args.extend(["--corpus".into(), corpus]);
+    let numbers = [
+        ("--layers", form.layers),
+        ("--d-model", form.d_model),
+        ("--heads", form.heads),
+        ("--seq-len", form.seq_len),
+        ("--batch-size", form.batch_size),
+        ("--steps", form.steps),
+        ("--tokens", form.tokens),
+        ("--eval-every", form.eval_every),
+        ("--vocab-size", form.vocab_size),
+    ];
+    for (flag, value) in numbers {
+        if let Some(value) = value {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    for (flag, value) in [("--tokenizer-kind", &form.tokenizer_kind), ("--backend", &form.backend)] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            args.extend([flag.to_string(), value.clone()]);
+        }
+    }
+    args.extend(["--out".into(), out.display().to_string(), "--no-tui".into()]);
+    let id = runs::id_of(&state.root, &out);
+    let run = RunDir::new(&out);
+    spawn_and_wait(&state, &id, &args, |pid| {
+        RunStatus::read(&run).is_some_and(|s| s.pid == pid)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+}
+
+/// A corpus argument: a named data set as it is; a path only inside the allowed roots.
+fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
+    let is_named = primer_datasets::named::lookup(corpus).is_some();
+    if is_named && !Path::new(corpus).exists() {
+        return Ok(corpus.to_string());
+    }
+    let path = Path::new(corpus);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        state.root.join(path)
+    };
+    let canonical = absolute.canonicalize().map_err(|_| {
+        ApiError::bad(format!(
+            "corpus {corpus:?} is neither a named data set nor an existing path"
+        ))
+    })?;
+    if !std::iter::once(&state.root)
+        .chain(&state.allowed)
+        .any(|root| canonical.starts_with(root))
+    {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("corpus {corpus:?} is outside the dashboard's allowed roots (--runs and --allow)"),
+        ));
+    }
+    Ok(canonical.display().to_string())
+}
+
+/// `POST /api/stop?run=ID`: asks the process training the run to stop; it saves a checkpoint
+/// and exits, and the run can be resumed.
+pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let status = RunStatus::read(&RunDir::new(&dir));
+    match status {
+        Some(status) if status.effective_state() == RunState::Running => {
+            crate::process::terminate(status.pid);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": q.run, "stopping": status.pid })),
+            ))
+        }
+        _ => Err(ApiError(StatusCode::CONFLICT, format!("{:?} is not running", q.run))),
+    }
+}
+
+/// `POST /api/resume?run=ID`: continues an interrupted pre-training run from its checkpoint.
+pub async fn resume(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let dir = run_dir(&state, &q.run)?;
+    let run = RunDir::new(&dir);
+    if !run.config().exists() {
+        return Err(ApiError::bad(format!("{:?} is not a pre-training run", q.run)));
+    }
+    let before = RunStatus::read(&run);
+    match before.as_ref().map(RunStatus::effective_state) {
+        Some(RunState::Running) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} is running", q.run))),
+        Some(RunState::Finished) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} has finished", q.run))),
+        _ => {}
+    }
+    let args: Vec<String> = vec![
+        "pretrain".into(),
+        "--resume".into(),
+        dir.display().to_string(),
+        "--no-tui".into(),
+    ];
+    spawn_and_wait(&state, &q.run, &args, |pid| {
+        RunStatus::read(&run).is_some_and(|s| s.pid == pid && s.state == RunState::Running)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run }))))
+}
+
+/// Starts `primer ARGS` with its output in the run's dashboard log, then waits until
+/// `accepted` holds (answer: started) or the child exits first (answer: its error).
+async fn spawn_and_wait(
+    state: &AppState,
+    id: &str,
+    args: &[String],
+    accepted: impl Fn(u32) -> bool,
+) -> Result<(), ApiError> {
+    let log = runs::log_path(&state.root, id);
+    let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    std::fs::create_dir_all(log.parent().expect("logs have a folder")).map_err(internal)?;
+    let file = std::fs::File::create(&log).map_err(internal)?;
+    let mut child = Command::new(&state.exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(internal)?)
+        .stderr(file)
+        .spawn()
+        .map_err(internal)?;
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(internal)? {
+            if accepted(pid) || status.success() {
+                return Ok(());
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("error"))
+                .unwrap_or("primer stopped without an error message")
+                .trim_start_matches("error: ")
+                .to_string();
+            return Err(if status.code() == Some(2) {
+                ApiError::bad(line)
+            } else {
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, line)
+            });
+        }
+        if accepted(pid) {
+            state.children.lock().expect("children lock").push(child);
+            return Ok(());
+        }
+        if started.elapsed() > ACCEPT_TIMEOUT {
+            state.children.lock().expect("children lock").push(child);
+            return Err(ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "primer has not started {id:?} after {}s; see its log",
+                    ACCEPT_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Collects the exit status of finished children, so none lingers as a zombie.
+fn reap(state: &AppState) {
+    state
+        .children
+        .lock()
+        .expect("children lock")
+        .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+}
+
+/// The reply to any path the dashboard does not serve.
+pub async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such page or endpoint".into())
+}

@@ -1,0 +1,208 @@
+//! What the dashboard knows of the run directories under its root, read from the directories
+//! themselves: `config.json`/`finetune.json`, `status.json`, `summary.json` and the tail of
+//! `metrics.jsonl`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use primer_trainer::run_dir::RunDir;
+use primer_trainer::status::{RunState, RunStatus};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Bytes read from the end of `metrics.jsonl` for the latest records.
+const TAIL_BYTES: u64 = 16 * 1024;
+
+/// What kind of directory a listed entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A pre-training run (`config.json`).
+    Pretrain,
+    /// A fine-tuning run (`finetune.json`).
+    Finetune,
+    /// A `primer compare` report (`compare.json`).
+    Report,
+}
+
+/// One row of the runs list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Path relative to the dashboard's root, with `/` separators.
+    pub id: String,
+    /// Kind.
+    pub kind: Kind,
+    /// Objective (pre-training) or the encoder's objective (fine-tuning).
+    pub objective: Option<String>,
+    /// Task of a fine-tuning run.
+    pub task: Option<String>,
+    /// State from `status.json`; a run without one is finished when it has a summary.
+    pub status: Option<RunState>,
+    /// Latest step logged.
+    pub step: u64,
+    /// Steps the run is configured for (pre-training).
+    pub total_steps: Option<u64>,
+    /// Input tokens seen (pre-training).
+    pub tokens_seen: Option<u64>,
+    /// The latest validation record.
+    pub valid: Option<Value>,
+    /// Backend named in the run's options.
+    pub backend: Option<String>,
+    /// Wall-clock seconds so far.
+    pub elapsed_s: Option<f64>,
+}
+
+/// Every run and report under `root`, sorted by id.
+pub fn scan(root: &Path) -> Vec<RunInfo> {
+    let mut runs: Vec<RunInfo> = walkdir::WalkDir::new(root)
+        .max_depth(8)
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.depth() == 0 || (name != "checkpoints" && !name.starts_with('.'))
+        })
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+        .filter_map(|e| describe(root, e.path()))
+        .collect();
+    runs.sort_by(|a, b| a.id.cmp(&b.id));
+    runs
+}
+
+/// The id of a directory under `root`.
+pub fn id_of(root: &Path, dir: &Path) -> String {
+    let relative = dir.strip_prefix(root).unwrap_or(dir);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The row of one directory, or `None` when it is not a run nor a report.
+pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
+    let run = RunDir::new(dir);
+    let (kind, config) = if run.config().exists() {
+        (Kind::Pretrain, read_json(&run.config()))
+    } else if run.finetune_config().exists() {
+        (Kind::Finetune, read_json(&run.finetune_config()))
+    } else if dir.join("compare.json").exists() {
+        (Kind::Report, read_json(&dir.join("compare.json")))
+    } else {
+        return None;
+    };
+    let config = config.unwrap_or(Value::Null);
+    let status = RunStatus::read(&run)
+        .map(|s| s.effective_state())
+        .or_else(|| run.summary().exists().then_some(RunState::Finished));
+    let (records, _) = tail_records(&run.metrics());
+    let last = records.last();
+    let valid = records.iter().rev().find(|r| r["split"] == "valid").cloned();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    Some(RunInfo {
+        id: id_of(root, dir),
+        kind,
+        objective: text(&config["objective"]),
+        task: text(&config["task"]),
+        status: if kind == Kind::Report {
+            dir.join("report.md").exists().then_some(RunState::Finished)
+        } else {
+            status
+        },
+        step: last.and_then(|r| r["step"].as_u64()).unwrap_or(0),
+        total_steps: config["train"]["steps"].as_u64(),
+        tokens_seen: last.and_then(|r| r["tokens_seen"].as_u64()),
+        valid,
+        backend: text(&config["options"]["backend"])
+            .or_else(|| text(&config["pretrain"]["backend"]))
+            .or_else(|| (kind == Kind::Pretrain).then(|| "flex".to_string())),
+        elapsed_s: last.and_then(|r| r["elapsed_s"].as_f64()),
+    })
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The records in the last bytes of a metrics file (none when it is missing).
+fn tail_records(path: &Path) -> (Vec<Value>, u64) {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return (Vec::new(), 0);
+    };
+    let start = len.saturating_sub(TAIL_BYTES);
+    let (mut records, end) = read_from(path, start).unwrap_or_default();
+    if start > 0 && !records.is_empty() {
+        // The first line read may be the end of a cut one.
+        records.remove(0);
+    }
+    (records, end)
+}
+
+/// The complete records after byte `offset` of a metrics file, and the offset after the last
+/// complete line. A truncated last line (a run killed mid-write, or one still writing) is left
+/// for the next read; a line that is not JSON is skipped.
+pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Value>, u64)> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if offset >= len {
+        return Ok((Vec::new(), offset.min(len)));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let records = bytes[..complete]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+        .collect();
+    Ok((records, offset + complete as u64))
+}
+
+/// Checkpoint files of a run, oldest first.
+pub fn checkpoints(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(RunDir::new(dir).checkpoints())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The log the dashboard keeps of a run it started.
+pub fn log_path(root: &Path, id: &str) -> PathBuf {
+    root.join(".dashboard")
+        .join("logs")
+        .join(format!("{}.log", id.replace('/', "__")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_from_an_offset_leaves_a_truncated_line_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"step\":1}\n{\"step\":2}\n{\"st").unwrap();
+        let (records, offset) = read_from(&path, 0).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(offset, 22);
+        let (more, same) = read_from(&path, offset).unwrap();
+        assert!(more.is_empty());
+        assert_eq!(same, offset);
+        std::fs::write(&path, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\nnot json\n").unwrap();
+        let (more, end) = read_from(&path, offset).unwrap();
+        assert_eq!(more, [serde_json::json!({"step": 3})]);
+        assert_eq!(end, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(read_from(&dir.path().join("none"), 5).unwrap().0.len(), 0);
+    }
+}

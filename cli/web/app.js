@@ -1,0 +1,199 @@
+// primer dashboard: the runs table, live charts (uPlot, fed by server-sent events), the
+// start-run form and run detail. Every request carries the page's ?token= when it has one.
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
+const api = (url, options) => fetch(withToken(url), options).then(async (r) => {
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+});
+
+const state = {
+  runs: [],
+  sort: { key: "id", ascending: true },
+  selected: new Map(), // run id -> { records: [], source: EventSource }
+};
+
+const fmt = (v, digits) => v === undefined || v === null ? "" : typeof v === "number" ? +v.toFixed(digits ?? 4) : v;
+
+function rowValue(run, key) {
+  if (key === "valid_loss") return run.valid ? run.valid.loss : undefined;
+  if (key === "valid_accuracy") return run.valid ? run.valid.accuracy : undefined;
+  return run[key];
+}
+
+function renderRuns() {
+  const filter = document.getElementById("filter").value.toLowerCase();
+  const { key, ascending } = state.sort;
+  const runs = state.runs
+    .filter((r) => JSON.stringify([r.id, r.kind, r.objective, r.status, r.backend, r.task]).toLowerCase().includes(filter))
+    .sort((a, b) => {
+      const x = rowValue(a, key), y = rowValue(b, key);
+      const order = x === y ? 0 : x === undefined || x === null ? 1 : y === undefined || y === null ? -1 : x < y ? -1 : 1;
+      return ascending ? order : -order;
+    });
+  const body = document.querySelector("#runs tbody");
+  body.replaceChildren(...runs.map((run) => {
+    const tr = document.createElement("tr");
+    tr.dataset.run = run.id;
+    const charted = run.kind !== "report";
+    const box = charted ? `<input type="checkbox" data-testid="select" ${state.selected.has(run.id) ? "checked" : ""}>` : "";
+    const steps = run.total_steps ? `${run.step}/${run.total_steps}` : run.step;
+    const buttons = [
+      run.status === "running" && run.kind === "pretrain" ? `<button data-action="stop" data-testid="stop">stop</button>` : "",
+      run.status === "interrupted" && run.kind === "pretrain" ? `<button data-action="resume" data-testid="resume">resume</button>` : "",
+      `<button data-action="detail">detail</button>`,
+    ].join(" ");
+    tr.innerHTML = `<td>${box}</td><td>${run.id}</td><td>${run.kind}${run.task ? " " + run.task : ""}</td>
+      <td>${run.objective ?? ""}</td><td class="${run.status ?? ""}" data-testid="status">${run.status ?? "unknown"}</td>
+      <td>${steps}</td><td>${run.tokens_seen ?? ""}</td><td>${fmt(rowValue(run, "valid_loss"))}</td>
+      <td>${fmt(rowValue(run, "valid_accuracy"))}</td><td>${run.backend ?? ""}</td><td>${fmt(run.elapsed_s, 0)}</td><td>${buttons}</td>`;
+    return tr;
+  }));
+}
+
+async function refreshRuns() {
+  try {
+    state.runs = await api("/api/runs");
+    renderRuns();
+  } catch (e) {
+    console.error(e);
+  }
+}
+
+function follow(id) {
+  const entry = { records: [], source: null };
+  const source = new EventSource(withToken("/api/events?run=" + encodeURIComponent(id)));
+  source.addEventListener("metrics", (event) => {
+    entry.records.push(...JSON.parse(event.data).records);
+    scheduleDraw();
+  });
+  source.addEventListener("status", () => refreshRuns());
+  entry.source = source;
+  state.selected.set(id, entry);
+}
+
+function unfollow(id) {
+  const entry = state.selected.get(id);
+  if (entry) entry.source.close();
+  state.selected.delete(id);
+  scheduleDraw();
+}
+
+let drawPending = false;
+function scheduleDraw() {
+  if (!drawPending) {
+    drawPending = true;
+    requestAnimationFrame(() => { drawPending = false; draw(); });
+  }
+}
+
+let plot = null;
+function draw() {
+  const metric = document.getElementById("metric").value;
+  const split = document.getElementById("split").value;
+  const xKey = document.getElementById("xaxis").value;
+  const alpha = +document.getElementById("smoothing").value;
+  const logx = document.getElementById("logx").checked, logy = document.getElementById("logy").checked;
+  document.getElementById("smoothing-value").textContent = alpha;
+  const ids = [...state.selected.keys()];
+  let points = 0;
+  const tables = ids.map((id) => {
+    const records = state.selected.get(id).records
+      .filter((r) => r.split === split && typeof r[metric] === "number" && typeof r[xKey] === "number")
+      .filter((r) => (!logx || r[xKey] > 0) && (!logy || r[metric] > 0));
+    points += records.length;
+    let smooth = null;
+    const ys = records.map((r) => (smooth = smooth === null ? r[metric] : alpha * smooth + (1 - alpha) * r[metric]));
+    return [records.map((r) => r[xKey]), ys];
+  });
+  document.getElementById("points").textContent = `${points} points from ${ids.length} run(s)`;
+  document.getElementById("points").dataset.count = points;
+  const chart = document.getElementById("chart");
+  if (plot) { plot.destroy(); plot = null; }
+  if (ids.length === 0) { chart.replaceChildren(); return; }
+  const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
+  const palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+  plot = new uPlot({
+    width: chart.clientWidth || 640,
+    height: 360,
+    scales: { x: { time: false, distr: logx ? 3 : 1 }, y: { distr: logy ? 3 : 1 } },
+    axes: [{ label: xKey }, { label: `${split} ${metric}` }],
+    series: [{}, ...ids.map((id, i) => ({ label: id, stroke: palette[i % palette.length], width: 2, spanGaps: true }))],
+  }, data, chart);
+}
+
+document.querySelector("#runs thead").addEventListener("click", (event) => {
+  const key = event.target.dataset.key;
+  if (!key) return;
+  state.sort = { key, ascending: state.sort.key === key ? !state.sort.ascending : true };
+  renderRuns();
+});
+
+document.querySelector("#runs tbody").addEventListener("click", async (event) => {
+  const row = event.target.closest("tr");
+  if (!row) return;
+  const id = row.dataset.run;
+  if (event.target.type === "checkbox") {
+    event.target.checked ? follow(id) : unfollow(id);
+    return;
+  }
+  const action = event.target.dataset.action;
+  if (action === "stop" || action === "resume") {
+    event.target.disabled = true;
+    try { await api(`/api/${action}?run=${encodeURIComponent(id)}`, { method: "POST" }); }
+    catch (e) { alert(e.message); }
+    refreshRuns();
+  } else if (action === "detail") {
+    showDetail(id);
+  }
+});
+
+async function showDetail(id) {
+  const detail = await api("/api/run?run=" + encodeURIComponent(id));
+  const pane = document.getElementById("detail");
+  const parts = [`<h3>${id}</h3>`];
+  if (detail.report) {
+    parts.push(`<p><a href="${withToken("/report?run=" + encodeURIComponent(id))}" target="_blank">open the comparison report</a></p>`);
+  }
+  parts.push(`<p>status: ${detail.status ? detail.status.state : "none"}; checkpoints: ${detail.checkpoints.join(", ") || "none"}</p>`);
+  const block = (title) => `<h4>${title}</h4><pre></pre>`;
+  parts.push(block("summary"), block("config"), block("log (runs started here)"));
+  pane.innerHTML = parts.join("");
+  const pres = pane.querySelectorAll("pre");
+  pres[0].textContent = JSON.stringify(detail.summary, null, 2);
+  pres[1].textContent = JSON.stringify(detail.config, null, 2);
+  pres[2].textContent = detail.log.join("\n");
+}
+
+document.getElementById("start").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = {};
+  for (const [key, value] of form.entries()) {
+    if (value === "") continue;
+    body[key] = event.target.elements[key].type === "number" ? Number(value) : value;
+  }
+  const error = document.getElementById("form-error");
+  error.textContent = "starting…";
+  try {
+    const { id } = await api("/api/runs", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    error.textContent = `started ${id}`;
+    await refreshRuns();
+    if (!state.selected.has(id)) follow(id);
+    renderRuns();
+  } catch (e) {
+    error.textContent = e.message;
+  }
+});
+
+for (const id of ["metric", "split", "xaxis", "smoothing", "logx", "logy"]) {
+  document.getElementById(id).addEventListener("input", scheduleDraw);
+}
+document.getElementById("filter").addEventListener("input", renderRuns);
+refreshRuns();
+setInterval(refreshRuns, 3000);

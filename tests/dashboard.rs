@@ -1,0 +1,308 @@
+//! `primer dashboard` through the binary and HTTP: every endpoint with good and bad input,
+//! a run started, followed, stopped and resumed from the API, and the token off localhost.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::*;
+
+/// A dashboard process, killed when dropped.
+struct Dashboard {
+    child: Child,
+    url: String,
+    token: Option<String>,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dashboard {
+    fn start(cache: &Path, runs: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["dashboard", "--runs", runs.to_str().unwrap(), "--port", "0"];
+        args.extend(extra);
+        let mut child = primer_command_args(cache, &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // "dashboard of DIR at http://HOST:PORT/[?token=T]"
+        let url = first.split(" at ").nth(1).expect("the dashboard prints its URL").trim();
+        let (base, token) = match url.split_once("?token=") {
+            Some((base, token)) => (base, Some(token.to_string())),
+            None => (url, None),
+        };
+        let port = base.rsplit(':').next().unwrap().trim_end_matches('/');
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            token,
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    fn with_token(&self, path: &str) -> String {
+        match &self.token {
+            Some(token) => format!(
+                "{}{path}{}token={token}",
+                self.url,
+                if path.contains('?') { "&" } else { "?" }
+            ),
+            None => format!("{}{path}", self.url),
+        }
+    }
+
+    /// GET: status and body text.
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut response = Self::agent().get(&self.with_token(path)).call().unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    /// POST a body: status and body as JSON.
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let mut response = Self::agent()
+            .post(&self.with_token(path))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn run_info(&self, id: &str) -> Value {
+        self.json("/api/runs")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed"))
+            .clone()
+    }
+
+    /// Waits until `done` holds for the run's row.
+    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let info = self.run_info(id);
+            if done(&info) {
+                return info;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{id}: waited for {what}: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    pretrain_tiny(cache, &runs.join("done"), "clm", 20);
+    // A copy whose metrics end in a half-written line.
+    let cut = runs.join("nested/cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    for file in ["config.json", "tokenizer.json", "summary.json"] {
+        std::fs::copy(runs.join("done").join(file), cut.join(file)).unwrap();
+    }
+    let metrics = std::fs::read_to_string(runs.join("done/metrics.jsonl")).unwrap();
+    let complete = metrics.lines().count();
+    std::fs::write(cut.join("metrics.jsonl"), format!("{metrics}{{\"step\": 99, \"spl")).unwrap();
+    let corpus_dir = tmp.path().join("corpora");
+    std::fs::create_dir_all(&corpus_dir).unwrap();
+    std::fs::copy(shakespeare(), corpus_dir.join("shakespeare.txt")).unwrap();
+
+    let dashboard = Dashboard::start(cache, &runs, &["--allow", corpus_dir.to_str().unwrap()]);
+    assert!(dashboard.token.is_none(), "no token on localhost");
+    let (status, page) = dashboard.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("primer dashboard") && page.contains("uPlot.js"));
+    let (status, script) = dashboard.get("/uPlot.js");
+    assert_eq!(status, 200);
+    assert!(script.contains("uPlot"));
+
+    // The runs list, recursive, with states read from the directories.
+    let done = dashboard.run_info("done");
+    assert_eq!(done["status"], "finished");
+    assert_eq!(done["objective"], "clm");
+    assert_eq!(done["step"], 20);
+    let cut_info = dashboard.run_info("nested/cut");
+    assert_eq!(cut_info["step"], 20, "the half-written line is ignored");
+    let records = dashboard.json("/api/metrics?run=nested/cut");
+    assert_eq!(records["records"].as_array().unwrap().len(), complete);
+    let detail = dashboard.json("/api/run?run=done");
+    assert_eq!(detail["status"]["state"], "finished");
+    assert_eq!(detail["config"]["objective"], "clm");
+
+    // Bad input: 4xx with a message, never a crash.
+    for (path, expected) in [
+        ("/api/metrics?run=../../etc", 403),
+        ("/api/metrics?run=/etc", 403),
+        ("/api/metrics?run=nested/..%2F..%2F", 403),
+        ("/api/metrics?run=missing", 404),
+        ("/api/metrics?run=nested", 404),
+        ("/api/metrics", 400),
+        ("/api/run?run=../runs/done", 403),
+        ("/api/events?run=../x", 403),
+        ("/report?run=done", 404),
+        ("/no/such/page", 404),
+    ] {
+        let (status, body) = dashboard.get(path);
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body.contains("error") || status == 400, "{path}: {body}");
+    }
+    let start = |body: Value| dashboard.post("/api/runs", &body.to_string());
+    let good = json!({
+        "name": "live", "objective": "clm", "corpus": corpus_dir.join("shakespeare.txt"),
+        "tokenizer_kind": "char", "layers": 1, "d_model": 16, "heads": 2, "seq_len": 16,
+        "batch_size": 4, "steps": 1_000_000, "eval_every": 25, "backend": "flex",
+    });
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+    for (body, expected, needle) in [
+        (dashboard.post("/api/runs", "not json"), 400, ""),
+        (start(json!({"name": "x"})), 400, "objective"),
+        (start(with("unknown_option", json!(1))), 400, "unknown_option"),
+        (start(with("name", json!("../escape"))), 403, "without `..`"),
+        (start(with("corpus", json!("/etc/passwd"))), 403, "allowed roots"),
+        (start(with("corpus", json!("no-such-corpus"))), 400, "no-such-corpus"),
+        (start(with("heads", json!(3))), 400, "heads"),
+        (start(with("objective", json!("t5"))), 400, "t5"),
+        (start(with("name", json!("done"))), 400, "already exists"),
+    ] {
+        let (status, value) = body;
+        assert_eq!(status, expected, "{value}");
+        assert!(value["error"].as_str().unwrap_or("").contains(needle), "{value}");
+    }
+    assert!(!runs.join("escape").exists() && !tmp.path().join("escape").exists());
+    assert_eq!(dashboard.post("/api/stop?run=done", "").0, 409);
+    assert_eq!(dashboard.post("/api/resume?run=done", "").0, 409);
+    assert_eq!(dashboard.post("/api/stop?run=../x", "").0, 403);
+
+    // A run started from the API trains, its metrics grow, a stop checkpoints it, a resume
+    // continues it.
+    let (status, value) = start(good.clone());
+    assert_eq!(status, 202, "{value}");
+    assert_eq!(value["id"], "live");
+    let running = dashboard.wait_for("live", "a validation", |r| {
+        r["status"] == "running" && r["valid"].is_object()
+    });
+    assert_eq!(running["total_steps"], 1_000_000);
+    let first = dashboard.json("/api/metrics?run=live");
+    let offset = first["offset"].as_u64().unwrap();
+    assert!(offset > 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let more = dashboard.json(&format!("/api/metrics?run=live&offset={offset}"));
+    assert!(
+        !more["records"].as_array().unwrap().is_empty(),
+        "new points after offset {offset}"
+    );
+    assert!(more["offset"].as_u64().unwrap() > offset);
+
+    // Server-sent events deliver the records too.
+    let mut events = Dashboard::agent()
+        .get(&dashboard.with_token("/api/events?run=live"))
+        .call()
+        .unwrap();
+    let mut reader = BufReader::new(events.body_mut().as_reader());
+    let mut seen = String::new();
+    while !(seen.contains("event: metrics") && seen.contains("\"step\"")) {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "event stream ended: {seen}");
+        seen.push_str(&line);
+    }
+    drop(reader);
+
+    let (status, value) = dashboard.post("/api/stop?run=live", "");
+    assert_eq!(status, 202, "{value}");
+    let stopped = dashboard.wait_for("live", "the stop", |r| r["status"] == "interrupted");
+    let stopped_at = stopped["step"].as_u64().unwrap();
+    assert!(
+        std::fs::read_dir(runs.join("live/checkpoints")).unwrap().count() > 0,
+        "a stop writes a checkpoint"
+    );
+    let (status, value) = dashboard.post("/api/resume?run=live", "");
+    assert_eq!(status, 202, "{value}");
+    dashboard.wait_for("live", "progress after the resume", |r| {
+        r["status"] == "running" && r["step"].as_u64().unwrap() > stopped_at
+    });
+    assert_eq!(dashboard.post("/api/resume?run=live", "").0, 409, "already running");
+    assert_eq!(dashboard.post("/api/stop?run=live", "").0, 202);
+    dashboard.wait_for("live", "the second stop", |r| r["status"] == "interrupted");
+    let detail = dashboard.json("/api/run?run=live");
+    let log = detail["log"].as_array().unwrap();
+    assert!(!log.is_empty(), "the dashboard keeps the run's log");
+}
+
+#[test]
+fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let dashboard = Dashboard::start(cache, tmp.path(), &["--host", "0.0.0.0"]);
+    let token = dashboard.token.clone().expect("a token off localhost");
+    assert_eq!(token.len(), 32);
+    // Plain HTTP/1.1 over a socket: status code of GET path with optional extra headers.
+    let port: u16 = dashboard.url.rsplit(':').next().unwrap().parse().unwrap();
+    let status = |path: &str, headers: &str| -> u16 {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        socket.read_to_string(&mut reply).unwrap();
+        reply.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(status("/api/runs", ""), 401);
+    assert_eq!(status("/", ""), 401);
+    assert_eq!(status("/api/runs?token=wrong", ""), 401);
+    assert_eq!(status(&format!("/api/runs?token={token}"), ""), 200);
+    assert_eq!(status("/api/runs", &format!("Authorization: Bearer {token}\r\n")), 200);
+    assert_eq!(status("/api/runs", "Authorization: Bearer wrong\r\n"), 401);
+
+    // A port in use, and a runs directory that does not exist.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    assert_error(
+        cache,
+        &format!("dashboard --runs {} --port {port}", tmp.path().display()),
+        &[&format!("port {port}"), "in use", "--port"],
+    );
+    assert_error(
+        cache,
+        &format!("dashboard --runs {}", tmp.path().join("nope").display()),
+        &["--runs", "nope"],
+    );
+}

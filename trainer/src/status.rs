@@ -1,0 +1,107 @@
+//! `RUN_DIR/status.json`: what the process training a run is doing, written by that process,
+//! so tools (the dashboard) read a run's state instead of guessing it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::run_dir::RunDir;
+
+/// The state of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// A process is training it.
+    Running,
+    /// Training ended at its last step.
+    Finished,
+    /// Stopped before its last step with a checkpoint (signal, dashboard, `--halt-after`); it
+    /// resumes.
+    Interrupted,
+    /// Training stopped on an error.
+    Failed,
+}
+
+/// The contents of `status.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// State.
+    pub state: RunState,
+    /// The process that wrote it.
+    pub pid: u32,
+    /// Seconds since the Unix epoch when it was written.
+    pub updated_unix_s: u64,
+    /// Why it failed, or how it was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl RunStatus {
+    /// A status of this process, now.
+    pub fn now(state: RunState, message: Option<String>) -> Self {
+        Self {
+            state,
+            pid: std::process::id(),
+            updated_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            message,
+        }
+    }
+
+    /// Writes it atomically into the run directory.
+    pub fn write(&self, run_dir: &RunDir) -> Result<(), TrainError> {
+        let json = serde_json::to_vec_pretty(self).expect("statuses serialize");
+        Ok(primer_datasets::atomic_write(&run_dir.status(), &json)?)
+    }
+
+    /// Reads a run's status; `None` when it has none (or an unreadable one).
+    pub fn read(run_dir: &RunDir) -> Option<Self> {
+        let text = std::fs::read_to_string(run_dir.status()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The state, with a `Running` whose process is gone read as `Interrupted` (killed without
+    /// a chance to say so; the run resumes from its last checkpoint).
+    pub fn effective_state(&self) -> RunState {
+        if self.state == RunState::Running && !process_alive(self.pid) {
+            RunState::Interrupted
+        } else {
+            self.state
+        }
+    }
+}
+
+/// Whether a process of this id exists (Linux: `/proc`; elsewhere assumed alive).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        // A zombie (exited, not yet reaped by its parent) is not alive.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    } else {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_status_of_a_dead_process_reads_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        assert_eq!(RunStatus::read(&run), None);
+        let status = RunStatus::now(RunState::Running, None);
+        status.write(&run).unwrap();
+        let read = RunStatus::read(&run).unwrap();
+        assert_eq!(read, status);
+        assert_eq!(read.effective_state(), RunState::Running, "this process is alive");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let dead = RunStatus { pid: gone, ..read };
+        assert_eq!(dead.effective_state(), RunState::Interrupted);
+        let finished = RunStatus::now(RunState::Finished, None);
+        assert_eq!(finished.effective_state(), RunState::Finished);
+    }
+}
