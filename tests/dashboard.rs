@@ -14,6 +14,8 @@ use common::*;
 /// A dashboard process, killed when dropped.
 struct Dashboard {
     child: Child,
+    /// Kept open: a closed pipe would kill the dashboard when it next prints.
+    _stdout: BufReader<std::process::ChildStdout>,
     url: String,
     token: Option<String>,
 }
@@ -31,15 +33,18 @@ impl Dashboard {
         args.extend(extra);
         let mut child = primer_command_args(cache, &args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        // "dashboard of DIR at http://HOST:PORT/[?token=T]"
-        let url = first.split(" at ").nth(1).expect("the dashboard prints its URL").trim();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        // "dashboard of DIR at http://HOST:PORT/[?token=T][ (note)]"
+        let url = first
+            .split(" at ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the dashboard prints its URL");
         let (base, token) = match url.split_once("?token=") {
             Some((base, token)) => (base, Some(token.to_string())),
             None => (url, None),
@@ -47,6 +52,7 @@ impl Dashboard {
         let port = base.rsplit(':').next().unwrap().trim_end_matches('/');
         Self {
             child,
+            _stdout: stdout,
             url: format!("http://127.0.0.1:{port}"),
             token,
         }
@@ -273,6 +279,7 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
     assert_eq!(token.len(), 32);
     // Plain HTTP/1.1 over a socket: status code of GET path with optional extra headers.
     let port: u16 = dashboard.url.rsplit(':').next().unwrap().parse().unwrap();
+    // Plain HTTP/1.1 over a socket: the status code of GET path with extra header lines.
     let status = |path: &str, headers: &str| -> u16 {
         use std::io::{Read, Write};
         let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -99,10 +99,12 @@ async fn serve(state: Arc<AppState>, address: SocketAddr) -> anyhow::Result<()> 
         Some(token) => format!("http://{bound}/?token={token}"),
         None => format!("http://{bound}/"),
     };
-    println!("dashboard of {} at {url}", state.root.display());
-    if state.token.is_some() {
-        println!("listening beyond localhost: every request needs the token above");
-    }
+    let token_note = if state.token.is_some() {
+        " (listening beyond localhost: every request needs this token)"
+    } else {
+        ""
+    };
+    println!("dashboard of {} at {url}{token_note}", state.root.display());
     let app = Router::new()
         .route("/", get(|| async { axum::response::Html(INDEX_HTML) }))
         .route(
