@@ -43,6 +43,7 @@ mod tests {
             .with_n_heads(4)
             .with_d_ff(64)
             .with_max_seq_len(16)
+            .with_positions(Positions::Learned)
     }
 
     #[test]
