@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::prepare::PreparedData;
 use primer_datasets::task as tasks;
-use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 use primer_trainer::config::ObjectiveKind;
 use primer_trainer::prompt::Prompt;
 use primer_trainer::run::valid_starts;
@@ -330,39 +329,18 @@ fn eval_every(spec: &CompareSpec) -> anyhow::Result<u64> {
     Ok(spec.pretrain.eval_every.unwrap_or((train.steps / 10).max(1)))
 }
 
-/// Trains (or reuses) the shared tokenizer and prepares the corpus once.
+/// Trains (or reuses) the shared tokenizer and prepares the corpus once, with the default
+/// document split (compare refuses `--seed`), so every run sees the same validation split.
 fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedData> {
-    let options = &spec.pretrain;
-    let (data, tokenizer) = if options.data.is_some() {
-        data::run_data(options)?
-    } else {
-        let specs = options.corpus.corpus.clone().unwrap_or_default();
-        let corpus = data::corpus(&specs, &options.corpus)?;
-        let valid = options
-            .valid
-            .as_ref()
-            .map(|v| data::corpus(std::slice::from_ref(v), &options.corpus))
-            .transpose()?;
-        let tokenizer = if layout.tokenizer().exists() {
-            PrimerTokenizer::from_file(&layout.tokenizer())?
-        } else {
-            data::tokenizer(
-                options.tokenizer.as_ref(),
-                &corpus,
-                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
-                options.vocab_size.unwrap_or(8192),
-            )?
-        };
-        let split = SplitOptions {
-            valid_fraction: options.valid_fraction.unwrap_or(0.05),
-            seed: 1337,
-        };
-        (data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?, tokenizer)
-    };
+    let mut options = spec.pretrain.clone();
+    if layout.tokenizer().exists() {
+        options.tokenizer = Some(layout.tokenizer());
+    }
+    let (data, tokenizer) = data::run_data(&options)?;
     if !layout.tokenizer().exists() {
         tokenizer.save(&layout.tokenizer())?;
     }
-    let seq_len = crate::pretrain::configs(options, 1)?.0.seq_len;
+    let seq_len = crate::pretrain::configs(&options, 1)?.0.seq_len;
     // The causal objective reads one token more per block than the model sees.
     valid_starts(&data, seq_len + 1, 1).map_err(|e| {
         anyhow::anyhow!(

@@ -66,7 +66,7 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         )),
     ];
 
-    for task in &results.tasks {
+    for (task, task_spec) in results.tasks.iter().zip(&spec.tasks) {
         out.push(Block::Heading(2, format!("Task {}", task.task)));
         out.push(Block::Paragraph(format!(
             "Dev accuracy, mean ± standard deviation over {} seed(s); {} dev examples, labels {}, majority label {:.3}. \
@@ -111,27 +111,20 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
             .collect();
         out.push(Block::Paragraph(format!(
             "Zero-shot prompting (no labels; template `{}`, verbalizer {}):",
-            spec.tasks
+            task_spec.template,
+            task_spec
+                .verbalizer
                 .iter()
-                .find(|t| t.task == task.task)
-                .map_or("", |t| &t.template),
-            spec.tasks
-                .iter()
-                .find(|t| t.task == task.task)
-                .map(|t| t
-                    .verbalizer
-                    .iter()
-                    .map(|(l, w)| format!("{l}={w}"))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+                .map(|(l, w)| format!("{l}={w}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
         out.push(Block::Table(
             vec!["objective".into(), "zero-shot".into(), "majority label".into()],
             zero_shot,
         ));
         out.push(Block::Chart(
-            format!("label-efficiency-{}.svg", slug(&task.task)),
+            format!("label-efficiency-{}.svg", task_spec.slug()),
             charts::label_efficiency(task, objectives)?,
         ));
         out.push(Block::Heading(3, "Which differences the data supports".into()));
@@ -289,15 +282,6 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         serde_json::to_string_pretty(&results.spec).expect("specs serialize"),
     ));
     Ok(out)
-}
-
-fn slug(task: &str) -> String {
-    super::plan::TaskSpec {
-        task: task.to_string(),
-        template: String::new(),
-        verbalizer: Vec::new(),
-    }
-    .slug()
 }
 
 fn markdown(blocks: &[Block]) -> String {

@@ -342,12 +342,17 @@ fn task_result(
 ) -> anyhow::Result<TaskResult> {
     let args = TaskArgs::named(&task_spec.task);
     // Validation labels per seed (a task without a validation file holds out a seeded share).
+    let task = args.load(0)?;
     let mut valid_labels = BTreeMap::new();
     for &seed in &spec.seeds {
-        let task = args.load(seed)?;
-        valid_labels.insert(seed, task.valid.iter().map(|e| e.label).collect::<Vec<_>>());
+        let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
+        let seed_labels = if seed == 0 {
+            labels(&task)
+        } else {
+            labels(&args.load(seed)?)
+        };
+        valid_labels.insert(seed, seed_labels);
     }
-    let task = args.load(0)?;
     let mut cells = Vec::new();
     let mut majority = None;
     for &objective in &spec.objectives {
