@@ -63,6 +63,15 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
     // Uniform over 72 characters is ln 72 = 4.28; 120 steps reach well below 3.
     assert!(first > 3.5 && last < 3.0, "loss did not fall: {first} -> {last}");
     assert_eq!(records(&metrics, "valid").len(), 2);
+    // At each evaluation the model continues the opening of a fixed validation excerpt.
+    let samples = json_lines(&std::fs::read_to_string(run.join("samples.jsonl")).unwrap());
+    assert_eq!(samples.len(), 2);
+    for (sample, step) in samples.iter().zip([60, 120]) {
+        assert_eq!(sample["step"], step);
+        assert_eq!(sample["kind"], "generate");
+        assert!(!sample["prompt"].as_str().unwrap().is_empty(), "{sample}");
+        assert!(sample["text"].as_str().unwrap().len() > 10, "{sample}");
+    }
     let config = read_json(&run.join("config.json"));
     assert_eq!(config["objective"], "clm");
     assert_eq!(config["model"]["vocab_size"], 72);
@@ -118,6 +127,23 @@ fn masked_run_learns_above_the_unigram_baseline_and_reports_pseudo_perplexity() 
         accuracy > unigram_accuracy + 0.1,
         "masked accuracy {accuracy} not clearly above unigram {unigram_accuracy}"
     );
+    // At each evaluation the model fills three masks in a fixed validation excerpt.
+    let samples = json_lines(&std::fs::read_to_string(run.join("samples.jsonl")).unwrap());
+    assert_eq!(samples.len(), 3);
+    let last = &samples[2];
+    assert_eq!(last["kind"], "fill-mask");
+    assert_eq!(last["text"].as_str().unwrap().matches("[MASK]").count(), 3, "{last}");
+    let masks = last["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 3);
+    for mask in masks {
+        let predictions = mask["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), 3);
+        let probability = |i: usize| predictions[i][1].as_f64().unwrap();
+        assert!(
+            probability(0) >= probability(1) && probability(1) >= probability(2),
+            "{mask}"
+        );
+    }
     let first = records(&metrics(&run), "train")[0]["loss"].as_f64().unwrap();
     assert!(first > 4.0, "training should start near ln(72) = 4.28, got {first}");
     assert_eq!(report["pseudo_ppl_tokens"], 64);
@@ -180,6 +206,66 @@ fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
     assert_eq!(summary(&full), summary(&halted));
 }
 
+/// The scalars of the TensorBoard event files in `dir` as TensorBoard itself reads them:
+/// tag -> [(step, value)].
+fn tensorboard_scalars(dir: &Path) -> serde_json::Map<String, Value> {
+    let venv = std::env::var("VIRTUAL_ENV").expect("TensorBoard's reader lives in the torch venv: `. scripts/env`");
+    let script = "import sys, json\n\
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+        acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0})\n\
+        acc.Reload()\n\
+        print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()['scalars']}))";
+    let output = Command::new(Path::new(&venv).join("bin/python"))
+        .args(["-W", "ignore", "-c", script])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let extra = "--tokenizer-kind char --steps 30 --eval-every 10 --eval-batches 1 --tensorboard";
+    assert_ok(&pretrain(tmp.path(), &run, "clm", &format!("{extra} --halt-after 15")));
+    // Resumed without the flag: a run that has event files goes on writing them.
+    assert_ok(&primer(
+        tmp.path(),
+        &format!("pretrain --resume {} --no-tui", run.display()),
+    ));
+    assert_eq!(
+        std::fs::read_dir(run.join("tensorboard")).unwrap().count(),
+        2,
+        "one event file per process"
+    );
+
+    let scalars = tensorboard_scalars(&run.join("tensorboard"));
+    let metrics = metrics(&run);
+    for (split, name) in [
+        ("train", "loss"),
+        ("train", "lr"),
+        ("train", "grad_norm"),
+        ("valid", "bpb"),
+        ("valid", "accuracy"),
+    ] {
+        let logged: Vec<(u64, f32)> = records(&metrics, split)
+            .iter()
+            .map(|r| (r["step"].as_u64().unwrap(), r[name].as_f64().unwrap() as f32))
+            .collect();
+        let read: Vec<(u64, f32)> = scalars[&format!("{split}/{name}")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap() as f32))
+            .collect();
+        assert_eq!(read, logged, "{split}/{name}");
+    }
+    assert_eq!(records(&metrics, "train").len(), 30);
+    assert!(!scalars.contains_key("train/step") && !scalars.contains_key("train/split"));
+}
+
 /// Starts a run, waits until it has logged `steps` lines, then sends it `signal` and waits.
 fn start_and_signal(cache: &Path, run: &Path, extra: &str, steps: usize, signal: &str) -> std::process::ExitStatus {
     let mut child = primer_command(cache, &pretrain_args(run, "clm", extra))
@@ -218,6 +304,8 @@ fn killed_or_terminated_runs_resume_exactly() {
         &format!("pretrain --resume {} --no-tui", killed.display()),
     ));
     assert_same_after(&metrics(&full), &metrics(&killed), 0);
+    let samples = |run: &Path| std::fs::read_to_string(run.join("samples.jsonl")).unwrap();
+    assert_eq!(samples(&full), samples(&killed), "samples are drawn again identically");
 
     // SIGTERM (as Ctrl-C): stops at the next step boundary with a checkpoint of that step.
     let terminated = tmp.path().join("terminated");

@@ -42,6 +42,11 @@ pub struct PretrainArgs {
     /// Plain progress lines instead of the terminal dashboard.
     #[arg(long)]
     no_tui: bool,
+    /// Also write the metrics as TensorBoard event files under RUN_DIR/tensorboard/ (for
+    /// TensorBoard, or W&B with `wandb sync --sync-tensorboard`); a resumed run that has them
+    /// goes on writing them.
+    #[arg(long)]
+    tensorboard: bool,
 }
 
 /// Runs `primer pretrain`.
@@ -119,6 +124,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         resume: mode == RunDirMode::Resume,
         halt_after: args.halt_after,
         dashboard,
+        tensorboard: args.tensorboard || (mode == RunDirMode::Resume && run_dir.tensorboard().is_dir()),
         host: Backend::Flex.device()?,
     };
     let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());

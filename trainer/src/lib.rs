@@ -13,9 +13,11 @@ pub mod optim;
 pub mod prompt;
 pub mod run;
 pub mod run_dir;
+pub mod samples;
 pub mod schedule;
 pub mod score;
 pub mod status;
+pub mod tensorboard;
 pub mod tensors;
 
 pub use error::TrainError;

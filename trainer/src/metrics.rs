@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::tensorboard::TensorBoardWriter;
 
 /// Which data a record was measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,26 +53,34 @@ pub struct MetricsRecord {
     pub memory_gb: Option<f64>,
 }
 
-/// Appends records to `metrics.jsonl`, one flushed line each.
+/// Appends records to a JSON Lines log (`metrics.jsonl`, `samples.jsonl`), one flushed line
+/// each, and mirrors them to TensorBoard when asked.
 pub struct MetricsLog {
     file: File,
     path: PathBuf,
+    tensorboard: Option<TensorBoardWriter>,
+}
+
+/// The step of a log line, if the line is whole.
+#[derive(Deserialize)]
+struct StepOf {
+    step: u64,
 }
 
 impl MetricsLog {
     /// Opens the log for appending; with `keep_up_to`, first drops records after that step
-    /// (what a killed run wrote after its last checkpoint).
+    /// (what a killed run wrote after its last checkpoint) and a truncated last line.
     pub fn open(path: &Path, keep_up_to: Option<u64>) -> Result<Self, TrainError> {
         if let Some(step) = keep_up_to
             && path.exists()
         {
-            let kept: Vec<MetricsRecord> = read_metrics(path)?.into_iter().filter(|r| r.step <= step).collect();
-            let mut text = String::new();
-            for record in &kept {
-                text.push_str(&serde_json::to_string(record).expect("records serialize"));
-                text.push('\n');
-            }
-            primer_datasets::atomic_write(path, text.as_bytes())?;
+            let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+            let kept: String = text
+                .lines()
+                .filter(|line| serde_json::from_str::<StepOf>(line).is_ok_and(|r| r.step <= step))
+                .flat_map(|line| [line, "\n"])
+                .collect();
+            primer_datasets::atomic_write(path, kept.as_bytes())?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -81,7 +90,14 @@ impl MetricsLog {
         Ok(Self {
             file,
             path: path.to_path_buf(),
+            tensorboard: None,
         })
+    }
+
+    /// Also writes every record appended from now on to `writer`.
+    pub fn mirror_to(mut self, writer: TensorBoardWriter) -> Self {
+        self.tensorboard = Some(writer);
+        self
     }
 
     /// Appends one record.
@@ -91,7 +107,11 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .map_err(|e| TrainError::io(&self.path, e))?;
-        self.file.flush().map_err(|e| TrainError::io(&self.path, e))
+        self.file.flush().map_err(|e| TrainError::io(&self.path, e))?;
+        match &mut self.tensorboard {
+            Some(writer) => writer.append(record),
+            None => Ok(()),
+        }
     }
 }
 

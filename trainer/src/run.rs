@@ -27,7 +27,9 @@ use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
 use crate::optim::{clip_global_norm, optimizer};
 use crate::run_dir::RunDir;
+use crate::samples::Sampler;
 use crate::schedule::learning_rate;
+use crate::tensorboard::TensorBoardWriter;
 
 /// Micro-batch index that seeds a step's dropout (masks use 0, 1, ...).
 const DROPOUT_SEED_MICRO: u64 = u64::MAX;
@@ -48,6 +50,8 @@ pub struct PretrainJob<'a> {
     pub halt_after: Option<u64>,
     /// How progress is shown.
     pub dashboard: DashboardMode,
+    /// Also write the metrics as TensorBoard event files under `RUN_DIR/tensorboard/`.
+    pub tensorboard: bool,
     /// A CPU device on which parameters are initialised before they are copied to the training
     /// device, so that every backend starts from the same weights.
     pub host: Device,
@@ -155,6 +159,15 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     }
     let parameters = model.num_params();
     let mut log = MetricsLog::open(&job.run_dir.metrics(), Some(state.step))?;
+    if job.tensorboard {
+        log = log.mirror_to(TensorBoardWriter::create(&job.run_dir.tensorboard())?);
+    }
+    let mut samples = MetricsLog::open(&job.run_dir.samples(), Some(state.step))?;
+    let sampler = Sampler::new(
+        config.objective,
+        read_blocks(&job.data.valid, &valid_blocks[..1], block_len),
+        train.seed,
+    );
     let mut stream = BlockStream::new(job.data.train.len(), block_len, train.seed);
     let label = format!("{} {}", objective.name(), job.run_dir.root.display());
     let mut dashboard = Dashboard::new(
@@ -245,6 +258,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             );
             let record = make_record(step, Split::Valid, &state, lr, &metrics);
             log.append(&record)?;
+            samples.append(&sampler.sample(&inference, job.tokenizer, step, &inference.devices()[0]))?;
             dashboard.valid(&record);
             last_valid = Some((step, metrics));
         }

@@ -44,6 +44,14 @@ impl RunDir {
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
     }
+    /// `samples.jsonl`, what the model made of a fixed validation excerpt at each evaluation.
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples.jsonl")
+    }
+    /// `tensorboard/`, the metrics as TensorBoard event files (with `--tensorboard`).
+    pub fn tensorboard(&self) -> PathBuf {
+        self.root.join("tensorboard")
+    }
     /// `checkpoints/`.
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
