@@ -313,3 +313,58 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
         &["--runs", "nope"],
     );
 }
+
+/// The dashboard in a real headless Chromium (Debian's `chromium`, driven by `playwright-core`
+/// from `cli/web`, both installed by `scripts/setup-browser`): `cli/web/tests/browser.mjs`
+/// starts a run from the form, watches its chart grow, stops, resumes and overlays it. Its
+/// screenshots are kept under `target/tmp/browser-screenshots/`.
+#[test]
+fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run scripts/setup-browser"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    // A finished run long enough to show a curve beside the live one, with a few samples.
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui --tokenizer-kind char --layers 1 \
+             --d-model 16 --heads 2 --seq-len 16 --batch-size 4 --steps 400 --lr 3e-3 --eval-every 100 \
+             --eval-batches 2",
+            shakespeare(),
+            runs.join("done").display()
+        ),
+    );
+    let corpus_dir = tmp.path().join("corpora");
+    std::fs::create_dir_all(&corpus_dir).unwrap();
+    let corpus = corpus_dir.join("shakespeare.txt");
+    std::fs::copy(shakespeare(), &corpus).unwrap();
+    let dashboard = Dashboard::start(cache, &runs, &["--allow", corpus_dir.to_str().unwrap()]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let output = std::process::Command::new("node")
+        .arg(web.join("tests/browser.mjs"))
+        .arg(&dashboard.url)
+        .arg(&corpus)
+        .arg(&shots)
+        .output()
+        .expect("node runs (install Node.js)");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "browser test failed:\n{printed}");
+    assert!(printed.contains("browser test passed"), "{printed}");
+    for shot in ["1-training", "2-stopped", "3-overlay", "4-detail"] {
+        let png = std::fs::read(shots.join(format!("{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{shot}.png is a PNG");
+    }
+    // Nothing left running: the page stopped its run.
+    assert_eq!(dashboard.run_info("live")["status"], "interrupted");
+}

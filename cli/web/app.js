@@ -151,21 +151,34 @@ document.querySelector("#runs tbody").addEventListener("click", async (event) =>
   }
 });
 
+// One sample of samples.jsonl as text: a causal continuation (prompt ⟨continuation⟩) or a masked
+// model's fills (each mask's hidden token, then its best guesses).
+function sampleText(sample) {
+  if (sample.kind === "generate") return `step ${sample.step}: ${sample.prompt}⟨${sample.text}⟩`;
+  const fills = sample.masks.map((m, i) =>
+    `  [MASK] ${i + 1} = ${JSON.stringify(m.answer)}: ` + m.predictions.map(([token, p]) => `${JSON.stringify(token)} ${p.toFixed(3)}`).join("  "));
+  return [`step ${sample.step}: ${sample.text}`, ...fills].join("\n");
+}
+
 async function showDetail(id) {
   const detail = await api("/api/run?run=" + encodeURIComponent(id));
   const pane = document.getElementById("detail");
   const parts = [`<h3>${id}</h3>`];
   if (detail.report) {
-    parts.push(`<p><a href="${withToken("/report?run=" + encodeURIComponent(id))}" target="_blank">open the comparison report</a></p>`);
+    const url = withToken("/report?run=" + encodeURIComponent(id));
+    parts.push(`<p><a href="${url}" target="_blank">open the comparison report in its own tab</a></p>`,
+      `<iframe data-testid="report" src="${url}" style="width:100%;height:40em;border:1px solid #ddd"></iframe>`);
   }
   parts.push(`<p>status: ${detail.status ? detail.status.state : "none"}; checkpoints: ${detail.checkpoints.join(", ") || "none"}</p>`);
-  const block = (title) => `<h4>${title}</h4><pre></pre>`;
-  parts.push(block("summary"), block("config"), block("log (runs started here)"));
+  const block = (title, testid) => `<h4>${title}</h4><pre data-testid="${testid}"></pre>`;
+  parts.push(block("samples at each evaluation", "samples"), block("summary", "summary"), block("config", "config"),
+    block("log (runs started here)", "log"));
   pane.innerHTML = parts.join("");
-  const pres = pane.querySelectorAll("pre");
-  pres[0].textContent = JSON.stringify(detail.summary, null, 2);
-  pres[1].textContent = JSON.stringify(detail.config, null, 2);
-  pres[2].textContent = detail.log.join("\n");
+  const text = (testid, value) => { pane.querySelector(`[data-testid="${testid}"]`).textContent = value; };
+  text("samples", detail.samples.length ? detail.samples.map(sampleText).join("\n\n") : "none yet");
+  text("summary", JSON.stringify(detail.summary, null, 2));
+  text("config", JSON.stringify(detail.config, null, 2));
+  text("log", detail.log.join("\n"));
 }
 
 document.getElementById("start").addEventListener("submit", async (event) => {
@@ -178,6 +191,7 @@ document.getElementById("start").addEventListener("submit", async (event) => {
   }
   const error = document.getElementById("form-error");
   error.textContent = "starting…";
+  error.className = "ok";
   try {
     const { id } = await api("/api/runs", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -187,6 +201,7 @@ document.getElementById("start").addEventListener("submit", async (event) => {
     if (!state.selected.has(id)) follow(id);
     renderRuns();
   } catch (e) {
+    error.className = "";
     error.textContent = e.message;
   }
 });

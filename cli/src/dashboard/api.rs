@@ -154,7 +154,11 @@ pub async fn events(
     Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }
 
-/// `GET /api/run?run=ID`: config, status, summary, checkpoints, the dashboard's log of it.
+/// Samples shown per run: the newest ones.
+const SAMPLES_SHOWN: usize = 20;
+
+/// `GET /api/run?run=ID`: config, status, summary, checkpoints, the newest samples, the
+/// dashboard's log of it.
 pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
@@ -187,9 +191,24 @@ pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<J
         "summary": read(run.summary()),
         "status": RunStatus::read(&run),
         "checkpoints": runs::checkpoints(&dir),
+        "samples": newest_records(&run.samples(), SAMPLES_SHOWN),
         "log": log_tail,
         "report": dir.join("report.html").exists(),
     })))
+}
+
+/// The newest `n` whole records of a JSON Lines file, oldest first; a line being written (or cut
+/// short by a killed run) is skipped.
+fn newest_records(path: &std::path::Path, n: usize) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut records: Vec<Value> = text
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .take(n)
+        .collect();
+    records.reverse();
+    records
 }
 
 /// `GET /report?run=ID`: a compare report's self-contained HTML.

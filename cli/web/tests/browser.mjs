@@ -1,0 +1,99 @@
+// The dashboard in a real headless Chromium, driven by Playwright: start a run from the form, see
+// its chart gain points while it trains, stop it, resume it, overlay a second run, and read a
+// run's samples. Screenshots go to the folder given; every failed expectation exits non-zero.
+//
+// usage: node browser.mjs DASHBOARD_URL CORPUS_PATH SCREENSHOT_DIR
+// (run by tests/dashboard.rs, which starts the dashboard on a temporary runs directory holding
+// one finished causal run, "done", of 400 steps evaluated every 100)
+import { chromium } from "playwright-core";
+import { strict as assert } from "node:assert";
+import path from "node:path";
+
+const [url, corpus, shots] = process.argv.slice(2);
+assert.ok(url && corpus && shots, "usage: node browser.mjs DASHBOARD_URL CORPUS_PATH SCREENSHOT_DIR");
+const TIMEOUT = 120_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.PRIMER_CHROMIUM || "/usr/bin/chromium",
+  // As root in a container, and on a machine without internet: no sandbox, no background calls.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const failures = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (error) => failures.push(`page error: ${error.message}`));
+  page.on("console", (message) => { if (message.type() === "error") failures.push(`console error: ${message.text()}`); });
+  page.on("response", (response) => { if (response.status() >= 400) failures.push(`${response.status()} for ${response.url()}`); });
+  const shot = async (name) => {
+    await page.screenshot({ path: path.join(shots, `${name}.png`) });
+    console.log(`screenshot ${name}.png`);
+  };
+  const row = (id) => page.locator(`#runs tbody tr[data-run="${id}"]`);
+  const status = (id) => row(id).getByTestId("status");
+  const points = async () => Number(await page.getByTestId("points").getAttribute("data-count"));
+  const morePointsThan = (n) => page.waitForFunction(
+    (n) => Number(document.querySelector("[data-testid=points]").dataset.count) > n, n, { timeout: TIMEOUT });
+
+  await page.goto(url);
+  await status("done").filter({ hasText: "finished" }).waitFor();
+
+  // Start a run from the form: the server runs the CLI's own validation, then the run appears,
+  // selected, and its chart grows as it trains.
+  const form = page.getByTestId("start-form");
+  await form.locator("[name=name]").fill("live");
+  await form.locator("[name=corpus]").fill(corpus);
+  for (const [name, value] of [["layers", "1"], ["d_model", "16"], ["heads", "2"], ["seq_len", "16"],
+    ["batch_size", "4"], ["steps", "1000000"], ["eval_every", "25"]]) {
+    await form.locator(`[name=${name}]`).fill(value);
+  }
+  await page.getByTestId("start").click();
+  await page.getByTestId("form-error").filter({ hasText: "started live" }).waitFor();
+  await status("live").filter({ hasText: "running" }).waitFor();
+  await morePointsThan(0);
+  const first = await points();
+  await morePointsThan(first + 20);
+  console.log(`chart points while training: ${first} then ${await points()}`);
+  await shot("1-training");
+
+  // Stop: the run checkpoints and exits; its row says interrupted and offers resume.
+  await row("live").getByTestId("stop").click();
+  await status("live").filter({ hasText: "interrupted" }).waitFor();
+  const stopped = await points();
+  await shot("2-stopped");
+
+  // Resume: the run continues and the chart gains points again.
+  await row("live").getByTestId("resume").click();
+  await status("live").filter({ hasText: "running" }).waitFor();
+  await morePointsThan(stopped + 20);
+  console.log(`chart points after resume: ${stopped} then ${await points()}`);
+
+  // Overlay the finished run: two series in one chart, each named in the legend.
+  await row("done").getByTestId("select").check();
+  await page.getByTestId("points").filter({ hasText: "from 2 run(s)" }).waitFor();
+  const legend = await page.locator(".u-legend .u-series .u-label").allTextContents();
+  assert.ok(legend.includes("live") && legend.includes("done"), `legend shows both runs: ${legend}`);
+  await page.getByTestId("smoothing").fill("0.8");
+  await shot("3-overlay");
+
+  // A causal run's detail holds the text it generated at each evaluation.
+  await row("done").locator("[data-action=detail]").click();
+  const samples = page.getByTestId("samples");
+  await samples.filter({ hasText: "step 400:" }).waitFor();
+  assert.ok((await samples.textContent()).includes("step 100:"), "a sample per evaluation");
+  await shot("4-detail");
+
+  // Leave nothing running.
+  await row("live").getByTestId("stop").click();
+  await status("live").filter({ hasText: "interrupted" }).waitFor();
+} catch (error) {
+  failures.push(error.stack || String(error));
+} finally {
+  await browser.close();
+}
+if (failures.length > 0) {
+  console.error(failures.join("\n"));
+  process.exit(1);
+}
+console.log("browser test passed");
