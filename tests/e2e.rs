@@ -58,6 +58,10 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
         assert!(train[0].get(key).is_some(), "metrics record lacks {key}");
     }
     assert_eq!(train[119]["tokens_seen"], 120 * 8 * 32);
+    // MFU is reported against the device's measured matmul rate: a share, well below 1 for a
+    // model this small.
+    let mfu = train[119]["mfu"].as_f64().unwrap();
+    assert!(mfu > 0.0 && mfu < 1.0, "mfu {mfu}");
     let first = train[0]["loss"].as_f64().unwrap();
     let last = read_json(&run.join("summary.json"))["valid"]["loss"].as_f64().unwrap();
     // Uniform over 72 characters is ln 72 = 4.28; 120 steps reach well below 3.
@@ -154,7 +158,7 @@ fn masked_run_learns_above_the_unigram_baseline_and_reports_pseudo_perplexity() 
 /// The fields that must match between an uninterrupted run and a resumed one (timings differ).
 fn comparable(record: &Value) -> Value {
     let mut record = record.clone();
-    for timing in ["elapsed_s", "tokens_per_s", "cpu_percent", "memory_gb"] {
+    for timing in ["elapsed_s", "tokens_per_s", "mfu", "cpu_percent", "memory_gb"] {
         record.as_object_mut().unwrap().remove(timing);
     }
     record
@@ -375,6 +379,10 @@ fn bad_input_is_refused_with_one_line_naming_it_and_exit_code_2() {
     refuse(pretrain(&shakespeare, "--lr=-0.1"), &["--lr"]);
     refuse(pretrain(&shakespeare, "--dropout 1.5"), &["--dropout"]);
     refuse(pretrain(&shakespeare, "--mask-rate 0"), &["--mask-rate"]);
+    refuse(
+        pretrain(&shakespeare, "--peak-gflops 0"),
+        &["--peak-gflops 0", "positive"],
+    );
     refuse(
         pretrain(&shakespeare, "--steps 5 --tokens 100"),
         &["--steps", "--tokens"],

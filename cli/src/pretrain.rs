@@ -47,6 +47,10 @@ pub struct PretrainArgs {
     /// goes on writing them.
     #[arg(long)]
     tensorboard: bool,
+    /// The device's peak rate in GFLOP/s for the MFU metric [default: the rate the device
+    /// multiplies 1024x1024 f32 matrices, measured at start].
+    #[arg(long, value_name = "GFLOPS")]
+    peak_gflops: Option<f64>,
 }
 
 /// Runs `primer pretrain`.
@@ -77,6 +81,11 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
 
     // Check every option before any slow work, and all inputs before the run directory exists.
     let (backend, device) = options.backend.resolve()?;
+    if let Some(gflops) = args.peak_gflops
+        && !(gflops > 0.0 && gflops.is_finite())
+    {
+        bail!("--peak-gflops {gflops} must be a positive rate in GFLOP/s, e.g. --peak-gflops 200");
+    }
     let (train, model) = configs(&options, 1)?;
     let objective = options
         .objective
@@ -101,8 +110,13 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     valid_starts(&data, block_len, 1)?;
     run_dir.prepare(mode, &config, &tokenizer)?;
 
+    let peak_flops = match args.peak_gflops {
+        Some(gflops) => gflops * 1e9,
+        None => primer_trainer::mfu::measured_matmul_flops(&device),
+    };
     eprintln!(
-        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {}",
+        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {}; \
+         MFU against {:.0} GFLOP/s ({})",
         objective.name(),
         config.model.num_params(),
         config.model.n_layers,
@@ -111,7 +125,13 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         config.model.vocab_size,
         config.train.steps,
         config.train.tokens_per_step(),
-        backend.name()
+        backend.name(),
+        peak_flops / 1e9,
+        if args.peak_gflops.is_some() {
+            "--peak-gflops"
+        } else {
+            "measured matmul rate; set --peak-gflops"
+        }
     );
     let interrupter = Interrupter::new();
     install_signal_handler(&interrupter);
@@ -125,6 +145,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         halt_after: args.halt_after,
         dashboard,
         tensorboard: args.tensorboard || (mode == RunDirMode::Resume && run_dir.tensorboard().is_dir()),
+        peak_flops,
         host: Backend::Flex.device()?,
     };
     let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());

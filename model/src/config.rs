@@ -108,6 +108,20 @@ impl TransformerConfig {
         v * d + positions + self.n_layers * block + 2 * d + head
     }
 
+    /// Training FLOPs per token at context `seq_len`, counted as nanoGPT and PaLM count them:
+    /// `6 N` for the forward and backward matrix products of the `N` parameters that multiply
+    /// (learned positions are added, not multiplied, and are left out), plus `12 L d T` for
+    /// attention scores and their weighted sums.
+    pub fn train_flops_per_token(&self, seq_len: usize) -> f64 {
+        let positions = if self.positions == Positions::Learned {
+            self.max_seq_len * self.d_model
+        } else {
+            0
+        };
+        let multiplying = (self.num_params() - positions) as f64;
+        6.0 * multiplying + 12.0 * (self.n_layers * self.d_model * seq_len) as f64
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads

@@ -64,6 +64,23 @@ mod tests {
     }
 
     #[test]
+    fn training_flops_per_token_count_as_nanogpt_does() {
+        // The standard config with a byte vocabulary (256 + 7 specials): N without the
+        // learned positions is 263*256 + 4 blocks of 789,760 + the final norm's 512 = 3,226,880;
+        // 6 N = 19,361,280, and attention adds 12 * 4 layers * 256 * 128 = 1,572,864.
+        let standard = TransformerConfig::new(263)
+            .with_d_model(256)
+            .with_n_layers(4)
+            .with_n_heads(4)
+            .with_d_ff(1024)
+            .with_max_seq_len(128)
+            .with_positions(Positions::Learned);
+        assert_eq!(standard.train_flops_per_token(128), 20_934_144.0);
+        let rotary = standard.with_positions(Positions::Rotary);
+        assert_eq!(rotary.train_flops_per_token(128), 20_934_144.0);
+    }
+
+    #[test]
     fn causal_attention_ignores_the_future_and_bidirectional_does_not() {
         let device = Device::flex();
         for positions in [Positions::Learned, Positions::Rotary] {

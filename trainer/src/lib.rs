@@ -9,6 +9,7 @@ pub mod eval;
 pub mod finetune;
 pub mod generate;
 pub mod metrics;
+pub mod mfu;
 pub mod optim;
 pub mod prompt;
 pub mod run;

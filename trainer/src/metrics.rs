@@ -45,6 +45,10 @@ pub struct MetricsRecord {
     /// Global gradient norm before clipping (train only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_norm: Option<f64>,
+    /// Model FLOPs utilisation of the step: training FLOPs per token × tokens/s ÷ the device's
+    /// peak (train only; see [`crate::mfu`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
     /// Process CPU use, percent of one machine (train only, when measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,

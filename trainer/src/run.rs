@@ -25,6 +25,7 @@ use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
+use crate::mfu::mfu;
 use crate::optim::{clip_global_norm, optimizer};
 use crate::run_dir::RunDir;
 use crate::samples::Sampler;
@@ -52,6 +53,8 @@ pub struct PretrainJob<'a> {
     pub dashboard: DashboardMode,
     /// Also write the metrics as TensorBoard event files under `RUN_DIR/tensorboard/`.
     pub tensorboard: bool,
+    /// The training device's peak rate, FLOP/s, that MFU is measured against.
+    pub peak_flops: f64,
     /// A CPU device on which parameters are initialised before they are copied to the training
     /// device, so that every backend starts from the same weights.
     pub host: Device,
@@ -141,6 +144,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         tokens_per_byte: tokens_per_byte(job.data.meta.valid),
     };
     let train_tokens_per_byte = tokens_per_byte(job.data.meta.train);
+    let flops_per_token = config.model.train_flops_per_token(train.seq_len);
 
     let device = device.clone().autodiff();
     let mut model = init_on_host(&config.model, train.seed, &job.host, &device);
@@ -238,6 +242,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         let (cpu_percent, memory_gb) = dashboard.system_usage();
         let record = MetricsRecord {
             grad_norm: Some(grad_norm),
+            mfu: Some(mfu(flops_per_token, metrics.tokens_per_s, job.peak_flops)),
             cpu_percent,
             memory_gb,
             ..make_record(step, Split::Train, &state, lr, &metrics)
@@ -329,6 +334,7 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
         lr,
         tokens_per_s: metrics.tokens_per_s,
         grad_norm: None,
+        mfu: None,
         cpu_percent: None,
         memory_gb: None,
     }
