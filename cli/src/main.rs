@@ -29,6 +29,12 @@ use primer_datasets::tokenizer::TokenizerKind;
 
 use crate::options::{CorpusArgs, parse_name};
 
+/// mimalloc keeps freed tensor buffers for reuse. glibc's malloc serves each buffer of more
+/// than a few hundred KB with its own mmap and unmaps it on free, so every training step paid
+/// page faults and kernel zeroing for memory it had just released (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-supervised pre-training of Transformer language models (MLM and causal) on Burn.
 #[derive(Parser, Debug)]
 #[command(name = "primer", version, about)]
