@@ -49,9 +49,10 @@ class Rotary(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, d_ff, residual_std, rotary):
+    def __init__(self, d, heads, d_ff, residual_std, rotary, fused):
         super().__init__()
         self.heads = heads
+        self.fused = fused
         self.norm_1 = nn.LayerNorm(d, eps=1e-5)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -71,13 +72,20 @@ class Block(nn.Module):
         )
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
-        context = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        if self.fused:
+            context = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        else:  # primer's own formulation: scores, -inf above the diagonal, softmax, weighted sum
+            scores = (q @ k.transpose(2, 3)) * (d // self.heads) ** -0.5
+            if causal:
+                future = torch.ones(seq, seq, dtype=torch.bool).triu(1)
+                scores = scores.masked_fill(future, float("-inf"))
+            context = scores.softmax(dim=3) @ v
         x = x + self.proj(context.transpose(1, 2).reshape(batch, seq, d))
         return x + self.fc_proj(F.gelu(self.fc(self.norm_2(x))))
 
 
 class Transformer(nn.Module):
-    def __init__(self, vocab, d, layers, heads, d_ff, max_len, positions):
+    def __init__(self, vocab, d, layers, heads, d_ff, max_len, positions, fused):
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
@@ -89,7 +97,7 @@ class Transformer(nn.Module):
         else:
             rotary = Rotary(max_len, d // heads)
         residual_std = 0.02 / math.sqrt(2 * layers)
-        self.blocks = nn.ModuleList(Block(d, heads, d_ff, residual_std, rotary) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, d_ff, residual_std, rotary, fused) for _ in range(layers))
         self.norm = nn.LayerNorm(d, eps=1e-5)
 
     def hidden(self, tokens, causal):  # [batch, seq] -> [batch, seq, d]
@@ -136,6 +144,9 @@ def main():
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--positions", choices=["rotary", "learned"], default="rotary")
+    parser.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa",
+                        help="sdpa: PyTorch's fused scaled_dot_product_attention, what a PyTorch user writes; "
+                             "manual: scores, mask and softmax as separate ops, as primer computes them")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup-steps", type=int, default=2, help="also the steps left out of the timing")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -147,7 +158,7 @@ def main():
     generator = torch.Generator().manual_seed(args.seed)
 
     model = Transformer(args.vocab_size, args.d_model, args.layers, args.heads, args.d_ff or 4 * args.d_model,
-                        args.seq_len, args.positions)
+                        args.seq_len, args.positions, args.attention == "sdpa")
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -183,6 +194,7 @@ def main():
         "impl": "pytorch",
         "torch": torch.__version__,
         "threads": args.threads,
+        "attention": args.attention,
         "objective": args.objective,
         "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_per_s": tokens_per_step / seconds,

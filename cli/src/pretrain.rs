@@ -48,7 +48,7 @@ pub struct PretrainArgs {
     #[arg(long)]
     tensorboard: bool,
     /// The device's peak rate in GFLOP/s for the MFU metric [default: the rate the device
-    /// multiplies 1024x1024 f32 matrices, measured at start].
+    /// multiplies square f32 matrices of up to 1024x1024, measured at start].
     #[arg(long, value_name = "GFLOPS")]
     peak_gflops: Option<f64>,
 }

@@ -1,6 +1,6 @@
 //! Model FLOPs utilisation: the share of a device's peak rate that training turns into model
 //! arithmetic. The peak is the user's (`--peak-gflops`), or else the rate at which the training
-//! device itself multiplies two 1024 x 1024 f32 matrices, measured once at start: the rate a
+//! device itself multiplies square f32 matrices (up to 1024 x 1024), measured once at start: the rate a
 //! good kernel reaches on that device, on any backend, so MFU says how close the whole training
 //! step comes to its matrix products.
 
@@ -8,27 +8,36 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 
-/// Side of the square matrices timed.
-const SIDE: usize = 1024;
-/// Timed products; the best one counts.
+/// Side of the largest square matrices timed.
+const MAX_SIDE: usize = 1024;
+/// A product this slow is large enough to time: the measurement stops growing the matrices.
+const LONG_ENOUGH_S: f64 = 0.05;
+/// Timed products at the final size; the best one counts.
 const REPEATS: usize = 3;
 
-/// The f32 matrix-product rate of `device`, FLOP/s: the best of a few `1024³` products after one
-/// warm-up (which also lets GPU backends compile their kernel).
+/// The f32 matrix-product rate of `device`, FLOP/s: the best of a few square products. Each
+/// size is warmed up first (which also lets GPU backends compile their kernels); the side
+/// doubles from 256 up to 1024 while a warm product takes under 50 ms, so a slow device (a
+/// software Vulkan driver) is measured in under a second too.
 pub fn measured_matmul_flops(device: &Device) -> f64 {
-    let a = Tensor::<2>::random([SIDE, SIDE], Distribution::Default, device);
-    let b = Tensor::<2>::random([SIDE, SIDE], Distribution::Default, device);
-    // Reading one number back waits for the product on asynchronous backends.
-    let product = || a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_scalar::<f32>();
-    product();
-    let best = (0..REPEATS)
-        .map(|_| {
+    let mut side = 256;
+    loop {
+        let a = Tensor::<2>::random([side, side], Distribution::Default, device);
+        let b = Tensor::<2>::random([side, side], Distribution::Default, device);
+        // Reading one number back waits for the product on asynchronous backends.
+        let product = || {
             let started = Instant::now();
-            product();
+            a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_scalar::<f32>();
             started.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    2.0 * (SIDE as f64).powi(3) / best
+        };
+        product();
+        if side < MAX_SIDE && product() < LONG_ENOUGH_S {
+            side *= 2;
+            continue;
+        }
+        let best = (0..REPEATS).map(|_| product()).fold(f64::INFINITY, f64::min);
+        return 2.0 * (side as f64).powi(3) / best;
+    }
 }
 
 /// MFU of a step that trained `tokens_per_s` tokens per second at `flops_per_token`.
