@@ -99,13 +99,8 @@ impl TransformerConfig {
         let (d, f, v) = (self.d_model, self.d_ff, self.vocab_size);
         // Two LayerNorms, fused QKV and output projection, MLP expansion and projection.
         let block = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-        let positions = if self.positions == Positions::Learned {
-            self.max_seq_len * d
-        } else {
-            0
-        };
         let head = if self.tie_embeddings { 0 } else { d * v };
-        v * d + positions + self.n_layers * block + 2 * d + head
+        v * d + self.position_params() + self.n_layers * block + 2 * d + head
     }
 
     /// Training FLOPs per token at context `seq_len`, counted as nanoGPT and PaLM count them:
@@ -113,13 +108,16 @@ impl TransformerConfig {
     /// (learned positions are added, not multiplied, and are left out), plus `12 L d T` for
     /// attention scores and their weighted sums.
     pub fn train_flops_per_token(&self, seq_len: usize) -> f64 {
-        let positions = if self.positions == Positions::Learned {
-            self.max_seq_len * self.d_model
-        } else {
-            0
-        };
-        let multiplying = (self.num_params() - positions) as f64;
+        let multiplying = (self.num_params() - self.position_params()) as f64;
         6.0 * multiplying + 12.0 * (self.n_layers * self.d_model * seq_len) as f64
+    }
+
+    /// Parameters of the learned position embedding (none with rotary positions).
+    fn position_params(&self) -> usize {
+        match self.positions {
+            Positions::Learned => self.max_seq_len * self.d_model,
+            Positions::Rotary => 0,
+        }
     }
 
     /// Width of one attention head.

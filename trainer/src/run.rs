@@ -253,17 +253,18 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         if step.is_multiple_of(train.eval_every) || step == train.steps {
             dashboard.begin_eval(valid_blocks.len().div_ceil(train.batch_size));
             let inference = model.valid();
+            let inference_device = inference.devices()[0].clone();
             let metrics = evaluate(
                 &inference,
                 objective.as_ref(),
                 &valid_set,
                 train.seed,
-                &inference.devices()[0],
+                &inference_device,
                 |done| dashboard.eval_progress(done),
             );
             let record = make_record(step, Split::Valid, &state, lr, &metrics);
             log.append(&record)?;
-            samples.append(&sampler.sample(&inference, job.tokenizer, step, &inference.devices()[0]))?;
+            samples.append(&sampler.sample(&inference, job.tokenizer, step, &inference_device))?;
             dashboard.valid(&record);
             last_valid = Some((step, metrics));
         }

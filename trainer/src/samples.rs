@@ -116,8 +116,9 @@ impl Sampler {
         let candidates: Vec<usize> = (1..tokens.len().saturating_sub(1))
             .filter(|&i| !specials.all().contains(&tokens[i]))
             .collect();
-        let positions: Vec<usize> = (0..MASKS.min(candidates.len()))
-            .map(|m| candidates[(2 * m + 1) * candidates.len() / (2 * MASKS.min(candidates.len()))])
+        let masks = MASKS.min(candidates.len());
+        let positions: Vec<usize> = (0..masks)
+            .map(|m| candidates[(2 * m + 1) * candidates.len() / (2 * masks)])
             .collect();
         let answers: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
         for &i in &positions {

@@ -343,9 +343,9 @@ fn task_result(
     let args = TaskArgs::named(&task_spec.task);
     // Validation labels per seed (a task without a validation file holds out a seeded share).
     let task = args.load(0)?;
+    let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
     let mut valid_labels = BTreeMap::new();
     for &seed in &spec.seeds {
-        let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
         let seed_labels = if seed == 0 {
             labels(&task)
         } else {

@@ -162,19 +162,7 @@ const SAMPLES_SHOWN: usize = 20;
 pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
-    let read = |path: PathBuf| -> Value {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null)
-    };
-    let config = match read(run.config()) {
-        Value::Null => match read(run.finetune_config()) {
-            Value::Null => read(dir.join("compare.json")),
-            config => config,
-        },
-        config => config,
-    };
+    let config = runs::config_of(&dir).map_or(Value::Null, |(_, config)| config);
     let log = std::fs::read_to_string(runs::log_path(&state.root, &q.run)).unwrap_or_default();
     let log_tail: Vec<&str> = log
         .lines()
@@ -188,27 +176,19 @@ pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<J
         "id": q.run,
         "info": runs::describe(&state.root, &dir),
         "config": config,
-        "summary": read(run.summary()),
+        "summary": runs::read_json(&run.summary()),
         "status": RunStatus::read(&run),
         "checkpoints": runs::checkpoints(&dir),
-        "samples": newest_records(&run.samples(), SAMPLES_SHOWN),
+        "samples": newest_samples(&run.samples()),
         "log": log_tail,
         "report": dir.join("report.html").exists(),
     })))
 }
 
-/// The newest `n` whole records of a JSON Lines file, oldest first; a line being written (or cut
-/// short by a killed run) is skipped.
-fn newest_records(path: &std::path::Path, n: usize) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut records: Vec<Value> = text
-        .lines()
-        .rev()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .take(n)
-        .collect();
-    records.reverse();
-    records
+/// The newest [`SAMPLES_SHOWN`] whole records of `samples.jsonl`, oldest first.
+fn newest_samples(path: &Path) -> Vec<Value> {
+    let (mut records, _) = runs::read_from(path, 0).unwrap_or_default();
+    records.split_off(records.len().saturating_sub(SAMPLES_SHOWN))
 }
 
 /// `GET /report?run=ID`: a compare report's self-contained HTML.

@@ -83,16 +83,7 @@ pub fn id_of(root: &Path, dir: &Path) -> String {
 /// The row of one directory, or `None` when it is not a run nor a report.
 pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     let run = RunDir::new(dir);
-    let (kind, config) = if run.config().exists() {
-        (Kind::Pretrain, read_json(&run.config()))
-    } else if run.finetune_config().exists() {
-        (Kind::Finetune, read_json(&run.finetune_config()))
-    } else if dir.join("compare.json").exists() {
-        (Kind::Report, read_json(&dir.join("compare.json")))
-    } else {
-        return None;
-    };
-    let config = config.unwrap_or(Value::Null);
+    let (kind, config) = config_of(dir)?;
     let status = RunStatus::read(&run)
         .map(|s| s.effective_state())
         .or_else(|| run.summary().exists().then_some(RunState::Finished));
@@ -121,7 +112,22 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     })
 }
 
-fn read_json(path: &Path) -> Option<Value> {
+/// What kind of directory `dir` is and its config (`config.json`, `finetune.json` or
+/// `compare.json`; `Null` when unreadable), or `None` when it is not a run nor a report.
+pub fn config_of(dir: &Path) -> Option<(Kind, Value)> {
+    let run = RunDir::new(dir);
+    let (kind, path) = [
+        (Kind::Pretrain, run.config()),
+        (Kind::Finetune, run.finetune_config()),
+        (Kind::Report, dir.join("compare.json")),
+    ]
+    .into_iter()
+    .find(|(_, path)| path.exists())?;
+    Some((kind, read_json(&path).unwrap_or(Value::Null)))
+}
+
+/// A JSON file's contents, `None` when it is missing or not JSON.
+pub fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
