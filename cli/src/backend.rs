@@ -140,6 +140,7 @@ fn wgpu_device(_: Option<&str>) -> anyhow::Result<Device> {
 #[allow(deprecated)] // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 fn tch_device(selector: Option<&str>) -> anyhow::Result<Device> {
     crate::libtorch::check_version()?;
+    crate::libtorch::keep_freed_memory();
     match indexed(selector.unwrap_or("cpu"))? {
         ("cpu", _) => Ok(Device::libtorch()),
         ("cuda", index) => Ok(Device::libtorch_cuda(index)),
