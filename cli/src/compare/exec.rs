@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_trainer::run_dir::RunDir;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method, Workload};
 
 /// How a comparison's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +31,24 @@ pub struct Runner<'a> {
     spec: &'a CompareSpec,
     layout: &'a Layout,
     prepared: &'a Path,
+    /// What each job processes, for the ETA.
+    workload: Workload,
     /// The process id of the running child, 0 when none.
     child: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
 }
 
 impl<'a> Runner<'a> {
-    /// A runner of `spec`'s jobs into `layout`, pre-training on the `prepared` data folder.
+    /// A runner of `spec`'s jobs into `layout`, pre-training on the `prepared` data folder;
+    /// `workload` sizes the jobs for the ETA.
     /// Installs the signal handler: a signal is passed once to the running child, which saves
     /// a checkpoint and exits; then the comparison stops.
-    pub fn new(spec: &'a CompareSpec, layout: &'a Layout, prepared: &'a Path) -> anyhow::Result<Self> {
+    pub fn new(
+        spec: &'a CompareSpec,
+        layout: &'a Layout,
+        prepared: &'a Path,
+        workload: Workload,
+    ) -> anyhow::Result<Self> {
         let child = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (handler_child, handler_stop) = (child.clone(), stop.clone());
@@ -59,6 +67,7 @@ impl<'a> Runner<'a> {
             spec,
             layout,
             prepared,
+            workload,
             child,
             stop,
         })
@@ -81,7 +90,8 @@ impl<'a> Runner<'a> {
             eprintln!("{finished} of {total} jobs already finished: skipping them");
         }
         let view = ProgressView::new(total, finished);
-        let mut durations: HashMap<&'static str, Vec<f64>> = HashMap::new();
+        let mut timed: HashMap<&'static str, Timed> = HashMap::new();
+        let work = |job: &Job| self.workload.of(self.spec, job);
         for (index, job) in jobs.iter().enumerate() {
             if self.is_done(job) {
                 continue;
@@ -89,7 +99,7 @@ impl<'a> Runner<'a> {
             let remaining = &jobs[index..];
             view.start(
                 &job.describe(self.spec),
-                eta(remaining, &durations, |j| self.is_done(j)),
+                eta(remaining, &timed, work, |j| self.is_done(j)),
             );
             let started = Instant::now();
             let log = self.layout.logs().join(format!(
@@ -115,10 +125,9 @@ impl<'a> Runner<'a> {
                     log.display()
                 );
             }
-            durations
-                .entry(job.kind())
-                .or_default()
-                .push(started.elapsed().as_secs_f64());
+            let kind = timed.entry(job.kind()).or_default();
+            kind.seconds += started.elapsed().as_secs_f64();
+            kind.work += work(job);
             view.done(&job.describe(self.spec), started.elapsed());
         }
         view.finish();
@@ -315,21 +324,42 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
-/// Seconds the unfinished jobs should take: each kind at the mean of its finished jobs; kinds
-/// not yet timed at the mean of all finished jobs. `None` before any job has finished.
-fn eta(jobs: &[Job], durations: &HashMap<&'static str, Vec<f64>>, done: impl Fn(&Job) -> bool) -> Option<f64> {
-    let all: Vec<f64> = durations.values().flatten().copied().collect();
-    if all.is_empty() {
+/// Seconds the unfinished jobs should take: each job's work at the seconds per unit of work of
+/// its kind's finished jobs, or, for a kind not timed yet, of all finished jobs (so the first
+/// fine-tune is estimated from pre-training's speed). `None` before any job has finished.
+fn eta(
+    jobs: &[Job],
+    timed: &HashMap<&'static str, Timed>,
+    work: impl Fn(&Job) -> f64,
+    done: impl Fn(&Job) -> bool,
+) -> Option<f64> {
+    let overall = timed.values().fold(Timed::default(), |sum, t| Timed {
+        seconds: sum.seconds + t.seconds,
+        work: sum.work + t.work,
+    });
+    if overall.work <= 0.0 {
         return None;
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let overall = mean(&all);
     Some(
         jobs.iter()
             .filter(|job| !done(job))
-            .map(|job| durations.get(job.kind()).map_or(overall, |v| mean(v)))
+            .map(|job| work(job) * timed.get(job.kind()).unwrap_or(&overall).rate())
             .sum(),
     )
+}
+
+/// Seconds and work of the finished jobs of one kind.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timed {
+    seconds: f64,
+    work: f64,
+}
+
+impl Timed {
+    /// Seconds per unit of work.
+    fn rate(&self) -> f64 {
+        self.seconds / self.work
+    }
 }
 
 /// Overall progress (jobs done of all, elapsed, ETA) above the running job's latest line; plain
@@ -404,5 +434,50 @@ pub fn format_duration(seconds: f64) -> String {
         (0, 0, s) => format!("{s}s"),
         (0, m, s) => format!("{m}m{s:02}s"),
         (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primer_trainer::config::ObjectiveKind;
+
+    #[test]
+    fn untimed_kinds_are_estimated_from_their_work_at_the_rate_of_finished_jobs() {
+        let objective = ObjectiveKind::Mlm;
+        let finetune = |seed| Job::Finetune {
+            task: 0,
+            objective,
+            seed,
+            budget: LabelBudget::Count(100),
+            method: Method::Finetune,
+        };
+        let jobs = [
+            Job::Pretrain { objective, seed: 0 },
+            Job::Pretrain { objective, seed: 1 },
+            finetune(0),
+            finetune(1),
+        ];
+        let work = |job: &Job| if job.kind() == "pretrain" { 100.0 } else { 10.0 };
+        let first_done = |job: &Job| *job == jobs[0];
+        let mut timed = HashMap::new();
+        assert_eq!(eta(&jobs, &timed, work, first_done), None);
+        timed.insert(
+            "pretrain",
+            Timed {
+                seconds: 50.0,
+                work: 100.0,
+            },
+        );
+        // Fine-tunes untimed: 10 units each at pre-training's 0.5 s per unit.
+        assert_eq!(eta(&jobs, &timed, work, first_done), Some(50.0 + 2.0 * 5.0));
+        timed.insert(
+            "finetune",
+            Timed {
+                seconds: 2.0,
+                work: 10.0,
+            },
+        );
+        assert_eq!(eta(&jobs, &timed, work, first_done), Some(50.0 + 2.0 * 2.0));
     }
 }

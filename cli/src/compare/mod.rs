@@ -22,7 +22,7 @@ use crate::options::{PretrainOptions, parse_name, read_config};
 use crate::prompt_classify::parse_pair;
 use crate::task::TaskArgs;
 use exec::{Finish, Runner, shell_word};
-use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, TaskSpec};
+use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, TaskSize, TaskSpec, Workload};
 
 /// Arguments of `primer compare`.
 #[derive(clap::Args, Debug)]
@@ -119,7 +119,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             (layout, spec, true)
         }
     };
-    check(&spec)?;
+    let task_sizes = check(&spec)?;
 
     let command = if fresh {
         let words: Vec<String> = std::env::args().map(|a| shell_word(&a)).collect();
@@ -140,7 +140,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let data = shared_data(&spec, &layout)?;
     let jobs = Job::all(&spec);
-    let runner = Runner::new(&spec, &layout, &data.dir)?;
+    let runner = Runner::new(&spec, &layout, &data.dir, workload(&spec, task_sizes)?)?;
     if runner.run_all(&jobs)? == Finish::Interrupted {
         println!(
             "interrupted (the unfinished run kept its checkpoint); continue with: primer compare --resume {}",
@@ -278,7 +278,8 @@ fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]
 
 /// Checks what can be checked before any training: the budget, the tasks and their label
 /// budgets, the prompts.
-fn check(spec: &CompareSpec) -> anyhow::Result<()> {
+/// Checks what can be checked before any job runs; returns each task's size.
+fn check(spec: &CompareSpec) -> anyhow::Result<Vec<TaskSize>> {
     let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
     if let Some(tokens) = spec.pretrain.tokens
         && tokens < train.tokens_per_step()
@@ -295,8 +296,14 @@ fn check(spec: &CompareSpec) -> anyhow::Result<()> {
             train.steps
         );
     }
+    let mut sizes = Vec::new();
     for task_spec in &spec.tasks {
         let task = TaskArgs::named(&task_spec.task).load(0)?;
+        sizes.push(TaskSize {
+            train: task.train.len(),
+            dev: task.valid.len(),
+            labels: task.labels.len(),
+        });
         for budget in &spec.label_budgets {
             if let LabelBudget::Count(n) = *budget
                 && n > task.train.len()
@@ -320,7 +327,18 @@ fn check(spec: &CompareSpec) -> anyhow::Result<()> {
         Prompt::new(&task_spec.template, &task_spec.verbalizer, &task.labels)
             .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.task))?;
     }
-    Ok(())
+    Ok(sizes)
+}
+
+/// The work of each job of `spec`, for the ETA.
+fn workload(spec: &CompareSpec, tasks: Vec<TaskSize>) -> anyhow::Result<Workload> {
+    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    Ok(Workload {
+        pretrain_tokens: (train.steps * train.tokens_per_step()) as f64,
+        eval_tokens: (train.eval_batches * train.batch_size * train.seq_len) as f64,
+        example_tokens: train.seq_len.min(crate::finetune::MAX_LEN) as f64,
+        tasks,
+    })
 }
 
 /// Validation interval: the flag, else ten evaluations per run.
