@@ -125,9 +125,9 @@ impl<'a> Runner<'a> {
                     log.display()
                 );
             }
-            let kind = timed.entry(job.kind()).or_default();
-            kind.seconds += started.elapsed().as_secs_f64();
-            kind.work += work(job);
+            let so_far = timed.entry(job.kind()).or_default();
+            so_far.seconds += started.elapsed().as_secs_f64();
+            so_far.work += work(job);
             view.done(&job.describe(self.spec), started.elapsed());
         }
         view.finish();

@@ -277,8 +277,7 @@ fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]
 }
 
 /// Checks what can be checked before any training: the budget, the tasks and their label
-/// budgets, the prompts.
-/// Checks what can be checked before any job runs; returns each task's size.
+/// budgets, the prompts. Returns each task's size.
 fn check(spec: &CompareSpec) -> anyhow::Result<Vec<TaskSize>> {
     let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
     if let Some(tokens) = spec.pretrain.tokens
