@@ -35,7 +35,8 @@ pub fn check_version() -> anyhow::Result<()> {
 /// had released (14% of a causal tch step). This makes glibc keep freed memory in its heap for
 /// reuse, as PyTorch's guide suggests doing with jemalloc or tcmalloc.
 pub fn keep_freed_memory() {
-    // SAFETY: `mallopt` only changes glibc's allocation policy; called before any tensor exists.
+    // SAFETY: `mallopt` only changes glibc's allocation policy (under its own lock); memory
+    // already allocated is untouched.
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, c_int::MAX);

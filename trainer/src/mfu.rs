@@ -1,8 +1,8 @@
 //! Model FLOPs utilisation: the share of a device's peak rate that training turns into model
 //! arithmetic. The peak is the user's (`--peak-gflops`), or else the rate at which the training
-//! device itself multiplies square f32 matrices (up to 1024 x 1024), measured once at start: the rate a
-//! good kernel reaches on that device, on any backend, so MFU says how close the whole training
-//! step comes to its matrix products.
+//! device itself multiplies square f32 matrices (up to 1024 x 1024), measured once at start:
+//! the rate a good kernel reaches on that device, on any backend, so MFU says how close the
+//! whole training step comes to its matrix products.
 
 use std::time::Instant;
 
@@ -31,11 +31,12 @@ pub fn measured_matmul_flops(device: &Device) -> f64 {
             started.elapsed().as_secs_f64()
         };
         product();
-        if side < MAX_SIDE && product() < LONG_ENOUGH_S {
+        let first = product();
+        if side < MAX_SIDE && first < LONG_ENOUGH_S {
             side *= 2;
             continue;
         }
-        let best = (0..REPEATS).map(|_| product()).fold(f64::INFINITY, f64::min);
+        let best = (1..REPEATS).map(|_| product()).fold(first, f64::min);
         return 2.0 * (side as f64).powi(3) / best;
     }
 }

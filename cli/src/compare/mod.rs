@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::task as tasks;
-use primer_trainer::config::ObjectiveKind;
+use primer_trainer::config::{ObjectiveKind, TrainConfig};
 use primer_trainer::prompt::Prompt;
 use primer_trainer::run::valid_starts;
 
@@ -119,7 +119,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             (layout, spec, true)
         }
     };
-    let task_sizes = check(&spec)?;
+    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    let task_sizes = check(&spec, &train)?;
 
     let command = if fresh {
         let words: Vec<String> = std::env::args().map(|a| shell_word(&a)).collect();
@@ -140,7 +141,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let data = shared_data(&spec, &layout)?;
     let jobs = Job::all(&spec);
-    let runner = Runner::new(&spec, &layout, &data.dir, workload(&spec, task_sizes)?)?;
+    let runner = Runner::new(&spec, &layout, &data.dir, workload(&train, task_sizes))?;
     if runner.run_all(&jobs)? == Finish::Interrupted {
         println!(
             "interrupted (the unfinished run kept its checkpoint); continue with: primer compare --resume {}",
@@ -278,8 +279,7 @@ fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]
 
 /// Checks what can be checked before any training: the budget, the tasks and their label
 /// budgets, the prompts. Returns each task's size.
-fn check(spec: &CompareSpec) -> anyhow::Result<Vec<TaskSize>> {
-    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize>> {
     if let Some(tokens) = spec.pretrain.tokens
         && tokens < train.tokens_per_step()
     {
@@ -329,15 +329,14 @@ fn check(spec: &CompareSpec) -> anyhow::Result<Vec<TaskSize>> {
     Ok(sizes)
 }
 
-/// The work of each job of `spec`, for the ETA.
-fn workload(spec: &CompareSpec, tasks: Vec<TaskSize>) -> anyhow::Result<Workload> {
-    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
-    Ok(Workload {
+/// The work of each job of a comparison whose pre-training runs train with `train`, for the ETA.
+fn workload(train: &TrainConfig, tasks: Vec<TaskSize>) -> Workload {
+    Workload {
         pretrain_tokens: (train.steps * train.tokens_per_step()) as f64,
         eval_tokens: (train.eval_batches * train.batch_size * train.seq_len) as f64,
         example_tokens: train.seq_len.min(crate::finetune::MAX_LEN) as f64,
         tasks,
-    })
+    }
 }
 
 /// Validation interval: the flag, else ten evaluations per run.
