@@ -6,6 +6,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::config::{AttentionMode, Positions, TransformerConfig};
+use crate::fused;
 
 /// Self-attention over a sequence, bidirectional or causal.
 #[derive(Module, Debug)]
@@ -96,6 +97,16 @@ impl SelfAttention {
             (k, v) = cache.append(k, v);
         }
         let keys = k.dims()[2];
+        // Without padding, a cache or attention dropout, a fused kernel may do the rest.
+        let plain = padding.is_none() && keys == seq && self.attn_dropout.prob == 0.0;
+        if let Some(context) = plain
+            .then(|| fused::attention(&q, &k, &v, mode == AttentionMode::Causal))
+            .flatten()
+        {
+            // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
+            let context = context.swap_dims(1, 2).reshape([batch, seq, d_model]);
+            return self.resid_dropout.forward(self.proj.forward(context));
+        }
         // [batch, heads, seq, keys]
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
         if mode == AttentionMode::Causal && seq > 1 {

@@ -2,11 +2,11 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::attention::{LayerKv, SelfAttention};
 use crate::config::{AttentionMode, TransformerConfig};
+use crate::fused;
 
 /// The position-wise MLP: `d_model -> d_ff -> GELU -> d_model`.
 #[derive(Module, Debug)]
@@ -40,7 +40,7 @@ impl Mlp {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.proj.forward(gelu(self.fc.forward(x))))
+        self.dropout.forward(self.proj.forward(fused::gelu(self.fc.forward(x))))
     }
 }
 
@@ -55,6 +55,7 @@ pub struct Block {
     pub norm_2: LayerNorm,
     /// MLP.
     pub mlp: Mlp,
+    norm_eps: f64,
 }
 
 impl Block {
@@ -71,6 +72,7 @@ impl Block {
             attn: SelfAttention::new(config, residual_std, device),
             norm_2: norm(),
             mlp: Mlp::new(config, residual_std, device),
+            norm_eps: config.norm_eps,
         }
     }
 
@@ -78,8 +80,11 @@ impl Block {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, mode: AttentionMode) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.norm_1.forward(x), mode);
-        x.clone() + self.mlp.forward(self.norm_2.forward(x))
+        let x = x.clone()
+            + self
+                .attn
+                .forward(fused::layer_norm(&self.norm_1, self.norm_eps, x), mode);
+        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
     }
 
     /// [`forward`](Self::forward) with padding keys ignored.
@@ -89,8 +94,11 @@ impl Block {
     /// - padding: `[batch, seq]`, true at padding positions
     /// - output: `[batch, seq, d_model]`
     pub fn forward_padded(&self, x: Tensor<3>, mode: AttentionMode, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_padded(self.norm_1.forward(x), mode, padding);
-        x.clone() + self.mlp.forward(self.norm_2.forward(x))
+        let x = x.clone()
+            + self
+                .attn
+                .forward_padded(fused::layer_norm(&self.norm_1, self.norm_eps, x), mode, padding);
+        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
     }
 
     /// Causal forward of new positions after the cached ones (see
@@ -100,7 +108,10 @@ impl Block {
     /// - x: `[batch, new, d_model]`
     /// - output: `[batch, new, d_model]`
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_cached(self.norm_1.forward(x), cache);
-        x.clone() + self.mlp.forward(self.norm_2.forward(x))
+        let x = x.clone()
+            + self
+                .attn
+                .forward_cached(fused::layer_norm(&self.norm_1, self.norm_eps, x), cache);
+        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
     }
 }

@@ -28,6 +28,7 @@ pub struct Transformer {
     pub lm_head: Option<Linear>,
     dropout: Dropout,
     max_seq_len: usize,
+    norm_eps: f64,
 }
 
 impl TransformerConfig {
@@ -63,6 +64,7 @@ impl TransformerConfig {
             }),
             dropout: DropoutConfig::new(self.dropout).init(),
             max_seq_len: self.max_seq_len,
+            norm_eps: self.norm_eps,
         }
     }
 }
@@ -108,7 +110,7 @@ impl Transformer {
                 None => block.forward(x, mode),
             };
         }
-        self.norm.forward(x)
+        crate::fused::layer_norm(&self.norm, self.norm_eps, x)
     }
 
     /// Causal logits of the tokens that follow the `cache.len()` cached positions, each
@@ -133,7 +135,7 @@ impl Transformer {
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
             x = block.forward_cached(x, layer);
         }
-        self.lm_logits(self.norm.forward(x))
+        self.lm_logits(crate::fused::layer_norm(&self.norm, self.norm_eps, x))
     }
 
     /// The longest sequence the model takes.

@@ -1,0 +1,297 @@
+//! Fused kernels for the flex backend: LayerNorm and GELU over contiguous `f32` rows,
+//! parallel over rows with rayon (flex's own thread pool), in loops the compiler vectorises.
+
+use burn::backend::Flex;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::TensorData;
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{FusedKernels, FusedOps};
+
+/// Rows per parallel task: enough work to amortise a task at `d_model` 64 and up.
+const ROWS_PER_TASK: usize = 16;
+/// Elements per parallel task of an element-wise kernel.
+const ELEMENTS_PER_TASK: usize = 8192;
+
+impl FusedOps for Flex {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        Self::layer_norm_forward(x, gamma, beta, epsilon).0
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::gelu_forward(x)
+    }
+}
+
+impl FusedKernels for Flex {
+    /// Saves the per-row mean and reciprocal standard deviation, `[rows]` each.
+    fn layer_norm_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, [FlexTensor; 2]) {
+        let [rows, d] = dims(&x);
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let (x, gamma, beta) = (floats(&x), floats(&gamma), floats(&beta));
+        let mut output = vec![0.0; rows * d];
+        let mut mean = vec![0.0; rows];
+        let mut rstd = vec![0.0; rows];
+        output
+            .par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+            .with_min_len(ROWS_PER_TASK)
+            .for_each(|((out, x), (mean, rstd))| {
+                let mu = sum(x) / d as f32;
+                let var = sum_of_squares(x, mu) / d as f32;
+                let r = 1.0 / (var + epsilon as f32).sqrt();
+                for (((out, x), gamma), beta) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *out = (x - mu) * r * gamma + beta;
+                }
+                (*mean, *rstd) = (mu, r);
+            });
+        (
+            tensor(output, vec![rows, d]),
+            [tensor(mean, vec![rows]), tensor(rstd, vec![rows])],
+        )
+    }
+
+    fn layer_norm_backward(
+        grad: FlexTensor,
+        x: FlexTensor,
+        gamma: FlexTensor,
+        [mean, rstd]: [FlexTensor; 2],
+    ) -> [FlexTensor; 3] {
+        let [rows, d] = dims(&x);
+        let (grad, x, gamma) = (contiguous(grad), contiguous(x), contiguous(gamma));
+        let (grad, x, gamma, mean, rstd) = (floats(&grad), floats(&x), floats(&gamma), floats(&mean), floats(&rstd));
+        let mut grad_x = vec![0.0; rows * d];
+        let rows_per_block = ROWS_PER_TASK * 4;
+        // Each block of rows adds its rows' gamma and beta gradients into its own partial sums.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = grad_x
+            .par_chunks_mut(rows_per_block * d)
+            .zip(grad.par_chunks(rows_per_block * d))
+            .zip(x.par_chunks(rows_per_block * d))
+            .zip(mean.par_chunks(rows_per_block).zip(rstd.par_chunks(rows_per_block)))
+            .map(|(((grad_x, grad), x), (mean, rstd))| {
+                let mut grad_gamma = vec![0.0; d];
+                let mut grad_beta = vec![0.0; d];
+                let mut xhat = vec![0.0; d];
+                let mut grad_xhat = vec![0.0; d];
+                for row in 0..mean.len() {
+                    let span = row * d..(row + 1) * d;
+                    let (grad, x, grad_x) = (&grad[span.clone()], &x[span.clone()], &mut grad_x[span]);
+                    let (mu, r) = (mean[row], rstd[row]);
+                    for i in 0..d {
+                        xhat[i] = (x[i] - mu) * r;
+                        grad_xhat[i] = grad[i] * gamma[i];
+                        grad_gamma[i] += grad[i] * xhat[i];
+                        grad_beta[i] += grad[i];
+                    }
+                    let mean_grad = sum(&grad_xhat) / d as f32;
+                    let mean_grad_xhat = dot(&grad_xhat, &xhat) / d as f32;
+                    for i in 0..d {
+                        grad_x[i] = r * (grad_xhat[i] - mean_grad - xhat[i] * mean_grad_xhat);
+                    }
+                }
+                (grad_gamma, grad_beta)
+            })
+            .collect();
+        let mut grad_gamma = vec![0.0; d];
+        let mut grad_beta = vec![0.0; d];
+        for (gamma_part, beta_part) in partials {
+            add_into(&mut grad_gamma, &gamma_part);
+            add_into(&mut grad_beta, &beta_part);
+        }
+        [
+            tensor(grad_x, vec![rows, d]),
+            tensor(grad_gamma, vec![d]),
+            tensor(grad_beta, vec![d]),
+        ]
+    }
+
+    fn gelu_forward(x: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let x = contiguous(x);
+        let mut output = vec![0.0; x.layout().num_elements()];
+        output
+            .par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(floats(&x).par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|(out, x)| {
+                for (out, &x) in out.iter_mut().zip(x) {
+                    *out = 0.5 * x * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+        tensor(output, shape)
+    }
+
+    fn gelu_grad(grad: FlexTensor, x: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let (grad, x) = (contiguous(grad), contiguous(x));
+        let inv_sqrt_2pi = 0.5 * core::f32::consts::FRAC_2_SQRT_PI * core::f32::consts::FRAC_1_SQRT_2;
+        let mut grad_x = vec![0.0; x.layout().num_elements()];
+        grad_x
+            .par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(floats(&grad).par_chunks(ELEMENTS_PER_TASK))
+            .zip(floats(&x).par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|((grad_x, grad), x)| {
+                for ((grad_x, &grad), &x) in grad_x.iter_mut().zip(grad).zip(x) {
+                    let cdf = 0.5 * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2));
+                    let pdf = inv_sqrt_2pi * exp(-0.5 * x * x);
+                    *grad_x = grad * (cdf + x * pdf);
+                }
+            });
+        tensor(grad_x, shape)
+    }
+}
+
+/// The error function in single precision: the rational approximation on `[-4, 4]` of Eigen
+/// and XLA (outside it, erf is ±1 in `f32`). Only multiplications, additions and a division,
+/// so a loop of it vectorises, unlike libm's `erff`.
+#[allow(clippy::excessive_precision)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.72614225801306e-10_f32;
+    for alpha in [
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    ] {
+        p = p * x2 + alpha;
+    }
+    let mut q = -1.45660718464996e-05_f32;
+    for beta in [
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    ] {
+        q = q * x2 + beta;
+    }
+    x * p / q
+}
+
+/// `e^x` for `x ≤ 0` in single precision, in operations that vectorise: `2^n · e^r` with
+/// `n = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and a degree-6 polynomial for `e^r`.
+#[allow(clippy::excessive_precision)]
+pub(crate) fn exp(x: f32) -> f32 {
+    // Below -87.3, 2^n would leave f32's exponent range; e^-87.3 (1e-38) is zero to every use.
+    let x = x.max(-87.3);
+    // Adding 1.5 · 2^23 rounds to the nearest integer, which lands in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let shifted = x * core::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * 0.693_145_751_953_125 - n * 1.428_606_765_330_187e-6;
+    let mut p = 1.0 / 720.0;
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + c;
+    }
+    let n = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    p * f32::from_bits(((n + 127) as u32) << 23)
+}
+
+fn sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, value) in lanes.iter_mut().zip(chunk) {
+            *lane += value;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+fn sum_of_squares(x: &[f32], mean: f32) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, value) in lanes.iter_mut().zip(chunk) {
+            *lane += (value - mean) * (value - mean);
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += a * b;
+        }
+    }
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+fn add_into(total: &mut [f32], part: &[f32]) {
+    for (total, part) in total.iter_mut().zip(part) {
+        *total += part;
+    }
+}
+
+fn dims(x: &FlexTensor) -> [usize; 2] {
+    let shape = x.layout().shape();
+    [shape[0], shape[1]]
+}
+
+fn contiguous(x: FlexTensor) -> FlexTensor {
+    if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    }
+}
+
+fn floats(x: &FlexTensor) -> &[f32] {
+    x.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_libm_to_single_precision() {
+        let worst = (-6000..=6000)
+            .map(|i| i as f32 * 1e-3)
+            .map(|x| (erf(x) - libm_erf(x)).abs())
+            .fold(0.0_f32, f32::max);
+        // A few units in the last place of values near 1 (6e-8 each).
+        assert!(worst < 4e-7, "largest error {worst}");
+    }
+
+    #[test]
+    fn exp_matches_std_in_relative_error() {
+        let worst = (0..=87_000)
+            .map(|i| -(i as f32) * 1e-3)
+            .map(|x| ((exp(x) - x.exp()) / x.exp()).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(worst < 3e-7, "largest relative error {worst}");
+        assert!(exp(-200.0) < 1e-37);
+    }
+
+    fn libm_erf(x: f32) -> f32 {
+        libm::erf(x as f64) as f32
+    }
+}
