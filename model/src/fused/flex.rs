@@ -7,7 +7,7 @@ use burn::tensor::TensorData;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{FusedKernels, FusedOps};
+use super::{FusedKernels, FusedOps, flex_attention};
 
 /// Rows per parallel task: enough work to amortise a task at `d_model` 64 and up.
 const ROWS_PER_TASK: usize = 16;
@@ -26,6 +26,10 @@ impl FusedOps for Flex {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu_forward(x)
+    }
+
+    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> FlexTensor {
+        flex_attention::forward(q, k, v, causal).0
     }
 }
 
@@ -150,13 +154,27 @@ impl FusedKernels for Flex {
             });
         tensor(grad_x, shape)
     }
+
+    fn attention_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> (FlexTensor, FlexTensor) {
+        flex_attention::forward(q, k, v, causal)
+    }
+
+    fn attention_backward(
+        grad: FlexTensor,
+        inputs: [FlexTensor; 3],
+        _output: FlexTensor,
+        logsumexp: FlexTensor,
+        causal: bool,
+    ) -> [FlexTensor; 3] {
+        flex_attention::backward(grad, inputs, logsumexp, causal)
+    }
 }
 
 /// The error function in single precision: the rational approximation on `[-4, 4]` of Eigen
 /// and XLA (outside it, erf is ±1 in `f32`). Only multiplications, additions and a division,
 /// so a loop of it vectorises, unlike libm's `erff`.
 #[allow(clippy::excessive_precision)]
-pub(crate) fn erf(x: f32) -> f32 {
+pub(super) fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = -2.72614225801306e-10_f32;
@@ -185,7 +203,7 @@ pub(crate) fn erf(x: f32) -> f32 {
 /// `e^x` for `x ≤ 0` in single precision, in operations that vectorise: `2^n · e^r` with
 /// `n = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and a degree-6 polynomial for `e^r`.
 #[allow(clippy::excessive_precision)]
-pub(crate) fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     // Below -87.3, 2^n would leave f32's exponent range; e^-87.3 (1e-38) is zero to every use.
     let x = x.max(-87.3);
     // Adding 1.5 · 2^23 rounds to the nearest integer, which lands in the low mantissa bits.
@@ -201,7 +219,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
-fn sum(x: &[f32]) -> f32 {
+pub(super) fn sum(x: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; 8];
     let mut chunks = x.chunks_exact(8);
     for chunk in &mut chunks {
@@ -223,7 +241,7 @@ fn sum_of_squares(x: &[f32], mean: f32) -> f32 {
     lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; 8];
     let (mut a_chunks, mut b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
     for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {

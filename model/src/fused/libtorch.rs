@@ -4,13 +4,8 @@
 // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 #![allow(deprecated)]
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::LibTorch;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, LibTorch, backend_extension};
-use burn::tensor::Tensor;
 use burn_tch::TchTensor;
 use tch::Kind;
 
@@ -32,6 +27,10 @@ impl FusedOps for LibTorch {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu_forward(x)
+    }
+
+    fn fused_attention(q: TchTensor, k: TchTensor, v: TchTensor, causal: bool) -> TchTensor {
+        Self::attention_forward(q, k, v, causal).0
     }
 }
 
@@ -80,59 +79,29 @@ impl FusedKernels for LibTorch {
     fn gelu_grad(grad: TchTensor, x: TchTensor) -> TchTensor {
         TchTensor::new(x.tensor.gelu_backward(&grad.tensor, "none"))
     }
-}
 
-/// Attention on libtorch's CPU flash-attention kernels (forward and backward), which never
-/// materialise the `[batch, heads, seq, seq]` scores.
-#[backend_extension(LibTorch, Autodiff)]
-pub trait FusedAttentionOps: Backend {
-    /// `softmax(q kᵀ / sqrt(head_dim)) v`, causal or bidirectional.
-    ///
-    /// # Shapes
-    /// - q, k, v: `[batch, heads, seq, head_dim]`
-    /// - output: `[batch, heads, seq, head_dim]`
-    fn fused_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        causal: bool,
-    ) -> FloatTensor<Self>;
-}
-
-/// The output and per-row log-sum-exp of the scores, which the backward kernel takes.
-fn flash_forward(q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor, causal: bool) -> (tch::Tensor, tch::Tensor) {
-    tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, None::<tch::Tensor>, None)
-}
-
-impl FusedAttentionOps for LibTorch {
-    fn fused_attention(q: TchTensor, k: TchTensor, v: TchTensor, causal: bool) -> TchTensor {
-        TchTensor::new(flash_forward(&q.tensor, &k.tensor, &v.tensor, causal).0)
-    }
-}
-
-/// Attention's backward step; its state is the inputs, the output and the log-sum-exp.
-#[derive(Debug)]
-struct AttentionBackward;
-
-#[derive(Debug, Clone)]
-struct AttentionState {
-    inputs: [TchTensor; 3],
-    output: TchTensor,
-    logsumexp: TchTensor,
-    causal: bool,
-}
-
-impl Backward<LibTorch, 3> for AttentionBackward {
-    type State = AttentionState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let grad = grads.consume::<LibTorch>(&ops.node);
-        let AttentionState {
-            inputs: [q, k, v],
-            output,
-            logsumexp,
+    /// libtorch's CPU flash attention, which never materialises the `[batch, heads, seq, seq]`
+    /// scores.
+    fn attention_forward(q: TchTensor, k: TchTensor, v: TchTensor, causal: bool) -> (TchTensor, TchTensor) {
+        let (output, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
+            &q.tensor,
+            &k.tensor,
+            &v.tensor,
+            0.0,
             causal,
-        } = ops.state;
+            None::<tch::Tensor>,
+            None,
+        );
+        (TchTensor::new(output), TchTensor::new(logsumexp))
+    }
+
+    fn attention_backward(
+        grad: TchTensor,
+        [q, k, v]: [TchTensor; 3],
+        output: TchTensor,
+        logsumexp: TchTensor,
+        causal: bool,
+    ) -> [TchTensor; 3] {
         let (grad_q, grad_k, grad_v) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
             &grad.tensor,
             &q.tensor,
@@ -145,52 +114,6 @@ impl Backward<LibTorch, 3> for AttentionBackward {
             None::<tch::Tensor>,
             None,
         );
-        for (parent, grad) in ops.parents.into_iter().zip([grad_q, grad_k, grad_v]) {
-            if let Some(parent) = parent {
-                grads.register::<LibTorch>(parent.id, TchTensor::new(grad));
-            }
-        }
+        [grad_q, grad_k, grad_v].map(TchTensor::new)
     }
-}
-
-impl<C: CheckpointStrategy> FusedAttentionOps for Autodiff<LibTorch, C> {
-    fn fused_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        causal: bool,
-    ) -> FloatTensor<Self> {
-        let (q, q_node) = q.into_parts();
-        let (k, k_node) = k.into_parts();
-        let (v, v_node) = v.into_parts();
-        let (output, logsumexp) = flash_forward(&q.tensor, &k.tensor, &v.tensor, causal);
-        let output = TchTensor::new(output);
-        match AttentionBackward
-            .prepare::<C>([q_node, k_node, v_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = AttentionState {
-                    inputs: [q, k, v],
-                    output: output.clone(),
-                    logsumexp: TchTensor::new(logsumexp),
-                    causal,
-                };
-                prep.finish(state, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
-    }
-}
-
-/// [`FusedAttentionOps::fused_attention`] on tensors.
-pub(super) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
-    let output = <Dispatch as FusedAttentionOps>::fused_attention(
-        q.into_dispatch(),
-        k.into_dispatch(),
-        v.into_dispatch(),
-        causal,
-    );
-    Tensor::from_dispatch(output)
 }

@@ -7,9 +7,9 @@
 //! through Burn's backend-extension mechanism: [`FusedOps`] is dispatched on the tensor's
 //! backend at run time, and its `Autodiff` implementation registers its own backward step.
 //!
-//! - flex: LayerNorm and GELU, row-parallel Rust kernels ([`flex`]);
-//! - libtorch: LayerNorm, GELU and causal or bidirectional attention, on libtorch's own fused
-//!   kernels (`native_layer_norm`, `gelu`, CPU flash attention) ([`libtorch`]).
+//! - flex: Rust kernels, parallel over rows or heads, the attention's products on the `gemm`
+//!   crate flex itself uses;
+//! - libtorch: libtorch's own kernels (`native_layer_norm`, `gelu`, CPU flash attention).
 //!
 //! Other backends (wgpu, CUDA) keep Burn's composed ops: the entry points below check the
 //! device and fall back to them, so callers need not.
@@ -20,6 +20,7 @@
 
 mod autodiff;
 mod flex;
+mod flex_attention;
 #[cfg(feature = "tch")]
 mod libtorch;
 
@@ -47,6 +48,18 @@ pub trait FusedOps: Backend {
 
     /// GELU with the exact error function, element-wise.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `softmax(q kᵀ / sqrt(head_dim)) v`, causal or bidirectional.
+    ///
+    /// # Shapes
+    /// - q, k, v: `[batch, heads, seq, head_dim]`
+    /// - output: `[batch, heads, seq, head_dim]`
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+    ) -> FloatTensor<Self>;
 }
 
 /// The forward and backward kernels of one concrete backend, which the autodiff
@@ -82,31 +95,45 @@ pub trait FusedKernels: Backend {
 
     /// Gradient of GELU at `x`, times `grad`.
     fn gelu_grad(grad: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Attention's output and the log-sum-exp of each query's scaled scores, which is all the
+    /// backward needs to recompute the probabilities without keeping them.
+    ///
+    /// # Shapes
+    /// - q, k, v: `[batch, heads, seq, head_dim]`
+    /// - output: `[batch, heads, seq, head_dim]`, `[batch, heads, seq]`
+    fn attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of attention with respect to `q`, `k` and `v`.
+    ///
+    /// # Shapes
+    /// - grad, q, k, v, output: `[batch, heads, seq, head_dim]`; logsumexp: `[batch, heads, seq]`
+    /// - output: `[batch, heads, seq, head_dim]` each
+    fn attention_backward(
+        grad: FloatTensor<Self>,
+        inputs: [FloatTensor<Self>; 3],
+        output: FloatTensor<Self>,
+        logsumexp: FloatTensor<Self>,
+        causal: bool,
+    ) -> [FloatTensor<Self>; 3];
 }
 
-/// Which fused kernels a device has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernels {
-    /// LayerNorm and GELU.
-    Flex,
-    /// LayerNorm, GELU and attention.
-    #[cfg(feature = "tch")]
-    LibTorch,
-}
-
-impl Kernels {
-    /// The kernels for tensors of `dtype` on `device`; `None` where Burn's composed ops run.
-    fn of(device: &Device, dtype: DType) -> Option<Self> {
-        if dtype != DType::F32 {
-            return None;
-        }
-        match device.clone().inner().as_dispatch() {
-            DispatchDevice::Flex(_) => Some(Self::Flex),
-            #[cfg(feature = "tch")]
-            DispatchDevice::LibTorch(_) => Some(Self::LibTorch),
-            _ => None,
-        }
-    }
+/// Whether tensors of `dtype` on `device` have fused kernels; where not, Burn's composed ops
+/// run.
+fn fused(device: &Device, dtype: DType) -> bool {
+    let backend = device.clone().inner();
+    let fused_backend = match backend.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "tch")]
+        DispatchDevice::LibTorch(_) => true,
+        _ => false,
+    };
+    fused_backend && dtype == DType::F32
 }
 
 /// `norm(x)`, fused where the backend has a kernel.
@@ -115,7 +142,7 @@ impl Kernels {
 /// - x: `[batch, seq, d_model]`
 /// - output: `[batch, seq, d_model]`
 pub fn layer_norm(norm: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
-    let (Some(_), Some(beta)) = (Kernels::of(&x.device(), x.dtype()), &norm.beta) else {
+    let (true, Some(beta)) = (fused(&x.device(), x.dtype()), &norm.beta) else {
         return norm.forward(x);
     };
     let [batch, seq, d_model] = x.dims();
@@ -131,7 +158,7 @@ pub fn layer_norm(norm: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
 
 /// GELU (exact), fused where the backend has a kernel.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if Kernels::of(&x.device(), x.dtype()).is_none() {
+    if !fused(&x.device(), x.dtype()) {
         return composed_gelu(x);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
@@ -143,13 +170,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// # Shapes
 /// - q, k, v: `[batch, heads, seq, head_dim]`
 /// - output: `[batch, heads, seq, head_dim]`
-#[cfg_attr(not(feature = "tch"), expect(unused_variables))]
 pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, causal: bool) -> Option<Tensor<4>> {
-    match Kernels::of(&q.device(), q.dtype())? {
-        #[cfg(feature = "tch")]
-        Kernels::LibTorch => Some(libtorch::attention(q.clone(), k.clone(), v.clone(), causal)),
-        Kernels::Flex => None,
+    if !fused(&q.device(), q.dtype()) {
+        return None;
     }
+    let [q, k, v] = [q, k, v].map(|t| t.clone().into_dispatch());
+    Some(Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(
+        q, k, v, causal,
+    )))
 }
 
 #[cfg(test)]
@@ -161,9 +189,9 @@ mod tests {
 
     /// The devices with fused kernels, under autodiff.
     fn devices() -> Vec<Device> {
-        let mut devices = vec![Device::flex().autodiff()];
+        let devices = vec![Device::flex().autodiff()];
         #[cfg(feature = "tch")]
-        devices.push(Device::libtorch().autodiff());
+        let devices = [devices, vec![Device::libtorch().autodiff()]].concat();
         devices
     }
 
@@ -232,27 +260,29 @@ mod tests {
     }
 
     #[test]
-    fn attention_matches_its_composition_where_fused() {
+    fn attention_matches_its_composition() {
         for device in devices() {
-            let [q, k, v] = [0, 1, 2].map(|_| random([2, 3, 6, 8], &device));
+            let leaves = [0, 1, 2].map(|_| random([2, 6, 3, 8], &device));
+            // Heads split from `[batch, seq, heads, head_dim]`, strided as the model's are.
+            let heads = || leaves.clone().map(|leaf| leaf.swap_dims(1, 2));
+            let weights = Tensor::<4>::random([2, 3, 6, 8], Distribution::Normal(0.0, 1.0), &device);
             for causal in [false, true] {
-                let Some(fused) = attention(&q, &k, &v, causal) else {
-                    continue;
-                };
-                let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3)).div_scalar(8f32.sqrt());
+                let [q, k, v] = heads();
+                let fused = attention(&q, &k, &v, causal).unwrap();
+                let [q, k, v] = heads();
+                let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar(8f32.sqrt());
                 if causal {
                     let future = crate::causal_mask(6, 6, 0, &device)
                         .reshape([1, 1, 6, 6])
                         .expand([2, 3, 6, 6]);
                     scores = scores.mask_fill(future, f32::NEG_INFINITY);
                 }
-                let composed = softmax(scores, 3).matmul(v.clone());
-                let weights = Tensor::<4>::random([2, 3, 6, 8], Distribution::Normal(0.0, 1.0), &device);
+                let composed = softmax(scores, 3).matmul(v);
+                assert_close(fused.clone(), composed.clone(), "output");
                 let grads = |output: Tensor<4>| {
                     let grads = (output * weights.clone()).sum().backward();
-                    [&q, &k, &v].map(|input| input.grad(&grads).unwrap())
+                    leaves.clone().map(|leaf| leaf.grad(&grads).unwrap())
                 };
-                assert_close(fused.clone(), composed.clone(), "output");
                 for (fused, composed) in grads(fused).into_iter().zip(grads(composed)) {
                     assert_close(fused, composed, "gradient");
                 }
