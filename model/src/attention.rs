@@ -83,11 +83,24 @@ impl SelfAttention {
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_heads;
         let start = cache.as_ref().map_or(0, |cache| cache.len());
+        let qkv = self.qkv.forward(x);
+        // Without padding, a cache or attention dropout, a fused kernel may do the rest.
+        if padding.is_none() && cache.is_none() && self.attn_dropout.prob == 0.0 {
+            // [positions, head_dim, (cos, sin)] -> [seq, head_dim, 2]
+            let angles = self
+                .rotary
+                .as_ref()
+                .map(|rotary| rotary.freq_complex.clone().narrow(0, 0, seq));
+            let causal = mode == AttentionMode::Causal;
+            if let Some(context) = fused::attention(&qkv, angles, self.n_heads, causal) {
+                return self.resid_dropout.forward(self.proj.forward(context));
+            }
+        }
         let heads = |t: Tensor<3>| {
             // [batch, seq, d_model] -> [batch, heads, seq, head_dim]
             t.reshape([batch, seq, self.n_heads, head_dim]).swap_dims(1, 2)
         };
-        let mut qkv = self.qkv.forward(x).chunk(3, 2).into_iter().map(heads);
+        let mut qkv = qkv.chunk(3, 2).into_iter().map(heads);
         let (mut q, mut k, mut v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
         if let Some(rotary) = &self.rotary {
             q = rotate(rotary, q, start);
@@ -97,16 +110,6 @@ impl SelfAttention {
             (k, v) = cache.append(k, v);
         }
         let keys = k.dims()[2];
-        // Without padding, a cache or attention dropout, a fused kernel may do the rest.
-        let plain = padding.is_none() && keys == seq && self.attn_dropout.prob == 0.0;
-        if let Some(context) = plain
-            .then(|| fused::attention(&q, &k, &v, mode == AttentionMode::Causal))
-            .flatten()
-        {
-            // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
-            let context = context.swap_dims(1, 2).reshape([batch, seq, d_model]);
-            return self.resid_dropout.forward(self.proj.forward(context));
-        }
         // [batch, heads, seq, keys]
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
         if mode == AttentionMode::Causal && seq > 1 {

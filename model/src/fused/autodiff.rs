@@ -45,28 +45,32 @@ impl<B: FusedKernels> Backward<B, 1> for GeluBackward {
 #[derive(Debug)]
 struct AttentionBackward;
 
-/// What attention's backward takes: the inputs, the output and the log-sum-exp.
+/// What attention's backward takes besides the output's gradient.
 #[derive(Debug, Clone)]
 struct AttentionState<B: FusedKernels> {
-    inputs: [FloatTensor<B>; 3],
+    qkv: FloatTensor<B>,
+    rotary: Option<FloatTensor<B>>,
     output: FloatTensor<B>,
     logsumexp: FloatTensor<B>,
+    heads: usize,
     causal: bool,
 }
 
-impl<B: FusedKernels> Backward<B, 3> for AttentionBackward {
+impl<B: FusedKernels> Backward<B, 1> for AttentionBackward {
     type State = AttentionState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let AttentionState {
-            inputs,
+            qkv,
+            rotary,
             output,
             logsumexp,
+            heads,
             causal,
         } = ops.state;
-        let input_grads = B::attention_backward(grad, inputs, output, logsumexp, causal);
-        register_all::<B, _, 3>(ops.parents, input_grads, grads, |parent| parent.id);
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::attention_backward(grad, qkv, rotary, output, logsumexp, heads, causal)
+        });
     }
 }
 
@@ -116,31 +120,42 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn fused_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {
+        attention::<B, C>(qkv, None, heads, causal)
+    }
+
+    fn fused_rotary_attention(
+        qkv: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
+        heads: usize,
         causal: bool,
     ) -> FloatTensor<Self> {
-        let (q, q_node) = q.into_parts();
-        let (k, k_node) = k.into_parts();
-        let (v, v_node) = v.into_parts();
-        let (output, logsumexp) = B::attention_forward(q.clone(), k.clone(), v.clone(), causal);
-        match AttentionBackward
-            .prepare::<C>([q_node, k_node, v_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = AttentionState {
-                    inputs: [q, k, v],
-                    output: output.clone(),
-                    logsumexp,
-                    causal,
-                };
-                prep.finish(state, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(output),
+        // The angles are constants: no gradient flows to them.
+        attention::<B, C>(qkv, Some(angles.into_primitive()), heads, causal)
+    }
+}
+
+/// Attention on the backend's kernels, recorded as one node of the graph.
+fn attention<B: FusedKernels, C: CheckpointStrategy>(
+    qkv: FloatTensor<Autodiff<B, C>>,
+    rotary: Option<FloatTensor<B>>,
+    heads: usize,
+    causal: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (qkv, qkv_node) = qkv.into_parts();
+    let (output, logsumexp) = B::attention_forward(qkv.clone(), rotary.clone(), heads, causal);
+    match AttentionBackward.prepare::<C>([qkv_node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let state = AttentionState {
+                qkv,
+                rotary,
+                output: output.clone(),
+                logsumexp,
+                heads,
+                causal,
+            };
+            prep.finish(state, output)
         }
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }

@@ -28,8 +28,12 @@ impl FusedOps for Flex {
         Self::gelu_forward(x)
     }
 
-    fn fused_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> FlexTensor {
-        flex_attention::forward(q, k, v, causal).0
+    fn fused_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
+        Self::attention_forward(qkv, None, heads, causal).0
+    }
+
+    fn fused_rotary_attention(qkv: FlexTensor, angles: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
+        Self::attention_forward(qkv, Some(angles), heads, causal).0
     }
 }
 
@@ -155,18 +159,25 @@ impl FusedKernels for Flex {
         tensor(grad_x, shape)
     }
 
-    fn attention_forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> (FlexTensor, FlexTensor) {
-        flex_attention::forward(q, k, v, causal)
+    fn attention_forward(
+        qkv: FlexTensor,
+        rotary: Option<FlexTensor>,
+        heads: usize,
+        causal: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        flex_attention::forward(qkv, rotary, heads, causal)
     }
 
     fn attention_backward(
         grad: FlexTensor,
-        inputs: [FlexTensor; 3],
+        qkv: FlexTensor,
+        rotary: Option<FlexTensor>,
         _output: FlexTensor,
         logsumexp: FlexTensor,
+        heads: usize,
         causal: bool,
-    ) -> [FlexTensor; 3] {
-        flex_attention::backward(grad, inputs, logsumexp, causal)
+    ) -> FlexTensor {
+        flex_attention::backward(grad, qkv, rotary, logsumexp, heads, causal)
     }
 }
 

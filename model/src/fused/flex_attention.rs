@@ -1,7 +1,9 @@
-//! Attention for the flex backend, one task per (batch, head): the scores in one `[seq, seq]`
-//! buffer, the products on the `gemm` crate that flex's own matmul uses, the softmax in place.
-//! The backward recomputes the probabilities from the saved log-sum-exp, as flash attention
-//! does, so nothing of size `seq²` outlives a call.
+//! Attention for the flex backend, straight from the fused `qkv` projection: one task per
+//! (batch, head) gathers its queries and keys (rotated, with rotary positions), keeps the
+//! scores in one `[seq, seq]` buffer, multiplies on the `gemm` crate that flex's own matmul
+//! uses, and writes its columns of the merged output. The backward recomputes the
+//! probabilities from the saved log-sum-exp, as flash attention does, and writes the
+//! gradient of `qkv` directly: no head split, merge, rotation or mask is ever a tensor op.
 
 use burn::tensor::TensorData;
 use burn_flex::FlexTensor;
@@ -19,6 +21,15 @@ struct Matrix {
 }
 
 impl Matrix {
+    /// A row-major `[rows, cols]` buffer.
+    fn dense(buffer: &mut [f32], cols: usize) -> Self {
+        Self {
+            ptr: buffer.as_mut_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
     /// The same memory read as the transpose.
     fn t(self) -> Self {
         Self {
@@ -32,8 +43,8 @@ impl Matrix {
 /// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread.
 ///
 /// # Safety
-/// Each matrix must address `rows × cols` valid `f32`s through its strides, and `dst` must not
-/// overlap the others or be written by another thread meanwhile.
+/// Each matrix must address its `rows × cols` valid `f32`s through its strides, and `dst` must
+/// not overlap the others or be accessed by another thread meanwhile.
 unsafe fn product(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matrix, rhs: Matrix, scale: f32) {
     // SAFETY: forwarded from the caller; gemm reads `lhs` and `rhs` and writes `dst` only.
     unsafe {
@@ -61,197 +72,245 @@ unsafe fn product(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matrix, rhs: M
     }
 }
 
-/// A `[batch, heads, seq, head_dim]` tensor, strided as flex left it.
-struct Heads {
-    tensor: FlexTensor,
-    dims: [usize; 4],
-    strides: [isize; 4],
+/// The sizes of one call: `qkv` is `[batch, seq, 3 · heads · head_dim]`.
+#[derive(Clone, Copy)]
+struct Sizes {
+    batch: usize,
+    seq: usize,
+    heads: usize,
+    head_dim: usize,
 }
 
-impl Heads {
-    fn new(tensor: FlexTensor) -> Self {
-        let tensor = if tensor.layout().strides().iter().any(|&stride| stride < 0) {
-            tensor.to_contiguous()
-        } else {
-            tensor
-        };
-        let layout = tensor.layout();
-        let shape = layout.shape();
-        let dims = [shape[0], shape[1], shape[2], shape[3]];
-        let strides = [0, 1, 2, 3].map(|i| layout.strides()[i]);
-        Self { tensor, dims, strides }
-    }
-
-    /// Head `h` of batch row `b` as a `[seq, head_dim]` matrix (read only).
-    fn matrix(&self, b: usize, h: usize) -> Matrix {
-        let data = self.tensor.storage::<f32>();
-        let start =
-            self.tensor.layout().start_offset() as isize + b as isize * self.strides[0] + h as isize * self.strides[1];
-        Matrix {
-            // gemm takes `*mut` for every operand; this one is only read.
-            ptr: data[start as usize..].as_ptr().cast_mut(),
-            row_stride: self.strides[2],
-            col_stride: self.strides[3],
+impl Sizes {
+    fn of(qkv: &FlexTensor, heads: usize) -> Self {
+        let shape = qkv.layout().shape();
+        Self {
+            batch: shape[0],
+            seq: shape[1],
+            heads,
+            head_dim: shape[2] / 3 / heads,
         }
     }
-}
 
-/// An output buffer laid out `[batch, seq, heads, head_dim]`, written per head by parallel
-/// tasks and returned as a `[batch, heads, seq, head_dim]` view, which the caller's merge of
-/// the heads then reads without a copy.
-struct HeadsOut {
-    data: Vec<f32>,
-    dims: [usize; 4],
-}
+    fn d_model(self) -> usize {
+        self.heads * self.head_dim
+    }
 
-/// Where parallel tasks write the heads of a [`HeadsOut`], each task its own heads.
-#[derive(Clone, Copy)]
-struct HeadsWriter {
-    ptr: *mut f32,
-    dims: [usize; 4],
-}
-// SAFETY: shared by tasks that each write only the heads they own; see the users.
-unsafe impl Send for HeadsWriter {}
-unsafe impl Sync for HeadsWriter {}
+    /// Offset of head `h`'s `part` (0 queries, 1 keys, 2 values) at position 0 of batch row
+    /// `b`, in a `[batch, seq, parts · d_model]` buffer.
+    fn offset(self, parts: usize, b: usize, part: usize, h: usize) -> usize {
+        b * self.seq * parts * self.d_model() + part * self.d_model() + h * self.head_dim
+    }
 
-impl HeadsWriter {
-    /// Head `h` of batch row `b` as a `[seq, head_dim]` matrix.
-    fn matrix(self, b: usize, h: usize) -> Matrix {
-        let [_, heads, seq, head_dim] = self.dims;
+    /// Head `h`'s `part` of batch row `b` in a `[batch, seq, parts · d_model]` buffer, as a
+    /// `[seq, head_dim]` matrix.
+    fn matrix(self, ptr: *mut f32, parts: usize, b: usize, part: usize, h: usize) -> Matrix {
         Matrix {
-            ptr: self.ptr.wrapping_add(b * seq * heads * head_dim + h * head_dim),
-            row_stride: (heads * head_dim) as isize,
+            ptr: ptr.wrapping_add(self.offset(parts, b, part, h)),
+            row_stride: (parts * self.d_model()) as isize,
             col_stride: 1,
         }
     }
 }
 
-impl HeadsOut {
-    fn new([batch, heads, seq, head_dim]: [usize; 4]) -> Self {
-        Self {
-            data: vec![0.0; batch * heads * seq * head_dim],
-            dims: [batch, heads, seq, head_dim],
-        }
-    }
+/// A pointer into a buffer that parallel tasks write, each task only the heads it owns.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: shared by tasks that each write only their own heads' columns; see the users.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
 
-    fn writer(&mut self) -> HeadsWriter {
-        HeadsWriter {
-            ptr: self.data.as_mut_ptr(),
-            dims: self.dims,
-        }
-    }
-
-    fn into_tensor(self) -> FlexTensor {
-        let [batch, heads, seq, head_dim] = self.dims;
-        FlexTensor::from_data(TensorData::new(self.data, [batch, seq, heads, head_dim])).transpose(1, 2)
+impl Shared {
+    /// The pointer (a method, so that closures capture the whole `Shared`, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
-/// Turns a row of scaled scores back into probabilities in place, given the row's
-/// log-sum-exp; the columns from `valid` on (a causal row's future) become 0.
-fn probabilities(scores: &mut [f32], logsumexp: f32, valid: usize) {
-    for score in &mut scores[..valid] {
-        *score = exp(*score - logsumexp);
+/// Copies head `h`'s queries (`part` 0) or keys (1) of batch row `b` into `dst`
+/// (`[seq, head_dim]`), rotated by `angles` if given.
+fn gather(qkv: &[f32], sizes: Sizes, b: usize, part: usize, h: usize, angles: Option<&[f32]>, dst: &mut [f32]) {
+    let start = sizes.offset(3, b, part, h);
+    let row_stride = 3 * sizes.d_model();
+    for (t, dst) in dst.chunks_mut(sizes.head_dim).enumerate() {
+        let src = &qkv[start + t * row_stride..][..sizes.head_dim];
+        match angles {
+            Some(angles) => rotate(src, &angles[t * 2 * sizes.head_dim..][..2 * sizes.head_dim], dst),
+            None => dst.copy_from_slice(src),
+        }
     }
-    scores[valid..].fill(0.0);
 }
 
-/// The forward kernel: `(output, logsumexp)`.
-pub(super) fn forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, causal: bool) -> (FlexTensor, FlexTensor) {
-    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
-    let [batch, heads, seq, head_dim] = q.dims;
+/// Rotary positions of one row: each pair `(a, b)` becomes
+/// `(a cos - b sin, b cos + a sin)`, with `angles` the row's `[head_dim, (cos, sin)]`.
+fn rotate(x: &[f32], angles: &[f32], dst: &mut [f32]) {
+    for ((dst, x), angles) in dst
+        .chunks_exact_mut(2)
+        .zip(x.chunks_exact(2))
+        .zip(angles.chunks_exact(4))
+    {
+        let [cos_a, sin_a, cos_b, sin_b] = [angles[0], angles[1], angles[2], angles[3]];
+        dst[0] = x[0] * cos_a - x[1] * sin_a;
+        dst[1] = x[1] * cos_b + x[0] * sin_b;
+    }
+}
+
+/// Writes the `[seq, head_dim]` `grads` into their strided place `dst`, through the transpose
+/// of [`rotate`] if `angles` are given (which carries a gradient back through the rotation).
+///
+/// # Safety
+/// `dst` must address `seq` rows of `head_dim` contiguous floats that no one else accesses
+/// meanwhile.
+unsafe fn scatter(grads: &[f32], sizes: Sizes, angles: Option<&[f32]>, dst: Matrix) {
+    for (t, grad) in grads.chunks(sizes.head_dim).enumerate() {
+        // SAFETY: forwarded from the caller.
+        let row = unsafe {
+            std::slice::from_raw_parts_mut(dst.ptr.wrapping_offset(t as isize * dst.row_stride), sizes.head_dim)
+        };
+        match angles {
+            Some(angles) => {
+                let angles = &angles[t * 2 * sizes.head_dim..][..2 * sizes.head_dim];
+                for ((row, grad), angles) in row
+                    .chunks_exact_mut(2)
+                    .zip(grad.chunks_exact(2))
+                    .zip(angles.chunks_exact(4))
+                {
+                    let [cos_a, sin_a, cos_b, sin_b] = [angles[0], angles[1], angles[2], angles[3]];
+                    row[0] = grad[0] * cos_a + grad[1] * sin_b;
+                    row[1] = grad[1] * cos_b - grad[0] * sin_a;
+                }
+            }
+            None => row.copy_from_slice(grad),
+        }
+    }
+}
+
+/// Scaled scores `q kᵀ / sqrt(head_dim)` into `scores`, from gathered queries and keys.
+fn scores(sizes: Sizes, queries: &mut [f32], keys: &mut [f32], scores: &mut [f32]) {
+    let (seq, head_dim) = (sizes.seq, sizes.head_dim);
     let scale = (head_dim as f32).powf(-0.5);
-    let mut output = HeadsOut::new(q.dims);
+    let (queries, keys) = (Matrix::dense(queries, head_dim), Matrix::dense(keys, head_dim));
+    // SAFETY: three distinct buffers of this task, of the sizes the strides say.
+    unsafe { product(seq, seq, head_dim, Matrix::dense(scores, seq), queries, keys.t(), scale) };
+}
+
+fn contiguous(x: FlexTensor) -> FlexTensor {
+    if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    }
+}
+
+fn floats(x: &FlexTensor) -> &[f32] {
+    x.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// The forward kernel: the output `[batch, seq, d_model]` and each query's log-sum-exp
+/// `[batch, heads, seq]`.
+pub(super) fn forward(
+    qkv: FlexTensor,
+    rotary: Option<FlexTensor>,
+    heads: usize,
+    causal: bool,
+) -> (FlexTensor, FlexTensor) {
+    let sizes = Sizes::of(&qkv, heads);
+    let Sizes {
+        batch, seq, head_dim, ..
+    } = sizes;
+    let (qkv, rotary) = (contiguous(qkv), rotary.map(contiguous));
+    let (qkv, angles) = (floats(&qkv), rotary.as_ref().map(floats));
+    let mut output = vec![0.0_f32; batch * seq * sizes.d_model()];
     let mut logsumexp = vec![0.0_f32; batch * heads * seq];
-    let writer = output.writer();
+    let output_ptr = Shared(output.as_mut_ptr());
     logsumexp.par_chunks_mut(seq).enumerate().for_each_init(
-        || vec![0.0_f32; seq * seq],
-        |scores, (bh, logsumexp)| {
+        || [seq * head_dim, seq * head_dim, seq * seq].map(|len| vec![0.0_f32; len]),
+        |[queries, keys, probs], (bh, logsumexp)| {
             let (b, h) = (bh / heads, bh % heads);
-            let scores_matrix = Matrix {
-                ptr: scores.as_mut_ptr(),
-                row_stride: seq as isize,
-                col_stride: 1,
-            };
-            // SAFETY: the scratch is this task's; q, k, v are read only; the output rows
-            // of head (b, h) are written by this task alone.
-            unsafe {
-                product(
-                    seq,
-                    seq,
-                    head_dim,
-                    scores_matrix,
-                    q.matrix(b, h),
-                    k.matrix(b, h).t(),
-                    scale,
-                )
-            };
-            for (row, (scores, logsumexp)) in scores.chunks_mut(seq).zip(logsumexp.iter_mut()).enumerate() {
-                let valid = if causal { row + 1 } else { seq };
-                let (scores, future) = scores.split_at_mut(valid);
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                for score in scores.iter_mut() {
+            gather(qkv, sizes, b, 0, h, angles, queries);
+            gather(qkv, sizes, b, 1, h, angles, keys);
+            scores(sizes, queries, keys, probs);
+            for (row, (probs, logsumexp)) in probs.chunks_mut(seq).zip(logsumexp.iter_mut()).enumerate() {
+                let (probs, future) = probs.split_at_mut(if causal { row + 1 } else { seq });
+                let max = probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for score in probs.iter_mut() {
                     *score = exp(*score - max);
                 }
-                let total = sum(scores);
+                let total = sum(probs);
                 *logsumexp = max + total.ln();
-                for score in scores.iter_mut() {
-                    *score /= total;
+                for prob in probs.iter_mut() {
+                    *prob /= total;
                 }
                 future.fill(0.0);
             }
-            unsafe {
-                product(
-                    seq,
-                    head_dim,
-                    seq,
-                    writer.matrix(b, h),
-                    scores_matrix,
-                    v.matrix(b, h),
-                    1.0,
-                )
-            };
+            let values = sizes.matrix(qkv.as_ptr().cast_mut(), 3, b, 2, h);
+            let output = sizes.matrix(output_ptr.get(), 1, b, 0, h);
+            // SAFETY: the values are read only; head (b, h)'s columns of the output are
+            // written by this task alone.
+            unsafe { product(seq, head_dim, seq, output, Matrix::dense(probs, seq), values, 1.0) };
         },
     );
+    let output = FlexTensor::from_data(TensorData::new(output, [batch, seq, sizes.d_model()]));
     let logsumexp = FlexTensor::from_data(TensorData::new(logsumexp, [batch, heads, seq]));
-    (output.into_tensor(), logsumexp)
+    (output, logsumexp)
 }
 
-/// The backward kernel: the gradients of `q`, `k` and `v`.
+/// The backward kernel: the gradient of `qkv`, `[batch, seq, 3 · d_model]`.
 pub(super) fn backward(
     grad: FlexTensor,
-    [q, k, v]: [FlexTensor; 3],
+    qkv: FlexTensor,
+    rotary: Option<FlexTensor>,
     logsumexp: FlexTensor,
+    heads: usize,
     causal: bool,
-) -> [FlexTensor; 3] {
-    let (grad, q, k, v) = (Heads::new(grad), Heads::new(q), Heads::new(k), Heads::new(v));
-    let [_, heads, seq, head_dim] = q.dims;
+) -> FlexTensor {
+    let sizes = Sizes::of(&qkv, heads);
+    let Sizes {
+        batch, seq, head_dim, ..
+    } = sizes;
     let scale = (head_dim as f32).powf(-0.5);
-    let logsumexp = logsumexp.to_contiguous();
-    let logsumexp = logsumexp.as_slice::<f32>().expect("contiguous f32 log-sum-exp");
-    let (mut grad_q, mut grad_k, mut grad_v) = (HeadsOut::new(q.dims), HeadsOut::new(q.dims), HeadsOut::new(q.dims));
-    let (q_writer, k_writer, v_writer) = (grad_q.writer(), grad_k.writer(), grad_v.writer());
+    let (grad, qkv, rotary, logsumexp) = (
+        contiguous(grad),
+        contiguous(qkv),
+        rotary.map(contiguous),
+        contiguous(logsumexp),
+    );
+    let (grad, qkv, angles, logsumexp) = (
+        floats(&grad),
+        floats(&qkv),
+        rotary.as_ref().map(floats),
+        floats(&logsumexp),
+    );
+    let mut grad_qkv = vec![0.0_f32; batch * seq * 3 * sizes.d_model()];
+    let grad_qkv_ptr = Shared(grad_qkv.as_mut_ptr());
     logsumexp.par_chunks(seq).enumerate().for_each_init(
-        || (vec![0.0_f32; seq * seq], vec![0.0_f32; seq * seq]),
-        |(probs, grad_scores), (bh, logsumexp)| {
+        || {
+            let head = || vec![0.0_f32; seq * head_dim];
+            let square = || vec![0.0_f32; seq * seq];
+            (head(), head(), head(), head(), square(), square())
+        },
+        |(queries, keys, grad_queries, grad_keys, probs, grad_scores), (bh, logsumexp)| {
             let (b, h) = (bh / heads, bh % heads);
-            let square = |buffer: &mut Vec<f32>| Matrix {
-                ptr: buffer.as_mut_ptr(),
-                row_stride: seq as isize,
-                col_stride: 1,
-            };
-            let (probs_matrix, grad_scores_matrix) = (square(probs), square(grad_scores));
-            let (q, k, v, grad) = (q.matrix(b, h), k.matrix(b, h), v.matrix(b, h), grad.matrix(b, h));
-            // SAFETY: the scratch buffers are this task's; the inputs are read only; the
-            // gradient rows of head (b, h) are written by this task alone.
-            unsafe {
-                product(seq, seq, head_dim, probs_matrix, q, k.t(), scale);
-                for (row, probs) in probs.chunks_mut(seq).enumerate() {
-                    probabilities(probs, logsumexp[row], if causal { row + 1 } else { seq });
+            gather(qkv, sizes, b, 0, h, angles, queries);
+            gather(qkv, sizes, b, 1, h, angles, keys);
+            scores(sizes, queries, keys, probs);
+            for (row, probs) in probs.chunks_mut(seq).enumerate() {
+                let (probs, future) = probs.split_at_mut(if causal { row + 1 } else { seq });
+                for prob in probs.iter_mut() {
+                    *prob = exp(*prob - logsumexp[row]);
                 }
+                future.fill(0.0);
+            }
+            let grad_output = sizes.matrix(grad.as_ptr().cast_mut(), 1, b, 0, h);
+            let values = sizes.matrix(qkv.as_ptr().cast_mut(), 3, b, 2, h);
+            let (probs_matrix, grad_scores_matrix) = (Matrix::dense(probs, seq), Matrix::dense(grad_scores, seq));
+            // SAFETY: the inputs are read only; the scratch buffers are this task's; head
+            // (b, h)'s columns of the gradient are written by this task alone.
+            unsafe {
                 // dV = Pᵀ dO; dP = dO Vᵀ
-                product(seq, head_dim, seq, v_writer.matrix(b, h), probs_matrix.t(), grad, 1.0);
-                product(seq, seq, head_dim, grad_scores_matrix, grad, v.t(), 1.0);
+                let grad_values = sizes.matrix(grad_qkv_ptr.get(), 3, b, 2, h);
+                product(seq, head_dim, seq, grad_values, probs_matrix.t(), grad_output, 1.0);
+                product(seq, seq, head_dim, grad_scores_matrix, grad_output, values.t(), 1.0);
             }
             // dS = P ∘ (dP - rowsum(P ∘ dP))
             for (probs, grad_scores) in probs.chunks(seq).zip(grad_scores.chunks_mut(seq)) {
@@ -260,20 +319,39 @@ pub(super) fn backward(
                     *grad_score = prob * (*grad_score - weighted);
                 }
             }
-            // dQ = scale dS K; dK = scale dSᵀ Q
+            // dQ = scale dS K; dK = scale dSᵀ Q, then back through the rotation.
+            let (queries, keys) = (Matrix::dense(queries, head_dim), Matrix::dense(keys, head_dim));
             unsafe {
-                product(seq, head_dim, seq, q_writer.matrix(b, h), grad_scores_matrix, k, scale);
                 product(
                     seq,
                     head_dim,
                     seq,
-                    k_writer.matrix(b, h),
+                    Matrix::dense(grad_queries, head_dim),
+                    grad_scores_matrix,
+                    keys,
+                    scale,
+                );
+                product(
+                    seq,
+                    head_dim,
+                    seq,
+                    Matrix::dense(grad_keys, head_dim),
                     grad_scores_matrix.t(),
-                    q,
+                    queries,
                     scale,
                 );
             }
+            // SAFETY: head (b, h)'s query and key columns are written by this task alone.
+            unsafe {
+                scatter(
+                    grad_queries,
+                    sizes,
+                    angles,
+                    sizes.matrix(grad_qkv_ptr.get(), 3, b, 0, h),
+                );
+                scatter(grad_keys, sizes, angles, sizes.matrix(grad_qkv_ptr.get(), 3, b, 1, h));
+            }
         },
     );
-    [grad_q, grad_k, grad_v].map(HeadsOut::into_tensor)
+    FlexTensor::from_data(TensorData::new(grad_qkv, [batch, seq, 3 * sizes.d_model()]))
 }

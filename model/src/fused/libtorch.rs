@@ -29,8 +29,12 @@ impl FusedOps for LibTorch {
         Self::gelu_forward(x)
     }
 
-    fn fused_attention(q: TchTensor, k: TchTensor, v: TchTensor, causal: bool) -> TchTensor {
-        Self::attention_forward(q, k, v, causal).0
+    fn fused_attention(qkv: TchTensor, heads: usize, causal: bool) -> TchTensor {
+        Self::attention_forward(qkv, None, heads, causal).0
+    }
+
+    fn fused_rotary_attention(qkv: TchTensor, angles: TchTensor, heads: usize, causal: bool) -> TchTensor {
+        Self::attention_forward(qkv, Some(angles), heads, causal).0
     }
 }
 
@@ -82,38 +86,104 @@ impl FusedKernels for LibTorch {
 
     /// libtorch's CPU flash attention, which never materialises the `[batch, heads, seq, seq]`
     /// scores.
-    fn attention_forward(q: TchTensor, k: TchTensor, v: TchTensor, causal: bool) -> (TchTensor, TchTensor) {
+    fn attention_forward(
+        qkv: TchTensor,
+        rotary: Option<TchTensor>,
+        heads: usize,
+        causal: bool,
+    ) -> (TchTensor, TchTensor) {
+        let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
         let (output, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
-            &q.tensor,
-            &k.tensor,
-            &v.tensor,
+            &q,
+            &k,
+            &v,
             0.0,
             causal,
             None::<tch::Tensor>,
             None,
         );
-        (TchTensor::new(output), TchTensor::new(logsumexp))
+        (TchTensor::new(merge_heads(&output)), TchTensor::new(logsumexp))
     }
 
     fn attention_backward(
         grad: TchTensor,
-        [q, k, v]: [TchTensor; 3],
+        qkv: TchTensor,
+        rotary: Option<TchTensor>,
         output: TchTensor,
         logsumexp: TchTensor,
+        heads: usize,
         causal: bool,
-    ) -> [TchTensor; 3] {
+    ) -> TchTensor {
+        let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
+        let [grad, output] = [grad, output].map(|t| split_merged(&t.tensor, heads));
         let (grad_q, grad_k, grad_v) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
-            &grad.tensor,
-            &q.tensor,
-            &k.tensor,
-            &v.tensor,
-            &output.tensor,
+            &grad,
+            &q,
+            &k,
+            &v,
+            &output,
             &logsumexp.tensor,
             0.0,
             causal,
             None::<tch::Tensor>,
             None,
         );
-        [grad_q, grad_k, grad_v].map(TchTensor::new)
+        let [grad_q, grad_k] = [grad_q, grad_k].map(|grad| match &rotary {
+            Some(angles) => unrotate(&grad, &angles.tensor),
+            None => grad,
+        });
+        // [3, batch, heads, seq, head_dim] -> [batch, seq, 3, heads, head_dim]
+        let parts = tch::Tensor::stack(&[grad_q, grad_k, grad_v], 0).permute([1, 3, 0, 2, 4]);
+        let size = qkv.tensor.size();
+        TchTensor::new(parts.reshape(size))
     }
+}
+
+/// `qkv` `[batch, seq, 3 * d_model]` as queries, keys and values `[batch, heads, seq,
+/// head_dim]`, the queries and keys rotated by `rotary` if given.
+fn split_heads(qkv: &tch::Tensor, rotary: Option<&TchTensor>, heads: usize) -> [tch::Tensor; 3] {
+    let size = qkv.size();
+    let (batch, seq, heads) = (size[0], size[1], heads as i64);
+    let head_dim = size[2] / 3 / heads;
+    // [3, batch, heads, seq, head_dim]
+    let parts = qkv.view([batch, seq, 3, heads, head_dim]).permute([2, 0, 3, 1, 4]);
+    let [q, k, v] = [0, 1, 2].map(|part| parts.select(0, part));
+    match rotary {
+        Some(angles) => [rotate(&q, &angles.tensor), rotate(&k, &angles.tensor), v],
+        None => [q, k, v],
+    }
+}
+
+/// `[batch, heads, seq, head_dim]` -> `[batch, seq, heads * head_dim]`.
+fn merge_heads(x: &tch::Tensor) -> tch::Tensor {
+    let size = x.size();
+    x.transpose(1, 2).reshape([size[0], size[2], size[1] * size[3]])
+}
+
+/// The inverse of [`merge_heads`].
+fn split_merged(x: &tch::Tensor, heads: usize) -> tch::Tensor {
+    let size = x.size();
+    let heads = heads as i64;
+    x.view([size[0], size[1], heads, size[2] / heads]).transpose(1, 2)
+}
+
+/// Each pair `(a, b)` of the head width as `(-b, a)`.
+fn swap_pairs(x: &tch::Tensor) -> tch::Tensor {
+    let size = x.size();
+    let mut pairs = size.clone();
+    let last = pairs.pop().unwrap_or_default();
+    pairs.extend([last / 2, 2]);
+    let pairs = x.reshape(pairs);
+    tch::Tensor::stack(&[pairs.select(-1, 1).neg(), pairs.select(-1, 0)], -1).reshape(size)
+}
+
+/// Rotary positions: `x cos + swap_pairs(x) sin`, with `angles` `[seq, head_dim, (cos, sin)]`.
+fn rotate(x: &tch::Tensor, angles: &tch::Tensor) -> tch::Tensor {
+    x * angles.select(2, 0) + swap_pairs(x) * angles.select(2, 1)
+}
+
+/// The transpose of [`rotate`], which carries a gradient back through it:
+/// `g cos - swap_pairs(g sin)`.
+fn unrotate(grad: &tch::Tensor, angles: &tch::Tensor) -> tch::Tensor {
+    grad * angles.select(2, 0) - swap_pairs(&(grad * angles.select(2, 1)))
 }

@@ -49,15 +49,25 @@ pub trait FusedOps: Backend {
     /// GELU with the exact error function, element-wise.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// `softmax(q kᵀ / sqrt(head_dim)) v`, causal or bidirectional.
+    /// Multi-head self-attention from the fused projection `qkv`: splits it into heads and
+    /// attends (scores scaled by `1 / sqrt(head_dim)`), causally or not.
     ///
     /// # Shapes
-    /// - q, k, v: `[batch, heads, seq, head_dim]`
-    /// - output: `[batch, heads, seq, head_dim]`
-    fn fused_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+    /// - qkv: `[batch, seq, 3 * d_model]`: the queries, keys and values, each `heads` wide
+    /// - output: `[batch, seq, d_model]`: the heads side by side
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self>;
+
+    /// [`fused_attention`](Self::fused_attention) with the queries and keys rotated by the
+    /// `angles` of rotary positions first.
+    ///
+    /// # Shapes
+    /// - qkv: `[batch, seq, 3 * d_model]`
+    /// - angles: `[seq, head_dim, 2]`: each position's cosines and sines
+    /// - output: `[batch, seq, d_model]`
+    fn fused_rotary_attention(
+        qkv: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
+        heads: usize,
         causal: bool,
     ) -> FloatTensor<Self>;
 }
@@ -100,27 +110,30 @@ pub trait FusedKernels: Backend {
     /// backward needs to recompute the probabilities without keeping them.
     ///
     /// # Shapes
-    /// - q, k, v: `[batch, heads, seq, head_dim]`
-    /// - output: `[batch, heads, seq, head_dim]`, `[batch, heads, seq]`
+    /// - qkv, rotary: as [`FusedOps::fused_rotary_attention`]'s `qkv` and `angles`
+    /// - output: `[batch, seq, d_model]`, `[batch, heads, seq]`
     fn attention_forward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
+        qkv: FloatTensor<Self>,
+        rotary: Option<FloatTensor<Self>>,
+        heads: usize,
         causal: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// Gradients of attention with respect to `q`, `k` and `v`.
+    /// The gradient of attention with respect to `qkv`.
     ///
     /// # Shapes
-    /// - grad, q, k, v, output: `[batch, heads, seq, head_dim]`; logsumexp: `[batch, heads, seq]`
-    /// - output: `[batch, heads, seq, head_dim]` each
+    /// - grad, output: `[batch, seq, d_model]`; qkv, rotary: as the forward's; logsumexp:
+    ///   `[batch, heads, seq]`
+    /// - output: `[batch, seq, 3 * d_model]`
     fn attention_backward(
         grad: FloatTensor<Self>,
-        inputs: [FloatTensor<Self>; 3],
+        qkv: FloatTensor<Self>,
+        rotary: Option<FloatTensor<Self>>,
         output: FloatTensor<Self>,
         logsumexp: FloatTensor<Self>,
+        heads: usize,
         causal: bool,
-    ) -> [FloatTensor<Self>; 3];
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether tensors of `dtype` on `device` have fused kernels; where not, Burn's composed ops
@@ -164,27 +177,31 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
 }
 
-/// Scaled dot-product attention without padding, `softmax(q kᵀ / sqrt(head_dim)) v`, or
-/// `None` where the backend has no fused kernel (the caller then composes it).
+/// Multi-head self-attention without padding from the fused projection `qkv`, with rotary
+/// positions if `rotary` is given (see [`FusedOps::fused_rotary_attention`]), or `None` where the backend has no fused kernel (the caller
+/// then composes it).
 ///
 /// # Shapes
-/// - q, k, v: `[batch, heads, seq, head_dim]`
-/// - output: `[batch, heads, seq, head_dim]`
-pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, causal: bool) -> Option<Tensor<4>> {
-    if !fused(&q.device(), q.dtype()) {
+/// - qkv: `[batch, seq, 3 * d_model]`
+/// - rotary: `[seq, head_dim, 2]`: each position's cosines and sines
+/// - output: `[batch, seq, d_model]`
+pub fn attention(qkv: &Tensor<3>, rotary: Option<Tensor<3>>, heads: usize, causal: bool) -> Option<Tensor<3>> {
+    if !fused(&qkv.device(), qkv.dtype()) {
         return None;
     }
-    let [q, k, v] = [q, k, v].map(|t| t.clone().into_dispatch());
-    Some(Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention(
-        q, k, v, causal,
-    )))
+    let qkv = qkv.clone().into_dispatch();
+    let output = match rotary {
+        Some(angles) => <Dispatch as FusedOps>::fused_rotary_attention(qkv, angles.into_dispatch(), heads, causal),
+        None => <Dispatch as FusedOps>::fused_attention(qkv, heads, causal),
+    };
+    Some(Tensor::from_dispatch(output))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{AttentionMode, Positions, SelfAttention, TransformerConfig};
     use burn::nn::LayerNormConfig;
-    use burn::tensor::activation::softmax;
     use burn::tensor::{Distribution, Tolerance};
 
     /// The devices with fused kernels, under autodiff.
@@ -260,31 +277,36 @@ mod tests {
     }
 
     #[test]
-    fn attention_matches_its_composition() {
+    fn attention_matches_the_composed_path() {
         for device in devices() {
-            let leaves = [0, 1, 2].map(|_| random([2, 6, 3, 8], &device));
-            // Heads split from `[batch, seq, heads, head_dim]`, strided as the model's are.
-            let heads = || leaves.clone().map(|leaf| leaf.swap_dims(1, 2));
-            let weights = Tensor::<4>::random([2, 3, 6, 8], Distribution::Normal(0.0, 1.0), &device);
-            for causal in [false, true] {
-                let [q, k, v] = heads();
-                let fused = attention(&q, &k, &v, causal).unwrap();
-                let [q, k, v] = heads();
-                let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar(8f32.sqrt());
-                if causal {
-                    let future = crate::causal_mask(6, 6, 0, &device)
-                        .reshape([1, 1, 6, 6])
-                        .expand([2, 3, 6, 6]);
-                    scores = scores.mask_fill(future, f32::NEG_INFINITY);
-                }
-                let composed = softmax(scores, 3).matmul(v);
-                assert_close(fused.clone(), composed.clone(), "output");
-                let grads = |output: Tensor<4>| {
-                    let grads = (output * weights.clone()).sum().backward();
-                    leaves.clone().map(|leaf| leaf.grad(&grads).unwrap())
-                };
-                for (fused, composed) in grads(fused).into_iter().zip(grads(composed)) {
-                    assert_close(fused, composed, "gradient");
+            for positions in [Positions::Rotary, Positions::Learned] {
+                let config = TransformerConfig::new(50)
+                    .with_d_model(24)
+                    .with_n_heads(3)
+                    .with_max_seq_len(8)
+                    .with_positions(positions)
+                    // Weights large enough for sharp attention, where errors would show.
+                    .with_init_std(0.3);
+                let attention = SelfAttention::new(&config, 0.3, &device);
+                let x = random([2, 6, 24], &device);
+                let weights = Tensor::<3>::random([2, 6, 24], Distribution::Normal(0.0, 1.0), &device);
+                // A padding mask that hides nothing sends attention down the composed path.
+                let no_padding = Tensor::<2>::zeros([2, 6], &device).equal_elem(1.0);
+                for mode in [AttentionMode::Bidirectional, AttentionMode::Causal] {
+                    let run = |fused: bool| {
+                        let output = match fused {
+                            true => attention.forward(x.clone(), mode),
+                            false => attention.forward_padded(x.clone(), mode, no_padding.clone()),
+                        };
+                        let grads = (output.clone() * weights.clone()).sum().backward();
+                        let qkv_weight = attention.qkv.weight.val().grad(&grads).unwrap();
+                        (output, x.grad(&grads).unwrap(), qkv_weight)
+                    };
+                    let (fused, composed) = (run(true), run(false));
+                    let what = format!("{positions:?} {mode:?} on {device:?}");
+                    assert_close(fused.0, composed.0, &format!("output, {what}"));
+                    assert_close(fused.1, composed.1, &format!("x gradient, {what}"));
+                    assert_close(fused.2, composed.2, &format!("qkv weight gradient, {what}"));
                 }
             }
         }
