@@ -83,7 +83,7 @@ impl SelfAttention {
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_heads;
         let start = cache.as_ref().map_or(0, |cache| cache.len());
-        let qkv = self.qkv.forward(x);
+        let qkv = fused::linear(&self.qkv, x);
         // Without padding, a cache or attention dropout, a fused kernel may do the rest.
         if padding.is_none() && cache.is_none() && self.attn_dropout.prob == 0.0 {
             // [positions, head_dim, (cos, sin)] -> [seq, head_dim, 2]
@@ -93,7 +93,7 @@ impl SelfAttention {
                 .map(|rotary| rotary.freq_complex.clone().narrow(0, 0, seq));
             let causal = mode == AttentionMode::Causal;
             if let Some(context) = fused::attention(&qkv, angles, self.n_heads, causal) {
-                return self.resid_dropout.forward(self.proj.forward(context));
+                return self.resid_dropout.forward(fused::linear(&self.proj, context));
             }
         }
         let heads = |t: Tensor<3>| {
@@ -126,7 +126,7 @@ impl SelfAttention {
         let weights = self.attn_dropout.forward(softmax(scores, 3));
         // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
         let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model]);
-        self.resid_dropout.forward(self.proj.forward(context))
+        self.resid_dropout.forward(fused::linear(&self.proj, context))
     }
 }
 

@@ -40,7 +40,8 @@ impl Mlp {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(self.proj.forward(fused::gelu(self.fc.forward(x))))
+        self.dropout
+            .forward(fused::linear(&self.proj, fused::gelu(fused::linear(&self.fc, x))))
     }
 }
 

@@ -28,6 +28,21 @@ impl<B: FusedKernels> Backward<B, 3> for LayerNormBackward {
     }
 }
 
+/// A linear layer's backward step; its state is the input and the weight.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: FusedKernels> Backward<B, 3> for LinearBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        let input_grads = B::linear_backward(grad, x, weight);
+        register_all::<B, _, 3>(ops.parents, input_grads, grads, |parent| parent.id);
+    }
+}
+
 /// GELU's backward step; its state is the input.
 #[derive(Debug)]
 struct GeluBackward;
@@ -107,6 +122,21 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish((x, gamma, saved), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let output = B::linear_forward(x.clone(), weight.clone(), bias);
+        match LinearBackward
+            .prepare::<C>([x_node, weight_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }

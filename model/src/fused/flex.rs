@@ -28,6 +28,10 @@ impl FusedOps for Flex {
         Self::gelu_forward(x)
     }
 
+    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        Self::linear_forward(x, weight, bias)
+    }
+
     fn fused_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
         Self::attention_forward(qkv, None, heads, causal).0
     }
@@ -122,6 +126,78 @@ impl FusedKernels for Flex {
             tensor(grad_x, vec![rows, d]),
             tensor(grad_gamma, vec![d]),
             tensor(grad_beta, vec![d]),
+        ]
+    }
+
+    /// The bias written into the output rows, then the product added onto it by gemm: no
+    /// zero-fill and no separate pass for the bias.
+    fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let ([rows, d_input], [_, d_output]) = (dims(&x), dims(&weight));
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let mut output = Vec::with_capacity(rows * d_output);
+        for _ in 0..rows {
+            output.extend_from_slice(floats(&bias));
+        }
+        let (x, weight) = (row_major(&x, d_input), row_major(&weight, d_output));
+        // SAFETY: `output` holds `rows × d_output` floats, apart from the read-only inputs.
+        unsafe {
+            matmul(
+                rows,
+                d_output,
+                d_input,
+                row_major_mut(&mut output, d_output),
+                x,
+                weight,
+                true,
+            )
+        };
+        tensor(output, vec![rows, d_output])
+    }
+
+    /// `grad weightᵀ`, `xᵀ grad` and the column sums of `grad`, the transposes read through
+    /// strides rather than copied.
+    fn linear_backward(grad: FlexTensor, x: FlexTensor, weight: FlexTensor) -> [FlexTensor; 3] {
+        let ([rows, d_input], [_, d_output]) = (dims(&x), dims(&weight));
+        let (grad, x, weight) = (contiguous(grad), contiguous(x), contiguous(weight));
+        let mut grad_x = vec![0.0; rows * d_input];
+        let mut grad_weight = vec![0.0; d_input * d_output];
+        let (grad_rows, x_rows) = (row_major(&grad, d_output), row_major(&x, d_input));
+        // SAFETY: each output buffer holds the floats its product writes, apart from the
+        // read-only inputs.
+        unsafe {
+            let grad_x_rows = row_major_mut(&mut grad_x, d_input);
+            matmul(
+                rows,
+                d_input,
+                d_output,
+                grad_x_rows,
+                grad_rows,
+                row_major(&weight, d_output).t(),
+                false,
+            );
+            let grad_weight_rows = row_major_mut(&mut grad_weight, d_output);
+            matmul(d_input, d_output, rows, grad_weight_rows, x_rows.t(), grad_rows, false);
+        }
+        let grad_bias = floats(&grad)
+            .par_chunks(ROWS_PER_TASK * 4 * d_output)
+            .map(|block| {
+                let mut sums = vec![0.0; d_output];
+                for row in block.chunks(d_output) {
+                    add_into(&mut sums, row);
+                }
+                sums
+            })
+            .reduce(
+                || vec![0.0; d_output],
+                |mut total, part| {
+                    add_into(&mut total, &part);
+                    total
+                },
+            );
+        [
+            tensor(grad_x, vec![rows, d_input]),
+            tensor(grad_weight, vec![d_input, d_output]),
+            tensor(grad_bias, vec![d_output]),
         ]
     }
 
@@ -272,6 +348,76 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn add_into(total: &mut [f32], part: &[f32]) {
     for (total, part) in total.iter_mut().zip(part) {
         *total += part;
+    }
+}
+
+/// `dst = lhs · rhs` (`+ dst` if `accumulate`) for `[m, k] · [k, n]`, on all of rayon's threads.
+///
+/// # Safety
+/// Each matrix must address its `rows × cols` valid floats through its strides, and `dst`
+/// must not overlap the others or be accessed by anyone else meanwhile.
+pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matrix, rhs: Matrix, accumulate: bool) {
+    // SAFETY: forwarded from the caller; gemm reads `lhs` and `rhs` and writes `dst` only.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.col_stride,
+            dst.row_stride,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        )
+    }
+}
+
+/// A strided matrix in an `f32` buffer, as gemm takes it.
+#[derive(Clone, Copy)]
+pub(super) struct Matrix {
+    pub(super) ptr: *mut f32,
+    pub(super) row_stride: isize,
+    pub(super) col_stride: isize,
+}
+
+impl Matrix {
+    /// The same memory read as the transpose.
+    pub(super) fn t(self) -> Self {
+        Self {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// A contiguous tensor as a row-major matrix of `cols` columns, to be read only.
+fn row_major(x: &FlexTensor, cols: usize) -> Matrix {
+    Matrix {
+        // gemm takes `*mut` for every operand; this one is only read.
+        ptr: floats(x).as_ptr().cast_mut(),
+        row_stride: cols as isize,
+        col_stride: 1,
+    }
+}
+
+/// A row-major matrix of `cols` columns over `buffer`.
+pub(super) fn row_major_mut(buffer: &mut [f32], cols: usize) -> Matrix {
+    Matrix {
+        ptr: buffer.as_mut_ptr(),
+        row_stride: cols as isize,
+        col_stride: 1,
     }
 }
 

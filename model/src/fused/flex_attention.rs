@@ -10,35 +10,7 @@ use burn_flex::FlexTensor;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::flex::{dot, exp, sum};
-
-/// A strided matrix in an `f32` buffer.
-#[derive(Clone, Copy)]
-struct Matrix {
-    ptr: *mut f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl Matrix {
-    /// A row-major `[rows, cols]` buffer.
-    fn dense(buffer: &mut [f32], cols: usize) -> Self {
-        Self {
-            ptr: buffer.as_mut_ptr(),
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The same memory read as the transpose.
-    fn t(self) -> Self {
-        Self {
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
+use super::flex::{Matrix, dot, exp, row_major_mut, sum};
 
 /// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread.
 ///
@@ -189,9 +161,9 @@ unsafe fn scatter(grads: &[f32], sizes: Sizes, angles: Option<&[f32]>, dst: Matr
 fn scores(sizes: Sizes, queries: &mut [f32], keys: &mut [f32], scores: &mut [f32]) {
     let (seq, head_dim) = (sizes.seq, sizes.head_dim);
     let scale = (head_dim as f32).powf(-0.5);
-    let (queries, keys) = (Matrix::dense(queries, head_dim), Matrix::dense(keys, head_dim));
+    let (queries, keys) = (row_major_mut(queries, head_dim), row_major_mut(keys, head_dim));
     // SAFETY: three distinct buffers of this task, of the sizes the strides say.
-    unsafe { product(seq, seq, head_dim, Matrix::dense(scores, seq), queries, keys.t(), scale) };
+    unsafe { product(seq, seq, head_dim, row_major_mut(scores, seq), queries, keys.t(), scale) };
 }
 
 fn contiguous(x: FlexTensor) -> FlexTensor {
@@ -247,7 +219,7 @@ pub(super) fn forward(
             let output = sizes.matrix(output_ptr.get(), 1, b, 0, h);
             // SAFETY: the values are read only; head (b, h)'s columns of the output are
             // written by this task alone.
-            unsafe { product(seq, head_dim, seq, output, Matrix::dense(probs, seq), values, 1.0) };
+            unsafe { product(seq, head_dim, seq, output, row_major_mut(probs, seq), values, 1.0) };
         },
     );
     let output = FlexTensor::from_data(TensorData::new(output, [batch, seq, sizes.d_model()]));
@@ -303,7 +275,7 @@ pub(super) fn backward(
             }
             let grad_output = sizes.matrix(grad.as_ptr().cast_mut(), 1, b, 0, h);
             let values = sizes.matrix(qkv.as_ptr().cast_mut(), 3, b, 2, h);
-            let (probs_matrix, grad_scores_matrix) = (Matrix::dense(probs, seq), Matrix::dense(grad_scores, seq));
+            let (probs_matrix, grad_scores_matrix) = (row_major_mut(probs, seq), row_major_mut(grad_scores, seq));
             // SAFETY: the inputs are read only; the scratch buffers are this task's; head
             // (b, h)'s columns of the gradient are written by this task alone.
             unsafe {
@@ -320,13 +292,13 @@ pub(super) fn backward(
                 }
             }
             // dQ = scale dS K; dK = scale dSᵀ Q, then back through the rotation.
-            let (queries, keys) = (Matrix::dense(queries, head_dim), Matrix::dense(keys, head_dim));
+            let (queries, keys) = (row_major_mut(queries, head_dim), row_major_mut(keys, head_dim));
             unsafe {
                 product(
                     seq,
                     head_dim,
                     seq,
-                    Matrix::dense(grad_queries, head_dim),
+                    row_major_mut(grad_queries, head_dim),
                     grad_scores_matrix,
                     keys,
                     scale,
@@ -335,7 +307,7 @@ pub(super) fn backward(
                     seq,
                     head_dim,
                     seq,
-                    Matrix::dense(grad_keys, head_dim),
+                    row_major_mut(grad_keys, head_dim),
                     grad_scores_matrix.t(),
                     queries,
                     scale,

@@ -29,6 +29,10 @@ impl FusedOps for LibTorch {
         Self::gelu_forward(x)
     }
 
+    fn fused_linear(x: TchTensor, weight: TchTensor, bias: TchTensor) -> TchTensor {
+        Self::linear_forward(x, weight, bias)
+    }
+
     fn fused_attention(qkv: TchTensor, heads: usize, causal: bool) -> TchTensor {
         Self::attention_forward(qkv, None, heads, causal).0
     }
@@ -74,6 +78,18 @@ impl FusedKernels for LibTorch {
             TchTensor::new(grad_gamma),
             TchTensor::new(grad_beta),
         ]
+    }
+
+    /// One `addmm`, as PyTorch's `nn.Linear`.
+    fn linear_forward(x: TchTensor, weight: TchTensor, bias: TchTensor) -> TchTensor {
+        TchTensor::new(bias.tensor.addmm(&x.tensor, &weight.tensor))
+    }
+
+    fn linear_backward(grad: TchTensor, x: TchTensor, weight: TchTensor) -> [TchTensor; 3] {
+        let grad_x = grad.tensor.mm(&weight.tensor.tr());
+        let grad_weight = x.tensor.tr().mm(&grad.tensor);
+        let grad_bias = grad.tensor.sum_dim_intlist([0_i64].as_slice(), false, Kind::Float);
+        [grad_x, grad_weight, grad_bias].map(TchTensor::new)
     }
 
     fn gelu_forward(x: TchTensor) -> TchTensor {

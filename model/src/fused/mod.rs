@@ -26,7 +26,7 @@ mod libtorch;
 
 use burn::backend::{Backend, Dispatch};
 use burn::backend::{DispatchDevice, backend_extension, tensor::FloatTensor};
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::gelu as composed_gelu;
 use burn::tensor::{DType, Device, Tensor};
 
@@ -48,6 +48,13 @@ pub trait FusedOps: Backend {
 
     /// GELU with the exact error function, element-wise.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `x weight + bias`.
+    ///
+    /// # Shapes
+    /// - x: `[rows, d_input]`, weight: `[d_input, d_output]`, bias: `[d_output]`
+    /// - output: `[rows, d_output]`
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Multi-head self-attention from the fused projection `qkv`: splits it into heads and
     /// attends (scores scaled by `1 / sqrt(head_dim)`), causally or not.
@@ -98,6 +105,20 @@ pub trait FusedKernels: Backend {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         saved: [FloatTensor<Self>; 2],
+    ) -> [FloatTensor<Self>; 3];
+
+    /// `x weight + bias`, shaped as [`FusedOps::fused_linear`]'s.
+    fn linear_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Gradients of `x weight + bias` with respect to `x`, `weight` and `bias`.
+    ///
+    /// # Shapes
+    /// - grad: `[rows, d_output]`, x: `[rows, d_input]`, weight: `[d_input, d_output]`
+    /// - output: `[rows, d_input]`, `[d_input, d_output]`, `[d_output]`
+    fn linear_backward(
+        grad: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
 
     /// GELU of `x`.
@@ -169,6 +190,26 @@ pub fn layer_norm(norm: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
     Tensor::<2>::from_dispatch(out).reshape([batch, seq, d_model])
 }
 
+/// `linear(x)`, fused where the backend has a kernel and the layer a bias.
+///
+/// # Shapes
+/// - x: `[batch, seq, d_input]`
+/// - output: `[batch, seq, d_output]`
+pub fn linear(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let (true, Some(bias)) = (fused(&x.device(), x.dtype()), &linear.bias) else {
+        return linear.forward(x);
+    };
+    let [batch, seq, d_input] = x.dims();
+    let weight = linear.weight.val();
+    let d_output = weight.dims()[1];
+    let output = <Dispatch as FusedOps>::fused_linear(
+        x.reshape([batch * seq, d_input]).into_dispatch(),
+        weight.into_dispatch(),
+        bias.val().into_dispatch(),
+    );
+    Tensor::<2>::from_dispatch(output).reshape([batch, seq, d_output])
+}
+
 /// GELU (exact), fused where the backend has a kernel.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !fused(&x.device(), x.dtype()) {
@@ -201,7 +242,7 @@ pub fn attention(qkv: &Tensor<3>, rotary: Option<Tensor<3>>, heads: usize, causa
 mod tests {
     use super::*;
     use crate::{AttentionMode, Positions, SelfAttention, TransformerConfig};
-    use burn::nn::LayerNormConfig;
+    use burn::nn::{LayerNormConfig, LinearConfig};
     use burn::tensor::{Distribution, Tolerance};
 
     /// The devices with fused kernels, under autodiff.
@@ -252,6 +293,36 @@ mod tests {
             assert_close(fused.1, composed.1, "x gradient");
             assert_close(fused.2, composed.2, "gamma gradient");
             assert_close(fused.3, composed.3, "beta gradient");
+        }
+    }
+
+    #[test]
+    fn linear_matches_burns_values_and_gradients() {
+        for device in devices() {
+            let mut layer = LinearConfig::new(12, 20).init(&device);
+            layer.bias = layer.bias.map(|bias| bias.map(|_| random([20], &device)));
+            let x = random([2, 5, 12], &device);
+            let weights = Tensor::<3>::random([2, 5, 20], Distribution::Normal(0.0, 1.0), &device);
+            let run = |fused: bool| {
+                let output = if fused {
+                    linear(&layer, x.clone())
+                } else {
+                    layer.forward(x.clone())
+                };
+                let grads = (output.clone() * weights.clone()).sum().backward();
+                let bias = layer.bias.as_ref().unwrap().val();
+                (
+                    output,
+                    x.grad(&grads).unwrap(),
+                    layer.weight.val().grad(&grads).unwrap(),
+                    bias.grad(&grads).unwrap(),
+                )
+            };
+            let (fused, composed) = (run(true), run(false));
+            assert_close(fused.0, composed.0, "output");
+            assert_close(fused.1, composed.1, "x gradient");
+            assert_close(fused.2, composed.2, "weight gradient");
+            assert_close(fused.3, composed.3, "bias gradient");
         }
     }
 
