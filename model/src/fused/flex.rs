@@ -1,5 +1,6 @@
-//! Fused kernels for the flex backend: LayerNorm and GELU over contiguous `f32` rows,
-//! parallel over rows with rayon (flex's own thread pool), in loops the compiler vectorises.
+//! Fused kernels for the flex backend: LayerNorm and GELU over contiguous `f32` rows, parallel
+//! over rows with rayon (flex's own thread pool) in loops the compiler vectorises; linear
+//! layers as single gemm calls. Attention is in [`flex_attention`].
 
 use burn::backend::Flex;
 use burn::backend::tensor::FloatTensor;

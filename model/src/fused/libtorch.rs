@@ -1,5 +1,5 @@
 //! Fused kernels for the libtorch backend, on libtorch's own native ops: the ones PyTorch's
-//! `nn.LayerNorm`, `nn.GELU` and `scaled_dot_product_attention` call.
+//! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call.
 
 // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 #![allow(deprecated)]

@@ -1,18 +1,23 @@
 //! Fused training kernels with hand-written backward passes.
 //!
-//! Burn 0.22's autodiff records LayerNorm as eight tensor ops (mean, subtraction, square,
-//! mean, square root, division, scale, shift) and differentiates each one, and it routes
-//! attention to a decomposed fallback. Each op is a pass over memory and, on libtorch, an
-//! OpenMP region. These kernels replace them with one pass forward and one or two backward,
-//! through Burn's backend-extension mechanism: [`FusedOps`] is dispatched on the tensor's
-//! backend at run time, and its `Autodiff` implementation registers its own backward step.
+//! Under autodiff, Burn 0.22 composes a Transformer layer from many tensor ops, each a pass
+//! over memory (on libtorch, also an OpenMP region): LayerNorm is eight ops and eight
+//! derivatives; attention is a head split, a rotation, a mask, a decomposed softmax and a
+//! merge, with layout copies between them; a linear layer on `[batch, seq, d]` inputs runs its
+//! forward and input gradient as batched products with the weight broadcast over the batch
+//! when `seq` is a multiple of the row tile, instead of one product over `batch · seq` rows.
+//! These kernels do each layer as one op with its own backward, through Burn's
+//! backend-extension mechanism: [`FusedOps`] is dispatched on the backend of its inputs at run
+//! time, and its `Autodiff` implementation records one graph node whose backward step calls
+//! the backend's [`FusedKernels`].
 //!
-//! - flex: Rust kernels, parallel over rows or heads, the attention's products on the `gemm`
-//!   crate flex itself uses;
-//! - libtorch: libtorch's own kernels (`native_layer_norm`, `gelu`, CPU flash attention).
+//! - flex: Rust kernels, parallel over rows or heads, the products on the `gemm` crate that
+//!   flex's own matmul uses;
+//! - libtorch: libtorch's own kernels (`native_layer_norm`, `gelu`, `addmm`, CPU flash
+//!   attention), the ones PyTorch's layers call.
 //!
-//! Other backends (wgpu, CUDA) keep Burn's composed ops: the entry points below check the
-//! device and fall back to them, so callers need not.
+//! Other backends (wgpu, CUDA) and other dtypes keep Burn's composed ops: the entry points
+//! below check the device and fall back to them, so callers need not.
 
 // The extension names burn-tch's `LibTorch`, deprecated upstream; primer keeps it for PyTorch
 // parity.
