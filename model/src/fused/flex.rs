@@ -3,44 +3,19 @@
 //! layers as single gemm calls. Attention is in [`flex_attention`].
 
 use burn::backend::Flex;
-use burn::backend::tensor::FloatTensor;
 use burn::tensor::TensorData;
 use burn_flex::FlexTensor;
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{FusedKernels, FusedOps, flex_attention};
+use super::{FusedKernels, flex_attention};
 
 /// Rows per parallel task: enough work to amortise a task at `d_model` 64 and up.
 const ROWS_PER_TASK: usize = 16;
 /// Elements per parallel task of an element-wise kernel.
 const ELEMENTS_PER_TASK: usize = 8192;
-
-impl FusedOps for Flex {
-    fn fused_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        Self::layer_norm_forward(x, gamma, beta, epsilon).0
-    }
-
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::gelu_forward(x)
-    }
-
-    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        Self::linear_forward(x, weight, bias)
-    }
-
-    fn fused_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
-        Self::attention_forward(qkv, None, heads, causal).0
-    }
-
-    fn fused_rotary_attention(qkv: FlexTensor, angles: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
-        Self::attention_forward(qkv, Some(angles), heads, causal).0
-    }
-}
+/// gemm on all of rayon's threads.
+const ALL_THREADS: Parallelism = Parallelism::Rayon(0);
 
 impl FusedKernels for Flex {
     /// Saves the per-row mean and reciprocal standard deviation, `[rows]` each.
@@ -141,15 +116,16 @@ impl FusedKernels for Flex {
         }
         let (x, weight) = (row_major(&x, d_input), row_major(&weight, d_output));
         // SAFETY: `output` holds `rows × d_output` floats, apart from the read-only inputs.
+        let output_rows = row_major_mut(&mut output, d_output);
         unsafe {
             matmul(
-                rows,
-                d_output,
-                d_input,
-                row_major_mut(&mut output, d_output),
+                [rows, d_output, d_input],
+                output_rows,
                 x,
                 weight,
+                1.0,
                 true,
+                ALL_THREADS,
             )
         };
         tensor(output, vec![rows, d_output])
@@ -167,17 +143,26 @@ impl FusedKernels for Flex {
         // read-only inputs.
         unsafe {
             let grad_x_rows = row_major_mut(&mut grad_x, d_input);
+            let weight_t = row_major(&weight, d_output).t();
             matmul(
-                rows,
-                d_input,
-                d_output,
+                [rows, d_input, d_output],
                 grad_x_rows,
                 grad_rows,
-                row_major(&weight, d_output).t(),
+                weight_t,
+                1.0,
                 false,
+                ALL_THREADS,
             );
             let grad_weight_rows = row_major_mut(&mut grad_weight, d_output);
-            matmul(d_input, d_output, rows, grad_weight_rows, x_rows.t(), grad_rows, false);
+            matmul(
+                [d_input, d_output, rows],
+                grad_weight_rows,
+                x_rows.t(),
+                grad_rows,
+                1.0,
+                false,
+                ALL_THREADS,
+            );
         }
         let grad_bias = floats(&grad)
             .par_chunks(ROWS_PER_TASK * 4 * d_output)
@@ -352,12 +337,21 @@ fn add_into(total: &mut [f32], part: &[f32]) {
     }
 }
 
-/// `dst = lhs · rhs` (`+ dst` if `accumulate`) for `[m, k] · [k, n]`, on all of rayon's threads.
+/// `dst = scale · lhs · rhs` (`+ dst` if `accumulate`) for `[m, k] · [k, n]`.
 ///
 /// # Safety
 /// Each matrix must address its `rows × cols` valid floats through its strides, and `dst`
 /// must not overlap the others or be accessed by anyone else meanwhile.
-pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matrix, rhs: Matrix, accumulate: bool) {
+#[allow(clippy::too_many_arguments)] // gemm's own shape: sizes, operands, then how to combine
+pub(super) unsafe fn matmul(
+    [m, n, k]: [usize; 3],
+    dst: Matrix,
+    lhs: Matrix,
+    rhs: Matrix,
+    scale: f32,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     // SAFETY: forwarded from the caller; gemm reads `lhs` and `rhs` and writes `dst` only.
     unsafe {
         gemm::gemm(
@@ -375,11 +369,11 @@ pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matr
             rhs.col_stride,
             rhs.row_stride,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            parallelism,
         )
     }
 }
@@ -427,7 +421,7 @@ fn dims(x: &FlexTensor) -> [usize; 2] {
     [shape[0], shape[1]]
 }
 
-fn contiguous(x: FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
     if x.as_slice::<f32>().is_some() {
         x
     } else {
@@ -435,7 +429,7 @@ fn contiguous(x: FlexTensor) -> FlexTensor {
     }
 }
 
-fn floats(x: &FlexTensor) -> &[f32] {
+pub(super) fn floats(x: &FlexTensor) -> &[f32] {
     x.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 

@@ -7,41 +7,19 @@
 
 use burn::tensor::TensorData;
 use burn_flex::FlexTensor;
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::flex::{Matrix, dot, exp, row_major_mut, sum};
+use super::flex::{Matrix, contiguous, dot, exp, floats, matmul, row_major_mut, sum};
 
-/// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread.
+/// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread: attention runs
+/// one task per head already.
 ///
 /// # Safety
-/// Each matrix must address its `rows × cols` valid `f32`s through its strides, and `dst` must
-/// not overlap the others or be accessed by another thread meanwhile.
+/// As [`matmul`]'s.
 unsafe fn product(m: usize, n: usize, k: usize, dst: Matrix, lhs: Matrix, rhs: Matrix, scale: f32) {
-    // SAFETY: forwarded from the caller; gemm reads `lhs` and `rhs` and writes `dst` only.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.ptr,
-            dst.col_stride,
-            dst.row_stride,
-            false,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { matmul([m, n, k], dst, lhs, rhs, scale, false, Parallelism::None) }
 }
 
 /// The sizes of one call: `qkv` is `[batch, seq, 3 · heads · head_dim]`.
@@ -164,18 +142,6 @@ fn scores(sizes: Sizes, queries: &mut [f32], keys: &mut [f32], scores: &mut [f32
     let (queries, keys) = (row_major_mut(queries, head_dim), row_major_mut(keys, head_dim));
     // SAFETY: three distinct buffers of this task, of the sizes the strides say.
     unsafe { product(seq, seq, head_dim, row_major_mut(scores, seq), queries, keys.t(), scale) };
-}
-
-fn contiguous(x: FlexTensor) -> FlexTensor {
-    if x.as_slice::<f32>().is_some() {
-        x
-    } else {
-        x.to_contiguous()
-    }
-}
-
-fn floats(x: &FlexTensor) -> &[f32] {
-    x.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
 /// The forward kernel: the output `[batch, seq, d_model]` and each query's log-sum-exp

@@ -5,42 +5,10 @@
 #![allow(deprecated)]
 
 use burn::backend::LibTorch;
-use burn::backend::tensor::FloatTensor;
 use burn_tch::TchTensor;
 use tch::Kind;
 
-use super::{FusedKernels, FusedOps};
-
-impl FusedOps for LibTorch {
-    fn fused_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        let d = x.tensor.size()[1];
-        let (output, _, _) = x
-            .tensor
-            .native_layer_norm([d], Some(&gamma.tensor), Some(&beta.tensor), epsilon);
-        TchTensor::new(output)
-    }
-
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::gelu_forward(x)
-    }
-
-    fn fused_linear(x: TchTensor, weight: TchTensor, bias: TchTensor) -> TchTensor {
-        Self::linear_forward(x, weight, bias)
-    }
-
-    fn fused_attention(qkv: TchTensor, heads: usize, causal: bool) -> TchTensor {
-        Self::attention_forward(qkv, None, heads, causal).0
-    }
-
-    fn fused_rotary_attention(qkv: TchTensor, angles: TchTensor, heads: usize, causal: bool) -> TchTensor {
-        Self::attention_forward(qkv, Some(angles), heads, causal).0
-    }
-}
+use super::FusedKernels;
 
 impl FusedKernels for LibTorch {
     /// Saves the normalised input `[rows, d]` and the reciprocal standard deviations

@@ -162,6 +162,39 @@ pub trait FusedKernels: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Without autodiff, each fused op is its backend's forward kernel.
+impl<B: FusedKernels> FusedOps for B {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        Self::layer_norm_forward(x, gamma, beta, epsilon).0
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::gelu_forward(x)
+    }
+
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::linear_forward(x, weight, bias)
+    }
+
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {
+        Self::attention_forward(qkv, None, heads, causal).0
+    }
+
+    fn fused_rotary_attention(
+        qkv: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
+        heads: usize,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        Self::attention_forward(qkv, Some(angles), heads, causal).0
+    }
+}
+
 /// Whether tensors of `dtype` on `device` have fused kernels; where not, Burn's composed ops
 /// run.
 fn fused(device: &Device, dtype: DType) -> bool {
