@@ -81,11 +81,8 @@ impl Block {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, mode: AttentionMode) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .attn
-                .forward(fused::layer_norm(&self.norm_1, self.norm_eps, x), mode);
-        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
+        let x = x.clone() + self.attn.forward(self.norm(&self.norm_1, x), mode);
+        x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
     }
 
     /// [`forward`](Self::forward) with padding keys ignored.
@@ -95,11 +92,8 @@ impl Block {
     /// - padding: `[batch, seq]`, true at padding positions
     /// - output: `[batch, seq, d_model]`
     pub fn forward_padded(&self, x: Tensor<3>, mode: AttentionMode, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .attn
-                .forward_padded(fused::layer_norm(&self.norm_1, self.norm_eps, x), mode, padding);
-        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
+        let x = x.clone() + self.attn.forward_padded(self.norm(&self.norm_1, x), mode, padding);
+        x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
     }
 
     /// Causal forward of new positions after the cached ones (see
@@ -109,10 +103,12 @@ impl Block {
     /// - x: `[batch, new, d_model]`
     /// - output: `[batch, new, d_model]`
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .attn
-                .forward_cached(fused::layer_norm(&self.norm_1, self.norm_eps, x), cache);
-        x.clone() + self.mlp.forward(fused::layer_norm(&self.norm_2, self.norm_eps, x))
+        let x = x.clone() + self.attn.forward_cached(self.norm(&self.norm_1, x), cache);
+        x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
+    }
+
+    /// `norm(x)` with the block's epsilon (Burn's `LayerNorm` keeps its own private).
+    fn norm(&self, norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+        fused::layer_norm(norm, self.norm_eps, x)
     }
 }

@@ -27,6 +27,7 @@ impl FusedKernels for LibTorch {
         (TchTensor::new(output), [TchTensor::new(xhat), TchTensor::new(rstd)])
     }
 
+    /// In ten libtorch ops: tch 0.22 does not expose `native_layer_norm_backward`.
     fn layer_norm_backward(
         grad: TchTensor,
         _x: TchTensor,

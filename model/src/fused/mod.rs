@@ -1,7 +1,7 @@
 //! Fused training kernels with hand-written backward passes.
 //!
 //! Under autodiff, Burn 0.22 composes a Transformer layer from many tensor ops, each a pass
-//! over memory (on libtorch, also an OpenMP region): LayerNorm is eight ops and eight
+//! over memory (on libtorch, also an OpenMP region): LayerNorm is nine ops and nine
 //! derivatives; attention is a head split, a rotation, a mask, a decomposed softmax and a
 //! merge, with layout copies between them; a linear layer on `[batch, seq, d]` inputs runs its
 //! forward and input gradient as batched products with the weight broadcast over the batch
