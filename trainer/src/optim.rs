@@ -1,17 +1,28 @@
 //! AdamW with nanoGPT's weight-decay rule, and global-norm gradient clipping.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{
+    AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
+};
 use burn::tensor::{Device, Tensor};
+use primer_model::fused::{self, AdamWStep};
 
 use crate::config::TrainConfig;
 
+/// PyTorch's AdamW epsilon (burn's default is 1e-5).
+const EPSILON: f32 = 1e-8;
+
 /// AdamW that decays weight matrices and embeddings (rank >= 2) and leaves norms and biases
-/// (rank 1) alone, as nanoGPT does.
+/// (rank 1) alone, as nanoGPT does. Where the backend has a fused AdamW kernel (flex, tch) each
+/// update is one pass over the parameter; elsewhere it is burn's `AdamW`. Both keep burn's
+/// `AdamWState`, so checkpoints are the same either way.
 #[derive(Clone)]
 pub struct MatrixDecayAdamW {
     matrices: AdamW,
     vectors: AdamW,
+    beta_1: f32,
+    beta_2: f32,
+    weight_decay: f32,
 }
 
 impl Optimizer for MatrixDecayAdamW {
@@ -24,6 +35,26 @@ impl Optimizer for MatrixDecayAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let momentum = state.as_ref().map(|state| &state.momentum);
+        let time = momentum.map_or(0, |momentum| momentum.time) + 1;
+        let step = AdamWStep {
+            lr,
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: EPSILON,
+            weight_decay: if D >= 2 { self.weight_decay } else { 0.0 },
+            time,
+        };
+        let moments = momentum.map(|momentum| [momentum.moment_1.clone(), momentum.moment_2.clone()]);
+        if let Some((tensor, [moment_1, moment_2])) = fused::adamw(&tensor, &grad, moments.as_ref(), step) {
+            let momentum = AdaptiveMomentumState {
+                time,
+                moment_1,
+                moment_2,
+                max_moment_2: None,
+            };
+            return (tensor, Some(AdamWState { momentum }));
+        }
         if D >= 2 {
             self.matrices.step(lr, tensor, grad, state)
         } else {
@@ -47,13 +78,16 @@ pub fn adamw(beta1: f64, beta2: f64, weight_decay: f64) -> ModuleOptimizer {
         AdamWConfig::new()
             .with_beta_1(beta1 as f32)
             .with_beta_2(beta2 as f32)
-            .with_epsilon(1e-8)
+            .with_epsilon(EPSILON)
             .with_weight_decay(decay as f32)
             .build()
     };
     MatrixDecayAdamW {
         matrices: build(weight_decay),
         vectors: build(0.0),
+        beta_1: beta1 as f32,
+        beta_2: beta2 as f32,
+        weight_decay: weight_decay as f32,
     }
     .into()
 }

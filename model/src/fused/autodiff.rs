@@ -1,15 +1,15 @@
 //! [`FusedOps`] under autodiff: each op is one node of the graph, whose backward step calls the
 //! backend's backward kernel.
 
-use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend};
 
-use super::{FusedKernels, FusedOps};
+use super::{AdamWStep, FusedKernels, FusedOps};
 
 /// LayerNorm's backward step; its state is `x`, `gamma` and the backend's saved tensors.
 #[derive(Debug)]
@@ -148,6 +148,23 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::Tracked(prep) => prep.finish(x, output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
+    }
+
+    /// Optimizer state is never differentiated: the update runs on the inner backend.
+    fn fused_adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [param, grad, moment_1, moment_2] = [param, grad, moment_1, moment_2].map(Self::inner);
+        let (param, moment_1, moment_2) = B::adamw(param, grad, moment_1, moment_2, step);
+        (
+            Self::from_inner(param),
+            Self::from_inner(moment_1),
+            Self::from_inner(moment_2),
+        )
     }
 
     fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {

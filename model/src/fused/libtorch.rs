@@ -8,7 +8,7 @@ use burn::backend::LibTorch;
 use burn_tch::TchTensor;
 use tch::Kind;
 
-use super::FusedKernels;
+use super::{AdamWStep, FusedKernels};
 
 impl FusedKernels for LibTorch {
     /// Saves the normalised input `[rows, d]` and the reciprocal standard deviations
@@ -59,6 +59,33 @@ impl FusedKernels for LibTorch {
         let grad_weight = x.tensor.tr().mm(&grad.tensor);
         let grad_bias = grad.tensor.sum_dim_intlist([0_i64].as_slice(), false, Kind::Float);
         [grad_x, grad_weight, grad_bias].map(TchTensor::new)
+    }
+
+    /// In-place libtorch ops on the new moments, as PyTorch's single-tensor AdamW.
+    fn adamw(
+        param: TchTensor,
+        grad: TchTensor,
+        moment_1: TchTensor,
+        moment_2: TchTensor,
+        step: AdamWStep,
+    ) -> (TchTensor, TchTensor, TchTensor) {
+        let (correction_1, correction_2) = step.bias_corrections();
+        let (beta_1, beta_2) = (step.beta_1 as f64, step.beta_2 as f64);
+        let grad = &grad.tensor;
+        let moment_1 = moment_1.tensor.lerp(grad, 1.0 - beta_1);
+        let mut moment_2 = &moment_2.tensor * beta_2;
+        let _ = moment_2.addcmul_(&(grad * (1.0 - beta_2)), grad);
+        let mut denominator = moment_2.sqrt();
+        let _ = denominator
+            .g_div_scalar_(correction_2.sqrt() as f64)
+            .g_add_scalar_(step.epsilon as f64);
+        let mut param = &param.tensor * (1.0 - step.lr * step.weight_decay as f64);
+        let _ = param.addcdiv_(&(&moment_1 * (-step.lr / correction_1 as f64)), &denominator);
+        (
+            TchTensor::new(param),
+            TchTensor::new(moment_1),
+            TchTensor::new(moment_2),
+        )
     }
 
     fn gelu_forward(x: TchTensor) -> TchTensor {

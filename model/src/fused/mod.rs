@@ -61,6 +61,18 @@ pub trait FusedOps: Backend {
     /// - output: `[rows, d_output]`
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// One AdamW update of a parameter, in one pass: the new parameter and moments.
+    ///
+    /// # Shapes
+    /// - param, grad, moment_1, moment_2, output: the parameter's, each
+    fn fused_adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// Multi-head self-attention from the fused projection `qkv`: splits it into heads and
     /// attends (scores scaled by `1 / sqrt(head_dim)`), causally or not.
     ///
@@ -126,6 +138,15 @@ pub trait FusedKernels: Backend {
         weight: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
 
+    /// [`FusedOps::fused_adamw`] on this backend.
+    fn adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// GELU of `x`.
     fn gelu_forward(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
@@ -162,6 +183,34 @@ pub trait FusedKernels: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// The hyper-parameters of one AdamW update, as burn's `AdamW` applies them:
+/// `m = β1 m + (1 - β1) g`, `v = β2 v + (1 - β2) g²`,
+/// `p = p (1 - lr · weight_decay) - lr · m̂ / (sqrt(v̂) + ε)`, with `m̂` and `v̂` the moments
+/// divided by `1 - β^time`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay of the first moment.
+    pub beta_1: f32,
+    /// Decay of the second moment.
+    pub beta_2: f32,
+    /// Added to the square root of the second moment.
+    pub epsilon: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// The update's number, from 1.
+    pub time: usize,
+}
+
+impl AdamWStep {
+    /// `1 - β1^time` and `1 - β2^time`, the moments' bias corrections.
+    pub fn bias_corrections(&self) -> (f32, f32) {
+        let time = self.time as i32;
+        (1.0 - self.beta_1.powi(time), 1.0 - self.beta_2.powi(time))
+    }
+}
+
 /// Without autodiff, each fused op is its backend's forward kernel.
 impl<B: FusedKernels> FusedOps for B {
     fn fused_layer_norm(
@@ -179,6 +228,16 @@ impl<B: FusedKernels> FusedOps for B {
 
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear_forward(x, weight, bias)
+    }
+
+    fn fused_adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        Self::adamw(param, grad, moment_1, moment_2, step)
     }
 
     fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {
@@ -246,6 +305,28 @@ pub fn linear(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
         bias.val().into_dispatch(),
     );
     Tensor::<2>::from_dispatch(output).reshape([batch, seq, d_output])
+}
+
+/// One AdamW update (see [`AdamWStep`]) of a parameter and its moments (zero before the first
+/// update), or `None` where the backend has no fused kernel (the caller then composes it).
+pub fn adamw<const D: usize>(
+    param: &Tensor<D>,
+    grad: &Tensor<D>,
+    moments: Option<&[Tensor<D>; 2]>,
+    step: AdamWStep,
+) -> Option<(Tensor<D>, [Tensor<D>; 2])> {
+    if !fused(&param.device(), param.dtype()) {
+        return None;
+    }
+    let [moment_1, moment_2] = match moments {
+        Some(moments) => moments.clone(),
+        None => [0, 1].map(|_| param.zeros_like()),
+    };
+    let [param, grad, moment_1, moment_2] =
+        [param.clone(), grad.clone(), moment_1, moment_2].map(Tensor::into_dispatch);
+    let (param, moment_1, moment_2) = <Dispatch as FusedOps>::fused_adamw(param, grad, moment_1, moment_2, step);
+    let [param, moment_1, moment_2] = [param, moment_1, moment_2].map(Tensor::from_dispatch);
+    Some((param, [moment_1, moment_2]))
 }
 
 /// GELU (exact), fused where the backend has a kernel.
@@ -361,6 +442,43 @@ mod tests {
             assert_close(fused.1, composed.1, "x gradient");
             assert_close(fused.2, composed.2, "weight gradient");
             assert_close(fused.3, composed.3, "bias gradient");
+        }
+    }
+
+    #[test]
+    fn adamw_matches_burns_optimizer_over_several_updates() {
+        use burn::optim::{AdamWConfig, Optimizer};
+        for device in devices() {
+            // Optimizers run on the parameters' inner tensors.
+            let device = device.inner();
+            let normal = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let burns = AdamWConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.95)
+                .with_epsilon(1e-8)
+                .with_weight_decay(0.1)
+                .build();
+            let start = normal([7, 33]);
+            let (mut expected, mut expected_state) = (start.clone(), None);
+            let (mut param, mut moments) = (start, None);
+            for time in 1..=3 {
+                let grad = normal([7, 33]).mul_scalar(time as f32);
+                (expected, expected_state) = burns.step(1e-2, expected, grad.clone(), expected_state);
+                let step = AdamWStep {
+                    lr: 1e-2,
+                    beta_1: 0.9,
+                    beta_2: 0.95,
+                    epsilon: 1e-8,
+                    weight_decay: 0.1,
+                    time,
+                };
+                let (new_param, new_moments) = adamw(&param, &grad, moments.as_ref(), step).unwrap();
+                let momentum = &expected_state.as_ref().unwrap().momentum;
+                assert_close(new_param.clone(), expected.clone(), "parameter");
+                assert_close(new_moments[0].clone(), momentum.moment_1.clone(), "first moment");
+                assert_close(new_moments[1].clone(), momentum.moment_2.clone(), "second moment");
+                (param, moments) = (new_param, Some(new_moments));
+            }
         }
     }
 
