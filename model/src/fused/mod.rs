@@ -382,6 +382,36 @@ mod tests {
         fused.assert_approx_eq::<f32>(&composed, Tolerance::absolute(2e-5).set_relative(1e-4));
     }
 
+    /// Checks a layer's fused forward (`forward(true)`) against its composed one: the output,
+    /// and the gradients of the input, the weight (or scale) and the bias (or shift), under a
+    /// loss that weighs each output differently.
+    fn assert_matches_composed<const P: usize>(
+        forward: impl Fn(bool) -> Tensor<3>,
+        x: &Tensor<3>,
+        weight: &Tensor<P>,
+        bias: &Tensor<1>,
+    ) {
+        let mut loss_weights = None;
+        let mut run = |fused: bool| {
+            let output = forward(fused);
+            let loss_weights = loss_weights
+                .get_or_insert_with(|| Tensor::random(output.dims(), Distribution::Normal(0.0, 1.0), &output.device()))
+                .clone();
+            let grads = (output.clone() * loss_weights).sum().backward();
+            let input_grads = (
+                x.grad(&grads).unwrap(),
+                weight.grad(&grads).unwrap(),
+                bias.grad(&grads).unwrap(),
+            );
+            (output, input_grads)
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_close(fused.0, composed.0, "output");
+        assert_close(fused.1.0, composed.1.0, "input gradient");
+        assert_close(fused.1.1, composed.1.1, "weight gradient");
+        assert_close(fused.1.2, composed.1.2, "bias gradient");
+    }
+
     #[test]
     fn layer_norm_matches_burns_values_and_gradients() {
         for device in devices() {
@@ -390,28 +420,12 @@ mod tests {
             norm.gamma = norm.gamma.map(|_| random([24], &device));
             norm.beta = norm.beta.map(|beta| beta.map(|_| random([24], &device)));
             let x = random([2, 5, 24], &device);
-            // A loss that weighs each output differently.
-            let weights = Tensor::<3>::random([2, 5, 24], Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let output = if fused {
-                    layer_norm(&norm, 1e-5, x.clone())
-                } else {
-                    norm.forward(x.clone())
-                };
-                let grads = (output.clone() * weights.clone()).sum().backward();
-                let beta = norm.beta.as_ref().unwrap().val();
-                (
-                    output,
-                    x.grad(&grads).unwrap(),
-                    norm.gamma.val().grad(&grads).unwrap(),
-                    beta.grad(&grads).unwrap(),
-                )
+            let (gamma, beta) = (norm.gamma.val(), norm.beta.as_ref().unwrap().val());
+            let forward = |fused: bool| match fused {
+                true => layer_norm(&norm, 1e-5, x.clone()),
+                false => norm.forward(x.clone()),
             };
-            let (fused, composed) = (run(true), run(false));
-            assert_close(fused.0, composed.0, "output");
-            assert_close(fused.1, composed.1, "x gradient");
-            assert_close(fused.2, composed.2, "gamma gradient");
-            assert_close(fused.3, composed.3, "beta gradient");
+            assert_matches_composed(forward, &x, &gamma, &beta);
         }
     }
 
@@ -421,27 +435,12 @@ mod tests {
             let mut layer = LinearConfig::new(12, 20).init(&device);
             layer.bias = layer.bias.map(|bias| bias.map(|_| random([20], &device)));
             let x = random([2, 5, 12], &device);
-            let weights = Tensor::<3>::random([2, 5, 20], Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let output = if fused {
-                    linear(&layer, x.clone())
-                } else {
-                    layer.forward(x.clone())
-                };
-                let grads = (output.clone() * weights.clone()).sum().backward();
-                let bias = layer.bias.as_ref().unwrap().val();
-                (
-                    output,
-                    x.grad(&grads).unwrap(),
-                    layer.weight.val().grad(&grads).unwrap(),
-                    bias.grad(&grads).unwrap(),
-                )
+            let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+            let forward = |fused: bool| match fused {
+                true => linear(&layer, x.clone()),
+                false => layer.forward(x.clone()),
             };
-            let (fused, composed) = (run(true), run(false));
-            assert_close(fused.0, composed.0, "output");
-            assert_close(fused.1, composed.1, "x gradient");
-            assert_close(fused.2, composed.2, "weight gradient");
-            assert_close(fused.3, composed.3, "bias gradient");
+            assert_matches_composed(forward, &x, &weight, &bias);
         }
     }
 
