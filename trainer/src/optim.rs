@@ -18,11 +18,22 @@ const EPSILON: f32 = 1e-8;
 /// `AdamWState`, so checkpoints are the same either way.
 #[derive(Clone)]
 pub struct MatrixDecayAdamW {
-    matrices: AdamW,
-    vectors: AdamW,
     beta_1: f32,
     beta_2: f32,
     weight_decay: f32,
+}
+
+impl MatrixDecayAdamW {
+    /// burn's `AdamW` with these settings and `weight_decay`, for backends without the fused
+    /// update.
+    fn burns(&self, weight_decay: f32) -> AdamW {
+        AdamWConfig::new()
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(EPSILON)
+            .with_weight_decay(weight_decay)
+            .build()
+    }
 }
 
 impl Optimizer for MatrixDecayAdamW {
@@ -35,6 +46,7 @@ impl Optimizer for MatrixDecayAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let weight_decay = if D >= 2 { self.weight_decay } else { 0.0 };
         let momentum = state.as_ref().map(|state| &state.momentum);
         let time = momentum.map_or(0, |momentum| momentum.time) + 1;
         let step = AdamWStep {
@@ -42,7 +54,7 @@ impl Optimizer for MatrixDecayAdamW {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             epsilon: EPSILON,
-            weight_decay: if D >= 2 { self.weight_decay } else { 0.0 },
+            weight_decay,
             time,
         };
         let moments = momentum.map(|momentum| [momentum.moment_1.clone(), momentum.moment_2.clone()]);
@@ -55,11 +67,7 @@ impl Optimizer for MatrixDecayAdamW {
             };
             return (tensor, Some(AdamWState { momentum }));
         }
-        if D >= 2 {
-            self.matrices.step(lr, tensor, grad, state)
-        } else {
-            self.vectors.step(lr, tensor, grad, state)
-        }
+        self.burns(weight_decay).step(lr, tensor, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -74,17 +82,7 @@ pub fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
 
 /// [`MatrixDecayAdamW`] with PyTorch's epsilon (1e-8, not burn's 1e-5).
 pub fn adamw(beta1: f64, beta2: f64, weight_decay: f64) -> ModuleOptimizer {
-    let build = |decay: f64| {
-        AdamWConfig::new()
-            .with_beta_1(beta1 as f32)
-            .with_beta_2(beta2 as f32)
-            .with_epsilon(EPSILON)
-            .with_weight_decay(decay as f32)
-            .build()
-    };
     MatrixDecayAdamW {
-        matrices: build(weight_decay),
-        vectors: build(0.0),
         beta_1: beta1 as f32,
         beta_2: beta2 as f32,
         weight_decay: weight_decay as f32,

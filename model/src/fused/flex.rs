@@ -332,40 +332,32 @@ pub(super) fn exp(x: f32) -> f32 {
 }
 
 pub(super) fn sum(x: &[f32]) -> f32 {
-    let mut lanes = [0.0_f32; 8];
-    let mut chunks = x.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, value) in lanes.iter_mut().zip(chunk) {
-            *lane += value;
-        }
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    sum_of(x, x, |x, _| x)
 }
 
 fn sum_of_squares(x: &[f32], mean: f32) -> f32 {
-    let mut lanes = [0.0_f32; 8];
-    let mut chunks = x.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, value) in lanes.iter_mut().zip(chunk) {
-            *lane += (value - mean) * (value - mean);
-        }
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()
+    sum_of(x, x, |x, _| (x - mean) * (x - mean))
 }
 
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    sum_of(a, b, |a, b| a * b)
+}
+
+/// `Σ term(a[i], b[i])`, in eight lanes so that the loop vectorises (a single running sum
+/// would chain every addition on the one before).
+fn sum_of(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0.0_f32; 8];
     let (mut a_chunks, mut b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
     for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
-        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
-            *lane += a * b;
+        for ((lane, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += term(a, b);
         }
     }
     let tail: f32 = a_chunks
         .remainder()
         .iter()
         .zip(b_chunks.remainder())
-        .map(|(a, b)| a * b)
+        .map(|(&a, &b)| term(a, b))
         .sum();
     lanes.iter().sum::<f32>() + tail
 }
