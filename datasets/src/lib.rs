@@ -7,8 +7,10 @@
 //! fixed-length blocks in a seeded, resumable order.
 
 pub mod blocks;
+pub mod checksums;
 pub mod corpus;
 pub mod error;
+pub mod lock;
 pub mod named;
 pub mod prepare;
 pub mod shard;
