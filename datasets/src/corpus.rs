@@ -5,13 +5,21 @@
 //! than memory stream through.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
+
+/// The longest line read in one piece: a longer one is read in pieces (plain text) or refused
+/// (a record format), so a file without line breaks is read in bounded memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest document handed to the tokenizer: a longer one is cut into documents of at most
+/// this size, at a space where one is near; tokenizing costs about 200 bytes of memory per
+/// byte of text.
+pub const MAX_DOC_BYTES: usize = 1 << 20;
 
 /// How a plain-text file is cut into documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -206,6 +214,7 @@ impl Corpus {
             current: None,
             lossy: self.lossy,
             failed: false,
+            rest: None,
         }
     }
 
@@ -233,6 +242,8 @@ pub struct Documents {
     current: Option<FileReader>,
     lossy: bool,
     failed: bool,
+    /// The rest of a document longer than [`MAX_DOC_BYTES`], returned piece by piece.
+    rest: Option<Document>,
 }
 
 impl Iterator for Documents {
@@ -241,6 +252,9 @@ impl Iterator for Documents {
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
+        }
+        if let Some(long) = self.rest.take() {
+            return Some(Ok(self.bounded(long)));
         }
         loop {
             if self.current.is_none() {
@@ -256,10 +270,11 @@ impl Iterator for Documents {
             let reader = self.current.as_mut().expect("opened above");
             match reader.next_document() {
                 Ok(Some(text)) => {
-                    return Some(Ok(Document {
+                    let document = Document {
                         text,
                         file_offset: reader.offset,
-                    }));
+                    };
+                    return Some(Ok(self.bounded(document)));
                 }
                 Ok(None) => self.current = None,
                 Err(e) => {
@@ -268,6 +283,34 @@ impl Iterator for Documents {
                 }
             }
         }
+    }
+}
+
+impl Documents {
+    /// The first [`MAX_DOC_BYTES`] (or fewer, at a space) of `document`, keeping the rest for
+    /// the next call: a document of any length is tokenized in bounded memory.
+    fn bounded(&mut self, mut document: Document) -> Document {
+        if document.text.len() <= MAX_DOC_BYTES {
+            return document;
+        }
+        let text = &document.text;
+        let mut cut = MAX_DOC_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut near = cut - 1024;
+        while !text.is_char_boundary(near) {
+            near += 1;
+        }
+        if let Some((at, space)) = text[near..cut].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+            cut = near + at + space.len_utf8();
+        }
+        let rest = document.text.split_off(cut);
+        self.rest = Some(Document {
+            text: rest,
+            file_offset: document.file_offset,
+        });
+        document
     }
 }
 
@@ -281,6 +324,10 @@ struct FileReader {
     line_number: u64,
     column_index: Option<usize>,
     done: bool,
+    /// The bytes of a character cut at the end of the last chunk of a long line.
+    carry: Vec<u8>,
+    /// Whether the last piece read ended its line.
+    line_ended: bool,
 }
 
 impl FileReader {
@@ -295,10 +342,12 @@ impl FileReader {
             line_number: 0,
             column_index: None,
             done: false,
+            carry: Vec::new(),
+            line_ended: true,
         };
         if let FileFormat::Delimited { delimiter, column } = &reader.format {
             let (delimiter, column) = (*delimiter, column.clone());
-            let header = reader.read_line()?.unwrap_or_default();
+            let header = reader.read_record()?.unwrap_or_default();
             let names = split_row(&header, delimiter);
             let index = names
                 .iter()
@@ -316,26 +365,37 @@ impl FileReader {
         Ok(reader)
     }
 
-    /// The next line without its line ending, checked for NUL bytes and UTF-8.
+    /// The next line without its line ending, checked for NUL bytes and UTF-8. A line longer
+    /// than [`MAX_LINE_BYTES`] comes in pieces of at most that size, cut between characters;
+    /// [`Self::line_ended`] says whether a piece ended its line.
     fn read_line(&mut self) -> Result<Option<String>> {
-        let mut bytes = Vec::new();
-        let start = self.offset;
-        let n = self
-            .reader
+        let mut bytes = std::mem::take(&mut self.carry);
+        let start = self.offset - bytes.len() as u64;
+        let room = (MAX_LINE_BYTES - bytes.len()) as u64;
+        let n = (&mut self.reader)
+            .take(room)
             .read_until(b'\n', &mut bytes)
             .map_err(DataError::io(&self.path))?;
-        if n == 0 {
+        if bytes.is_empty() {
             return Ok(None);
         }
         self.offset += n as u64;
-        self.line_number += 1;
+        self.line_ended = bytes.last() == Some(&b'\n') || (n as u64) < room;
+        if self.line_ended {
+            self.line_number += 1;
+        } else if let Err(e) = std::str::from_utf8(&bytes)
+            && e.error_len().is_none()
+        {
+            // The chunk ends inside a character: its first bytes start the next piece.
+            self.carry = bytes.split_off(e.valid_up_to());
+        }
         if let Some(pos) = bytes.iter().position(|&b| b == 0) {
             return Err(DataError::Binary {
                 path: self.path.clone(),
                 offset: start + pos as u64,
             });
         }
-        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        while self.line_ended && matches!(bytes.last(), Some(b'\n' | b'\r')) {
             bytes.pop();
         }
         match String::from_utf8(bytes) {
@@ -348,6 +408,23 @@ impl FileReader {
         }
     }
 
+    /// The next whole line of a record format (JSON Lines, TSV, CSV), which cannot be read in
+    /// pieces: one longer than [`MAX_LINE_BYTES`] is refused.
+    fn read_record(&mut self) -> Result<Option<String>> {
+        let line = self.read_line()?;
+        if !self.line_ended {
+            return Err(DataError::BadRecord {
+                path: self.path.clone(),
+                line: self.line_number + 1,
+                message: format!(
+                    "a record longer than {} MiB: split it into several records",
+                    MAX_LINE_BYTES >> 20
+                ),
+            });
+        }
+        Ok(line)
+    }
+
     fn next_document(&mut self) -> Result<Option<String>> {
         if self.done {
             return Ok(None);
@@ -355,7 +432,7 @@ impl FileReader {
         match self.format.clone() {
             FileFormat::Text { split } => self.next_text_document(split),
             FileFormat::Jsonl { field } => loop {
-                let Some(line) = self.read_line()? else {
+                let Some(line) = self.read_record()? else {
                     return Ok(None);
                 };
                 if line.trim().is_empty() {
@@ -367,7 +444,7 @@ impl FileReader {
                 }
             },
             FileFormat::Delimited { delimiter, .. } => loop {
-                let Some(line) = self.read_line()? else {
+                let Some(line) = self.read_record()? else {
                     return Ok(None);
                 };
                 let index = self.column_index.expect("set at open");
@@ -382,18 +459,27 @@ impl FileReader {
 
     fn next_text_document(&mut self, split: DocSplit) -> Result<Option<String>> {
         let mut doc = String::new();
-        while let Some(line) = self.read_line()? {
-            let blank = line.trim().is_empty();
+        loop {
+            let continues_line = !self.line_ended;
+            let Some(line) = self.read_line()? else {
+                break;
+            };
+            // A blank line is a whole one; a piece of a long line never is.
+            let blank = !continues_line && self.line_ended && line.trim().is_empty();
             match split {
                 DocSplit::Line if blank => continue,
                 DocSplit::Line => return Ok(Some(line)),
                 DocSplit::Paragraph if blank && doc.is_empty() => continue,
                 DocSplit::Paragraph if blank => return Ok(Some(doc)),
                 DocSplit::Paragraph | DocSplit::File => {
-                    if !doc.is_empty() {
+                    if !doc.is_empty() && !continues_line {
                         doc.push('\n');
                     }
                     doc.push_str(&line);
+                    if doc.len() >= MAX_DOC_BYTES {
+                        // Long enough: the rest of the paragraph or file is the next document.
+                        return Ok(Some(doc));
+                    }
                 }
             }
         }
@@ -479,6 +565,36 @@ mod tests {
         assert_eq!(docs(spec, &options).unwrap(), ["A:", "hello", "B:", "hi"]);
         options.split = DocSplit::File;
         assert_eq!(docs(spec, &options).unwrap(), ["A:\nhello\n\n\nB:\nhi"]);
+    }
+
+    #[test]
+    fn a_line_of_any_length_comes_in_bounded_documents_losing_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // 3.5 MiB without a newline: words of two-byte characters, then one long word, so cuts
+        // fall inside characters and away from spaces.
+        let mut text = "é ".repeat(MAX_DOC_BYTES / 2);
+        text += &"ü".repeat(MAX_DOC_BYTES);
+        text += &" word".repeat(MAX_DOC_BYTES / 10);
+        let path = write(dir.path(), "long.txt", text.as_bytes());
+        for split in [DocSplit::Paragraph, DocSplit::Line, DocSplit::File] {
+            let options = CorpusOptions {
+                split,
+                ..Default::default()
+            };
+            let found = docs(path.to_str().unwrap(), &options).unwrap();
+            assert!(found.len() >= 4, "{split:?}: {} documents", found.len());
+            assert!(found.iter().all(|d| d.len() <= MAX_DOC_BYTES), "{split:?}");
+            assert_eq!(found.concat(), text, "{split:?}");
+        }
+        let record = format!("{{\"text\": \"{}\"}}\n", "a".repeat(MAX_LINE_BYTES));
+        let path = write(dir.path(), "long.jsonl", record.as_bytes());
+        let err = docs(path.to_str().unwrap(), &CorpusOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("long.jsonl:1") && err.contains("longer than 1 MiB"),
+            "{err}"
+        );
     }
 
     #[test]
