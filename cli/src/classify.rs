@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::bail;
+use primer_datasets::corpus::MAX_DOC_BYTES;
 use primer_trainer::finetune::{TrainedClassifier, encode_for_classifier, predict};
 use primer_trainer::run_dir::RunDir;
 use serde::Serialize;
@@ -52,7 +53,16 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
                 e.utf8_error().valid_up_to()
             )
         })?;
-        texts.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+        // The classifier reads the first tokens only; a line of any length is cut first, so it
+        // is tokenized in bounded memory.
+        let bounded = |line: &str| {
+            let mut end = line.len().min(MAX_DOC_BYTES);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line[..end].to_string()
+        };
+        texts.extend(text.lines().filter(|l| !l.trim().is_empty()).map(bounded));
     }
     if texts.is_empty() {
         bail!("nothing to classify: give texts, or --file with one text per line");

@@ -56,6 +56,9 @@ struct Report {
 
 /// Runs `primer eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if args.eval_batches == Some(0) {
+        bail!("--eval-batches 0 evaluates nothing: give at least 1");
+    }
     let (_, device) = args.backend.resolve()?;
     let TrainedRun {
         dir: run_dir,

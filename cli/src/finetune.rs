@@ -124,8 +124,9 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         tokenizer_sha256: pretrained.tokenizer.fingerprint(),
     };
     config.validate().map_err(anyhow::Error::msg)?;
+    primer_trainer::memory::check_fits(&config.model, config.batch_size, config.max_len)?;
     let run_dir = RunDir::new(&args.out);
-    run_dir.claim(args.overwrite)?;
+    let _lock = run_dir.claim(args.overwrite)?;
     pretrained.tokenizer.save(&run_dir.tokenizer())?;
     let json = serde_json::to_vec_pretty(&config).expect("configs serialize");
     primer_datasets::atomic_write(&run_dir.finetune_config(), &json)?;

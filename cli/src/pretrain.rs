@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use burn::train::Interrupter;
+use primer_datasets::lock::FolderLock;
+use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Positions, TransformerConfig};
 use primer_objectives::MlmConfig;
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
@@ -71,13 +73,11 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("no --out given: name the run directory, e.g. --out runs/clm"),
     };
     let run_dir = RunDir::new(root);
-    if mode == RunDirMode::Resume {
-        let stored = run_dir.read_config()?;
-        let stored_options: PretrainOptions = serde_json::from_value(stored.options)
-            .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
-        options = options.or(stored_options);
-        options.tokenizer = Some(run_dir.tokenizer());
-    }
+    // A resumed run is locked before anything else, so a second process fails at once.
+    let resumed_lock = match mode {
+        RunDirMode::Resume => Some(resume_options(&run_dir, &mut options)?),
+        _ => None,
+    };
 
     // Check every option before any slow work, and all inputs before the run directory exists.
     let (backend, device) = options.backend.resolve()?;
@@ -108,7 +108,14 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     };
     let block_len = build_objective(&config, &tokenizer).block_len(config.train.seq_len);
     valid_starts(&data, block_len, 1)?;
-    run_dir.prepare(mode, &config, &tokenizer)?;
+    primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
+    let _lock = match resumed_lock {
+        Some(lock) => {
+            run_dir.check_resume(&config)?;
+            lock
+        }
+        None => run_dir.create(mode == RunDirMode::Overwrite, &config, &tokenizer)?,
+    };
 
     let peak_flops = match args.peak_gflops {
         Some(gflops) => gflops * 1e9,
@@ -184,6 +191,25 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(130)
         }
     })
+}
+
+/// Locks a run to resume and fills `options` from its config, checking first that its
+/// tokenizer is the one it was trained with (before any data is prepared with it).
+fn resume_options(run_dir: &RunDir, options: &mut PretrainOptions) -> anyhow::Result<FolderLock> {
+    let stored = run_dir.read_config()?;
+    let lock = run_dir.lock()?;
+    let tokenizer = PrimerTokenizer::from_file(&run_dir.tokenizer())?;
+    if tokenizer.fingerprint() != stored.data.tokenizer_sha256 {
+        bail!(
+            "{} is not the tokenizer this run was trained with (edited or replaced): restore it, or start over with --overwrite",
+            run_dir.tokenizer().display()
+        );
+    }
+    let stored_options: PretrainOptions = serde_json::from_value(stored.options)
+        .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
+    *options = options.clone().or(stored_options);
+    options.tokenizer = Some(run_dir.tokenizer());
+    Ok(lock)
 }
 
 /// burn-train's TUI when stdout is a terminal, unless `no_tui`; plain lines otherwise.

@@ -14,6 +14,9 @@ use crate::options::BackendArgs;
 use crate::task::TaskArgs;
 use crate::trained::TrainedRun;
 
+/// The template of a task file given without `--template`.
+const DEFAULT_TEMPLATE: &str = "{text} It was [LABEL].";
+
 /// Arguments of `primer prompt-classify`.
 #[derive(clap::Args, Debug)]
 pub struct PromptClassifyArgs {
@@ -22,18 +25,21 @@ pub struct PromptClassifyArgs {
     run: PathBuf,
     #[command(flatten)]
     task: TaskArgs,
-    /// The prompt: {text} is the example, [LABEL] the slot for the label word.
-    #[arg(long, default_value = "{text} It was [LABEL].")]
-    template: String,
-    /// A word per label: LABEL=WORD pairs, comma-separated, e.g. 0=terrible,1=great.
-    #[arg(long, value_delimiter = ',', value_parser = parse_pair, required = true)]
-    verbalizer: Vec<(String, String)>,
+    /// The prompt: {text} is the example, [LABEL] the slot for the label word [default: a
+    /// named task's own, else "{text} It was [LABEL]."].
+    #[arg(long)]
+    template: Option<String>,
+    /// A word per label: LABEL=WORD pairs, comma-separated, e.g. 0=terrible,1=great
+    /// [default: a named task's own].
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    verbalizer: Option<Vec<(String, String)>>,
     /// Score only the first N validation examples.
     #[arg(long)]
     limit: Option<usize>,
-    /// Cut the end off texts whose prompt is longer than the model's context instead of failing.
+    /// Fail on a text whose prompt is longer than the model's context, instead of cutting the
+    /// end off the text (never the template or the label slot) and counting the cuts.
     #[arg(long)]
-    truncate: bool,
+    no_truncate: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -61,14 +67,34 @@ struct Report<'a> {
     metrics: ClassMetrics,
     /// Accuracy of always answering the most frequent validation label.
     majority_accuracy: f64,
+    /// Texts whose end was cut to fit the model's context.
+    truncated: usize,
     /// The label index predicted for each scored example, in order.
     predicted: Vec<usize>,
 }
 
 /// Runs `primer prompt-classify`.
 pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
+    let named =
+        primer_datasets::task::lookup(&args.task.task).filter(|_| !std::path::Path::new(&args.task.task).exists());
+    let template = args
+        .template
+        .clone()
+        .unwrap_or_else(|| named.map_or(DEFAULT_TEMPLATE, |t| t.template).to_string());
+    let verbalizer = match (&args.verbalizer, named) {
+        (Some(verbalizer), _) => verbalizer.clone(),
+        (None, Some(named)) => named
+            .verbalizer
+            .split(',')
+            .filter_map(|pair| parse_pair(pair).ok())
+            .collect(),
+        (None, None) => bail!(
+            "--task {} is a file: give a word for each of its labels with --verbalizer LABEL=WORD,...",
+            args.task.task
+        ),
+    };
     let task = args.task.load(0)?;
-    let prompt = Prompt::new(&args.template, &args.verbalizer, &task.labels)?;
+    let prompt = Prompt::new(&template, &verbalizer, &task.labels)?;
     let (_, device) = args.backend.resolve()?;
     let run = TrainedRun::load(&args.run, &device)?;
     let examples = &task.valid[..args.limit.unwrap_or(task.valid.len()).min(task.valid.len())];
@@ -87,21 +113,29 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("prompting {bar:30} {pos}/{len} examples, {eta} left").expect("valid template"),
     );
     let mut probabilities = Vec::with_capacity(examples.len());
+    let mut truncated = 0;
     for (i, example) in examples.iter().enumerate() {
-        let scores = label_scores(
+        let scored = label_scores(
             &run.model,
             run.config.objective,
             &run.tokenizer,
             &prompt,
             &example.text,
-            args.truncate,
+            !args.no_truncate,
             &device,
         )?;
-        let scores = match scores {
-            Ok(scores) => scores,
-            Err(PromptError::TooLong(tokens)) => bail!(
-                "validation example {} makes a prompt of {tokens} tokens, more than the model's context of {}: pass --truncate to cut long texts",
+        let scores = match scored {
+            Ok(scored) => {
+                truncated += usize::from(scored.truncated);
+                scored.scores
+            }
+            Err(PromptError::TooLong(tokens)) if args.no_truncate => bail!(
+                "validation example {} makes a prompt of {tokens} tokens, more than the model's context of {}: drop --no-truncate to cut long texts",
                 i + 1,
+                run.model.max_seq_len()
+            ),
+            Err(PromptError::TooLong(tokens)) => bail!(
+                "--template {template:?} with a label word alone makes {tokens} tokens, more than the model's context of {}: shorten the template or the label words",
                 run.model.max_seq_len()
             ),
         };
@@ -117,6 +151,13 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
         progress.inc(1);
     }
     progress.finish_and_clear();
+    if truncated > 0 {
+        eprintln!(
+            "{truncated} of {} texts were cut to fit the model's context of {} tokens",
+            examples.len(),
+            run.model.max_seq_len()
+        );
+    }
     let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let metrics = ClassMetrics::of(&probabilities, &labels, task.labels.len());
     let majority = (0..task.labels.len())
@@ -127,7 +168,8 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     let report = Report {
         run: &args.run,
         task: &task.name,
-        template: &args.template,
+        template: &template,
+        truncated,
         words: &prompt.words,
         labels: &task.labels,
         metrics,
@@ -139,7 +181,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     } else {
         println!("run          {} ({})", args.run.display(), run.config.objective.name());
         println!("task         {} ({} validation examples)", task.name, metrics.examples);
-        println!("template     {}", args.template);
+        println!("template     {template}");
         println!(
             "verbalizer   {}",
             task.labels

@@ -35,14 +35,14 @@ impl TrainedRun {
         let (model, unfinished_step) = if dir.model().exists() {
             (load_model(&dir, &config, device)?, None)
         } else {
-            let checkpoints = Checkpointer::new(dir.checkpoints(), 1).list()?;
-            let latest = checkpoints.last().with_context(|| {
+            let (model, _, state) = Checkpointer::new(dir.checkpoints(), 1)
+                .load_latest(config.model.init(device), optimizer(&config.train))?;
+            let state = state.with_context(|| {
                 format!(
                     "{} has neither model.bpk nor a checkpoint: train it first",
                     dir.root.display()
                 )
             })?;
-            let (model, _, state) = Checkpointer::load(latest, config.model.init(device), optimizer(&config.train))?;
             eprintln!("the run has not finished: using its checkpoint at step {}", state.step);
             (model, Some(state.step))
         };

@@ -9,13 +9,19 @@ use sha2::{Digest, Sha256};
 
 use crate::corpus::Corpus;
 use crate::error::{DataError, Result};
+use crate::lock::FolderLock;
 use crate::shard::{ShardWriter, TokenDtype, TokenShard};
 use crate::tokenizer::PrimerTokenizer;
 
 /// Version of the prepared-data layout; part of the cache key.
 const FORMAT_VERSION: u32 = 1;
+/// The name prefix of the temporary folder a preparation writes before renaming it.
+const TMP_PREFIX: &str = ".prepare-";
 /// Documents tokenized per parallel batch.
 const ENCODE_CHUNK: usize = 1024;
+/// Text bytes tokenized per parallel batch at most: the encodings of a batch are all held at
+/// once, about 200 bytes per byte of text.
+const ENCODE_CHUNK_BYTES: usize = 1 << 20;
 
 /// How the corpus is split into train and valid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +70,9 @@ pub struct PreparedMeta {
     pub eos: u32,
     /// What the corpus was.
     pub corpus: String,
+    /// What the validation corpus was, when one was given (else valid is held out of `corpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_corpus: Option<String>,
     /// Train split counts.
     pub train: SplitStats,
     /// Valid split counts.
@@ -104,6 +113,14 @@ impl PreparedData {
         let valid = TokenShard::open(&dir.join("valid.bin"), meta.dtype)?;
         if train.len() as u64 != meta.train.tokens || valid.len() as u64 != meta.valid.tokens {
             return Err(bad("shard sizes do not match meta.json: prepare the data again".into()));
+        }
+        for (name, shard) in [("train.bin", &train), ("valid.bin", &valid)] {
+            if let Some((position, id)) = shard.first_out_of_range(meta.vocab_size) {
+                return Err(bad(format!(
+                    "{name} holds token id {id} at position {position}, outside the vocabulary of {} (corrupt): delete the folder and prepare the data again",
+                    meta.vocab_size
+                )));
+            }
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -151,13 +168,44 @@ pub fn prepare_cached(
     progress: bool,
 ) -> Result<(PreparedData, bool)> {
     let key = cache_key(train, valid, tokenizer, split)?;
-    let dir = cache_root.join(&key[..16]);
-    if let Ok(data) = PreparedData::open(&dir)
-        && data.meta.key == key
-    {
-        return Ok((data, true));
+    let entry = &key[..16];
+    let dir = cache_root.join(entry);
+    std::fs::create_dir_all(cache_root).map_err(DataError::io(cache_root))?;
+    // One process prepares an entry; another wanting the same data waits, then reuses it.
+    let _lock = FolderLock::wait_for(&cache_root.join(format!("{entry}.lock")))?;
+    remove_leftovers(cache_root, entry)?;
+    match PreparedData::open(&dir) {
+        Ok(data) if data.meta.key == key => return Ok((data, true)),
+        Err(error) if dir.exists() => eprintln!("note: the cached data is unusable, preparing it again ({error})"),
+        _ => {}
     }
     prepare(train, valid, tokenizer, split, &dir, progress).map(|d| (d, false))
+}
+
+/// Deletes the temporary folders of killed preparations: those of `held` (whose lock this
+/// process holds), those of entries whose lock nobody holds, and those named before entries
+/// had locks.
+fn remove_leftovers(cache_root: &Path, held: &str) -> Result<()> {
+    let entries = std::fs::read_dir(cache_root).map_err(DataError::io(cache_root))?;
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+            continue;
+        };
+        let owner = rest.split_once('-').map(|(owner, _)| owner).filter(|o| o.len() == 16);
+        let abandoned = match owner {
+            Some(owner) if owner == held => true,
+            Some(owner) => {
+                let lock = cache_root.join(format!("{owner}.lock"));
+                FolderLock::acquire_file(&lock, &path, "prepared data").is_ok()
+            }
+            None => true,
+        };
+        if abandoned && path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(DataError::io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Tokenizes the corpus into `out` (replacing it), written to a temporary folder first and
@@ -182,8 +230,9 @@ pub fn prepare(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(DataError::io(parent))?;
+    let entry = out.file_name().and_then(|n| n.to_str()).unwrap_or("data");
     let tmp = tempfile::Builder::new()
-        .prefix(".prepare-")
+        .prefix(&format!("{TMP_PREFIX}{entry}-"))
         .tempdir_in(parent)
         .map_err(DataError::io(parent))?;
     let dtype = TokenDtype::for_vocab(tokenizer.vocab_size());
@@ -212,10 +261,14 @@ pub fn prepare(
         let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
         let mut docs = corpus.documents().peekable();
         while docs.peek().is_some() {
+            let mut chunk_bytes = 0;
             while chunk.len() < ENCODE_CHUNK
+                && chunk_bytes < ENCODE_CHUNK_BYTES
                 && let Some(doc) = docs.next()
             {
-                chunk.push(doc?.text);
+                let text = doc?.text;
+                chunk_bytes += text.len();
+                chunk.push(text);
             }
             let lengths: Vec<u64> = chunk.iter().map(|text| text.len() as u64).collect();
             let encoded = tokenizer.encode_batch(std::mem::take(&mut chunk))?;
@@ -262,6 +315,7 @@ pub fn prepare(
         dtype,
         eos,
         corpus: train.label().to_string(),
+        valid_corpus: valid.map(|v| v.label().to_string()),
         train: stats[0],
         valid: stats[1],
     };
@@ -336,6 +390,32 @@ mod tests {
         let other_seed = SplitOptions { seed: 7, ..split };
         let (_, reused) = prepare_cached(&corpus, None, &tokenizer, &other_seed, &cache, false).unwrap();
         assert!(!reused);
+    }
+
+    #[test]
+    fn killed_preparations_are_removed_unless_their_entry_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let (held, other, busy) = ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc");
+        let leftovers = [
+            format!(".prepare-{held}-x1"),
+            format!(".prepare-{other}-x2"),
+            format!(".prepare-{busy}-x3"),
+            ".prepare-Ab12Cd".to_string(),
+        ];
+        for name in &leftovers {
+            std::fs::create_dir_all(cache.join(name)).unwrap();
+        }
+        // Another process (here: another open file) is preparing `busy`.
+        let _busy = FolderLock::wait_for(&cache.join(format!("{busy}.lock"))).unwrap();
+        remove_leftovers(cache, held).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TMP_PREFIX))
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!(".prepare-{busy}-x3")]);
     }
 
     #[test]

@@ -120,6 +120,19 @@ impl TokenShard {
         self.len() == 0
     }
 
+    /// The position and value of the first id at or above `vocab_size`, if any: a shard that
+    /// would index past the embedding table.
+    pub fn first_out_of_range(&self, vocab_size: usize) -> Option<(usize, u32)> {
+        let width = self.dtype.width();
+        self.map.chunks_exact(width).enumerate().find_map(|(i, b)| {
+            let id = match self.dtype {
+                TokenDtype::U16 => u16::from_le_bytes([b[0], b[1]]) as u32,
+                TokenDtype::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            };
+            (id as usize >= vocab_size).then_some((i, id))
+        })
+    }
+
     /// Copies `len` tokens starting at `start` into `out`.
     ///
     /// # Panics

@@ -180,6 +180,18 @@ impl Task {
                 (kept, valid)
             }
         };
+        if valid.is_empty() {
+            let fix = match &source.valid {
+                Some(path) => format!("{} has no examples: give a validation file with rows", path.display()),
+                None => format!(
+                    "{} has too few examples to hold some out: give more, or a --valid-file",
+                    source.train.display()
+                ),
+            };
+            return Err(DataError::InvalidOption(format!(
+                "task {name}: no validation examples; {fix}"
+            )));
+        }
         Ok(Self {
             name: name.into(),
             labels,

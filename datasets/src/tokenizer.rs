@@ -90,6 +90,10 @@ fn tokenizer_error(path: &Path, message: impl Into<String>) -> DataError {
     }
 }
 
+/// The largest vocabulary a tokenizer is trained to: its trainer allocates by the size asked
+/// for, and an embedding of that many rows must fit besides.
+pub const MAX_VOCAB: usize = 1 << 22;
+
 impl PrimerTokenizer {
     /// Loads a `tokenizer.json`; fails unless all of [`SPECIAL_TOKENS`] are in its vocabulary.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -144,6 +148,11 @@ impl PrimerTokenizer {
             return Err(DataError::InvalidOption(format!(
                 "--vocab-size {vocab_size} is too small: give more than {} (the special tokens)",
                 SPECIAL_TOKENS.len() + 1
+            )));
+        }
+        if kind != TokenizerKind::Char && vocab_size > MAX_VOCAB {
+            return Err(DataError::InvalidOption(format!(
+                "--vocab-size {vocab_size} is out of range: give at most {MAX_VOCAB} (the largest public vocabularies hold about 256k)"
             )));
         }
         corpus.check_not_empty()?;

@@ -1,17 +1,28 @@
-//! Step checkpoints: model, optimizer and training state, written atomically, last K kept.
+//! Step checkpoints: model, optimizer and training state, complete or absent, last K kept.
 //!
-//! Layout: `RUN_DIR/checkpoints/step-00001000/{model.bpk, optim.bpk, state.json}`. A checkpoint
-//! is written into a hidden temporary folder and renamed into place, so a folder named
-//! `step-*` is always complete.
+//! Layout: `RUN_DIR/checkpoints/step-00001000/{model.bpk, optim.bpk, state.json, SHA256SUMS}`.
+//! A checkpoint is written into a hidden `.tmp-step-*` folder, its checksums last, and renamed
+//! into place; an old one is renamed to a hidden `.prune-*` name before it is deleted. So a
+//! folder named `step-*` is always complete, and a killed writer leaves only hidden folders,
+//! which [`Checkpointer::remove_leftovers`] deletes. Loading checks every file against its
+//! sha256 and the weights for non-finite values.
 
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
+use primer_datasets::checksums::{verify_sums, write_sums};
 use primer_model::Transformer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+
+const MODEL: &str = "model.bpk";
+const OPTIM: &str = "optim.bpk";
+const STATE: &str = "state.json";
+const FILES: [&str; 3] = [MODEL, OPTIM, STATE];
+/// Prefixes of the hidden folders a writer makes: being written, being pruned.
+const LEFTOVER_PREFIXES: [&str; 2] = [".tmp-step-", ".prune-"];
 
 /// Everything besides weights and optimizer moments that a resumed run needs.
 ///
@@ -51,29 +62,62 @@ impl Checkpointer {
     ) -> Result<PathBuf, TrainError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| TrainError::io(&self.dir, e))?;
         let tmp = tempfile::Builder::new()
-            .prefix(".tmp-step-")
+            .prefix(LEFTOVER_PREFIXES[0])
             .tempdir_in(&self.dir)
             .map_err(|e| TrainError::io(&self.dir, e))?;
         let record_error = |what: &str, e| TrainError::Invalid(format!("cannot write {what} checkpoint: {e:?}"));
         model
             .clone()
-            .save_file(tmp.path().join("model.bpk"))
+            .save_file(tmp.path().join(MODEL))
             .map_err(|e| record_error("model", e))?;
         optim
-            .save(tmp.path().join("optim.bpk"))
+            .save(tmp.path().join(OPTIM))
             .map_err(|e| record_error("optimizer", e))?;
         let state_json = serde_json::to_vec_pretty(state).expect("state serializes");
-        primer_datasets::atomic_write(&tmp.path().join("state.json"), &state_json)?;
+        primer_datasets::atomic_write(&tmp.path().join(STATE), &state_json)?;
+        write_sums(tmp.path(), &FILES)?;
         let target = self.dir.join(format!("step-{:08}", state.step));
         if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(|e| TrainError::io(&target, e))?;
+            self.prune(&target)?;
         }
         std::fs::rename(tmp.keep(), &target).map_err(|e| TrainError::io(&target, e))?;
         let all = self.list()?;
         for old in &all[..all.len().saturating_sub(self.keep)] {
-            std::fs::remove_dir_all(old).map_err(|e| TrainError::io(old, e))?;
+            self.prune(old)?;
         }
         Ok(target)
+    }
+
+    /// Deletes a checkpoint: renamed out of the `step-*` names first, so a kill midway leaves
+    /// a hidden leftover instead of a partial checkpoint.
+    fn prune(&self, checkpoint: &Path) -> Result<(), TrainError> {
+        let name = checkpoint
+            .file_name()
+            .expect("checkpoints have names")
+            .to_string_lossy();
+        let doomed = self.dir.join(format!("{}{name}", LEFTOVER_PREFIXES[1]));
+        std::fs::rename(checkpoint, &doomed).map_err(|e| TrainError::io(checkpoint, e))?;
+        std::fs::remove_dir_all(&doomed).map_err(|e| TrainError::io(&doomed, e))
+    }
+
+    /// Deletes what killed writers left: hidden temporary and pruned folders, and `step-*`
+    /// folders without their state (left by primer versions before checksums). Call it only
+    /// while holding the run's lock. Returns how many were removed.
+    pub fn remove_leftovers(&self) -> Result<usize, TrainError> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let hidden = LEFTOVER_PREFIXES.iter().any(|p| name.starts_with(p));
+            let incomplete = name.starts_with("step-") && !path.join(STATE).exists();
+            if (hidden || incomplete) && path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(|e| TrainError::io(&path, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Complete checkpoints, oldest first.
@@ -89,33 +133,88 @@ impl Checkpointer {
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("step-"))
-                    && p.join("state.json").exists()
+                    && p.join(STATE).exists()
             })
             .collect();
         found.sort();
         Ok(found)
     }
 
-    /// Loads a checkpoint into a freshly built model and optimizer.
-    pub fn load(
-        path: &Path,
+    /// Loads the newest checkpoint into a freshly built model and optimizer; with none, gives
+    /// them back as they are, without a state.
+    pub fn load_latest(
+        &self,
         model: Transformer,
         optim: ModuleOptimizer,
-    ) -> Result<(Transformer, ModuleOptimizer, TrainState), TrainError> {
-        let corrupt = |what: &str, detail: String| {
-            TrainError::Invalid(format!(
-                "checkpoint {} has a corrupt {what} ({detail}): delete that folder to resume from the one before, or start over with --overwrite",
-                path.display()
-            ))
+    ) -> Result<(Transformer, ModuleOptimizer, Option<TrainState>), TrainError> {
+        let all = self.list()?;
+        let Some(latest) = all.last() else {
+            return Ok((model, optim, None));
         };
-        let state_text = std::fs::read_to_string(path.join("state.json")).map_err(|e| TrainError::io(path, e))?;
-        let state: TrainState = serde_json::from_str(&state_text).map_err(|e| corrupt("state.json", e.to_string()))?;
-        let model = model
-            .try_load_file(path.join("model.bpk"))
-            .map_err(|e| corrupt("model.bpk", format!("{e:?}")))?;
-        let optim = optim
-            .load(path.join("optim.bpk"))
-            .map_err(|e| corrupt("optim.bpk", format!("{e:?}")))?;
-        Ok((model, optim, state))
+        let fallback = match all.len() {
+            1 => "start over with --overwrite".to_string(),
+            n => format!(
+                "delete that folder to resume from {}, or start over with --overwrite",
+                all[n - 2].display()
+            ),
+        };
+        load(latest, model, optim)
+            .map(|(model, optim, state)| (model, optim, Some(state)))
+            .map_err(|detail| {
+                TrainError::Invalid(format!(
+                    "checkpoint {} is corrupt: {detail}: {fallback}",
+                    latest.display()
+                ))
+            })
+    }
+}
+
+/// Loads one checkpoint, checking its checksums, its folder's step and its weights; `Err`
+/// says what is wrong.
+fn load(
+    path: &Path,
+    model: Transformer,
+    optim: ModuleOptimizer,
+) -> Result<(Transformer, ModuleOptimizer, TrainState), String> {
+    verify_sums(path, &FILES)?;
+    let state_text = std::fs::read_to_string(path.join(STATE)).map_err(|e| format!("{STATE}: {e}"))?;
+    let state: TrainState = serde_json::from_str(&state_text).map_err(|e| format!("{STATE} ({e})"))?;
+    let named_step = path
+        .file_name()
+        .and_then(|n| n.to_str()?.strip_prefix("step-")?.parse().ok());
+    if named_step != Some(state.step) {
+        return Err(format!("{STATE} says step {}, its folder another", state.step));
+    }
+    let model = load_weights(model, &path.join(MODEL))?;
+    let optim = optim.load(path.join(OPTIM)).map_err(|e| format!("{OPTIM} ({e:?})"))?;
+    Ok((model, optim, state))
+}
+
+/// Writes a module's weights atomically (a temporary file in the same folder, renamed), their
+/// sha256 recorded in the folder's `SHA256SUMS` before the rename.
+pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError> {
+    let tmp = path.with_extension("tmp.bpk");
+    module
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
+    let dir = path.parent().expect("weights live in a folder");
+    let name = path.file_name().expect("weights have a file name").to_string_lossy();
+    let sum = primer_datasets::checksums::sha256_file(&tmp)?;
+    let sums = format!("{sum}  {name}\n");
+    primer_datasets::atomic_write(&dir.join(primer_datasets::checksums::SUMS_FILE), sums.as_bytes())?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Loads weights written by [`save_weights`] into `module`: checked against the folder's
+/// `SHA256SUMS` (when it has one) and for non-finite values. `Err` says what is wrong.
+pub fn load_weights<M: Module>(module: M, path: &Path) -> Result<M, String> {
+    let dir = path.parent().expect("weights live in a folder");
+    let name = path.file_name().expect("weights have a file name").to_string_lossy();
+    verify_sums(dir, &[&name])?;
+    let module = module.try_load_file(path).map_err(|e| format!("{name} ({e:?})"))?;
+    match crate::tensors::first_non_finite(&module) {
+        Some(param) => Err(format!("{name} holds non-finite values in {param}")),
+        None => Ok(module),
     }
 }

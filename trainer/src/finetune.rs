@@ -451,7 +451,7 @@ pub fn finetune(
         dashboard.valid(&record);
         if best.as_ref().is_none_or(|(_, b, _)| metrics.accuracy > b.accuracy) {
             best = Some((epoch, metrics, predicted_labels(&probabilities)));
-            crate::run::save_module(&inference, &job.run_dir.model())?;
+            crate::checkpoint::save_weights(&inference, &job.run_dir.model())?;
         } else if best
             .as_ref()
             .is_some_and(|(best_epoch, _, _)| epoch - best_epoch >= config.patience)
@@ -544,13 +544,11 @@ impl TrainedClassifier {
                 run_dir.root.display()
             )));
         }
-        let model = config
-            .classifier()
-            .init(config.model.init(device), device)
-            .try_load_file(&model_path)
-            .map_err(|e| {
-                TrainError::Invalid(format!("{} is corrupt ({e:?}): fine-tune again", model_path.display()))
-            })?;
+        let model = crate::checkpoint::load_weights(
+            config.classifier().init(config.model.init(device), device),
+            &model_path,
+        )
+        .map_err(|e| TrainError::Invalid(format!("{} is corrupt: {e}: fine-tune again", model_path.display())))?;
         Ok(Self {
             config,
             tokenizer,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod finetune;
 pub mod generate;
+pub mod memory;
 pub mod metrics;
 pub mod mfu;
 pub mod optim;

@@ -65,10 +65,12 @@ pub struct MetricsLog {
     tensorboard: Option<TensorBoardWriter>,
 }
 
-/// The step of a log line, if the line is whole.
+/// The step (and split, in `metrics.jsonl`) of a log line, if the line is whole.
 #[derive(Deserialize)]
 struct StepOf {
     step: u64,
+    #[serde(default)]
+    split: Option<Split>,
 }
 
 impl MetricsLog {
@@ -96,6 +98,38 @@ impl MetricsLog {
             path: path.to_path_buf(),
             tensorboard: None,
         })
+    }
+
+    /// Opens a run's `metrics.jsonl` to go on after `step`: records after it are dropped (see
+    /// [`Self::open`]), and the file must hold the training record of every step up to it, so a
+    /// truncated or deleted log is refused, untouched, instead of leaving a silent gap.
+    pub fn resume(path: &Path, step: u64) -> Result<Self, TrainError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(TrainError::io(path, e)),
+        };
+        let mut seen = vec![false; step as usize];
+        for line in text.lines() {
+            if let Ok(StepOf {
+                step: logged,
+                split: Some(Split::Train),
+            }) = serde_json::from_str(line)
+                && let Some(slot) = logged.checked_sub(1).and_then(|i| seen.get_mut(i as usize))
+            {
+                *slot = true;
+            }
+        }
+        if let Some(first) = seen.iter().position(|&present| !present) {
+            let last = seen.iter().rposition(|&present| !present).expect("one is missing");
+            return Err(TrainError::Invalid(format!(
+                "{} lacks the training records of steps {} to {} of the {step} its checkpoint has done (truncated or deleted): restore the file, or start over with --overwrite",
+                path.display(),
+                first + 1,
+                last + 1
+            )));
+        }
+        Self::open(path, Some(step))
     }
 
     /// Also writes every record appended from now on to `writer`.

@@ -100,12 +100,22 @@ struct Filled {
 /// Why a filled template could not be scored.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptError {
-    /// Longer than the model's context, in tokens.
+    /// Longer than the model's context, in tokens: the text (with `truncate`, the template
+    /// and a label word alone).
     TooLong(usize),
 }
 
-/// The mean log-probability per token of each label word for `text` (higher fits better).
-/// With `truncate`, text that would overflow the context loses its end first.
+/// The label scores of one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelScores {
+    /// The mean log-probability per token of each label word (higher fits better).
+    pub scores: Vec<f64>,
+    /// Whether the text lost its end to fit the context.
+    pub truncated: bool,
+}
+
+/// The mean log-probability per token of each label word for `text`. With `truncate`, text
+/// that would overflow the context loses its end first (never the template or the label slot).
 pub fn label_scores(
     model: &Transformer,
     objective: ObjectiveKind,
@@ -114,13 +124,14 @@ pub fn label_scores(
     text: &str,
     truncate: bool,
     device: &Device,
-) -> Result<Result<Vec<f64>, PromptError>, TrainError> {
+) -> Result<Result<LabelScores, PromptError>, TrainError> {
     let specials = tokenizer.specials();
     let start = match objective {
         ObjectiveKind::Mlm => specials.cls,
         ObjectiveKind::Clm => specials.eos,
     };
     let mut text = text.to_string();
+    let mut truncated = false;
     let filled = loop {
         let filled = prompt.fill(tokenizer, &text, start)?;
         let longest = filled.iter().map(|f| f.ids.len()).max().unwrap_or(0);
@@ -134,6 +145,7 @@ pub fn label_scores(
         let surplus = (longest - model.max_seq_len()).max(1);
         let keep = text.chars().count().saturating_sub(surplus);
         text = text.chars().take(keep).collect();
+        truncated = true;
     };
     let mut rows = Vec::new();
     let (mut positions, mut targets, mut counts) = (Vec::new(), Vec::new(), Vec::new());
@@ -166,7 +178,7 @@ pub fn label_scores(
         scores.push(sum / count.max(1) as f64);
         at += count;
     }
-    Ok(Ok(scores))
+    Ok(Ok(LabelScores { scores, truncated }))
 }
 
 #[cfg(test)]

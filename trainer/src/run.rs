@@ -16,10 +16,10 @@ use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Transformer, TransformerConfig};
-use primer_objectives::{CausalLm, MaskedLm, Objective, batch_seed, forward_sums};
+use primer_objectives::{CausalLm, LmBatch, MaskedLm, Objective, batch_seed, forward_sums};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpointer, TrainState};
+use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_weights};
 use crate::config::{ObjectiveKind, RunConfig};
 use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
@@ -114,10 +114,15 @@ pub fn build_objective(config: &RunConfig, tokenizer: &PrimerTokenizer) -> Box<d
 
 /// The validation set of a run: fixed blocks spread over the valid shard.
 pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Result<Vec<usize>, TrainError> {
-    for (what, shard) in [("train split", &data.train), ("valid split", &data.valid)] {
+    let valid_name = match &data.meta.valid_corpus {
+        Some(valid) => format!("validation corpus {valid}"),
+        None => format!("valid split of {}", data.meta.corpus),
+    };
+    let train_name = format!("train split of {}", data.meta.corpus);
+    for (what, shard) in [(train_name, &data.train), (valid_name, &data.valid)] {
         if shard.len() < block_len {
             return Err(DataError::TooFewTokens {
-                what: format!("{what} of {}", data.meta.corpus),
+                what,
                 tokens: shard.len() as u64,
                 block: block_len,
             }
@@ -127,8 +132,21 @@ pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Res
     Ok(eval_starts(data.valid.len(), block_len, blocks))
 }
 
+/// A training loss above this many times the uniform baseline (`ln V`) counts as divergence:
+/// an untrained model starts near `ln V`, and one this far above it assigns the targets less
+/// probability than guessing would, so only a blown-up run reaches it.
+const DIVERGED_BASELINES: f64 = 2.0;
+
+/// What one optimizer step measured.
+struct StepResult {
+    nll: f64,
+    correct: i64,
+    targets: usize,
+    grad_norm: f64,
+}
+
 /// Trains, evaluating, logging and checkpointing as configured, until done, halted or
-/// interrupted.
+/// interrupted. The caller holds the run directory's lock.
 pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) -> Result<Outcome, TrainError> {
     let config = job.config;
     let train = &config.train;
@@ -145,24 +163,18 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     };
     let train_tokens_per_byte = tokens_per_byte(job.data.meta.train);
     let flops_per_token = config.model.train_flops_per_token(train.seq_len);
+    let health = Health {
+        objective: objective.as_ref(),
+        loss_limit: DIVERGED_BASELINES * (config.model.vocab_size as f64).ln(),
+        config,
+        run_dir: job.run_dir,
+    };
 
     let device = device.clone().autodiff();
-    let mut model = init_on_host(&config.model, train.seed, &job.host, &device);
-    let mut optim = optimizer(train);
     let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
-    let mut state = TrainState {
-        step: 0,
-        cursor: 0,
-        tokens_seen: 0,
-        elapsed_s: 0.0,
-    };
-    if job.resume
-        && let Some(latest) = checkpointer.list()?.last()
-    {
-        (model, optim, state) = Checkpointer::load(latest, model, optim)?;
-    }
+    let (mut model, mut optim, mut state) = restore(&job, &checkpointer, &device)?;
     let parameters = model.num_params();
-    let mut log = MetricsLog::open(&job.run_dir.metrics(), Some(state.step))?;
+    let mut log = MetricsLog::resume(&job.run_dir.metrics(), state.step)?;
     if job.tensorboard {
         log = log.mirror_to(TensorBoardWriter::create(&job.run_dir.tensorboard())?);
     }
@@ -193,32 +205,17 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         let started = Instant::now();
         device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
         let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
-        let batches: Vec<_> = (0..train.grad_accum)
-            .map(|micro| {
-                let cursor = state.cursor + (micro * train.batch_size) as u64;
-                let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
-                objective.batch(
-                    &blocks,
-                    train.batch_size,
-                    batch_seed(train.seed, step, micro as u64),
-                    &device,
-                )
-            })
-            .collect();
-        // Normalise by the targets of the whole accumulated batch, not per micro-batch, so
-        // accumulation equals one large batch even when MLM draws uneven mask counts.
-        let targets: usize = batches.iter().map(|b| b.n_targets()).sum();
-        let mut accumulator = GradientsAccumulator::new();
-        let (mut nll, mut correct) = (0.0, 0i64);
-        for batch in batches {
-            let sums = forward_sums(&model, batch, objective.attention());
-            let loss = sums.nll.clone().div_scalar(targets as f64);
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
-            nll += sums.nll.into_scalar::<f64>();
-            correct += sums.correct.into_scalar::<i64>();
+        let batches = step_batches(&job, objective.as_ref(), &mut stream, &state, &device, train.grad_accum);
+        let (result, grads) = gradient_step(&model, batches, objective.as_ref(), train.grad_clip);
+        if let Err(error) = health.check(
+            step,
+            result.nll / result.targets as f64,
+            result.grad_norm,
+            &checkpointer,
+        ) {
+            dashboard.finish();
+            return Err(error);
         }
-        let mut grads = accumulator.grads();
-        let grad_norm = clip_global_norm(&model, &mut grads, train.grad_clip);
         model = optim.step(lr, model, grads);
 
         state.step = step;
@@ -226,22 +223,15 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         state.tokens_seen += train.tokens_per_step();
         state.elapsed_s = elapsed_before + resumed_at.elapsed().as_secs_f64();
         let metrics = crate::eval::metrics(
-            nll,
-            correct,
-            targets as u64,
+            result.nll,
+            result.correct,
+            result.targets as u64,
             train_tokens_per_byte,
             train.tokens_per_step() as f64 / started.elapsed().as_secs_f64(),
         );
-        if !metrics.loss.is_finite() {
-            dashboard.finish();
-            return Err(TrainError::Invalid(format!(
-                "training loss became {} at step {step}: lower --lr or set --grad-clip, then start over",
-                metrics.loss
-            )));
-        }
         let (cpu_percent, memory_gb) = dashboard.system_usage();
         let record = MetricsRecord {
-            grad_norm: Some(grad_norm),
+            grad_norm: Some(result.grad_norm),
             mfu: Some(mfu(flops_per_token, metrics.tokens_per_s, job.peak_flops)),
             cpu_percent,
             memory_gb,
@@ -272,6 +262,19 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         let halted = job.halt_after.is_some_and(|h| step >= h);
         let interrupted = interrupter.should_stop();
         if step.is_multiple_of(train.checkpoint_every) || step == train.steps || halted || interrupted {
+            let inference = model.valid();
+            let next = step_batches(
+                &job,
+                objective.as_ref(),
+                &mut stream,
+                &state,
+                &inference.devices()[0],
+                1,
+            );
+            if let Err(error) = health.probe(&inference, next, step, &checkpointer) {
+                dashboard.finish();
+                return Err(error);
+            }
             checkpointer.save(&model, &optim, &state)?;
         }
         if halted || interrupted {
@@ -307,10 +310,171 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         peak_rss_gb: peak_rss_gb(),
         valid,
     };
-    save_module(&final_model, &job.run_dir.model())?;
+    save_weights(&final_model, &job.run_dir.model())?;
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Outcome::Completed(summary))
+}
+
+/// The model, optimizer and state to start from: fresh, or the latest checkpoint of a resumed
+/// run after removing what killed writers left and checking the state belongs to this run.
+fn restore(
+    job: &PretrainJob,
+    checkpointer: &Checkpointer,
+    device: &Device,
+) -> Result<(Transformer, burn::optim::ModuleOptimizer, TrainState), TrainError> {
+    let train = &job.config.train;
+    let model = init_on_host(&job.config.model, train.seed, &job.host, device);
+    let optim = optimizer(train);
+    let fresh = TrainState {
+        step: 0,
+        cursor: 0,
+        tokens_seen: 0,
+        elapsed_s: 0.0,
+    };
+    if !job.resume {
+        return Ok((model, optim, fresh));
+    }
+    checkpointer.remove_leftovers()?;
+    let (model, optim, state) = match checkpointer.load_latest(model, optim)? {
+        (model, optim, Some(state)) => (model, optim, state),
+        (model, optim, None) => return Ok((model, optim, fresh)),
+    };
+    let expected_cursor = state.step * (train.grad_accum * train.batch_size) as u64;
+    if state.step > train.steps
+        || state.cursor != expected_cursor
+        || state.tokens_seen != state.step * train.tokens_per_step()
+    {
+        return Err(TrainError::Invalid(format!(
+            "the latest checkpoint of {} is not one of this run (step {} of {}, cursor {}, {} tokens): delete that checkpoint folder to resume from the one before, or start over with --overwrite",
+            job.run_dir.root.display(),
+            state.step,
+            train.steps,
+            state.cursor,
+            state.tokens_seen
+        )));
+    }
+    Ok((model, optim, state))
+}
+
+/// The first `micros` micro-batches of the step after `state`, on `device`.
+fn step_batches(
+    job: &PretrainJob,
+    objective: &dyn Objective,
+    stream: &mut BlockStream,
+    state: &TrainState,
+    device: &Device,
+    micros: usize,
+) -> Vec<LmBatch> {
+    let train = &job.config.train;
+    let block_len = objective.block_len(train.seq_len);
+    let step = state.step + 1;
+    (0..micros)
+        .map(|micro| {
+            let cursor = state.cursor + (micro * train.batch_size) as u64;
+            let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
+            objective.batch(
+                &blocks,
+                train.batch_size,
+                batch_seed(train.seed, step, micro as u64),
+                device,
+            )
+        })
+        .collect()
+}
+
+/// Forward and backward passes over a step's micro-batches, the gradients accumulated and
+/// clipped.
+fn gradient_step(
+    model: &Transformer,
+    batches: Vec<LmBatch>,
+    objective: &dyn Objective,
+    grad_clip: f64,
+) -> (StepResult, GradientsParams) {
+    // Normalise by the targets of the whole accumulated batch, not per micro-batch, so
+    // accumulation equals one large batch even when MLM draws uneven mask counts.
+    let targets: usize = batches.iter().map(|b| b.n_targets()).sum();
+    let mut accumulator = GradientsAccumulator::new();
+    let (mut nll, mut correct) = (0.0, 0i64);
+    for batch in batches {
+        let sums = forward_sums(model, batch, objective.attention());
+        let loss = sums.nll.clone().div_scalar(targets as f64);
+        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+        nll += sums.nll.into_scalar::<f64>();
+        correct += sums.correct.into_scalar::<i64>();
+    }
+    let mut grads = accumulator.grads();
+    let grad_norm = clip_global_norm(model, &mut grads, grad_clip);
+    let result = StepResult {
+        nll,
+        correct,
+        targets,
+        grad_norm,
+    };
+    (result, grads)
+}
+
+/// Catches divergence before its weights are applied or checkpointed.
+struct Health<'a> {
+    objective: &'a dyn Objective,
+    /// The largest training loss that is not divergence.
+    loss_limit: f64,
+    config: &'a RunConfig,
+    run_dir: &'a RunDir,
+}
+
+impl Health<'_> {
+    /// Fails when a step's loss or gradient norm shows divergence.
+    fn check(&self, step: u64, loss: f64, grad_norm: f64, checkpointer: &Checkpointer) -> Result<(), TrainError> {
+        if loss.is_finite() && loss <= self.loss_limit && grad_norm.is_finite() {
+            return Ok(());
+        }
+        Err(self.diverged(
+            &format!("at step {step} (training loss {loss:.4e}, gradient norm {grad_norm:.4e})"),
+            checkpointer,
+        ))
+    }
+
+    /// Fails when the weights about to be checkpointed after `step` diverge on the next
+    /// step's first micro-batch: a checkpoint is never of diverged weights.
+    fn probe(
+        &self,
+        model: &Transformer,
+        next: Vec<LmBatch>,
+        step: u64,
+        checkpointer: &Checkpointer,
+    ) -> Result<(), TrainError> {
+        let batch = next.into_iter().next().expect("one micro-batch");
+        let sums = forward_sums(model, batch, self.objective.attention());
+        let loss = sums.nll.into_scalar::<f64>() / sums.n_targets.max(1) as f64;
+        if loss.is_finite() && loss <= self.loss_limit {
+            return Ok(());
+        }
+        Err(self.diverged(
+            &format!("after step {step} (loss {loss:.4e} on the next batch)"),
+            checkpointer,
+        ))
+    }
+
+    fn diverged(&self, when: &str, checkpointer: &Checkpointer) -> TrainError {
+        let last_good = match checkpointer.list().ok().and_then(|all| all.last().cloned()) {
+            Some(path) => format!("the last good checkpoint is {}", path.display()),
+            None => "no checkpoint was written".to_string(),
+        };
+        let train = &self.config.train;
+        let clip = if train.grad_clip > 0.0 {
+            ""
+        } else {
+            " or set --grad-clip 1"
+        };
+        TrainError::Invalid(format!(
+            "training of {} diverged {when}, above {:.2} = {DIVERGED_BASELINES} x the uniform baseline ln {}; {last_good}: start over with a lower --lr (now {}){clip}",
+            self.run_dir.root.display(),
+            self.loss_limit,
+            self.config.model.vocab_size,
+            train.lr
+        ))
+    }
 }
 
 /// Initialises the model on `host` with `seed` and loads the weights onto `device`. Burn's
@@ -341,16 +505,6 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
     }
 }
 
-/// Writes a module's weights atomically (a temporary file in the same folder, renamed).
-pub fn save_module<M: Module>(module: &M, path: &std::path::Path) -> Result<(), TrainError> {
-    let tmp = path.with_extension("tmp.bpk");
-    module
-        .clone()
-        .save_file(&tmp)
-        .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
-}
-
 /// Loads a finished run's model on `device`.
 pub fn load_model(run_dir: &RunDir, config: &RunConfig, device: &Device) -> Result<Transformer, TrainError> {
     let path = run_dir.model();
@@ -361,9 +515,6 @@ pub fn load_model(run_dir: &RunDir, config: &RunConfig, device: &Device) -> Resu
             run_dir.root.display()
         )));
     }
-    config
-        .model
-        .init(device)
-        .try_load_file(&path)
-        .map_err(|e| TrainError::Invalid(format!("{} is corrupt ({e:?}): train the run again", path.display())))
+    load_weights(config.model.init(device), &path)
+        .map_err(|e| TrainError::Invalid(format!("{} is corrupt: {e}: train the run again", path.display())))
 }

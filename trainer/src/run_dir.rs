@@ -1,8 +1,9 @@
 //! The run directory: `config.json`, `tokenizer.json`, `metrics.jsonl`, `checkpoints/`,
-//! `model.bpk`, `summary.json` and `status.json`.
+//! `model.bpk`, `summary.json` and `status.json`, and the `.lock` its writer holds.
 
 use std::path::{Path, PathBuf};
 
+use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_datasets::tokenizer::PrimerTokenizer;
 
 use crate::config::RunConfig;
@@ -82,54 +83,109 @@ impl RunDir {
                 self.root.display()
             )));
         }
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            TrainError::Invalid(format!(
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => TrainError::Invalid(format!(
                 "{} has no config.json: give the folder of a primer run",
                 self.root.display()
+            )),
+            _ => TrainError::io(&path, e),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            TrainError::Invalid(format!(
+                "{}: corrupt run config (invalid UTF-8 at byte {}): restore it, or start a new run",
+                path.display(),
+                e.utf8_error().valid_up_to()
             ))
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::Invalid(format!("{}: corrupt run config ({e}): start a new run", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            TrainError::Invalid(format!(
+                "{}: corrupt run config ({e}): restore it, or start a new run",
+                path.display()
+            ))
+        })
     }
 
-    /// Makes the directory ready for a run of `config`, following `mode`. Call it only once
-    /// every input is checked: a refused run leaves no directory behind.
-    pub fn prepare(&self, mode: RunDirMode, config: &RunConfig, tokenizer: &PrimerTokenizer) -> Result<(), TrainError> {
-        let holds_run = self.config().exists();
-        match mode {
-            RunDirMode::Resume => {
-                let stored = self.read_config()?;
-                let differences = stored.differences(config);
-                if !differences.is_empty() {
-                    return Err(TrainError::Invalid(format!(
-                        "cannot resume {}: its config differs ({}): drop those options, or start a new run with another --out",
-                        self.root.display(),
-                        differences.join("; ")
-                    )));
-                }
-                return Ok(());
-            }
-            RunDirMode::New if holds_run => return Err(self.exists_error("pass --resume to continue that run, ")),
-            mode => self.claim(mode == RunDirMode::Overwrite)?,
+    /// Takes the run's lock, for a process that will write into it (a resume); fails at once,
+    /// naming the holder, when another process holds it.
+    pub fn lock(&self) -> Result<FolderLock, TrainError> {
+        if !self.root.is_dir() {
+            return Err(TrainError::Invalid(format!(
+                "{} is not a run directory: give the folder of a primer run",
+                self.root.display()
+            )));
         }
-        tokenizer.save(&self.tokenizer())?;
+        Ok(FolderLock::acquire(&self.root, "run")?)
+    }
+
+    /// Checks that a resumed run's `config` matches the one stored in the directory.
+    pub fn check_resume(&self, config: &RunConfig) -> Result<(), TrainError> {
+        let differences = self.read_config()?.differences(config);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(TrainError::Invalid(format!(
+            "cannot resume {}: its config differs ({}): drop those options, or start a new run with another --out",
+            self.root.display(),
+            differences.join("; ")
+        )))
+    }
+
+    /// Creates the directory of a new run of `config` and holds its lock: an existing run is
+    /// refused, or with `overwrite` replaced. Call it only once every input is checked; a
+    /// refused or failed start leaves no directory (or, in one that existed, none of its files).
+    pub fn create(
+        &self,
+        overwrite: bool,
+        config: &RunConfig,
+        tokenizer: &PrimerTokenizer,
+    ) -> Result<FolderLock, TrainError> {
+        if !overwrite && self.config().exists() {
+            return Err(self.exists_error("pass --resume to continue that run, "));
+        }
+        let existed = self.root.exists();
+        let lock = self.claim(overwrite)?;
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
-        primer_datasets::atomic_write(&self.config(), &json)?;
-        Ok(())
+        let written = tokenizer
+            .save(&self.tokenizer())
+            .and_then(|()| primer_datasets::atomic_write(&self.config(), &json));
+        if let Err(error) = written {
+            let _ = if existed {
+                self.remove_contents()
+            } else {
+                std::fs::remove_dir_all(&self.root)
+            };
+            return Err(error.into());
+        }
+        Ok(lock)
     }
 }
 
 impl RunDir {
-    /// Creates the directory for a new run: an existing non-empty one is refused, or with
-    /// `overwrite` deleted first.
-    pub fn claim(&self, overwrite: bool) -> Result<(), TrainError> {
-        if is_non_empty_dir(&self.root) {
-            if !overwrite {
-                return Err(self.exists_error(""));
-            }
-            std::fs::remove_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
+    /// Creates and locks the directory of a new run: an existing non-empty one is refused,
+    /// or with `overwrite` emptied once its lock is held (never under a process writing it).
+    pub fn claim(&self, overwrite: bool) -> Result<FolderLock, TrainError> {
+        if is_non_empty_dir(&self.root) && !overwrite {
+            return Err(self.exists_error(""));
         }
-        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))
+        let lock = FolderLock::acquire(&self.root, "run")?;
+        self.remove_contents().map_err(|e| TrainError::io(&self.root, e))?;
+        Ok(lock)
+    }
+
+    /// Deletes everything in the directory but its lock file.
+    fn remove_contents(&self) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&self.root)? {
+            let path = entry?.path();
+            if path.file_name() == Some(LOCK_FILE.as_ref()) {
+                continue;
+            }
+            if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
     }
 
     fn exists_error(&self, resume_hint: &str) -> TrainError {
@@ -140,6 +196,20 @@ impl RunDir {
     }
 }
 
+/// Whether `path` is a directory holding anything besides a lock file, or than what a start
+/// killed before its `config.json` leaves (with its lock file: `tokenizer.json` and the
+/// temporary files of atomic writes). Such a start is no run, and a new one may take its place.
 fn is_non_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some())
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let started_here = names.iter().any(|name| name == LOCK_FILE);
+    names.iter().any(|name| {
+        let left_by_a_start = name == "tokenizer.json" || name.starts_with(".tmp");
+        name != LOCK_FILE && !(started_here && left_by_a_start)
+    })
 }

@@ -60,25 +60,15 @@ impl RunStatus {
         serde_json::from_str(&text).ok()
     }
 
-    /// The state, with a `Running` whose process is gone read as `Interrupted` (killed without
-    /// a chance to say so; the run resumes from its last checkpoint).
-    pub fn effective_state(&self) -> RunState {
-        if self.state == RunState::Running && !process_alive(self.pid) {
+    /// The state, with a `Running` that no process holds the run's lock for read as
+    /// `Interrupted` (killed without a chance to say so; the run resumes from its last
+    /// checkpoint). The lock, not the pid written here, says whether the run is training.
+    pub fn effective_state(&self, run_dir: &RunDir) -> RunState {
+        if self.state == RunState::Running && !primer_datasets::lock::is_locked(&run_dir.root) {
             RunState::Interrupted
         } else {
             self.state
         }
-    }
-}
-
-/// Whether a process of this id exists (Linux: `/proc`; elsewhere assumed alive).
-pub fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        // A zombie (exited, not yet reaped by its parent) is not alive.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-    } else {
-        true
     }
 }
 
@@ -87,7 +77,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_running_status_of_a_dead_process_reads_as_interrupted() {
+    fn a_running_status_without_the_runs_lock_reads_as_interrupted() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
         assert_eq!(RunStatus::read(&run), None);
@@ -95,13 +85,16 @@ mod tests {
         status.write(&run).unwrap();
         let read = RunStatus::read(&run).unwrap();
         assert_eq!(read, status);
-        assert_eq!(read.effective_state(), RunState::Running, "this process is alive");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
-        let dead = RunStatus { pid: gone, ..read };
-        assert_eq!(dead.effective_state(), RunState::Interrupted);
+        assert_eq!(
+            read.effective_state(&run),
+            RunState::Interrupted,
+            "nobody holds the lock"
+        );
+        let lock = run.lock().unwrap();
+        assert_eq!(read.effective_state(&run), RunState::Running);
+        drop(lock);
+        assert_eq!(read.effective_state(&run), RunState::Interrupted);
         let finished = RunStatus::now(RunState::Finished, None);
-        assert_eq!(finished.effective_state(), RunState::Finished);
+        assert_eq!(finished.effective_state(&run), RunState::Finished);
     }
 }

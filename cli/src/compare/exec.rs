@@ -227,7 +227,7 @@ impl<'a> Runner<'a> {
                 args.extend(["--template".into(), task.template.clone()]);
                 let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
                 args.extend(["--verbalizer".into(), verbalizer.join(",")]);
-                args.extend(words(&["--truncate", "--json"]));
+                args.extend(words(&["--json"]));
                 args.extend(backend);
                 (args, Some(output.to_path_buf()))
             }

@@ -23,6 +23,7 @@ use crate::prompt_classify::parse_pair;
 use crate::task::TaskArgs;
 use exec::{Finish, Runner, shell_word};
 use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, TaskSize, TaskSpec, Workload};
+use primer_datasets::lock::{FolderLock, LOCK_FILE};
 
 /// Arguments of `primer compare`.
 #[derive(clap::Args, Debug)]
@@ -110,7 +111,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                     differences.join(", ")
                 );
             }
-            if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+            if dir
+                .read_dir()
+                .is_ok_and(|entries| entries.filter_map(Result::ok).any(|e| e.file_name() != LOCK_FILE))
+            {
                 bail!(
                     "{} is not empty and holds no comparison: choose another --out",
                     dir.display()
@@ -122,24 +126,25 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
     let task_sizes = check(&spec, &train)?;
 
-    let command = if fresh {
-        let words: Vec<String> = std::env::args().map(|a| shell_word(&a)).collect();
-        let command = format!("primer {}", words[1..].join(" "));
-        for dir in [layout.root.clone(), layout.runs(), layout.logs(), layout.configs()] {
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        primer_datasets::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
-        primer_datasets::atomic_write(
-            &layout.spec(),
-            serde_json::to_string_pretty(&spec).expect("specs serialize").as_bytes(),
-        )?;
-        command
+    // The report is locked for as long as this process runs: a second compare or resume on
+    // it fails at once instead of running the same jobs twice.
+    let _lock = FolderLock::acquire(&layout.root, "report")?;
+    let started = if fresh {
+        start_report(&layout, &spec)
     } else {
-        std::fs::read_to_string(layout.root.join("command.txt"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default()
+        read_command(&layout)
     };
-    let data = shared_data(&spec, &layout)?;
+    // A fresh report that cannot get its data is removed, so the corrected command can start.
+    let started = started.and_then(|command| Ok((command, shared_data(&spec, &layout)?)));
+    let (command, data) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            if fresh {
+                let _ = std::fs::remove_dir_all(&layout.root);
+            }
+            return Err(error);
+        }
+    };
     let jobs = Job::all(&spec);
     let runner = Runner::new(&spec, &layout, &data.dir, workload(&train, task_sizes))?;
     if runner.run_all(&jobs)? == Finish::Interrupted {
@@ -181,6 +186,28 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         layout.root.join("report.md").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new report's folders, command and spec; returns the command.
+fn start_report(layout: &Layout, spec: &CompareSpec) -> anyhow::Result<String> {
+    let words: Vec<String> = std::env::args().map(|a| shell_word(&a)).collect();
+    let command = format!("primer {}", words[1..].join(" "));
+    for dir in [layout.runs(), layout.logs(), layout.configs()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    primer_datasets::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
+    primer_datasets::atomic_write(
+        &layout.spec(),
+        serde_json::to_string_pretty(spec).expect("specs serialize").as_bytes(),
+    )?;
+    Ok(command)
+}
+
+/// The command a resumed report was started with.
+fn read_command(layout: &Layout) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(layout.root.join("command.txt"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default())
 }
 
 fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {
