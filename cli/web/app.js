@@ -1,13 +1,20 @@
 // primer dashboard: the runs table, live charts (uPlot, fed by server-sent events), the
-// start-run form and run detail. Every request carries the page's ?token= when it has one.
+// start-run form and run detail. Every request carries the page's ?token= when it has one;
+// every change carries the token the server put in the page, as the X-Primer-Token header.
 "use strict";
 
 const token = new URLSearchParams(location.search).get("token");
+const pageToken = document.querySelector('meta[name="primer-token"]').content;
 const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
 const api = (url, options) => fetch(withToken(url), options).then(async (r) => {
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;
+});
+const post = (url, body) => api(url, {
+  method: "POST",
+  headers: { "Content-Type": "application/json", "X-Primer-Token": pageToken },
+  body: JSON.stringify(body ?? {}),
 });
 
 const state = {
@@ -143,7 +150,7 @@ document.querySelector("#runs tbody").addEventListener("click", async (event) =>
   const action = event.target.dataset.action;
   if (action === "stop" || action === "resume") {
     event.target.disabled = true;
-    try { await api(`/api/${action}?run=${encodeURIComponent(id)}`, { method: "POST" }); }
+    try { await post(`/api/${action}?run=${encodeURIComponent(id)}`); }
     catch (e) { alert(e.message); }
     refreshRuns();
   } else if (action === "detail") {
@@ -193,9 +200,7 @@ document.getElementById("start").addEventListener("submit", async (event) => {
   error.textContent = "starting…";
   error.className = "ok";
   try {
-    const { id } = await api("/api/runs", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
+    const { id } = await post("/api/runs", body);
     error.textContent = `started ${id}`;
     await refreshRuns();
     if (!state.selected.has(id)) follow(id);

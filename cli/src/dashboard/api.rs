@@ -31,8 +31,10 @@ pub struct AppState {
     pub allowed: Vec<PathBuf>,
     /// The `primer` executable that runs started here use.
     pub exe: PathBuf,
-    /// Required on every request when set (the dashboard listens beyond localhost).
-    pub token: Option<String>,
+    /// The token every state change carries (and, with `token_for_reads`, every request).
+    pub token: String,
+    /// Whether reads need the token too (the dashboard listens beyond localhost).
+    pub token_for_reads: bool,
     /// Children started here, reaped as they end.
     pub children: Mutex<Vec<Child>>,
 }
@@ -86,6 +88,12 @@ fn run_dir(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
             format!("{id:?} leads outside the runs directory"),
         ));
     }
+    if runs::escapes(&state.root, &canonical) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{id:?} holds a link that leads outside the runs directory"),
+        ));
+    }
     if runs::describe(&state.root, &canonical).is_none() {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -127,7 +135,8 @@ pub async fn events(
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 let (records, next) = runs::read_from(&metrics, offset).unwrap_or((Vec::new(), offset));
-                let state = RunStatus::read(&RunDir::new(&dir)).map(|s| s.effective_state());
+                let run = RunDir::new(&dir);
+                let state = RunStatus::read(&run).map(|s| s.effective_state(&run));
                 let mut events = Vec::new();
                 if !records.is_empty() {
                     events.push(
@@ -239,8 +248,7 @@ pub async fn start(
     body: Result<Json<StartRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(form) = body.map_err(|e| ApiError::bad(e.body_text()))?;
-    let relative = confined(&form.name)?;
-    let out = state.root.join(&relative);
+    let out = output_dir(&state, &form.name)?;
     let corpus = corpus_arg(&state, &form.corpus)?;
     let mut args: Vec<String> = vec!["pretrain".into(), "--objective".into(), form.objective.clone()];
     args.extend(["--corpus".into(), corpus]);
@@ -275,6 +283,23 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }
 
+/// Where a run named `name` is created: under the runs directory once every link on the
+/// way is resolved, so a linked folder cannot send it elsewhere.
+fn output_dir(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
+    let out = state.root.join(confined(name)?);
+    let existing = out.ancestors().find(|path| path.exists()).unwrap_or(&state.root);
+    let resolved = existing
+        .canonicalize()
+        .map_err(|e| ApiError::bad(format!("{name:?}: {e}")))?;
+    if !resolved.starts_with(&state.root) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{name:?} leads outside the runs directory through a link"),
+        ));
+    }
+    Ok(out)
+}
+
 /// A corpus argument: a named data set as it is; a path only inside the allowed roots.
 fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
     let is_named = primer_datasets::named::lookup(corpus).is_some();
@@ -305,19 +330,16 @@ fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
 }
 
 /// `POST /api/stop?run=ID`: asks the process training the run to stop; it saves a checkpoint
-/// and exits, and the run can be resumed.
+/// and exits, and the run can be resumed. The signal goes only to the process the kernel says
+/// holds the run's lock, never to a pid read from a file.
 pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let dir = run_dir(&state, &q.run)?;
-    let status = RunStatus::read(&RunDir::new(&dir));
-    match status {
-        Some(status) if status.effective_state() == RunState::Running => {
-            crate::process::terminate(status.pid);
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({ "id": q.run, "stopping": status.pid })),
-            ))
+    match primer_datasets::lock::holder(&dir) {
+        Some(pid) => {
+            crate::process::terminate(pid);
+            Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run, "stopping": pid }))))
         }
-        _ => Err(ApiError(StatusCode::CONFLICT, format!("{:?} is not running", q.run))),
+        None => Err(ApiError(StatusCode::CONFLICT, format!("{:?} is not running", q.run))),
     }
 }
 
@@ -329,7 +351,7 @@ pub async fn resume(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(
         return Err(ApiError::bad(format!("{:?} is not a pre-training run", q.run)));
     }
     let before = RunStatus::read(&run);
-    match before.as_ref().map(RunStatus::effective_state) {
+    match before.as_ref().map(|status| status.effective_state(&run)) {
         Some(RunState::Running) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} is running", q.run))),
         Some(RunState::Finished) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} has finished", q.run))),
         _ => {}

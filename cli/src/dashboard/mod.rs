@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,7 +30,7 @@ pub struct DashboardArgs {
     #[arg(long, default_value_t = 6006)]
     port: u16,
     /// Address to listen on. Anything but a loopback address requires the access token printed
-    /// at start on every request.
+    /// at start on every request. Requests must name the server by IP address or localhost.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// A further directory whose files the start-run form may use as corpora (repeatable).
@@ -62,19 +62,18 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--allow {}: {e}: give an existing directory", dir.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let token = (!args.host.is_loopback()).then(|| {
-        let mut rng = rand::rng();
-        (0..32)
-            .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
-            .collect::<String>()
-    });
-    let state = Arc::new(AppState {
+    let mut rng = rand::rng();
+    let token: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
+        .collect();
+    let state = AppState {
         root,
         allowed,
         exe: std::env::current_exe().context("cannot find the primer executable")?,
         token,
+        token_for_reads: !args.host.is_loopback(),
         children: Mutex::new(Vec::new()),
-    });
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,7 +82,7 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(state, SocketAddr::new(args.host, args.port)))
 }
 
-async fn serve(state: Arc<AppState>, address: SocketAddr) -> anyhow::Result<()> {
+async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
@@ -95,18 +94,23 @@ async fn serve(state: Arc<AppState>, address: SocketAddr) -> anyhow::Result<()> 
         Err(e) => bail!("cannot listen on {address}: {e}"),
     };
     let bound = listener.local_addr()?;
-    let url = match &state.token {
-        Some(token) => format!("http://{bound}/?token={token}"),
-        None => format!("http://{bound}/"),
-    };
-    let token_note = if state.token.is_some() {
-        " (listening beyond localhost: every request needs this token)"
+    let (url, token_note) = if state.token_for_reads {
+        (
+            format!("http://{bound}/?token={}", state.token),
+            " (listening beyond localhost: every request needs this token)",
+        )
     } else {
-        ""
+        (format!("http://{bound}/"), "")
     };
     println!("dashboard of {} at {url}{token_note}", state.root.display());
+    let guard = Arc::new(Guard { bound });
+    let index = INDEX_HTML.replace(
+        r#"<meta name="primer-token" content="">"#,
+        &format!(r#"<meta name="primer-token" content="{}">"#, state.token),
+    );
+    let state = Arc::new(state);
     let app = Router::new()
-        .route("/", get(|| async { axum::response::Html(INDEX_HTML) }))
+        .route("/", get(|| async { axum::response::Html(index) }))
         .route(
             "/app.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
@@ -128,6 +132,7 @@ async fn serve(state: Arc<AppState>, address: SocketAddr) -> anyhow::Result<()> 
         .route("/api/resume", post(api::resume))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(guard, same_site_only))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -137,32 +142,110 @@ async fn serve(state: Arc<AppState>, address: SocketAddr) -> anyhow::Result<()> 
         .context("the dashboard server stopped")
 }
 
-/// Off localhost, every request carries the token: `?token=` or `Authorization: Bearer`.
+/// What requests must name to be served: the address the dashboard listens on.
+struct Guard {
+    bound: SocketAddr,
+}
+
+impl Guard {
+    /// Whether `authority` (a `Host` header, or an origin without its scheme) names this
+    /// server: its port, and as host `localhost`, a loopback address or the address it is
+    /// bound to (any IP address when bound to all). A DNS name an attacker controls
+    /// (DNS rebinding) is none of these.
+    fn names_this_server(&self, authority: &str) -> bool {
+        let Ok(uri) = format!("http://{authority}/").parse::<axum::http::Uri>() else {
+            return false;
+        };
+        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        if uri.port_u16().unwrap_or(80) != self.bound.port() {
+            return false;
+        }
+        match host.parse::<IpAddr>() {
+            Ok(ip) => ip.is_loopback() || ip == self.bound.ip() || self.bound.ip().is_unspecified(),
+            Err(_) => host.eq_ignore_ascii_case("localhost"),
+        }
+    }
+}
+
+/// Refuses what a page of another site can send: a `Host` that is not this server's (DNS
+/// rebinding), an `Origin` of another site, and a state change that is not JSON (an HTML
+/// form). The token check below then refuses a state change without the page's token.
+async fn same_site_only(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match cross_site_refusal(&guard, &request) {
+        Some(refusal) => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": refusal })),
+        )
+            .into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Why [`same_site_only`] refuses a request, if it does.
+fn cross_site_refusal(guard: &Guard, request: &Request) -> Option<&'static str> {
+    let header_of = |name| request.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let host_ok = header_of(header::HOST).is_some_and(|host| guard.names_this_server(host));
+    let origin_ok = header_of(header::ORIGIN).is_none_or(|origin| {
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|authority| guard.names_this_server(authority))
+    });
+    let json_ok = !changes_state(request)
+        || header_of(header::CONTENT_TYPE).is_some_and(|t| t.trim().starts_with("application/json"));
+    if !host_ok {
+        Some("this dashboard answers only requests addressed to it by IP address or localhost")
+    } else if !origin_ok {
+        Some("requests from other sites are refused")
+    } else if !json_ok {
+        Some("changes are accepted as JSON only (Content-Type: application/json)")
+    } else {
+        None
+    }
+}
+
+/// Whether a request may change state (anything but GET and HEAD).
+fn changes_state(request: &Request) -> bool {
+    request.method() != Method::GET && request.method() != Method::HEAD
+}
+
+/// The header that carries the token on requests that change state.
+pub const TOKEN_HEADER: &str = "x-primer-token";
+
+/// Every request that changes state carries the token in the `X-Primer-Token` header, which a
+/// page of another site can neither read (the token is only in this server's own page) nor
+/// send (a custom header needs a CORS preflight this server never grants). Off localhost,
+/// reads need it too: `?token=`, `Authorization: Bearer` or the header.
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.token else {
+    if has_token(&state, &request) {
         return next.run(request).await;
+    }
+    let error = if changes_state(&request) {
+        "missing or wrong X-Primer-Token header: changes are made from the dashboard's own page"
+    } else {
+        "missing or wrong token: use the URL the dashboard printed at start"
     };
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({ "error": error })),
+    )
+        .into_response()
+}
+
+/// Whether a request carries the token where [`require_token`] needs it.
+fn has_token(state: &AppState, request: &Request) -> bool {
+    let token = state.token.as_str();
+    let header_value = |name| request.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let from_header = header_value(TOKEN_HEADER) == Some(token);
+    if changes_state(request) {
+        return from_header;
+    }
     let from_query = request
         .uri()
         .query()
         .unwrap_or("")
         .split('&')
-        .any(|pair| pair.strip_prefix("token=") == Some(token.as_str()));
-    let from_header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(token.as_str());
-    if from_query || from_header {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(
-                serde_json::json!({ "error": "missing or wrong token: use the URL the dashboard printed at start" }),
-            ),
-        )
-            .into_response()
-    }
+        .any(|pair| pair.strip_prefix("token=") == Some(token));
+    let from_bearer =
+        header_value(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")) == Some(token);
+    !state.token_for_reads || from_header || from_query || from_bearer
 }

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::Serialize;
@@ -70,6 +71,18 @@ pub fn scan(root: &Path) -> Vec<RunInfo> {
     runs
 }
 
+/// Whether a file of `dir` is a link that leads outside `root` (or nowhere): the dashboard
+/// neither lists nor serves such a directory, so a link cannot expose a file elsewhere.
+pub fn escapes(root: &Path, dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .any(|e| !e.path().canonicalize().is_ok_and(|target| target.starts_with(root)))
+}
+
 /// The id of a directory under `root`.
 pub fn id_of(root: &Path, dir: &Path) -> String {
     let relative = dir.strip_prefix(root).unwrap_or(dir);
@@ -82,10 +95,13 @@ pub fn id_of(root: &Path, dir: &Path) -> String {
 
 /// The row of one directory, or `None` when it is not a run nor a report.
 pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
+    if escapes(root, dir) {
+        return None;
+    }
     let run = RunDir::new(dir);
     let (kind, config) = config_of(dir)?;
     let status = RunStatus::read(&run)
-        .map(|s| s.effective_state())
+        .map(|s| s.effective_state(&run))
         .or_else(|| run.summary().exists().then_some(RunState::Finished));
     let (records, _) = tail_records(&run.metrics());
     let last = records.last();
@@ -169,18 +185,14 @@ pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Value>, u64)>
     Ok((records, offset + complete as u64))
 }
 
-/// Checkpoint files of a run, oldest first.
+/// Complete checkpoints of a run, oldest first.
 pub fn checkpoints(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(RunDir::new(dir).checkpoints())
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    Checkpointer::new(RunDir::new(dir).checkpoints(), 0)
+        .list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// The log the dashboard keeps of a run it started.
