@@ -254,6 +254,16 @@ fn bad_task_input_gets_one_line_errors() {
     );
     let empty = write("empty.tsv", "");
     assert_error(cache, &finetune(&empty, ""), &["empty.tsv"]);
+    let four = write("four.tsv", "sentence\tlabel\na\t0\nb\t1\nc\t0\nd\t1\n");
+    assert_error(
+        cache,
+        &finetune(&four, ""),
+        &[
+            "no validation examples",
+            "four.tsv has too few examples",
+            "--valid-file",
+        ],
+    );
     let no_column = write("nocol.tsv", "text\tlabel\na\t0\nb\t1\n");
     assert_error(
         cache,

@@ -17,7 +17,10 @@ struct Dashboard {
     /// Kept open: a closed pipe would kill the dashboard when it next prints.
     _stdout: BufReader<std::process::ChildStdout>,
     url: String,
+    /// The token printed off localhost, which reads need.
     token: Option<String>,
+    /// The token the dashboard's own page carries, which every change needs.
+    page_token: String,
 }
 
 impl Drop for Dashboard {
@@ -50,12 +53,25 @@ impl Dashboard {
             None => (url, None),
         };
         let port = base.rsplit(':').next().unwrap().trim_end_matches('/');
-        Self {
+        let mut dashboard = Self {
             child,
             _stdout: stdout,
             url: format!("http://127.0.0.1:{port}"),
             token,
-        }
+            page_token: String::new(),
+        };
+        let (status, page) = dashboard.get("/");
+        assert_eq!(status, 200, "{page}");
+        let (_, rest) = page
+            .split_once(r#"<meta name="primer-token" content=""#)
+            .expect("the page carries its token");
+        dashboard.page_token = rest.split('"').next().unwrap().to_string();
+        assert_eq!(dashboard.page_token.len(), 32);
+        dashboard
+    }
+
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     fn agent() -> ureq::Agent {
@@ -85,6 +101,7 @@ impl Dashboard {
         let mut response = Self::agent()
             .post(&self.with_token(path))
             .header("Content-Type", "application/json")
+            .header("X-Primer-Token", &self.page_token)
             .send(body)
             .unwrap();
         let status = response.status().as_u16();
@@ -123,6 +140,127 @@ impl Dashboard {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Plain HTTP/1.1 over a socket, as any client (or a browser on another site) may send it:
+/// the status code of `METHOD path` with the given header lines (each ending in CRLF) and body.
+fn raw_status(port: u16, method: &str, path: &str, headers: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        socket,
+        "{method} {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    reply.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn other_sites_rebinding_links_and_planted_pids_cannot_drive_the_dashboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    pretrain_tiny(cache, &runs.join("done"), "clm", 4);
+    // A run whose status.json names an unrelated process as its trainer.
+    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let planted = runs.join("planted");
+    std::fs::create_dir_all(&planted).unwrap();
+    for file in ["config.json", "tokenizer.json", "metrics.jsonl"] {
+        std::fs::copy(runs.join("done").join(file), planted.join(file)).unwrap();
+    }
+    let status = json!({"state": "running", "pid": bystander.id(), "updated_unix_s": 0});
+    std::fs::write(planted.join("status.json"), status.to_string()).unwrap();
+    // A run whose report.html links to a file outside the runs directory, and a folder that
+    // links outside it.
+    let linked = runs.join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::fs::copy(runs.join("done/config.json"), linked.join("config.json")).unwrap();
+    let secret = tmp.path().join("secret.txt");
+    std::fs::write(&secret, "not for the dashboard").unwrap();
+    std::os::unix::fs::symlink(&secret, linked.join("report.html")).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, runs.join("elsewhere")).unwrap();
+
+    let dashboard = Dashboard::start(cache, &runs, &[]);
+    let port = dashboard.port();
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    let token = format!("X-Primer-Token: {}\r\n", dashboard.page_token);
+    let json_type = "Content-Type: application/json\r\n";
+    let post = |path: &str, headers: &str| raw_status(port, "POST", path, headers, "{}");
+
+    // A cross-site form post (no custom header possible), with or without the token.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\nOrigin: http://evil.example\r\n";
+    assert_eq!(post("/api/stop?run=done", &format!("{host}{form}")), 403);
+    assert_eq!(post("/api/resume?run=done", &format!("{host}{form}")), 403);
+    assert_eq!(post("/api/stop?run=done", &format!("{host}{form}{token}")), 403);
+    // JSON without the page's token, or from another origin.
+    assert_eq!(post("/api/resume?run=done", &format!("{host}{json_type}")), 401);
+    let evil_origin = "Origin: http://evil.example\r\n";
+    assert_eq!(
+        post(
+            "/api/resume?run=done",
+            &format!("{host}{json_type}{token}{evil_origin}")
+        ),
+        403
+    );
+    // DNS rebinding: the server's address under another name.
+    let rebound = format!("Host: evil.example:{port}\r\n");
+    assert_eq!(raw_status(port, "GET", "/api/runs", &rebound, ""), 403);
+    assert_eq!(raw_status(port, "GET", "/", &rebound, ""), 403);
+    let rebound_origin = format!("Origin: http://evil.example:{port}\r\n");
+    assert_eq!(
+        post("/api/runs", &format!("{rebound}{rebound_origin}{json_type}{token}")),
+        403
+    );
+    // The dashboard's own page may (same origin, its token).
+    let own_origin = format!("Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(
+        post("/api/resume?run=done", &format!("{host}{own_origin}{json_type}{token}")),
+        409
+    );
+    assert_eq!(
+        raw_status(port, "GET", "/api/runs", &format!("Host: localhost:{port}\r\n"), ""),
+        200
+    );
+
+    // Links: never listed, served or written through.
+    let ids: Vec<Value> = dashboard
+        .json("/api/runs")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert!(
+        ids.contains(&json!("done")) && !ids.contains(&json!("linked")),
+        "{ids:?}"
+    );
+    let (status, body) = dashboard.get("/report?run=linked");
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("not for the dashboard"));
+    let start = json!({"name": "elsewhere/run", "objective": "clm", "corpus": "tinyshakespeare"});
+    let (status, value) = dashboard.post("/api/runs", &start.to_string());
+    assert_eq!(status, 403, "{value}");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "a run was written outside"
+    );
+
+    // A stop signals only the process holding the run's lock: not the planted pid.
+    let (status, value) = dashboard.post("/api/stop?run=planted", "{}");
+    assert_eq!(status, 409, "{value}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the dashboard signalled an unrelated process"
+    );
+    assert_eq!(dashboard.run_info("planted")["status"], "interrupted");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
 }
 
 #[test]
@@ -277,21 +415,9 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
     let dashboard = Dashboard::start(cache, tmp.path(), &["--host", "0.0.0.0"]);
     let token = dashboard.token.clone().expect("a token off localhost");
     assert_eq!(token.len(), 32);
-    // Plain HTTP/1.1 over a socket: status code of GET path with optional extra headers.
-    let port: u16 = dashboard.url.rsplit(':').next().unwrap().parse().unwrap();
-    // Plain HTTP/1.1 over a socket: the status code of GET path with extra header lines.
-    let status = |path: &str, headers: &str| -> u16 {
-        use std::io::{Read, Write};
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            socket,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        socket.read_to_string(&mut reply).unwrap();
-        reply.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let port = dashboard.port();
+    let status =
+        |path: &str, headers: &str| raw_status(port, "GET", path, &format!("Host: localhost:{port}\r\n{headers}"), "");
     assert_eq!(status("/api/runs", ""), 401);
     assert_eq!(status("/", ""), 401);
     assert_eq!(status("/api/runs?token=wrong", ""), 401);

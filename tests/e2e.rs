@@ -502,7 +502,7 @@ fn run_directories_are_not_overwritten_or_resumed_with_another_config() {
     assert_eq!(corrupt.status.code(), Some(2));
     let err = stderr(&corrupt);
     assert!(
-        err.contains("step-00000003") && err.contains("corrupt model.bpk"),
+        err.contains("step-00000003 is corrupt") && err.contains("model.bpk does not match its sha256"),
         "{err}"
     );
 
