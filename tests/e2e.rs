@@ -2,8 +2,7 @@
 //! the one-line errors of bad input.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -272,16 +271,7 @@ fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
 
 /// Starts a run, waits until it has logged `steps` lines, then sends it `signal` and waits.
 fn start_and_signal(cache: &Path, run: &Path, extra: &str, steps: usize, signal: &str) -> std::process::ExitStatus {
-    let mut child = primer_command(cache, &pretrain_args(run, "clm", extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let logged = || std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
-    while logged() < steps && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = start_and_wait(cache, &pretrain_args(run, "clm", extra), run, steps);
     let sent = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::*;
@@ -23,17 +23,9 @@ fn tiny_args(run: &Path, extra: &str) -> String {
 
 /// Starts a run in the background and waits until it has logged `lines` metrics lines.
 fn start_training(cache: &Path, args: &str, run: &Path, lines: usize) -> Child {
-    let child = primer_command(cache, args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let logged = || std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
-    while logged() < lines {
-        assert!(Instant::now() < deadline, "the run did not start training");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = start_and_wait(cache, args, run, lines);
+    let logged = std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
+    assert!(logged >= lines, "the run did not start training");
     child
 }
 

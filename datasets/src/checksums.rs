@@ -38,13 +38,12 @@ pub fn write_sums(dir: &Path, names: &[&str]) -> Result<()> {
 /// checksums (written before primer kept them). `Err`: what is wrong, in a few words naming
 /// the file, for the caller's message.
 pub fn verify_sums(dir: &Path, required: &[&str]) -> std::result::Result<bool, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join(SUMS_FILE)) else {
-        return if dir.join(SUMS_FILE).exists() {
-            Err(format!("{SUMS_FILE} is unreadable"))
-        } else {
-            Ok(false)
-        };
+    let bytes = match std::fs::read(dir.join(SUMS_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{SUMS_FILE} is unreadable ({e})")),
     };
+    let text = String::from_utf8(bytes).map_err(|_| format!("{SUMS_FILE} is corrupt (not text)"))?;
     let mut listed = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (sum, name) = line

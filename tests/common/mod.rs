@@ -3,7 +3,8 @@
 #![allow(dead_code)] // Each test binary uses its own share of these.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -110,4 +111,20 @@ pub fn pretrain_tiny(cache: &Path, run: &Path, objective: &str, steps: usize) {
             run.display()
         ),
     );
+}
+
+/// Starts `primer ARGS` in the background and waits until `run/metrics.jsonl` has `lines`
+/// lines (at most two minutes).
+pub fn start_and_wait(cache: &Path, args: &str, run: &Path, lines: usize) -> Child {
+    let child = primer_command(cache, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let logged = || std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
+    while logged() < lines && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }

@@ -132,7 +132,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let started = if fresh {
         start_report(&layout, &spec)
     } else {
-        read_command(&layout)
+        Ok(read_command(&layout))
     };
     // A fresh report that cannot get its data is removed, so the corrected command can start.
     let started = started.and_then(|command| Ok((command, shared_data(&spec, &layout)?)));
@@ -204,10 +204,10 @@ fn start_report(layout: &Layout, spec: &CompareSpec) -> anyhow::Result<String> {
 }
 
 /// The command a resumed report was started with.
-fn read_command(layout: &Layout) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(layout.root.join("command.txt"))
+fn read_command(layout: &Layout) -> String {
+    std::fs::read_to_string(layout.root.join("command.txt"))
         .map(|c| c.trim().to_string())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {

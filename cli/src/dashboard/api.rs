@@ -172,7 +172,12 @@ pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<J
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
     let config = runs::config_of(&dir).map_or(Value::Null, |(_, config)| config);
-    let log = std::fs::read_to_string(runs::log_path(&state.root, &q.run)).unwrap_or_default();
+    let log = runs::log_path(&state.root, &q.run)
+        .canonicalize()
+        .ok()
+        .filter(|path| path.starts_with(&state.root))
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_default();
     let log_tail: Vec<&str> = log
         .lines()
         .rev()
@@ -379,7 +384,14 @@ async fn spawn_and_wait(
 ) -> Result<(), ApiError> {
     let log = runs::log_path(&state.root, id);
     let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    std::fs::create_dir_all(log.parent().expect("logs have a folder")).map_err(internal)?;
+    let logs = log.parent().expect("logs have a folder");
+    std::fs::create_dir_all(logs).map_err(internal)?;
+    if !logs.canonicalize().map_err(internal)?.starts_with(&state.root) || log.is_symlink() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{} leads outside the runs directory through a link", log.display()),
+        ));
+    }
     let file = std::fs::File::create(&log).map_err(internal)?;
     let mut child = Command::new(&state.exe)
         .args(args)
