@@ -209,6 +209,42 @@ fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
     assert_eq!(summary(&full), summary(&halted));
 }
 
+#[test]
+fn whole_word_and_span_masking_train_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "--vocab-size 300 --steps 12 --eval-every 6 --eval-batches 2 --checkpoint-every 3";
+    for masking in ["word", "span"] {
+        let full = tmp.path().join(format!("{masking}-full"));
+        assert_ok(&pretrain(
+            tmp.path(),
+            &full,
+            "mlm",
+            &format!("{extra} --masking {masking}"),
+        ));
+        assert_eq!(read_json(&full.join("config.json"))["train"]["mlm"]["masking"], masking);
+        let halted = tmp.path().join(format!("{masking}-halted"));
+        let args = format!("{extra} --masking {masking} --halt-after 6");
+        assert_ok(&pretrain(tmp.path(), &halted, "mlm", &args));
+        assert_ok(&primer(
+            tmp.path(),
+            &format!("pretrain --resume {} --no-tui", halted.display()),
+        ));
+        assert_same_after(&metrics(&full), &metrics(&halted), 6);
+        let loss = records(&metrics(&full), "valid").last().unwrap()["loss"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            loss.is_finite() && loss < 300f64.ln() * 1.5,
+            "{masking}: valid loss {loss}"
+        );
+    }
+    assert_error(
+        tmp.path(),
+        &pretrain_args(&tmp.path().join("bad"), "mlm", "--masking phrase"),
+        &["phrase", "token", "word", "span"],
+    );
+}
+
 /// The scalars of the TensorBoard event files in `dir` as TensorBoard itself reads them:
 /// tag -> [(step, value)].
 fn tensorboard_scalars(dir: &Path) -> serde_json::Map<String, Value> {

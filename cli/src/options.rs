@@ -7,6 +7,7 @@ use clap::Args;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
 use primer_model::Positions;
+use primer_objectives::Masking;
 use primer_trainer::config::ObjectiveKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -190,6 +191,9 @@ options! {
     dropout: f64,
     /// MLM: share of tokens selected for prediction [default: 0.15].
     mask_rate: f64,
+    /// MLM: what is chosen: token (BERT), word (whole-word masking) or span (SpanBERT: whole
+    /// words, span lengths geometric with p 0.2 up to 10) [default: token].
+    masking: Masking = parse parse_name::<Masking>,
     /// MLM: share of selected tokens replaced by [MASK] [default: 0.8].
     mask_token_prob: f64,
     /// MLM: share of selected tokens replaced by a random token [default: 0.1].

@@ -261,6 +261,7 @@ pub(crate) fn configs(
             mask_rate: options.mask_rate.unwrap_or(0.15),
             mask_token_prob: options.mask_token_prob.unwrap_or(0.8),
             random_token_prob: options.random_token_prob.unwrap_or(0.1),
+            masking: options.masking.unwrap_or_default(),
         },
     };
     if let Some(tokens) = options.tokens {

@@ -261,6 +261,57 @@ impl PrimerTokenizer {
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
+
+    /// Where words begin in this tokenizer's ids, for whole-word and span masking: a
+    /// WordPiece piece without `##`, a byte-level BPE token with its leading space, anything
+    /// after a token that ends in white space, and every special token.
+    pub fn word_boundaries(&self) -> WordBoundaries {
+        let wordpiece = matches!(self.inner.get_model(), ModelWrapper::WordPiece(_));
+        let (mut opens, mut closes) = (Vec::new(), Vec::new());
+        for id in 0..self.vocab_size() as u32 {
+            let special = self.specials.all().contains(&id);
+            let text = self.inner.decode(&[id], false).unwrap_or_default();
+            let opens_word = if wordpiece {
+                !self.id_to_token(id).is_some_and(|token| token.starts_with("##"))
+            } else {
+                text.starts_with(char::is_whitespace)
+            };
+            opens.push(special || opens_word);
+            closes.push(special || text.ends_with(char::is_whitespace));
+        }
+        WordBoundaries::from_tables(opens, closes)
+    }
+}
+
+/// Where words begin, token by token (see [`PrimerTokenizer::word_boundaries`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WordBoundaries {
+    /// Per id: the token opens a word by itself.
+    opens: Vec<bool>,
+    /// Per id: the token ends in white space (or is special), so the next one opens a word.
+    closes: Vec<bool>,
+}
+
+impl WordBoundaries {
+    /// Boundaries where every token is a word of its own.
+    pub fn every_token() -> Self {
+        Self::default()
+    }
+
+    /// Boundaries from per-id tables: whether each id opens a word by itself, and whether
+    /// each ends in white space (so the next token opens one).
+    pub fn from_tables(opens: Vec<bool>, closes: Vec<bool>) -> Self {
+        Self { opens, closes }
+    }
+
+    /// Whether `token`, after `previous` (none at the start of a sequence), begins a word.
+    pub fn starts_word(&self, previous: Option<u32>, token: u32) -> bool {
+        let flag = |table: &[bool], id: u32| table.get(id as usize).copied().unwrap_or(true);
+        match previous {
+            None => true,
+            Some(previous) => flag(&self.opens, token) || flag(&self.closes, previous),
+        }
+    }
 }
 
 /// Feeds the corpus to a trainer as a stream, stopping at the first read error.
@@ -337,6 +388,37 @@ mod tests {
 
     fn shakespeare() -> Corpus {
         corpus("../../shared/data/tinyshakespeare/input.txt", DocSplit::Paragraph)
+    }
+
+    #[test]
+    fn word_boundaries_group_tokens_into_the_words_of_the_text() {
+        let text = "Now is the winter of our discontent\nMade glorious summer by this sun of York;";
+        for kind in [TokenizerKind::Bpe, TokenizerKind::Wordpiece, TokenizerKind::Char] {
+            let tokenizer = PrimerTokenizer::train(&shakespeare(), kind, 1000, false).unwrap();
+            let boundaries = tokenizer.word_boundaries();
+            let ids = tokenizer.encode(text).unwrap();
+            let mut words: Vec<Vec<u32>> = Vec::new();
+            for (i, &id) in ids.iter().enumerate() {
+                match words.last_mut() {
+                    Some(word) if !boundaries.starts_word(i.checked_sub(1).map(|p| ids[p]), id) => word.push(id),
+                    _ => words.push(vec![id]),
+                }
+            }
+            let decoded: Vec<String> = words
+                .iter()
+                .map(|word| tokenizer.decode(word).trim().to_string())
+                .filter(|word| !word.is_empty())
+                .collect();
+            let mut expected: Vec<&str> = text.split_whitespace().collect();
+            if kind == TokenizerKind::Wordpiece {
+                // BERT's pre-tokeniser makes punctuation a word of its own.
+                expected.pop();
+                expected.extend(["York", ";"]);
+            }
+            assert_eq!(decoded, expected, "{kind:?}");
+        }
+        let every = WordBoundaries::every_token();
+        assert!(every.starts_word(Some(10), 11));
     }
 
     fn assert_round_trip(tokenizer: &PrimerTokenizer, corpus: &Corpus, docs: usize) {

@@ -7,7 +7,7 @@ mod causal;
 mod mlm;
 
 pub use causal::CausalLm;
-pub use mlm::{MaskedLm, MlmConfig, MlmMasking};
+pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};

@@ -16,7 +16,7 @@ use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Transformer, TransformerConfig};
-use primer_objectives::{CausalLm, LmBatch, MaskedLm, Objective, batch_seed, forward_sums};
+use primer_objectives::{CausalLm, LmBatch, MaskedLm, Masking, Objective, batch_seed, forward_sums};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_weights};
@@ -104,11 +104,13 @@ fn peak_rss_gb() -> Option<f64> {
 pub fn build_objective(config: &RunConfig, tokenizer: &PrimerTokenizer) -> Box<dyn Objective> {
     match config.objective {
         ObjectiveKind::Clm => Box::new(CausalLm),
-        ObjectiveKind::Mlm => Box::new(MaskedLm::new(
-            config.train.mlm,
-            *tokenizer.specials(),
-            tokenizer.vocab_size(),
-        )),
+        ObjectiveKind::Mlm => {
+            let objective = MaskedLm::new(config.train.mlm, *tokenizer.specials(), tokenizer.vocab_size());
+            Box::new(match config.train.mlm.masking {
+                Masking::Token => objective,
+                Masking::Word | Masking::Span => objective.with_words(tokenizer.word_boundaries()),
+            })
+        }
     }
 }
 
