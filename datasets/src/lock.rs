@@ -8,7 +8,7 @@
 //! that does not hold the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{DataError, Result};
 
@@ -19,7 +19,6 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug)]
 pub struct FolderLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl FolderLock {
@@ -34,10 +33,7 @@ impl FolderLock {
     pub fn acquire_file(path: &Path, folder: &Path, what: &str) -> Result<Self> {
         let file = open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Self {
-                _file: file,
-                path: path.to_path_buf(),
-            }),
+            Ok(()) => Ok(Self { _file: file }),
             Err(TryLockError::WouldBlock) => Err(DataError::InvalidOption(format!(
                 "{what} {} is in use by {}: wait for it to end, or stop it first",
                 folder.display(),
@@ -51,15 +47,7 @@ impl FolderLock {
     pub fn wait_for(path: &Path) -> Result<Self> {
         let file = open(path)?;
         file.lock().map_err(DataError::io(path))?;
-        Ok(Self {
-            _file: file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { _file: file })
     }
 }
 
