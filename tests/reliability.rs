@@ -23,9 +23,12 @@ fn tiny_args(run: &Path, extra: &str) -> String {
 
 /// Starts a run in the background and waits until it has logged `lines` metrics lines.
 fn start_training(cache: &Path, args: &str, run: &Path, lines: usize) -> Child {
-    let child = start_and_wait(cache, args, run, lines);
+    let mut child = start_and_wait(cache, args, run, lines);
     let logged = std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |m| m.lines().count());
-    assert!(logged >= lines, "the run did not start training");
+    if logged < lines {
+        let _ = child.kill();
+        panic!("the run did not start training: {logged} metrics lines");
+    }
     child
 }
 
@@ -42,7 +45,7 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Flips one bit of a file at `at` bytes from its end.
+/// Flips one bit of the byte `from_end` bytes before the end of a file.
 fn flip_byte(path: &Path, from_end: usize) {
     let mut bytes = std::fs::read(path).unwrap();
     let at = bytes.len() - from_end;
