@@ -55,13 +55,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
         })?;
         // The classifier reads the first tokens only; a line of any length is cut first, so it
         // is tokenized in bounded memory.
-        let bounded = |line: &str| {
-            let mut end = line.len().min(MAX_DOC_BYTES);
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line[..end].to_string()
-        };
+        let bounded = |line: &str| line[..line.floor_char_boundary(MAX_DOC_BYTES)].to_string();
         texts.extend(text.lines().filter(|l| !l.trim().is_empty()).map(bounded));
     }
     if texts.is_empty() {

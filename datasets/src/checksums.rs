@@ -27,9 +27,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Writes `dir/SHA256SUMS` (atomically) for the files `names` of `dir`.
 pub fn write_sums(dir: &Path, names: &[&str]) -> Result<()> {
+    let files: Vec<(&str, std::path::PathBuf)> = names.iter().map(|&name| (name, dir.join(name))).collect();
+    write_sums_of(dir, &files)
+}
+
+/// Writes `dir/SHA256SUMS` (atomically), listing each file under its name with the sha256 of
+/// the file at its path: a file's sum can be recorded before it is renamed to that name.
+pub fn write_sums_of(dir: &Path, files: &[(&str, std::path::PathBuf)]) -> Result<()> {
     let mut text = String::new();
-    for name in names {
-        text += &format!("{}  {name}\n", sha256_file(&dir.join(name))?);
+    for (name, path) in files {
+        text += &format!("{}  {name}\n", sha256_file(path)?);
     }
     crate::atomic_write(&dir.join(SUMS_FILE), text.as_bytes())
 }

@@ -294,14 +294,8 @@ impl Documents {
             return document;
         }
         let text = &document.text;
-        let mut cut = MAX_DOC_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let mut near = cut - 1024;
-        while !text.is_char_boundary(near) {
-            near += 1;
-        }
+        let mut cut = text.floor_char_boundary(MAX_DOC_BYTES);
+        let near = text.ceil_char_boundary(cut - 1024);
         if let Some((at, space)) = text[near..cut].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
             cut = near + at + space.len_utf8();
         }

@@ -29,6 +29,14 @@ impl TokenDtype {
         }
     }
 
+    /// The id stored little-endian in `bytes` (one token's width).
+    fn id(self, bytes: &[u8]) -> u32 {
+        match self {
+            Self::U16 => u16::from_le_bytes([bytes[0], bytes[1]]) as u32,
+            Self::U32 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        }
+    }
+
     /// Bytes per token.
     pub fn width(self) -> usize {
         match self {
@@ -123,14 +131,11 @@ impl TokenShard {
     /// The position and value of the first id at or above `vocab_size`, if any: a shard that
     /// would index past the embedding table.
     pub fn first_out_of_range(&self, vocab_size: usize) -> Option<(usize, u32)> {
-        let width = self.dtype.width();
-        self.map.chunks_exact(width).enumerate().find_map(|(i, b)| {
-            let id = match self.dtype {
-                TokenDtype::U16 => u16::from_le_bytes([b[0], b[1]]) as u32,
-                TokenDtype::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            };
-            (id as usize >= vocab_size).then_some((i, id))
-        })
+        self.map
+            .chunks_exact(self.dtype.width())
+            .map(|bytes| self.dtype.id(bytes))
+            .enumerate()
+            .find(|&(_, id)| id as usize >= vocab_size)
     }
 
     /// Copies `len` tokens starting at `start` into `out`.
@@ -140,13 +145,6 @@ impl TokenShard {
     pub fn read_into(&self, start: usize, len: usize, out: &mut Vec<u32>) {
         let width = self.dtype.width();
         let bytes = &self.map[start * width..(start + len) * width];
-        match self.dtype {
-            TokenDtype::U16 => out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)),
-            TokenDtype::U32 => out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            ),
-        }
+        out.extend(bytes.chunks_exact(width).map(|b| self.dtype.id(b)));
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use primer_datasets::checksums::{verify_sums, write_sums};
+use primer_datasets::checksums::{verify_sums, write_sums, write_sums_of};
 use primer_model::Transformer;
 use serde::{Deserialize, Serialize};
 
@@ -185,7 +185,7 @@ fn load(
     if named_step != Some(state.step) {
         return Err(format!("{STATE} says step {}, its folder another", state.step));
     }
-    let model = load_weights(model, &path.join(MODEL))?;
+    let model = load_finite(model, &path.join(MODEL))?;
     let optim = optim.load(path.join(OPTIM)).map_err(|e| format!("{OPTIM} ({e:?})"))?;
     Ok((model, optim, state))
 }
@@ -200,9 +200,7 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError
         .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
     let dir = path.parent().expect("weights live in a folder");
     let name = path.file_name().expect("weights have a file name").to_string_lossy();
-    let sum = primer_datasets::checksums::sha256_file(&tmp)?;
-    let sums = format!("{sum}  {name}\n");
-    primer_datasets::atomic_write(&dir.join(primer_datasets::checksums::SUMS_FILE), sums.as_bytes())?;
+    write_sums_of(dir, &[(&name, tmp.clone())])?;
     std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
@@ -212,6 +210,12 @@ pub fn load_weights<M: Module>(module: M, path: &Path) -> Result<M, String> {
     let dir = path.parent().expect("weights live in a folder");
     let name = path.file_name().expect("weights have a file name").to_string_lossy();
     verify_sums(dir, &[&name])?;
+    load_finite(module, path)
+}
+
+/// Loads weights into `module`, refusing non-finite values (the file's sum already checked).
+fn load_finite<M: Module>(module: M, path: &Path) -> Result<M, String> {
+    let name = path.file_name().expect("weights have a file name").to_string_lossy();
     let module = module.try_load_file(path).map_err(|e| format!("{name} ({e:?})"))?;
     match crate::tensors::first_non_finite(&module) {
         Some(param) => Err(format!("{name} holds non-finite values in {param}")),

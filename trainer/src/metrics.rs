@@ -81,13 +81,13 @@ impl MetricsLog {
             && path.exists()
         {
             let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-            let kept: String = text
-                .lines()
-                .filter(|line| serde_json::from_str::<StepOf>(line).is_ok_and(|r| r.step <= step))
-                .flat_map(|line| [line, "\n"])
-                .collect();
-            primer_datasets::atomic_write(path, kept.as_bytes())?;
+            keep_records_up_to(path, &text, step)?;
         }
+        Self::append_to(path)
+    }
+
+    /// Opens the log for appending as it is.
+    fn append_to(path: &Path) -> Result<Self, TrainError> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -129,7 +129,10 @@ impl MetricsLog {
                 last + 1
             )));
         }
-        Self::open(path, Some(step))
+        if !text.is_empty() {
+            keep_records_up_to(path, &text, step)?;
+        }
+        Self::append_to(path)
     }
 
     /// Also writes every record appended from now on to `writer`.
@@ -151,6 +154,17 @@ impl MetricsLog {
             None => Ok(()),
         }
     }
+}
+
+/// Rewrites a log with the whole records of `text` (its contents) up to `step`: what a killed
+/// run wrote after its last checkpoint, and a truncated last line, are dropped.
+fn keep_records_up_to(path: &Path, text: &str, step: u64) -> Result<(), TrainError> {
+    let kept: String = text
+        .lines()
+        .filter(|line| serde_json::from_str::<StepOf>(line).is_ok_and(|r| r.step <= step))
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    Ok(primer_datasets::atomic_write(path, kept.as_bytes())?)
 }
 
 /// Reads every record of a `metrics.jsonl`.

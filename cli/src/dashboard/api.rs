@@ -172,12 +172,12 @@ pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<J
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
     let config = runs::config_of(&dir).map_or(Value::Null, |(_, config)| config);
-    let log = runs::log_path(&state.root, &q.run)
-        .canonicalize()
-        .ok()
-        .filter(|path| path.starts_with(&state.root))
-        .and_then(|path| std::fs::read_to_string(path).ok())
-        .unwrap_or_default();
+    let log_path = runs::log_path(&state.root, &q.run);
+    let log = if runs::inside(&state.root, &log_path) {
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let log_tail: Vec<&str> = log
         .lines()
         .rev()
@@ -293,10 +293,7 @@ pub async fn start(
 fn output_dir(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
     let out = state.root.join(confined(name)?);
     let existing = out.ancestors().find(|path| path.exists()).unwrap_or(&state.root);
-    let resolved = existing
-        .canonicalize()
-        .map_err(|e| ApiError::bad(format!("{name:?}: {e}")))?;
-    if !resolved.starts_with(&state.root) {
+    if !runs::inside(&state.root, existing) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!("{name:?} leads outside the runs directory through a link"),
@@ -386,7 +383,7 @@ async fn spawn_and_wait(
     let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let logs = log.parent().expect("logs have a folder");
     std::fs::create_dir_all(logs).map_err(internal)?;
-    if !logs.canonicalize().map_err(internal)?.starts_with(&state.root) || log.is_symlink() {
+    if !runs::inside(&state.root, logs) || log.is_symlink() {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!("{} leads outside the runs directory through a link", log.display()),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -183,7 +183,7 @@ async fn same_site_only(State(guard): State<Arc<Guard>>, request: Request, next:
 
 /// Why [`same_site_only`] refuses a request, if it does.
 fn cross_site_refusal(guard: &Guard, request: &Request) -> Option<&'static str> {
-    let header_of = |name| request.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header_of = |name| header_str(request, name);
     let host_ok = header_of(header::HOST).is_some_and(|host| guard.names_this_server(host));
     let origin_ok = header_of(header::ORIGIN).is_none_or(|origin| {
         origin
@@ -201,6 +201,11 @@ fn cross_site_refusal(guard: &Guard, request: &Request) -> Option<&'static str> 
     } else {
         None
     }
+}
+
+/// A header of a request as text, if it has it.
+fn header_str(request: &Request, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Whether a request may change state (anything but GET and HEAD).
@@ -234,8 +239,7 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
 /// Whether a request carries the token where [`require_token`] needs it.
 fn has_token(state: &AppState, request: &Request) -> bool {
     let token = state.token.as_str();
-    let header_value = |name| request.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let from_header = header_value(TOKEN_HEADER) == Some(token);
+    let from_header = header_str(request, TOKEN_HEADER) == Some(token);
     if changes_state(request) {
         return from_header;
     }
@@ -246,6 +250,6 @@ fn has_token(state: &AppState, request: &Request) -> bool {
         .split('&')
         .any(|pair| pair.strip_prefix("token=") == Some(token));
     let from_bearer =
-        header_value(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")) == Some(token);
+        header_str(request, header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")) == Some(token);
     !state.token_for_reads || from_header || from_query || from_bearer
 }

@@ -71,6 +71,11 @@ pub fn scan(root: &Path) -> Vec<RunInfo> {
     runs
 }
 
+/// Whether `path` resolves, through every link, to a place inside `root`.
+pub fn inside(root: &Path, path: &Path) -> bool {
+    path.canonicalize().is_ok_and(|resolved| resolved.starts_with(root))
+}
+
 /// Whether a file of `dir` is a link that leads outside `root` (or nowhere): the dashboard
 /// neither lists nor serves such a directory, so a link cannot expose a file elsewhere.
 pub fn escapes(root: &Path, dir: &Path) -> bool {
@@ -80,7 +85,7 @@ pub fn escapes(root: &Path, dir: &Path) -> bool {
     entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-        .any(|e| !e.path().canonicalize().is_ok_and(|target| target.starts_with(root)))
+        .any(|e| !inside(root, &e.path()))
 }
 
 /// The id of a directory under `root`.
