@@ -71,7 +71,7 @@ fn generate_fill_mask_and_score_use_the_right_runs() {
     assert_error(
         cache,
         &format!("generate --run {} --prompt x", mlm.display()),
-        &["masked-LM", "primer fill-mask"],
+        &["masked-LM (mlm) run", "`primer generate` needs", "pre-trained with clm"],
     );
     assert_error(
         cache,
@@ -102,7 +102,11 @@ fn generate_fill_mask_and_score_use_the_right_runs() {
     assert_error(
         cache,
         &format!("fill-mask --run {} th[MASK]", clm.display()),
-        &["causal-LM", "primer generate"],
+        &[
+            "causal-LM (clm) run",
+            "`primer fill-mask` needs",
+            "pre-trained with mlm",
+        ],
     );
     assert_error(
         cache,

@@ -168,7 +168,10 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
         assert_eq!(accuracies.len(), 2);
         let mean = accuracies.iter().sum::<f64>() / 2.0;
         assert!((cell["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
-        let (objective, method) = (cell["objective"].as_str().unwrap(), cell["method"].as_str().unwrap());
+        let (objective, method) = (
+            cell["objective"]["name"].as_str().unwrap(),
+            cell["method"].as_str().unwrap(),
+        );
         if method == "zero-shot" {
             let (_, zero_shot) = &tables[1];
             let row = zero_shot.iter().find(|r| r[0] == objective).unwrap();

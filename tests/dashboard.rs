@@ -303,7 +303,17 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
     assert_eq!(records["records"].as_array().unwrap().len(), complete);
     let detail = dashboard.json("/api/run?run=done");
     assert_eq!(detail["status"]["state"], "finished");
-    assert_eq!(detail["config"]["objective"], "clm");
+    assert_eq!(detail["config"]["objective"]["name"], "clm");
+    // The start form's objectives come from the registry, with their default settings.
+    let objectives = dashboard.json("/api/objectives");
+    let names: Vec<&str> = objectives
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mlm", "clm"]);
+    assert_eq!(objectives[0]["settings"]["mask_rate"], 0.15);
 
     // Bad input: 4xx with a message, never a crash.
     for (path, expected) in [

@@ -76,7 +76,7 @@ fn causal_run_learns_and_writes_a_complete_run_directory() {
         assert!(sample["text"].as_str().unwrap().len() > 10, "{sample}");
     }
     let config = read_json(&run.join("config.json"));
-    assert_eq!(config["objective"], "clm");
+    assert_eq!(config["objective"], serde_json::json!({"name": "clm"}));
     assert_eq!(config["model"]["vocab_size"], 72);
     assert_eq!(config["train"]["seed"], 1337);
 
@@ -110,7 +110,7 @@ fn masked_run_learns_above_the_unigram_baseline_and_reports_pseudo_perplexity() 
     );
     assert_ok(&eval);
     let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
-    assert_eq!(report["objective"], "mlm");
+    assert_eq!(report["objective"]["name"], "mlm");
     let (loss, accuracy) = (report["loss"].as_f64().unwrap(), report["accuracy"].as_f64().unwrap());
     let baseline = &report["unigram_baseline"];
     let (unigram_loss, unigram_accuracy) = (
@@ -215,16 +215,14 @@ fn whole_word_and_span_masking_train_and_resume_exactly() {
     let extra = "--vocab-size 300 --steps 12 --eval-every 6 --eval-batches 2 --checkpoint-every 3";
     for masking in ["word", "span"] {
         let full = tmp.path().join(format!("{masking}-full"));
-        assert_ok(&pretrain(
-            tmp.path(),
-            &full,
-            "mlm",
-            &format!("{extra} --masking {masking}"),
-        ));
-        assert_eq!(read_json(&full.join("config.json"))["train"]["mlm"]["masking"], masking);
+        let objective = format!("mlm:{masking}");
+        assert_ok(&pretrain(tmp.path(), &full, &objective, extra));
+        let config = read_json(&full.join("config.json"));
+        assert_eq!(config["objective"]["name"], "mlm");
+        assert_eq!(config["objective"]["masking"], masking);
         let halted = tmp.path().join(format!("{masking}-halted"));
-        let args = format!("{extra} --masking {masking} --halt-after 6");
-        assert_ok(&pretrain(tmp.path(), &halted, "mlm", &args));
+        let args = format!("{extra} --halt-after 6");
+        assert_ok(&pretrain(tmp.path(), &halted, &objective, &args));
         assert_ok(&primer(
             tmp.path(),
             &format!("pretrain --resume {} --no-tui", halted.display()),
@@ -240,9 +238,52 @@ fn whole_word_and_span_masking_train_and_resume_exactly() {
     }
     assert_error(
         tmp.path(),
-        &pretrain_args(&tmp.path().join("bad"), "mlm", "--masking phrase"),
-        &["phrase", "token", "word", "span"],
+        &pretrain_args(&tmp.path().join("bad"), "mlm:phrase", ""),
+        &["objective mlm", "phrase", "token", "word", "span"],
     );
+}
+
+/// A run directory written before objectives had their own settings (`objective: "mlm"`, MLM's
+/// rates under `train.mlm`, `--mask-rate` among the options) resumes exactly and evaluates.
+#[test]
+fn run_directories_from_before_the_objective_registry_resume_and_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "--vocab-size 300 --steps 8 --eval-every 4 --eval-batches 2 --checkpoint-every 4";
+    let objective = "mlm:mask_rate=0.2";
+    let full = tmp.path().join("full");
+    assert_ok(&pretrain(tmp.path(), &full, objective, extra));
+    let old = tmp.path().join("old");
+    assert_ok(&pretrain(
+        tmp.path(),
+        &old,
+        objective,
+        &format!("{extra} --halt-after 4"),
+    ));
+
+    let path = old.join("config.json");
+    let mut config = read_json(&path);
+    let mut rates = config["objective"].as_object().unwrap().clone();
+    rates.remove("name");
+    rates.remove("masking");
+    config["objective"] = "mlm".into();
+    config["train"]["mlm"] = rates.into();
+    let options = config["options"].as_object_mut().unwrap();
+    options.insert("objective".into(), "mlm".into());
+    options.insert("mask-rate".into(), 0.2.into());
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+
+    assert_ok(&primer(
+        tmp.path(),
+        &format!("pretrain --resume {} --no-tui", old.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&old), 4);
+    let eval = primer(
+        tmp.path(),
+        &format!("eval {} --json --eval-batches 2 --pppl-tokens 16", old.display()),
+    );
+    assert_ok(&eval);
+    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["objective"]["mask_rate"], 0.2);
 }
 
 /// The scalars of the TensorBoard event files in `dir` as TensorBoard itself reads them:
@@ -404,7 +445,12 @@ fn bad_input_is_refused_with_one_line_naming_it_and_exit_code_2() {
     refuse(pretrain(&shakespeare, "--layers 0"), &["--layers"]);
     refuse(pretrain(&shakespeare, "--lr=-0.1"), &["--lr"]);
     refuse(pretrain(&shakespeare, "--dropout 1.5"), &["--dropout"]);
-    refuse(pretrain(&shakespeare, "--mask-rate 0"), &["--mask-rate"]);
+    let with_objective = |objective: &str| pretrain(&shakespeare, "").replace("clm", objective);
+    refuse(
+        with_objective("mlm:mask_rate=0"),
+        &["objective mlm: mask_rate 0 must be in (0, 1]"],
+    );
+    refuse(with_objective("bert"), &["unknown objective `bert`", "mlm, clm"]);
     refuse(
         pretrain(&shakespeare, "--peak-gflops 0"),
         &["--peak-gflops 0", "positive"],

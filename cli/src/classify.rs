@@ -69,7 +69,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
     let config = &classifier.config;
     let encoded = texts
         .iter()
-        .map(|text| encode_for_classifier(&classifier.tokenizer, config.objective, text, config.max_len))
+        .map(|text| encode_for_classifier(&classifier.tokenizer, config.objective.info(), text, config.max_len))
         .collect::<Result<Vec<_>, _>>()?;
     let probabilities = predict(
         &classifier.model,

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
 use primer_datasets::prepare::SplitOptions;
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::ObjectiveConfig;
+use primer_objectives::info::Scoring;
 use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline};
-use primer_trainer::run::{build_objective, valid_starts};
+use primer_trainer::run::valid_starts;
 use serde::Serialize;
 
 use crate::data;
@@ -39,7 +40,7 @@ pub struct EvalArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     run: PathBuf,
-    objective: ObjectiveKind,
+    objective: ObjectiveConfig,
     step: Option<u64>,
     corpus: String,
     loss: f64,
@@ -86,7 +87,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             data.dir.display()
         );
     }
-    let objective = build_objective(&config, &tokenizer);
+    let objective = config.objective.build(&tokenizer);
     let block_len = objective.block_len(config.train.seq_len);
     let batches = args.eval_batches.unwrap_or(config.train.eval_batches);
     let starts = valid_starts(&data, block_len, batches * config.train.batch_size)?;
@@ -99,7 +100,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let metrics = evaluate(&model, objective.as_ref(), &set, config.train.seed, &device, |_| {});
     let baseline = unigram_baseline(&data.train, &set, tokenizer.vocab_size(), tokenizer.specials());
-    let pseudo = (config.objective == ObjectiveKind::Mlm).then(|| {
+    let info = config.objective.info();
+    let pseudo = (info.scoring == Scoring::PseudoLogLikelihood).then(|| {
         let mlm_starts = eval_starts(
             data.valid.len(),
             config.train.seq_len,
@@ -114,7 +116,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     });
     let report = Report {
         run: args.run_dir.clone(),
-        objective: config.objective,
+        objective: config.objective.clone(),
         step,
         corpus: data.meta.corpus.clone(),
         loss: metrics.loss,
@@ -129,17 +131,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
-        println!("run         {} ({})", report.run.display(), report.objective.name());
+        println!("run         {} ({})", report.run.display(), report.objective);
         println!("corpus      {}", report.corpus);
         println!("loss        {:.4}", report.loss);
         println!("perplexity  {:.3}", report.ppl);
         println!("bits/byte   {:.4}", report.bpb);
-        let accuracy = if config.objective == ObjectiveKind::Mlm {
-            "masked acc"
-        } else {
-            "accuracy"
-        };
-        println!("{accuracy:<11} {:.4} ({} targets)", report.accuracy, report.targets);
+        println!(
+            "accuracy    {:.4} ({} targets, {})",
+            report.accuracy, report.targets, info.accuracy
+        );
         println!(
             "unigram     loss {:.4}, accuracy {:.4} (token frequencies alone)",
             baseline.loss, baseline.accuracy

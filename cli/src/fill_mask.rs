@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use primer_trainer::config::ObjectiveKind;
-use primer_trainer::score::fill_mask;
+use primer_objectives::scoring::fill_mask;
 use serde::Serialize;
 
 use crate::options::BackendArgs;
@@ -51,7 +50,11 @@ pub fn run(args: FillMaskArgs) -> anyhow::Result<()> {
     }
     let (_, device) = args.backend.resolve()?;
     let run = TrainedRun::load(&args.run, &device)?;
-    run.require(ObjectiveKind::Mlm, "fill-mask", "generate")?;
+    run.require(
+        |info| info.fills_masks,
+        "fill-mask",
+        "a model that predicts [MASK] tokens",
+    )?;
     let mask = run.tokenizer.specials().mask;
     let context = run.model.max_seq_len();
     let mut encoded = Vec::new();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use burn::train::Interrupter;
 use primer_model::Pooling;
-use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, Start, default_pooling, finetune};
+use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, Start, finetune};
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 
@@ -105,9 +105,11 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
             Start::Pretrained
         },
         freeze_encoder: args.freeze_encoder,
-        objective: pretrained.config.objective,
+        objective: pretrained.config.objective.clone(),
         model: pretrained.config.model.clone(),
-        pooling: args.pooling.unwrap_or(default_pooling(pretrained.config.objective)),
+        pooling: args
+            .pooling
+            .unwrap_or(pretrained.config.objective.info().framing.pooling),
         task: task.name.clone(),
         labels: task.labels.clone(),
         train_examples: task.train.len(),

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::bail;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_trainer::config::ObjectiveKind;
 use primer_trainer::generate::{GenerateOptions, Sampling, generate};
 
 use crate::options::BackendArgs;
@@ -80,7 +79,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let sampling = args.sampling()?;
     let (_, device) = args.backend.resolve()?;
     let run = TrainedRun::load(&args.run, &device)?;
-    run.require(ObjectiveKind::Clm, "generate", "fill-mask")?;
+    run.require(
+        |info| info.generates,
+        "generate",
+        "a model that predicts the next token",
+    )?;
     let eos = run.tokenizer.specials().eos;
     // Documents follow an [EOS] in training: start the context with one.
     let mut prompt = run.tokenizer.encode(&args.prompt)?;

@@ -89,6 +89,9 @@ enum Command {
     Score(score::ScoreArgs),
     /// List the named data sets `--corpus` accepts.
     Datasets,
+    /// List the pre-training objectives: what each trains, its settings with their defaults,
+    /// and the commands its runs support.
+    Objectives,
     /// List the compute backends: compiled in or not, which device answers, a matmul checked
     /// against flex.
     Backends {
@@ -187,6 +190,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,
         Command::Backends { json } => backends::run(json)?,
+        Command::Objectives => {
+            for registration in primer_objectives::OBJECTIVES {
+                let info = registration.info;
+                let defaults = primer_objectives::ObjectiveConfig::default_of(info.name).expect("registered");
+                let settings: Vec<String> = defaults
+                    .settings()
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect();
+                let commands = [(info.generates, "generate"), (info.fills_masks, "fill-mask")];
+                let extra: Vec<&str> = commands.iter().filter(|(yes, _)| *yes).map(|(_, c)| *c).collect();
+                println!("{:<8} {}", info.name, info.description);
+                println!(
+                    "         settings: {}",
+                    if settings.is_empty() {
+                        "none".into()
+                    } else {
+                        settings.join(" ")
+                    }
+                );
+                println!(
+                    "         commands: eval score finetune classify prompt-classify {}",
+                    extra.join(" ")
+                );
+            }
+        }
         Command::Datasets => {
             for dataset in primer_datasets::named::REGISTRY {
                 println!("{:<20} {}", dataset.name, dataset.about);

@@ -1,14 +1,14 @@
 //! `pretrain` options: the same names as flags and as keys of a `--config` TOML file.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use burn::tensor::Device;
 use clap::Args;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
 use primer_model::Positions;
-use primer_objectives::Masking;
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::ObjectiveConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -137,8 +137,11 @@ macro_rules! options {
 }
 
 options! {
-    /// Pre-training objective: mlm (BERT) or clm (GPT).
-    objective: ObjectiveKind = parse parse_name::<ObjectiveKind>,
+    /// Pre-training objective and its settings, NAME[:SETTING=VALUE...]: mlm (BERT) or clm (GPT);
+    /// mlm's settings are mask_rate [0.15], mask_token_prob [0.8], random_token_prob [0.1] and
+    /// masking [token]: token (BERT), word (whole-word masking) or span (SpanBERT), also written
+    /// bare (mlm:span). `primer objectives` lists every objective and its settings.
+    objective: ObjectiveConfig = parse ObjectiveConfig::from_str,
     /// A corpus used as the validation split instead of a share of --corpus.
     valid: String,
     /// Fraction of documents held out for validation [default: 0.05].
@@ -189,15 +192,6 @@ options! {
     grad_accum: usize,
     /// Dropout [default: 0.0].
     dropout: f64,
-    /// MLM: share of tokens selected for prediction [default: 0.15].
-    mask_rate: f64,
-    /// MLM: what is chosen: token (BERT), word (whole-word masking) or span (SpanBERT: whole
-    /// words, span lengths geometric with p 0.2 up to 10) [default: token].
-    masking: Masking = parse parse_name::<Masking>,
-    /// MLM: share of selected tokens replaced by [MASK] [default: 0.8].
-    mask_token_prob: f64,
-    /// MLM: share of selected tokens replaced by a random token [default: 0.1].
-    random_token_prob: f64,
     /// Validate every N steps [default: 250].
     eval_every: u64,
     /// Validation batches per evaluation [default: 20].

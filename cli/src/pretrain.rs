@@ -10,10 +10,9 @@ use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Positions, TransformerConfig};
-use primer_objectives::MlmConfig;
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
 use primer_trainer::dashboard::DashboardMode;
-use primer_trainer::run::{Outcome, PretrainJob, build_objective, pretrain, valid_starts};
+use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
 use primer_trainer::status::{RunState, RunStatus};
 
@@ -87,9 +86,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--peak-gflops {gflops} must be a positive rate in GFLOP/s, e.g. --peak-gflops 200");
     }
     let (train, model) = configs(&options, 1)?;
-    let objective = options
-        .objective
-        .context("no --objective given: pass --objective mlm or --objective clm")?;
+    let objective = options.objective.clone().with_context(|| {
+        format!(
+            "no --objective given: pass one of {}",
+            primer_objectives::registry::names().join(", ")
+        )
+    })?;
     let (data, tokenizer) = data::run_data(&options)?;
     let model = TransformerConfig {
         vocab_size: tokenizer.vocab_size(),
@@ -106,7 +108,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         },
         options: serde_json::to_value(&options).expect("options serialize"),
     };
-    let block_len = build_objective(&config, &tokenizer).block_len(config.train.seq_len);
+    let block_len = config.objective.build(&tokenizer).block_len(config.train.seq_len);
     valid_starts(&data, block_len, 1)?;
     primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
     let _lock = match resumed_lock {
@@ -124,7 +126,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {}; \
          MFU against {:.0} GFLOP/s ({})",
-        objective.name(),
+        config.objective,
         config.model.num_params(),
         config.model.n_layers,
         config.model.d_model,
@@ -257,12 +259,6 @@ pub(crate) fn configs(
         checkpoint_every: options.checkpoint_every.unwrap_or(500),
         keep_checkpoints: options.keep_checkpoints.unwrap_or(3),
         seed: options.seed.unwrap_or(1337),
-        mlm: MlmConfig {
-            mask_rate: options.mask_rate.unwrap_or(0.15),
-            mask_token_prob: options.mask_token_prob.unwrap_or(0.8),
-            random_token_prob: options.random_token_prob.unwrap_or(0.1),
-            masking: options.masking.unwrap_or_default(),
-        },
     };
     if let Some(tokens) = options.tokens {
         if options.steps.is_some() {

@@ -117,7 +117,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     for (i, example) in examples.iter().enumerate() {
         let scored = label_scores(
             &run.model,
-            run.config.objective,
+            run.config.objective.info(),
             &run.tokenizer,
             &prompt,
             &example.text,

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_datasets::corpus::DocSplit;
-use primer_trainer::config::ObjectiveKind;
-use primer_trainer::score::{Nll, causal_nll, pseudo_nll};
+use primer_objectives::scoring::Nll;
 use serde::Serialize;
 
 use crate::data;
@@ -68,7 +67,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     }
     let (_, device) = args.backend.resolve()?;
     let run = TrainedRun::load(&args.run, &device)?;
-    let (kind, specials) = (run.config.objective, *run.tokenizer.specials());
+    let (scoring, specials) = (run.config.objective.info().scoring, *run.tokenizer.specials());
     let progress = ProgressBar::with_draw_target(
         Some(documents.len() as u64),
         if data::show_progress() {
@@ -84,20 +83,14 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut scores = Vec::new();
     for (i, text) in documents.iter().enumerate() {
         let tokens = run.tokenizer.encode(text)?;
-        let nll = match kind {
-            ObjectiveKind::Clm => causal_nll(&run.model, specials.eos, &tokens, &device),
-            ObjectiveKind::Mlm => pseudo_nll(&run.model, &specials, &tokens, usize::MAX, args.batch_size, &device),
-        };
+        let nll = scoring.nll(&run.model, &specials, &tokens, args.batch_size, &device);
         total.add(nll);
         scores.push(DocScore {
             doc: i + 1,
             tokens: nll.tokens,
             nll: nll.sum / nll.tokens.max(1) as f64,
             perplexity: nll.perplexity(),
-            kind: match kind {
-                ObjectiveKind::Clm => "perplexity",
-                ObjectiveKind::Mlm => "pseudo-perplexity",
-            },
+            kind: scoring.perplexity_name(),
         });
         progress.inc(1);
     }

@@ -6,8 +6,9 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
+use primer_objectives::ObjectiveInfo;
 use primer_trainer::checkpoint::Checkpointer;
-use primer_trainer::config::{ObjectiveKind, RunConfig};
+use primer_trainer::config::RunConfig;
 use primer_trainer::optim::optimizer;
 use primer_trainer::run::load_model;
 use primer_trainer::run_dir::RunDir;
@@ -55,23 +56,17 @@ impl TrainedRun {
         })
     }
 
-    /// Fails unless the run was pre-trained with `objective`, naming the command that fits.
-    pub fn require(&self, objective: ObjectiveKind, command: &str, instead: &str) -> anyhow::Result<()> {
-        if self.config.objective != objective {
+    /// Fails unless the run's objective has `fact`, naming the objectives that do.
+    pub fn require(&self, fact: impl Fn(&ObjectiveInfo) -> bool, command: &str, needs: &str) -> anyhow::Result<()> {
+        let info = self.config.objective.info();
+        if !fact(info) {
             bail!(
-                "{} is a {} run; `primer {command}` needs a {} run: use `primer {instead}`",
+                "{} is a {} run; `primer {command}` needs {needs}: give a run pre-trained with {}",
                 self.dir.root.display(),
-                describe(self.config.objective),
-                describe(objective)
+                info.describe(),
+                primer_objectives::registry::with(fact).join(" or ")
             );
         }
         Ok(())
-    }
-}
-
-fn describe(objective: ObjectiveKind) -> &'static str {
-    match objective {
-        ObjectiveKind::Mlm => "masked-LM (mlm)",
-        ObjectiveKind::Clm => "causal-LM (clm)",
     }
 }

@@ -215,5 +215,19 @@ for (const id of ["metric", "split", "xaxis", "smoothing", "logx", "logy"]) {
   document.getElementById(id).addEventListener("input", scheduleDraw);
 }
 document.getElementById("filter").addEventListener("input", renderRuns);
+
+// The form lists the objectives primer knows, from its registry.
+async function loadObjectives() {
+  const select = document.querySelector("#start [name=objective]");
+  for (const objective of await api("/api/objectives")) {
+    const option = document.createElement("option");
+    option.value = objective.name;
+    option.textContent = objective.name;
+    option.title = objective.description;
+    select.append(option);
+  }
+}
+
+loadObjectives().catch(console.error);
 refreshRuns();
 setInterval(refreshRuns, 3000);

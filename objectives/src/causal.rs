@@ -1,9 +1,40 @@
 //! Causal language modelling (GPT): predict each next token from the tokens before it.
 
 use burn::tensor::Device;
-use primer_model::AttentionMode;
+use primer_model::{AttentionMode, Pooling};
 
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::registry::{NoSettings, Registration, typed_settings};
 use crate::{LmBatch, Objective};
+
+/// What causal language modelling is.
+pub const INFO: ObjectiveInfo = ObjectiveInfo {
+    name: "clm",
+    description: "causal-LM: GPT's next-token prediction from the left context",
+    variant: None,
+    attention: AttentionMode::Causal,
+    // A document starts after an `[EOS]` in pre-training, and the closing one is where the
+    // last-token pooling reads.
+    framing: Framing {
+        open: Special::Eos,
+        close: Special::Eos,
+        pooling: Pooling::Last,
+    },
+    scoring: Scoring::LogLikelihood,
+    label_slot: LabelSlot::NextToken,
+    samples: SampleKind::Continuation,
+    generates: true,
+    fills_masks: false,
+    accuracy: "next-token accuracy",
+    metrics: [Metric::BitsPerByte, Metric::Accuracy],
+};
+
+/// The registry's entry.
+pub const REGISTRATION: Registration = Registration {
+    info: &INFO,
+    settings: typed_settings::<NoSettings>,
+    build: |_, _| Box::new(CausalLm),
+};
 
 /// Next-token prediction on packed blocks: a block of `seq_len + 1` tokens gives inputs
 /// `block[..seq_len]` and targets `block[1..]`.
@@ -11,12 +42,8 @@ use crate::{LmBatch, Objective};
 pub struct CausalLm;
 
 impl Objective for CausalLm {
-    fn name(&self) -> &'static str {
-        "clm"
-    }
-
-    fn attention(&self) -> AttentionMode {
-        AttentionMode::Causal
+    fn info(&self) -> &'static ObjectiveInfo {
+        &INFO
     }
 
     fn block_len(&self, seq_len: usize) -> usize {

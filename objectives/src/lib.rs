@@ -1,25 +1,31 @@
-//! Pre-training objectives: each turns token blocks into model inputs, the attention mode, the
-//! positions to predict and their targets. The loss is shared: cross-entropy at those positions.
+//! Pre-training objectives. Each owns everything it means: its settings, how a batch is built
+//! from token blocks, its loss, and the facts ([`ObjectiveInfo`]) the rest of primer reads
+//! instead of matching on its name: attention, framing, scoring, prompting, samples, metrics and
+//! the commands it supports.
 //!
-//! Adding an objective is one file implementing [`Objective`] plus one enum arm in the CLI.
+//! Adding an objective is one file (its settings, [`ObjectiveInfo`], [`Objective`] and a
+//! [`Registration`]) plus one line in [`OBJECTIVES`].
 
 mod causal;
+pub mod info;
 mod mlm;
+pub mod registry;
+pub mod scoring;
+pub mod tensors;
 
 pub use causal::CausalLm;
+pub use info::ObjectiveInfo;
 pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
+pub use registry::{OBJECTIVES, ObjectiveConfig, Registration};
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor};
 use primer_model::{AttentionMode, Transformer};
 
-/// A pre-training objective.
+/// A pre-training objective, built for a tokenizer by its [`Registration`].
 pub trait Objective: Send + Sync {
-    /// Short name (`mlm`, `clm`), as in configs and metrics.
-    fn name(&self) -> &'static str;
-
-    /// Attention mode the model runs in.
-    fn attention(&self) -> AttentionMode;
+    /// What the objective is.
+    fn info(&self) -> &'static ObjectiveInfo;
 
     /// Tokens one block takes from the token stream for `seq_len` model positions.
     fn block_len(&self, seq_len: usize) -> usize;
@@ -27,6 +33,12 @@ pub trait Objective: Send + Sync {
     /// Builds a batch from `n_blocks` blocks laid end to end in `blocks`. Any randomness comes
     /// from `seed` alone, so the same blocks and seed give the same batch.
     fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch;
+
+    /// The training loss of a batch, summed, with what validation reports of it: by default
+    /// cross-entropy at the batch's predicted positions, in the objective's attention.
+    fn loss(&self, model: &Transformer, batch: LmBatch) -> LmSums {
+        forward_sums(model, batch, self.info().attention)
+    }
 }
 
 /// Model inputs and what to predict.
@@ -49,11 +61,7 @@ impl LmBatch {
         targets: Vec<u32>,
         device: &Device,
     ) -> Self {
-        let ints = |v: Vec<u32>| {
-            let n = v.len();
-            let data = TensorData::new(v.into_iter().map(i64::from).collect::<Vec<_>>(), [n]);
-            Tensor::<1, Int>::from_data(data, device)
-        };
+        let ints = |v: Vec<u32>| tensors::ids(v, device);
         Self {
             inputs: ints(inputs).reshape(shape),
             predict_at: predict_at.map(ints),
@@ -130,7 +138,7 @@ mod tests {
     use super::*;
     use burn::module::Module;
     use burn::optim::GradientsParams;
-    use burn::tensor::Tolerance;
+    use burn::tensor::{TensorData, Tolerance};
     use primer_model::TransformerConfig;
 
     /// The loss at a subset of positions (gathered before the LM head) must give the same value

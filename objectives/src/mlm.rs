@@ -4,13 +4,49 @@ use burn::tensor::Device;
 use std::ops::Range;
 
 use primer_datasets::tokenizer::{SpecialTokens, WordBoundaries};
-use primer_model::AttentionMode;
+use primer_model::{AttentionMode, Pooling};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::registry::{Registration, Settings, read_settings, typed_settings};
 use crate::{LmBatch, Objective};
+
+/// What masked language modelling is.
+pub const INFO: ObjectiveInfo = ObjectiveInfo {
+    name: "mlm",
+    description: "masked-LM: BERT's masked language modelling, hidden tokens predicted from both sides",
+    variant: Some("masking"),
+    attention: AttentionMode::Bidirectional,
+    framing: Framing {
+        open: Special::Cls,
+        close: Special::Sep,
+        pooling: Pooling::First,
+    },
+    scoring: Scoring::PseudoLogLikelihood,
+    label_slot: LabelSlot::Masked,
+    samples: SampleKind::Fills,
+    generates: false,
+    fills_masks: true,
+    accuracy: "masked-token accuracy",
+    metrics: [Metric::Accuracy, Metric::PseudoPerplexity],
+};
+
+/// The registry's entry.
+pub const REGISTRATION: Registration = Registration {
+    info: &INFO,
+    settings: typed_settings::<MlmConfig>,
+    build: |settings, tokenizer| {
+        let config: MlmConfig = read_settings(settings);
+        let objective = MaskedLm::new(config, *tokenizer.specials(), tokenizer.vocab_size());
+        Box::new(match config.masking {
+            Masking::Token => objective,
+            Masking::Word | Masking::Span => objective.with_words(tokenizer.word_boundaries()),
+        })
+    },
+};
 
 /// What is chosen for prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,8 +65,10 @@ pub enum Masking {
     Span,
 }
 
-/// BERT's masking rates, as in Hugging Face's `DataCollatorForLanguageModeling`.
+/// BERT's masking rates, as in Hugging Face's `DataCollatorForLanguageModeling`: the settings
+/// of `mlm` (`mlm:mask_rate=0.2,masking=span`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MlmConfig {
     /// Probability that a non-special token is selected for prediction (0.15).
     pub mask_rate: f64,
@@ -39,7 +77,6 @@ pub struct MlmConfig {
     /// Of the selected tokens, the share replaced by a random token (0.1); the rest is kept.
     pub random_token_prob: f64,
     /// What is chosen: tokens, whole words or spans (absent in runs made before it existed).
-    #[serde(default)]
     pub masking: Masking,
 }
 
@@ -71,16 +108,15 @@ pub fn span_length(rng: &mut ChaCha8Rng) -> usize {
     }
 }
 
-impl MlmConfig {
-    /// Checks the rates; the message names the option at fault.
-    pub fn validate(&self) -> Result<(), String> {
+impl Settings for MlmConfig {
+    fn validate(&self) -> Result<(), String> {
         if !(self.mask_rate > 0.0 && self.mask_rate <= 1.0) {
-            return Err(format!("--mask-rate {} must be in (0, 1]", self.mask_rate));
+            return Err(format!("mask_rate {} must be in (0, 1]", self.mask_rate));
         }
         let (mask, random) = (self.mask_token_prob, self.random_token_prob);
         if !(0.0..=1.0).contains(&mask) || !(0.0..=1.0).contains(&random) || mask + random > 1.0 {
             return Err(format!(
-                "--mask-token-prob {mask} and --random-token-prob {random} must be in [0, 1] and sum to at most 1"
+                "mask_token_prob {mask} and random_token_prob {random} must be in [0, 1] and sum to at most 1"
             ));
         }
         Ok(())
@@ -293,12 +329,8 @@ fn choose_spans(words: &[Range<usize>], budget: usize, rng: &mut ChaCha8Rng) -> 
 }
 
 impl Objective for MaskedLm {
-    fn name(&self) -> &'static str {
-        "mlm"
-    }
-
-    fn attention(&self) -> AttentionMode {
-        AttentionMode::Bidirectional
+    fn info(&self) -> &'static ObjectiveInfo {
+        &INFO
     }
 
     fn block_len(&self, seq_len: usize) -> usize {

@@ -1,28 +1,8 @@
 //! The resolved configuration of a pre-training run, saved as `RUN_DIR/config.json`.
 
 use primer_model::TransformerConfig;
-use primer_objectives::MlmConfig;
+use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
-
-/// Which objective a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectiveKind {
-    /// Masked language modelling (BERT).
-    Mlm,
-    /// Causal language modelling (GPT).
-    Clm,
-}
-
-impl ObjectiveKind {
-    /// The name used in configs and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Mlm => "mlm",
-            Self::Clm => "clm",
-        }
-    }
-}
 
 /// Every option of the optimisation; one field per `pretrain` flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,8 +39,6 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Seed of initialisation, data order, masks and dropout.
     pub seed: u64,
-    /// MLM masking rates (used by `mlm` runs only).
-    pub mlm: MlmConfig,
 }
 
 impl TrainConfig {
@@ -108,7 +86,7 @@ impl TrainConfig {
                 return Err(format!("{flag} {beta} must be in [0, 1)"));
             }
         }
-        self.mlm.validate()
+        Ok(())
     }
 }
 
@@ -126,8 +104,8 @@ pub struct DataInfo {
 /// `config.json` of a run: everything that decides its numbers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Objective.
-    pub objective: ObjectiveKind,
+    /// Objective, with its settings.
+    pub objective: ObjectiveConfig,
     /// Model.
     pub model: TransformerConfig,
     /// Optimisation.

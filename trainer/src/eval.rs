@@ -7,9 +7,9 @@ use primer_datasets::blocks::read_blocks;
 use primer_datasets::shard::TokenShard;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::Transformer;
-use primer_objectives::{Objective, batch_seed, forward_sums};
+use primer_objectives::{Objective, batch_seed};
 
-use crate::score::{Nll, pseudo_nll};
+use primer_objectives::scoring::{Nll, pseudo_nll};
 use serde::{Deserialize, Serialize};
 
 /// The step number that seeds evaluation masks: the same masks at every evaluation.
@@ -67,7 +67,7 @@ pub fn evaluate(
             device,
         );
         inputs += batch.inputs.shape().num_elements() as u64;
-        let sums = forward_sums(model, batch, objective.attention());
+        let sums = objective.loss(model, batch);
         nll += sums.nll.into_scalar::<f64>();
         correct += sums.correct.into_scalar::<i64>();
         targets += sums.n_targets as u64;

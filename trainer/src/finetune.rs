@@ -13,19 +13,19 @@ use burn::train::Interrupter;
 use primer_datasets::task::{Example, Task};
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{AttentionMode, Classifier, ClassifierConfig, Pooling, Transformer, TransformerConfig};
+use primer_objectives::tensors::{host_floats, ids};
+use primer_objectives::{ObjectiveConfig, ObjectiveInfo};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ObjectiveKind;
 use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord, Plotted};
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, Split};
 use crate::optim::{adamw, clip_global_norm};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
-use crate::tensors::{host_floats, ids};
 
 /// What a fine-tuning run starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +47,8 @@ pub struct FinetuneConfig {
     pub start: Start,
     /// Train only the head on frozen encoder features (a linear probe).
     pub freeze_encoder: bool,
-    /// The objective the encoder was pre-trained with; it fixes the attention mode.
-    pub objective: ObjectiveKind,
+    /// The objective the encoder was pre-trained with; it fixes the attention mode and framing.
+    pub objective: ObjectiveConfig,
     /// The encoder's architecture.
     pub model: TransformerConfig,
     /// How hidden states are pooled.
@@ -86,10 +86,7 @@ pub struct FinetuneConfig {
 impl FinetuneConfig {
     /// The encoder's attention mode.
     pub fn attention(&self) -> AttentionMode {
-        match self.objective {
-            ObjectiveKind::Mlm => AttentionMode::Bidirectional,
-            ObjectiveKind::Clm => AttentionMode::Causal,
-        }
+        self.objective.info().attention
     }
 
     /// The classifier's architecture.
@@ -121,35 +118,17 @@ impl FinetuneConfig {
     }
 }
 
-/// The default pooling of an encoder: `[CLS]` for masked-LM encoders, the last token for
-/// causal ones.
-pub fn default_pooling(objective: ObjectiveKind) -> Pooling {
-    match objective {
-        ObjectiveKind::Mlm => Pooling::First,
-        ObjectiveKind::Clm => Pooling::Last,
-    }
-}
-
-/// Token ids of a text as the classifier reads it: `[CLS] text [SEP]` for masked-LM encoders,
-/// `[EOS] text [EOS]` for causal ones (a document starts after an `[EOS]` in pre-training, and
-/// the closing one is where the last-token pooling reads). Texts longer than `max_len` lose
-/// their end.
+/// Token ids of a text as the classifier reads it, framed as the encoder's objective frames
+/// it (`[CLS] text [SEP]` for masked-LM encoders). Texts longer than `max_len` lose their end.
 pub fn encode_for_classifier(
     tokenizer: &PrimerTokenizer,
-    objective: ObjectiveKind,
+    objective: &ObjectiveInfo,
     text: &str,
     max_len: usize,
 ) -> Result<Vec<u32>, TrainError> {
-    let specials = tokenizer.specials();
-    let (open, close) = match objective {
-        ObjectiveKind::Mlm => (specials.cls, specials.sep),
-        ObjectiveKind::Clm => (specials.eos, specials.eos),
-    };
-    let mut ids = tokenizer.encode(text)?;
-    ids.truncate(max_len - 2);
-    ids.insert(0, open);
-    ids.push(close);
-    Ok(ids)
+    Ok(objective
+        .framing
+        .frame(tokenizer.specials(), tokenizer.encode(text)?, max_len))
 }
 
 /// Classification metrics over a set of examples.
@@ -285,7 +264,7 @@ pub struct FinetuneSummary {
     /// Linear probe.
     pub freeze_encoder: bool,
     /// The pre-training objective of the encoder.
-    pub objective: ObjectiveKind,
+    pub objective: ObjectiveConfig,
     /// Training examples.
     pub train_examples: usize,
     /// The epoch whose weights were kept (best validation accuracy).
@@ -337,7 +316,7 @@ pub fn finetune(
     let encode = |examples: &[Example]| -> Result<Vec<Vec<u32>>, TrainError> {
         examples
             .iter()
-            .map(|e| encode_for_classifier(job.tokenizer, config.objective, &e.text, config.max_len))
+            .map(|e| encode_for_classifier(job.tokenizer, config.objective.info(), &e.text, config.max_len))
             .collect()
     };
     let train_ids = encode(&job.task.train)?;
@@ -465,7 +444,7 @@ pub fn finetune(
         task: config.task.clone(),
         start: config.start.clone(),
         freeze_encoder: config.freeze_encoder,
-        objective: config.objective,
+        objective: config.objective.clone(),
         train_examples: train_ids.len(),
         best_epoch,
         epochs_run,

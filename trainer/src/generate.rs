@@ -6,7 +6,7 @@ use primer_model::{KvCache, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::tensors::host_floats;
+use primer_objectives::tensors::host_floats;
 
 /// How the next token is drawn from the model's logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,7 +139,7 @@ pub fn generate(
 
 /// `[1, len]` token ids on `device`.
 fn tokens(ids: &[u32], device: &Device) -> Tensor<2, Int> {
-    crate::tensors::ids(ids.iter().copied(), device).reshape([1, ids.len()])
+    primer_objectives::tensors::ids(ids.iter().copied(), device).reshape([1, ids.len()])
 }
 
 /// The logits of the last position of a `[1, seq, vocab]` tensor.

@@ -17,7 +17,6 @@ pub mod run;
 pub mod run_dir;
 pub mod samples;
 pub mod schedule;
-pub mod score;
 pub mod status;
 pub mod tensorboard;
 pub mod tensors;
@@ -27,7 +26,6 @@ pub use error::TrainError;
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::config::TrainConfig;
-    use primer_objectives::MlmConfig;
 
     /// A small valid configuration for unit tests.
     pub fn train_config() -> TrainConfig {
@@ -48,7 +46,6 @@ pub(crate) mod tests {
             checkpoint_every: 5,
             keep_checkpoints: 2,
             seed: 1,
-            mlm: MlmConfig::default(),
         }
     }
 }

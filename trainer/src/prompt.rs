@@ -5,11 +5,11 @@
 
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{AttentionMode, Transformer};
+use primer_model::Transformer;
+use primer_objectives::ObjectiveInfo;
+use primer_objectives::scoring::target_log_probs;
 
-use crate::config::ObjectiveKind;
 use crate::error::TrainError;
-use crate::score::target_log_probs;
 
 /// Where the example's text goes in a template.
 pub const TEXT_SLOT: &str = "{text}";
@@ -118,7 +118,7 @@ pub struct LabelScores {
 /// that would overflow the context loses its end first (never the template or the label slot).
 pub fn label_scores(
     model: &Transformer,
-    objective: ObjectiveKind,
+    objective: &ObjectiveInfo,
     tokenizer: &PrimerTokenizer,
     prompt: &Prompt,
     text: &str,
@@ -126,10 +126,7 @@ pub fn label_scores(
     device: &Device,
 ) -> Result<Result<LabelScores, PromptError>, TrainError> {
     let specials = tokenizer.specials();
-    let start = match objective {
-        ObjectiveKind::Mlm => specials.cls,
-        ObjectiveKind::Clm => specials.eos,
-    };
+    let start = objective.framing.open.id(specials);
     let mut text = text.to_string();
     let mut truncated = false;
     let filled = loop {
@@ -154,23 +151,13 @@ pub fn label_scores(
         let mut ids = option.ids.clone();
         for &at in &option.label {
             targets.push(option.ids[at]);
-            match objective {
-                // The token at `at` is predicted from position `at - 1`.
-                ObjectiveKind::Clm => positions.push((row * seq + at - 1) as u32),
-                ObjectiveKind::Mlm => {
-                    ids[at] = specials.mask;
-                    positions.push((row * seq + at) as u32);
-                }
-            }
+            let predicted_from = objective.label_slot.place(&mut ids, at, specials);
+            positions.push((row * seq + predicted_from) as u32);
         }
         counts.push(option.label.len());
         rows.push(ids);
     }
-    let mode = match objective {
-        ObjectiveKind::Mlm => AttentionMode::Bidirectional,
-        ObjectiveKind::Clm => AttentionMode::Causal,
-    };
-    let log_probs = target_log_probs(model, &rows, &positions, &targets, mode, device);
+    let log_probs = target_log_probs(model, &rows, &positions, &targets, objective.attention, device);
     let mut scores = Vec::with_capacity(counts.len());
     let mut at = 0;
     for count in counts {

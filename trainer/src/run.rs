@@ -16,11 +16,11 @@ use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Transformer, TransformerConfig};
-use primer_objectives::{CausalLm, LmBatch, MaskedLm, Masking, Objective, batch_seed, forward_sums};
+use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_weights};
-use crate::config::{ObjectiveKind, RunConfig};
+use crate::config::RunConfig;
 use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
@@ -75,7 +75,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Objective.
-    pub objective: ObjectiveKind,
+    pub objective: ObjectiveConfig,
     /// Trainable parameters.
     pub parameters: usize,
     /// Optimizer steps.
@@ -98,20 +98,6 @@ fn peak_rss_gb() -> Option<f64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / (1024.0 * 1024.0))
-}
-
-/// The objective a config names, for this tokenizer.
-pub fn build_objective(config: &RunConfig, tokenizer: &PrimerTokenizer) -> Box<dyn Objective> {
-    match config.objective {
-        ObjectiveKind::Clm => Box::new(CausalLm),
-        ObjectiveKind::Mlm => {
-            let objective = MaskedLm::new(config.train.mlm, *tokenizer.specials(), tokenizer.vocab_size());
-            Box::new(match config.train.mlm.masking {
-                Masking::Token => objective,
-                Masking::Word | Masking::Span => objective.with_words(tokenizer.word_boundaries()),
-            })
-        }
-    }
 }
 
 /// The validation set of a run: fixed blocks spread over the valid shard.
@@ -152,7 +138,7 @@ struct StepResult {
 pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) -> Result<Outcome, TrainError> {
     let config = job.config;
     let train = &config.train;
-    let objective = build_objective(config, job.tokenizer);
+    let objective = config.objective.build(job.tokenizer);
     let block_len = objective.block_len(train.seq_len);
     let valid_blocks = valid_starts(job.data, block_len, train.eval_batches * train.batch_size)?;
     let tokens_per_byte = |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
@@ -182,12 +168,12 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     }
     let mut samples = MetricsLog::open(&job.run_dir.samples(), Some(state.step))?;
     let sampler = Sampler::new(
-        config.objective,
+        config.objective.info(),
         read_blocks(&job.data.valid, &valid_blocks[..1], block_len),
         train.seed,
     );
     let mut stream = BlockStream::new(job.data.train.len(), block_len, train.seed);
-    let label = format!("{} {}", objective.name(), job.run_dir.root.display());
+    let label = format!("{} {}", config.objective, job.run_dir.root.display());
     let mut dashboard = Dashboard::new(
         job.dashboard,
         interrupter,
@@ -304,7 +290,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         ),
     };
     let summary = Summary {
-        objective: config.objective,
+        objective: config.objective.clone(),
         parameters,
         steps: state.step,
         tokens_seen: state.tokens_seen,
@@ -399,7 +385,7 @@ fn gradient_step(
     let mut accumulator = GradientsAccumulator::new();
     let (mut nll, mut correct) = (0.0, 0i64);
     for batch in batches {
-        let sums = forward_sums(model, batch, objective.attention());
+        let sums = objective.loss(model, batch);
         let loss = sums.nll.clone().div_scalar(targets as f64);
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
         nll += sums.nll.into_scalar::<f64>();
@@ -447,7 +433,7 @@ impl Health<'_> {
         checkpointer: &Checkpointer,
     ) -> Result<(), TrainError> {
         let batch = next.into_iter().next().expect("one micro-batch");
-        let sums = forward_sums(model, batch, self.objective.attention());
+        let sums = self.objective.loss(model, batch);
         let loss = sums.nll.into_scalar::<f64>() / sums.n_targets.max(1) as f64;
         if loss.is_finite() && loss <= self.loss_limit {
             return Ok(());

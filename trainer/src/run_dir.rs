@@ -97,12 +97,15 @@ impl RunDir {
                 e.utf8_error().valid_up_to()
             ))
         })?;
-        serde_json::from_str(&text).map_err(|e| {
+        let corrupt = |e: serde_json::Error| {
             TrainError::Invalid(format!(
                 "{}: corrupt run config ({e}): restore it, or start a new run",
                 path.display()
             ))
-        })
+        };
+        let mut config: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        primer_objectives::registry::upgrade_config(&mut config);
+        serde_json::from_value(config).map_err(corrupt)
     }
 
     /// Takes the run's lock, for a process that will write into it (a resume); fails at once,

@@ -7,9 +7,11 @@ use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ObjectiveKind;
+use primer_objectives::ObjectiveInfo;
+use primer_objectives::info::SampleKind;
+use primer_objectives::scoring::fill_mask;
+
 use crate::generate::{GenerateOptions, Sampling, generate};
-use crate::score::fill_mask;
 
 /// Tokens of the excerpt a causal model is prompted with.
 const PROMPT_TOKENS: usize = 16;
@@ -63,7 +65,7 @@ pub struct MaskFill {
 
 /// Makes the samples of one run from a fixed excerpt of its validation text.
 pub struct Sampler {
-    objective: ObjectiveKind,
+    kind: SampleKind,
     excerpt: Vec<u32>,
     seed: u64,
 }
@@ -71,9 +73,9 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler over `excerpt` (validation tokens, at least two), with sampling seeded by
     /// `seed`.
-    pub fn new(objective: ObjectiveKind, excerpt: Vec<u32>, seed: u64) -> Self {
+    pub fn new(objective: &ObjectiveInfo, excerpt: Vec<u32>, seed: u64) -> Self {
         Self {
-            objective,
+            kind: objective.samples,
             excerpt,
             seed,
         }
@@ -81,9 +83,9 @@ impl Sampler {
 
     /// The sample of `model` (inference weights on `device`) at `step`.
     pub fn sample(&self, model: &Transformer, tokenizer: &PrimerTokenizer, step: u64, device: &Device) -> SampleRecord {
-        let sample = match self.objective {
-            ObjectiveKind::Clm => self.continuation(model, tokenizer, device),
-            ObjectiveKind::Mlm => self.fills(model, tokenizer, device),
+        let sample = match self.kind {
+            SampleKind::Continuation => self.continuation(model, tokenizer, device),
+            SampleKind::Fills => self.fills(model, tokenizer, device),
         };
         SampleRecord { step, sample }
     }

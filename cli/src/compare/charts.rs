@@ -2,7 +2,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::ObjectiveConfig;
+use primer_objectives::info::Metric;
 
 use super::plan::Method;
 use super::results::{PretrainResult, TaskResult, mean_std};
@@ -17,12 +18,19 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// The validation metric an objective is judged by during pre-training, and its axis name.
-pub fn curve_metric(objective: ObjectiveKind) -> (&'static str, fn(&super::results::CurvePoint) -> f64) {
-    match objective {
-        ObjectiveKind::Clm => ("valid bits per byte (lower is better)", |p| p.bpb),
-        ObjectiveKind::Mlm => ("valid masked-token accuracy (higher is better)", |p| p.accuracy),
-    }
+/// The validation metric an objective is judged by during pre-training (its main one), and its
+/// axis name.
+pub fn curve_metric(objective: &ObjectiveConfig) -> (String, fn(&super::results::CurvePoint) -> f64) {
+    let info = objective.info();
+    let metric = info.metrics[0];
+    let better = if metric.lower_is_better() { "lower" } else { "higher" };
+    let value: fn(&super::results::CurvePoint) -> f64 = match metric {
+        Metric::BitsPerByte => |p| p.bpb,
+        Metric::Accuracy => |p| p.accuracy,
+        // Measured once, after training.
+        Metric::PseudoPerplexity => |_| f64::NAN,
+    };
+    (format!("valid {} ({better} is better)", metric.name(info)), value)
 }
 
 fn draw(build: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>) -> anyhow::Result<String> {
@@ -51,7 +59,7 @@ fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// One objective's pre-training curve: its own validation metric against tokens seen, the
 /// mean over seeds as a line and the range over seeds shaded.
 pub fn pretrain_curve(
-    objective: ObjectiveKind,
+    objective: &ObjectiveConfig,
     runs: &[&PretrainResult],
     color_index: usize,
 ) -> anyhow::Result<String> {
@@ -108,7 +116,7 @@ pub fn pretrain_curve(
 /// Accuracy against labelled examples (log scale) for every objective and trained method,
 /// mean over seeds with ±1 standard deviation bars; zero-shot and the majority label as
 /// horizontal lines.
-pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveKind]) -> anyhow::Result<String> {
+pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveConfig]) -> anyhow::Result<String> {
     let trained: Vec<_> = task.cells.iter().filter(|c| c.method != Method::ZeroShot).collect();
     let x_lo = trained
         .iter()
@@ -136,13 +144,13 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveKind]) -> anyh
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()?;
         let mut color_index = 0;
-        for &objective in objectives {
+        for objective in objectives {
             for method in Method::TRAINED {
                 let color = PALETTE[color_index % PALETTE.len()];
                 color_index += 1;
                 let mut cells: Vec<_> = trained
                     .iter()
-                    .filter(|c| c.objective == objective && c.method == method)
+                    .filter(|c| &c.objective == objective && c.method == method)
                     .collect();
                 cells.sort_by_key(|c| c.labels_used);
                 let style = if method == Method::Scratch {
@@ -155,7 +163,7 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveKind]) -> anyh
                         cells.iter().map(|c| (c.labels_used as f64, c.mean)),
                         style,
                     ))?
-                    .label(format!("{} {}", objective.name(), method.name()))
+                    .label(format!("{objective} {}", method.name()))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 chart.draw_series(cells.iter().map(|c| {
                     ErrorBar::new_vertical(
@@ -176,15 +184,15 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveKind]) -> anyh
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             Ok(())
         };
-        for (i, &objective) in objectives.iter().enumerate() {
+        for (i, objective) in objectives.iter().enumerate() {
             if let Some(cell) = task
                 .cells
                 .iter()
-                .find(|c| c.objective == objective && c.method == Method::ZeroShot)
+                .find(|c| &c.objective == objective && c.method == Method::ZeroShot)
             {
                 horizontal(
                     cell.mean,
-                    format!("{} zero-shot", objective.name()),
+                    format!("{objective} zero-shot"),
                     PALETTE[(color_index + i) % PALETTE.len()],
                 )?;
             }

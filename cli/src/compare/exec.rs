@@ -190,11 +190,11 @@ impl<'a> Runner<'a> {
         let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Ok(match *job {
             Job::Pretrain { objective, seed } => {
-                let config = self
-                    .layout
-                    .configs()
-                    .join(format!("pretrain-{}-s{seed}.toml", objective.name()));
-                let options = super::pretrain_options(spec, objective, seed, self.prepared);
+                let config = self.layout.configs().join(format!(
+                    "pretrain-{}-s{seed}.toml",
+                    super::plan::slug(&spec.objectives[objective])
+                ));
+                let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
                 primer_datasets::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
                 let run = RunDir::new(output);
                 let has_checkpoint = run
@@ -214,7 +214,7 @@ impl<'a> Runner<'a> {
             }
             Job::Eval { objective, seed } => {
                 let mut args = words(&["eval"]);
-                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
                 args.push("--json".into());
                 args.extend(backend);
                 (args, Some(output.to_path_buf()))
@@ -222,7 +222,7 @@ impl<'a> Runner<'a> {
             Job::ZeroShot { task, objective, seed } => {
                 let task = &spec.tasks[task];
                 let mut args = words(&["prompt-classify", "--run"]);
-                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
                 args.extend(["--task".into(), task.task.clone()]);
                 args.extend(["--template".into(), task.template.clone()]);
                 let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
@@ -239,7 +239,7 @@ impl<'a> Runner<'a> {
                 method,
             } => {
                 let mut args = words(&["finetune", "--from"]);
-                args.push(path(&self.layout.pretrain_run(objective, seed)));
+                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
                 args.extend(["--task".into(), spec.tasks[task].task.clone()]);
                 if let LabelBudget::Count(n) = budget {
                     args.extend(["--train-limit".into(), n.to_string()]);
@@ -440,11 +440,10 @@ pub fn format_duration(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use primer_trainer::config::ObjectiveKind;
 
     #[test]
     fn untimed_kinds_are_estimated_from_their_work_at_the_rate_of_finished_jobs() {
-        let objective = ObjectiveKind::Mlm;
+        let objective = 0;
         let finetune = |seed| Job::Finetune {
             task: 0,
             objective,

@@ -9,16 +9,18 @@ mod results;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::task as tasks;
-use primer_trainer::config::{ObjectiveKind, TrainConfig};
+use primer_objectives::ObjectiveConfig;
+use primer_trainer::config::TrainConfig;
 use primer_trainer::prompt::Prompt;
 use primer_trainer::run::valid_starts;
 
 use crate::data;
-use crate::options::{PretrainOptions, parse_name, read_config};
+use crate::options::{PretrainOptions, read_config};
 use crate::prompt_classify::parse_pair;
 use crate::task::TaskArgs;
 use exec::{Finish, Runner, shell_word};
@@ -32,9 +34,10 @@ pub struct CompareArgs {
     /// options, as `pretrain` takes them, shared by every pre-training run.
     #[command(flatten)]
     options: PretrainOptions,
-    /// Objectives to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "mlm,clm", value_parser = parse_name::<ObjectiveKind>)]
-    objectives: Vec<ObjectiveKind>,
+    /// Objectives to compare, comma-separated, each NAME[:SETTING=VALUE...] as pretrain's
+    /// --objective takes it (mlm,clm,mlm:span).
+    #[arg(long, value_delimiter = ',', default_value = "mlm,clm", value_parser = ObjectiveConfig::from_str)]
+    objectives: Vec<ObjectiveConfig>,
     /// Pre-training runs per objective (seeds 0, 1, ...); fine-tunes reuse each run's seed.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -237,7 +240,10 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
         bail!("--seeds 0 leaves nothing to compare: give at least 1");
     }
     if args.objectives.is_empty() {
-        bail!("--objectives is empty: give mlm, clm or both");
+        bail!(
+            "--objectives is empty: give some of {}",
+            primer_objectives::registry::names().join(", ")
+        );
     }
     if args.tasks.is_empty() {
         let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
@@ -246,8 +252,12 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
             names.join(", ")
         );
     }
-    let mut objectives = args.objectives.clone();
-    objectives.dedup();
+    let mut objectives: Vec<ObjectiveConfig> = Vec::new();
+    for objective in &args.objectives {
+        if !objectives.contains(objective) {
+            objectives.push(objective.clone());
+        }
+    }
     let mut label_budgets = args.label_budgets.clone();
     label_budgets.sort();
     label_budgets.dedup();
@@ -384,8 +394,14 @@ fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedDa
         tokenizer.save(&layout.tokenizer())?;
     }
     let seq_len = crate::pretrain::configs(&options, 1)?.0.seq_len;
-    // The causal objective reads one token more per block than the model sees.
-    valid_starts(&data, seq_len + 1, 1).map_err(|e| {
+    // Some objectives read more tokens per block than the model sees (clm one more).
+    let block_len = spec
+        .objectives
+        .iter()
+        .map(|objective| objective.build(&tokenizer).block_len(seq_len))
+        .max()
+        .unwrap_or(seq_len);
+    valid_starts(&data, block_len, 1).map_err(|e| {
         anyhow::anyhow!(
             "{e}: the validation split is too small for one evaluation; give a larger corpus or --valid-fraction"
         )
@@ -395,7 +411,12 @@ fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedDa
 
 /// The pre-training options of one run: the shared ones on the prepared data, with its
 /// objective, seed and evaluation interval.
-pub fn pretrain_options(spec: &CompareSpec, objective: ObjectiveKind, seed: u64, prepared: &Path) -> PretrainOptions {
+pub fn pretrain_options(
+    spec: &CompareSpec,
+    objective: &ObjectiveConfig,
+    seed: u64,
+    prepared: &Path,
+) -> PretrainOptions {
     let mut options = spec.pretrain.clone();
     options.corpus = Default::default();
     options.valid = None;
@@ -404,7 +425,7 @@ pub fn pretrain_options(spec: &CompareSpec, objective: ObjectiveKind, seed: u64,
     options.tokenizer_kind = None;
     options.vocab_size = None;
     options.data = Some(prepared.to_path_buf());
-    options.objective = Some(objective);
+    options.objective = Some(objective.clone());
     options.seed = Some(seed);
     options.eval_every = Some(eval_every(spec).expect("checked before any run"));
     options

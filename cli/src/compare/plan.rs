@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::options::PretrainOptions;
@@ -108,8 +108,8 @@ pub struct CompareSpec {
     /// Pre-training options shared by every pre-training run: corpus, tokenizer, model size,
     /// budget, optimisation, backend. Objective and seed vary per run.
     pub pretrain: PretrainOptions,
-    /// Objectives compared.
-    pub objectives: Vec<ObjectiveKind>,
+    /// Objectives compared, with their settings.
+    pub objectives: Vec<ObjectiveConfig>,
     /// Seeds: one pre-training run per objective and seed; fine-tunes use the same seed.
     pub seeds: Vec<u64>,
     /// Downstream tasks.
@@ -193,15 +193,15 @@ impl Method {
 pub enum Job {
     /// A pre-training run.
     Pretrain {
-        /// Objective.
-        objective: ObjectiveKind,
+        /// Index into the spec's objectives.
+        objective: usize,
         /// Seed.
         seed: u64,
     },
     /// `primer eval --json` of a pre-training run (pseudo-perplexity for MLM).
     Eval {
-        /// Objective.
-        objective: ObjectiveKind,
+        /// Index into the spec's objectives.
+        objective: usize,
         /// Seed.
         seed: u64,
     },
@@ -209,8 +209,8 @@ pub enum Job {
     Finetune {
         /// Index into the spec's tasks.
         task: usize,
-        /// Objective of the encoder.
-        objective: ObjectiveKind,
+        /// Index into the spec's objectives: the encoder's.
+        objective: usize,
         /// Seed.
         seed: u64,
         /// Labels.
@@ -222,8 +222,8 @@ pub enum Job {
     ZeroShot {
         /// Index into the spec's tasks.
         task: usize,
-        /// Objective.
-        objective: ObjectiveKind,
+        /// Index into the spec's objectives.
+        objective: usize,
         /// Seed.
         seed: u64,
     },
@@ -263,15 +263,15 @@ impl Layout {
     }
 
     /// The pre-training run of an objective and seed.
-    pub fn pretrain_run(&self, objective: ObjectiveKind, seed: u64) -> PathBuf {
-        self.runs().join(format!("pretrain-{}-s{seed}", objective.name()))
+    pub fn pretrain_run(&self, objective: &ObjectiveConfig, seed: u64) -> PathBuf {
+        self.runs().join(format!("pretrain-{}-s{seed}", slug(objective)))
     }
 
     /// Where a job writes, and the name of its log.
     pub fn output(&self, spec: &CompareSpec, job: &Job) -> PathBuf {
         match *job {
-            Job::Pretrain { objective, seed } => self.pretrain_run(objective, seed),
-            Job::Eval { objective, seed } => self.pretrain_run(objective, seed).join("eval.json"),
+            Job::Pretrain { objective, seed } => self.pretrain_run(&spec.objectives[objective], seed),
+            Job::Eval { objective, seed } => self.pretrain_run(&spec.objectives[objective], seed).join("eval.json"),
             Job::Finetune {
                 task,
                 objective,
@@ -282,16 +282,21 @@ impl Layout {
                 "{}-{}-{}-{}-s{seed}",
                 spec.tasks[task].slug(),
                 method.name(),
-                objective.name(),
+                slug(&spec.objectives[objective]),
                 budget
             )),
             Job::ZeroShot { task, objective, seed } => self.runs().join(format!(
                 "{}-zero-shot-{}-s{seed}.json",
                 spec.tasks[task].slug(),
-                objective.name()
+                slug(&spec.objectives[objective])
             )),
         }
     }
+}
+
+/// An objective's label as a file name: `mlm:span` is `mlm-span`.
+pub fn slug(objective: &ObjectiveConfig) -> String {
+    objective.label().replace([':', '='], "-")
 }
 
 impl Job {
@@ -300,20 +305,20 @@ impl Job {
     pub fn all(spec: &CompareSpec) -> Vec<Job> {
         let mut jobs = Vec::new();
         for &seed in &spec.seeds {
-            for &objective in &spec.objectives {
+            for objective in 0..spec.objectives.len() {
                 jobs.push(Job::Pretrain { objective, seed });
                 jobs.push(Job::Eval { objective, seed });
             }
         }
         for task in 0..spec.tasks.len() {
             for &seed in &spec.seeds {
-                for &objective in &spec.objectives {
+                for objective in 0..spec.objectives.len() {
                     jobs.push(Job::ZeroShot { task, objective, seed });
                 }
             }
             for &budget in &spec.label_budgets {
                 for &seed in &spec.seeds {
-                    for &objective in &spec.objectives {
+                    for objective in 0..spec.objectives.len() {
                         for method in Method::TRAINED {
                             jobs.push(Job::Finetune {
                                 task,
@@ -333,8 +338,8 @@ impl Job {
     /// What it is, in a few words.
     pub fn describe(&self, spec: &CompareSpec) -> String {
         match *self {
-            Job::Pretrain { objective, seed } => format!("pre-train {} seed {seed}", objective.name()),
-            Job::Eval { objective, seed } => format!("evaluate {} seed {seed}", objective.name()),
+            Job::Pretrain { objective, seed } => format!("pre-train {} seed {seed}", spec.objectives[objective]),
+            Job::Eval { objective, seed } => format!("evaluate {} seed {seed}", spec.objectives[objective]),
             Job::Finetune {
                 task,
                 objective,
@@ -345,10 +350,13 @@ impl Job {
                 "{} {} {} labels {budget} seed {seed}",
                 spec.tasks[task].task,
                 method.name(),
-                objective.name()
+                spec.objectives[objective]
             ),
             Job::ZeroShot { task, objective, seed } => {
-                format!("{} zero-shot {} seed {seed}", spec.tasks[task].task, objective.name())
+                format!(
+                    "{} zero-shot {} seed {seed}",
+                    spec.tasks[task].task, spec.objectives[objective]
+                )
             }
         }
     }
@@ -421,7 +429,7 @@ mod tests {
     fn spec() -> CompareSpec {
         CompareSpec {
             pretrain: PretrainOptions::default(),
-            objectives: vec![ObjectiveKind::Mlm, ObjectiveKind::Clm],
+            objectives: vec!["mlm".parse().unwrap(), "clm".parse().unwrap()],
             seeds: vec![0, 1],
             tasks: vec![TaskSpec {
                 task: "sst2".into(),
@@ -450,7 +458,7 @@ mod tests {
                 labels: 2,
             }],
         };
-        let objective = ObjectiveKind::Mlm;
+        let objective = 0;
         let finetune = |budget, method| Job::Finetune {
             task: 0,
             objective,

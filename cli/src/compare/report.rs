@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::info::Metric;
 
 use super::charts;
 use super::exec::format_duration;
@@ -39,10 +39,19 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pre-training run's final value of a metric.
+fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
+    match metric {
+        Metric::BitsPerByte => run.valid_bpb,
+        Metric::Accuracy => run.valid_accuracy,
+        Metric::PseudoPerplexity => run.pseudo_ppl.unwrap_or(f64::NAN),
+    }
+}
+
 fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     let spec = &results.spec;
     let objectives = &spec.objectives;
-    let names: Vec<&str> = objectives.iter().map(|o| o.name()).collect();
+    let names: Vec<String> = objectives.iter().map(|o| o.label()).collect();
     let mut out = vec![
         Block::Heading(1, format!("primer compare: {}", names.join(" vs "))),
         Block::Paragraph(format!(
@@ -80,14 +89,14 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         let mut header = vec!["objective".to_string(), "method".to_string()];
         header.extend(spec.label_budgets.iter().map(|b| format!("{b} labels")));
         let mut rows = Vec::new();
-        for &objective in objectives {
+        for objective in objectives {
             for method in Method::TRAINED {
-                let mut row = vec![objective.name().to_string(), method.name().to_string()];
+                let mut row = vec![objective.label(), method.name().to_string()];
                 for &budget in &spec.label_budgets {
                     let cell = task
                         .cells
                         .iter()
-                        .find(|c| c.objective == objective && c.method == method && c.budget == Some(budget))
+                        .find(|c| &c.objective == objective && c.method == method && c.budget == Some(budget))
                         .expect("every cell was collected");
                     row.push(mean_pm_std(cell.mean, cell.std));
                 }
@@ -97,13 +106,13 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         out.push(Block::Table(header, rows));
         let zero_shot: Vec<Vec<String>> = objectives
             .iter()
-            .filter_map(|&objective| {
+            .filter_map(|objective| {
                 let cell = task
                     .cells
                     .iter()
-                    .find(|c| c.objective == objective && c.method == Method::ZeroShot)?;
+                    .find(|c| &c.objective == objective && c.method == Method::ZeroShot)?;
                 Some(vec![
-                    objective.name().to_string(),
+                    objective.label(),
                     mean_pm_std(cell.mean, cell.std),
                     format!("{:.3}", task.majority_accuracy),
                 ])
@@ -163,42 +172,32 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
 
     out.push(Block::Heading(2, "Pre-training".into()));
     out.push(Block::Paragraph(
-        "Each objective is judged on its own yardstick: bits per byte for the causal model (next-token loss \
-         spread over the UTF-8 bytes of the text), masked-token accuracy and pseudo-perplexity for the masked model. \
-         MLM loss is not shown beside causal loss: one predicts 15% of tokens from both sides, the other every token \
-         from the left, so the numbers do not measure the same thing."
+        "Each objective is judged on its own yardstick, the metrics it names itself: bits per byte for models that \
+         predict every next token (the loss spread over the UTF-8 bytes of the text), masked-token accuracy and \
+         pseudo-perplexity for masked models. Losses of different objectives are not shown side by side: they \
+         predict different tokens from different context, so the numbers do not measure the same thing."
             .into(),
     ));
     let mut rows = Vec::new();
-    for &objective in objectives {
-        let runs: Vec<_> = results.pretrain.iter().filter(|p| p.objective == objective).collect();
-        let stat = |f: &dyn Fn(&super::results::PretrainResult) -> f64| {
-            let values: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+    for objective in objectives {
+        let runs: Vec<_> = results.pretrain.iter().filter(|p| &p.objective == objective).collect();
+        let info = objective.info();
+        let mut row = vec![objective.label()];
+        for metric in info.metrics {
+            let values: Vec<f64> = runs.iter().map(|r| final_value(metric, r)).collect();
             let (m, s) = mean_std(&values);
-            mean_pm_std(m, s)
-        };
-        let row = match objective {
-            ObjectiveKind::Clm => vec![
-                "clm".into(),
-                format!("bits per byte {}", stat(&|r| r.valid_bpb)),
-                format!("next-token accuracy {}", stat(&|r| r.valid_accuracy)),
-            ],
-            ObjectiveKind::Mlm => vec![
-                "mlm".into(),
-                format!("masked-token accuracy {}", stat(&|r| r.valid_accuracy)),
-                format!("pseudo-perplexity {}", stat(&|r| r.pseudo_ppl.unwrap_or(f64::NAN))),
-            ],
-        };
+            row.push(format!("{} {}", metric.name(info), mean_pm_std(m, s)));
+        }
         rows.push(row);
     }
     out.push(Block::Table(
         vec!["objective".into(), "main metric".into(), "second metric".into()],
         rows,
     ));
-    for (i, &objective) in objectives.iter().enumerate() {
-        let runs: Vec<_> = results.pretrain.iter().filter(|p| p.objective == objective).collect();
+    for (i, objective) in objectives.iter().enumerate() {
+        let runs: Vec<_> = results.pretrain.iter().filter(|p| &p.objective == objective).collect();
         out.push(Block::Chart(
-            format!("pretrain-{}.svg", objective.name()),
+            format!("pretrain-{}.svg", super::plan::slug(objective)),
             charts::pretrain_curve(objective, &runs, i)?,
         ));
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use primer_trainer::config::ObjectiveKind;
+use primer_objectives::ObjectiveConfig;
 use primer_trainer::finetune::FinetuneSummary;
 use primer_trainer::metrics::{Split, read_metrics};
 use primer_trainer::run::Summary;
@@ -92,7 +92,7 @@ pub struct PretrainResult {
     /// Run directory, relative to the report.
     pub run: String,
     /// Objective.
-    pub objective: ObjectiveKind,
+    pub objective: ObjectiveConfig,
     /// Seed.
     pub seed: u64,
     /// Trainable parameters.
@@ -168,7 +168,7 @@ pub struct TaskResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     /// Pre-training objective.
-    pub objective: ObjectiveKind,
+    pub objective: ObjectiveConfig,
     /// How the classifier was made.
     pub method: Method,
     /// Label budget; `None` for zero-shot.
@@ -274,11 +274,12 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
     let relative = |p: &Path| p.strip_prefix(&layout.root).unwrap_or(p).display().to_string();
     let mut pretrain = Vec::new();
     for &seed in &spec.seeds {
-        for &objective in &spec.objectives {
+        for (index, objective) in spec.objectives.iter().enumerate() {
             let dir = layout.pretrain_run(objective, seed);
             let run = RunDir::new(&dir);
             let summary: Summary = read_json(&run.summary())?;
-            let eval: EvalReport = read_json(&layout.output(spec, &Job::Eval { objective, seed }))?;
+            let job = Job::Eval { objective: index, seed };
+            let eval: EvalReport = read_json(&layout.output(spec, &job))?;
             let curve = read_metrics(&run.metrics())?
                 .into_iter()
                 .filter(|r| r.split == Split::Valid)
@@ -292,7 +293,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
                 .collect();
             pretrain.push(PretrainResult {
                 run: relative(&dir),
-                objective,
+                objective: objective.clone(),
                 seed,
                 parameters: summary.parameters,
                 steps: summary.steps,
@@ -355,14 +356,14 @@ fn task_result(
     }
     let mut cells = Vec::new();
     let mut majority = None;
-    for &objective in &spec.objectives {
+    for (o, objective) in spec.objectives.iter().enumerate() {
         let mut cell = Cell::new(objective, Method::ZeroShot, None, 0);
         for &seed in &spec.seeds {
             let path = layout.output(
                 spec,
                 &Job::ZeroShot {
                     task: index,
-                    objective,
+                    objective: o,
                     seed,
                 },
             );
@@ -374,7 +375,7 @@ fn task_result(
         cells.push(cell.finish());
     }
     for &budget in &spec.label_budgets {
-        for &objective in &spec.objectives {
+        for (o, objective) in spec.objectives.iter().enumerate() {
             for method in Method::TRAINED {
                 let used = match budget {
                     LabelBudget::Count(n) => n,
@@ -384,7 +385,7 @@ fn task_result(
                 for &seed in &spec.seeds {
                     let job = Job::Finetune {
                         task: index,
-                        objective,
+                        objective: o,
                         seed,
                         budget,
                         method,
@@ -425,9 +426,9 @@ fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
 }
 
 impl Cell {
-    fn new(objective: ObjectiveKind, method: Method, budget: Option<LabelBudget>, labels_used: usize) -> Self {
+    fn new(objective: &ObjectiveConfig, method: Method, budget: Option<LabelBudget>, labels_used: usize) -> Self {
         Self {
-            objective,
+            objective: objective.clone(),
             method,
             budget,
             labels_used,
@@ -452,7 +453,7 @@ impl Cell {
 
     /// `mlm fine-tune`.
     pub fn label(&self) -> String {
-        format!("{} {}", self.objective.name(), self.method.name())
+        format!("{} {}", self.objective, self.method.name())
     }
 }
 
@@ -471,16 +472,16 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 /// Objective against objective (fine-tuned), and each pre-trained against from scratch, at
 /// every label budget.
 fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
-    let find = |objective, method, budget| {
+    let find = |objective: &ObjectiveConfig, method, budget| {
         cells
             .iter()
-            .find(|c| c.objective == objective && c.method == method && c.budget == Some(budget))
+            .find(|c| &c.objective == objective && c.method == method && c.budget == Some(budget))
             .expect("every cell was collected")
     };
     let mut out = Vec::new();
     for &budget in &spec.label_budgets {
-        for (i, &a) in spec.objectives.iter().enumerate() {
-            for &b in &spec.objectives[i + 1..] {
+        for (i, a) in spec.objectives.iter().enumerate() {
+            for b in &spec.objectives[i + 1..] {
                 out.push(compare_cells(
                     budget,
                     find(a, Method::Finetune, budget),
@@ -488,7 +489,7 @@ fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
                 ));
             }
         }
-        for &objective in &spec.objectives {
+        for objective in &spec.objectives {
             out.push(compare_cells(
                 budget,
                 find(objective, Method::Finetune, budget),
@@ -551,8 +552,8 @@ fn fairness(spec: &CompareSpec, pretrain: &[PretrainResult]) -> Vec<FairnessRow>
     let per_objective = |value: &dyn Fn(&PretrainResult) -> f64| -> Vec<f64> {
         spec.objectives
             .iter()
-            .map(|&o| {
-                let values: Vec<f64> = pretrain.iter().filter(|p| p.objective == o).map(value).collect();
+            .map(|o| {
+                let values: Vec<f64> = pretrain.iter().filter(|p| &p.objective == o).map(value).collect();
                 mean_std(&values).0
             })
             .collect()

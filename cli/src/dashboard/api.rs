@@ -109,6 +109,24 @@ pub async fn list(State(state): Shared) -> Json<Vec<runs::RunInfo>> {
     Json(runs::scan(&state.root))
 }
 
+/// `GET /api/objectives`: every objective of the registry, with its description and default
+/// settings, for the start form.
+pub async fn objectives() -> Json<Value> {
+    let list: Vec<Value> = primer_objectives::OBJECTIVES
+        .iter()
+        .map(|registration| {
+            let name = registration.info.name;
+            let defaults = primer_objectives::ObjectiveConfig::default_of(name).expect("a registered objective");
+            json!({
+                "name": name,
+                "description": registration.info.description,
+                "settings": defaults.settings(),
+            })
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
 /// `GET /api/metrics?run=ID&offset=N`: complete records after byte N, and the next offset.
 pub async fn metrics(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;

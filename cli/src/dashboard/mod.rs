@@ -125,6 +125,7 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
         )
         .route("/report", get(api::report))
         .route("/api/runs", get(api::list).post(api::start))
+        .route("/api/objectives", get(api::objectives))
         .route("/api/run", get(api::detail))
         .route("/api/metrics", get(api::metrics))
         .route("/api/events", get(api::events))

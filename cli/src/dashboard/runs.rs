@@ -115,7 +115,7 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     Some(RunInfo {
         id: id_of(root, dir),
         kind,
-        objective: text(&config["objective"]),
+        objective: objective_label(&config),
         task: text(&config["task"]),
         status: if kind == Kind::Report {
             dir.join("report.md").exists().then_some(RunState::Finished)
@@ -205,6 +205,15 @@ pub fn log_path(root: &Path, id: &str) -> PathBuf {
     root.join(".dashboard")
         .join("logs")
         .join(format!("{}.log", id.replace('/', "__")))
+}
+
+/// A run's objective as its label (`mlm:span`), from a config of any age.
+fn objective_label(config: &Value) -> Option<String> {
+    let mut config = config.clone();
+    primer_objectives::registry::upgrade_config(&mut config);
+    serde_json::from_value::<primer_objectives::ObjectiveConfig>(config.get("objective")?.clone())
+        .ok()
+        .map(|objective| objective.label())
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ try {
   // Start a run from the form: the server runs the CLI's own validation, then the run appears,
   // selected, and its chart grows as it trains.
   const form = page.getByTestId("start-form");
+  // The objectives come from primer's registry.
+  await form.locator("[name=objective] option[value=clm]").waitFor({ state: "attached" });
+  await form.locator("[name=objective]").selectOption("clm");
   await form.locator("[name=name]").fill("live");
   await form.locator("[name=corpus]").fill(corpus);
   for (const [name, value] of [["layers", "1"], ["d_model", "16"], ["heads", "2"], ["seq_len", "16"],

@@ -6,8 +6,8 @@ use burn::tensor::Device;
 use burn::tensor::activation::{log_softmax, softmax};
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Transformer, padding_mask};
-use primer_objectives::predicted_logits;
 
+use crate::predicted_logits;
 use crate::tensors::{host_floats, ids};
 
 /// A sum of negative log-likelihoods and the number of tokens in it.

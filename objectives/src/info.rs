@@ -1,0 +1,185 @@
+//! What an objective is, known without a tokenizer or a model: the facts every command reads
+//! instead of matching on an objective's name.
+
+use burn::tensor::Device;
+use primer_datasets::tokenizer::SpecialTokens;
+use primer_model::{AttentionMode, Pooling, Transformer};
+
+use crate::scoring::{Nll, causal_nll, pseudo_nll};
+
+/// Every per-objective fact the rest of primer needs.
+#[derive(Debug)]
+pub struct ObjectiveInfo {
+    /// Short name, as in configs, specs and metrics (`mlm`).
+    pub name: &'static str,
+    /// One line: what it trains, and after whom.
+    pub description: &'static str,
+    /// The setting a bare value after `NAME:` sets (`mlm:span` sets `masking`), if any.
+    pub variant: Option<&'static str>,
+    /// How a trained model reads a whole text: fine-tuning, classification and prompting.
+    pub attention: AttentionMode,
+    /// How a text is framed for classification.
+    pub framing: Framing,
+    /// How a text is scored (`score`, `eval`).
+    pub scoring: Scoring,
+    /// How a zero-shot prompt's label word is predicted.
+    pub label_slot: LabelSlot,
+    /// What `samples.jsonl` shows during pre-training.
+    pub samples: SampleKind,
+    /// Whether `generate` works: the model predicts the next token.
+    pub generates: bool,
+    /// Whether `fill-mask` works: the model predicts `[MASK]` tokens.
+    pub fills_masks: bool,
+    /// What its validation accuracy counts (`masked-token accuracy`).
+    pub accuracy: &'static str,
+    /// The validation metrics a comparison reports, main one first (and charted).
+    pub metrics: [Metric; 2],
+}
+
+impl ObjectiveInfo {
+    /// How the objective is named to a user: `masked-LM (mlm)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({})",
+            self.description.split(':').next().unwrap_or(self.name),
+            self.name
+        )
+    }
+}
+
+/// The tokens around a classified text, and where the classifier reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// Token before the text; also the start of a prompt.
+    pub open: Special,
+    /// Token after the text.
+    pub close: Special,
+    /// Default pooling of the hidden states.
+    pub pooling: Pooling,
+}
+
+impl Framing {
+    /// `open text close`, the text cut to leave room for both within `max_len` (at least 2).
+    pub fn frame(&self, specials: &SpecialTokens, mut text: Vec<u32>, max_len: usize) -> Vec<u32> {
+        text.truncate(max_len - 2);
+        text.insert(0, self.open.id(specials));
+        text.push(self.close.id(specials));
+        text
+    }
+}
+
+/// A special token by its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// `[CLS]`.
+    Cls,
+    /// `[SEP]`.
+    Sep,
+    /// `[EOS]`, which precedes every document in pre-training.
+    Eos,
+}
+
+impl Special {
+    /// The token's id.
+    pub fn id(self, specials: &SpecialTokens) -> u32 {
+        match self {
+            Self::Cls => specials.cls,
+            Self::Sep => specials.sep,
+            Self::Eos => specials.eos,
+        }
+    }
+}
+
+/// How a model scores a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// Log-likelihood, left to right: perplexity.
+    LogLikelihood,
+    /// Pseudo-log-likelihood, each token masked in turn (Salazar et al. 2020).
+    PseudoLogLikelihood,
+}
+
+impl Scoring {
+    /// What `exp` of the mean negative score is called.
+    pub fn perplexity_name(self) -> &'static str {
+        match self {
+            Self::LogLikelihood => "perplexity",
+            Self::PseudoLogLikelihood => "pseudo-perplexity",
+        }
+    }
+
+    /// The negative score of `tokens` (a document: `[EOS]` precedes it in training), at most
+    /// `max_tokens` of them where scoring costs a forward pass per token, `batch_rows` rows at
+    /// a time.
+    pub fn nll(
+        self,
+        model: &Transformer,
+        specials: &SpecialTokens,
+        tokens: &[u32],
+        batch_rows: usize,
+        device: &Device,
+    ) -> Nll {
+        match self {
+            Self::LogLikelihood => causal_nll(model, specials.eos, tokens, device),
+            Self::PseudoLogLikelihood => pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device),
+        }
+    }
+}
+
+/// How the label word of a prompt is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSlot {
+    /// From the position before it, reading left to right.
+    NextToken,
+    /// At its own position, hidden behind `[MASK]`.
+    Masked,
+}
+
+impl LabelSlot {
+    /// Prepares the label token at `at` of `ids` and returns the position that predicts it.
+    pub fn place(self, ids: &mut [u32], at: usize, specials: &SpecialTokens) -> usize {
+        match self {
+            Self::NextToken => at - 1,
+            Self::Masked => {
+                ids[at] = specials.mask;
+                at
+            }
+        }
+    }
+}
+
+/// What the samples of a pre-training run show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    /// A continuation of a validation excerpt.
+    Continuation,
+    /// The best guesses at masked tokens of an excerpt.
+    Fills,
+}
+
+/// A validation metric of a pre-trained model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Next-token loss spread over the UTF-8 bytes of the text.
+    BitsPerByte,
+    /// Share of targets that are the model's top prediction.
+    Accuracy,
+    /// Pseudo-perplexity of validation text.
+    PseudoPerplexity,
+}
+
+impl Metric {
+    /// Its name in reports and on chart axes.
+    pub fn name(self, info: &ObjectiveInfo) -> &'static str {
+        match self {
+            Self::BitsPerByte => "bits per byte",
+            Self::Accuracy => info.accuracy,
+            Self::PseudoPerplexity => "pseudo-perplexity",
+        }
+    }
+
+    /// Whether a lower value is better.
+    pub fn lower_is_better(self) -> bool {
+        !matches!(self, Self::Accuracy)
+    }
+}
