@@ -2,33 +2,10 @@
 //! models: generate, fill-mask, score, finetune (full, probe, from scratch), classify and
 //! prompt-classify, and their one-line errors.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 mod common;
 use common::*;
-
-/// A sentiment task a model can learn from few examples: "good" or "bad" among filler words.
-fn write_task(dir: &Path) -> (String, String) {
-    let filler = ["the", "play", "was", "a", "king", "night", "and", "so", "very", "quite"];
-    let row = |i: usize, label: usize| {
-        let word = if label == 1 { "good" } else { "bad" };
-        let a = filler[i % filler.len()];
-        let b = filler[(i * 7 + 3) % filler.len()];
-        format!("{a} {b} {word} {b}\t{label}\n")
-    };
-    let file = |name: &str, range: std::ops::Range<usize>| {
-        let mut text = String::from("sentence\tlabel\n");
-        for i in range {
-            text += &row(i, i % 2);
-        }
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    (file("train.tsv", 0..160), file("valid.tsv", 1000..1040))
-}
 
 #[test]
 fn generate_fill_mask_and_score_use_the_right_runs() {

@@ -347,8 +347,15 @@ fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
 }
 
 /// Starts a run, waits until it has logged `steps` lines, then sends it `signal` and waits.
-fn start_and_signal(cache: &Path, run: &Path, extra: &str, steps: usize, signal: &str) -> std::process::ExitStatus {
-    let mut child = start_and_wait(cache, &pretrain_args(run, "clm", extra), run, steps);
+fn start_and_signal(
+    cache: &Path,
+    run: &Path,
+    objective: &str,
+    extra: &str,
+    steps: usize,
+    signal: &str,
+) -> std::process::ExitStatus {
+    let mut child = start_and_wait(cache, &pretrain_args(run, objective, extra), run, steps);
     let sent = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -369,7 +376,7 @@ fn killed_or_terminated_runs_resume_exactly() {
     // kill -9: resumes from the last periodic checkpoint; records written after it are
     // dropped and written again identically.
     let killed = tmp.path().join("killed");
-    start_and_signal(tmp.path(), &killed, extra, 40, "-KILL");
+    start_and_signal(tmp.path(), &killed, "clm", extra, 40, "-KILL");
     assert_ok(&primer(
         tmp.path(),
         &format!("pretrain --resume {} --no-tui", killed.display()),
@@ -380,7 +387,7 @@ fn killed_or_terminated_runs_resume_exactly() {
 
     // SIGTERM (as Ctrl-C): stops at the next step boundary with a checkpoint of that step.
     let terminated = tmp.path().join("terminated");
-    let status = start_and_signal(tmp.path(), &terminated, extra, 30, "-TERM");
+    let status = start_and_signal(tmp.path(), &terminated, "clm", extra, 30, "-TERM");
     assert_eq!(status.code(), Some(130));
     let last_step = metrics(&terminated).last().unwrap()["step"].as_u64().unwrap();
     let checkpoint = terminated.join(format!("checkpoints/step-{last_step:08}"));
@@ -393,6 +400,90 @@ fn killed_or_terminated_runs_resume_exactly() {
         &format!("pretrain --resume {} --no-tui", terminated.display()),
     ));
     assert_same_after(&metrics(&full), &metrics(&terminated), 0);
+}
+
+/// Prefix-LM learns, resumes exactly after `--halt-after` and after kill -9, and its runs
+/// generate (the prompt read as a prefix), score, prompt and fine-tune.
+#[test]
+fn prefix_lm_learns_resumes_exactly_and_serves_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let extra = "--tokenizer-kind char --steps 150 --eval-every 50 --eval-batches 4 --checkpoint-every 7 --lr 3e-3";
+    let full = tmp.path().join("full");
+    assert_ok(&pretrain(cache, &full, "prefix", extra));
+    let log = metrics(&full);
+    let valid = records(&log, "valid");
+    let (first, last) = (valid[0]["loss"].as_f64().unwrap(), valid[2]["loss"].as_f64().unwrap());
+    assert!(
+        last < first - 0.5 && last < 72f64.ln() * 0.7,
+        "valid loss {first} -> {last}"
+    );
+    let samples = json_lines(&std::fs::read_to_string(full.join("samples.jsonl")).unwrap());
+    assert_eq!(samples[0]["kind"], "generate");
+
+    let halted = tmp.path().join("halted");
+    assert_ok(&pretrain(cache, &halted, "prefix", &format!("{extra} --halt-after 60")));
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", halted.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&halted), 60);
+    let killed = tmp.path().join("killed");
+    start_and_signal(cache, &killed, "prefix", extra, 40, "-KILL");
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", killed.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&killed), 0);
+
+    let run = full.display();
+    let generated = primer_ok(
+        cache,
+        &format!("generate --run {run} --prompt ROMEO: --max-new-tokens 12 --seed 1"),
+    );
+    assert!(generated.starts_with("ROMEO:") && generated.len() > 10, "{generated}");
+    let uncached = primer_ok(
+        cache,
+        &format!("generate --run {run} --prompt ROMEO: --max-new-tokens 12 --seed 1 --no-cache"),
+    );
+    assert_eq!(generated, uncached, "the cache reads the prompt as a prefix too");
+    assert_error(
+        cache,
+        &format!("fill-mask --run {run} a[MASK]"),
+        &["prefix-LM (prefix) run", "mlm"],
+    );
+    let docs = tmp.path().join("docs.txt");
+    std::fs::write(&docs, "ROMEO: What say you?\n").unwrap();
+    let scores = json_lines(&primer_ok(
+        cache,
+        &format!("score --run {run} --file {} --json", docs.display()),
+    ));
+    assert_eq!(scores[0]["kind"], "perplexity");
+
+    let (train, valid) = write_task(tmp.path());
+    let task = format!("--task {train} --valid-file {valid} --text-column sentence");
+    let run_path = full.display().to_string();
+    let mut args = vec!["prompt-classify", "--run", &run_path, "--template", "{text} : [LABEL]"];
+    args.extend(task.split_whitespace());
+    args.extend(["--verbalizer", "0=bad,1=good", "--json"]);
+    let prompted = primer_command_args(cache, &args).output().unwrap();
+    assert_ok(&prompted);
+    let accuracy = serde_json::from_slice::<Value>(&prompted.stdout).unwrap()["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    let tuned = tmp.path().join("tuned");
+    primer_ok(
+        cache,
+        &format!(
+            "finetune --from {run} {task} --out {} --no-tui --epochs 6 --lr 2e-3",
+            tuned.display()
+        ),
+    );
+    let best = read_json(&tuned.join("summary.json"))["valid"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(best > 0.9, "fine-tuned prefix-LM accuracy {best}");
 }
 
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::config::{AttentionMode, Positions, TransformerConfig};
 use crate::fused;
@@ -63,14 +63,15 @@ impl SelfAttention {
         self.attend(x, mode, Some(padding), None)
     }
 
-    /// Causal attention of new positions over the cached ones and themselves; appends the new
-    /// keys and values to `cache`.
+    /// Attention of new positions over the cached ones and themselves, causal or with a prefix
+    /// (lengths counted from the first cached position); appends the new keys and values to
+    /// `cache`.
     ///
     /// # Shapes
     /// - x: `[batch, new, d_model]`, the positions after the `cache.len()` cached ones
     /// - output: `[batch, new, d_model]`
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
-        self.attend(x, AttentionMode::Causal, None, Some(cache))
+    pub fn forward_cached(&self, x: Tensor<3>, mode: AttentionMode, cache: &mut LayerKv) -> Tensor<3> {
+        self.attend(x, mode, None, Some(cache))
     }
 
     fn attend(
@@ -91,8 +92,7 @@ impl SelfAttention {
                 .rotary
                 .as_ref()
                 .map(|rotary| rotary.freq_complex.clone().narrow(0, 0, seq));
-            let causal = mode == AttentionMode::Causal;
-            if let Some(context) = fused::attention(&qkv, angles, self.n_heads, causal) {
+            if let Some(context) = fused::attention(&qkv, angles, self.n_heads, &mode) {
                 return self.resid_dropout.forward(fused::linear(&self.proj, context));
             }
         }
@@ -112,9 +112,12 @@ impl SelfAttention {
         let keys = k.dims()[2];
         // [batch, heads, seq, keys]
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
-        if mode == AttentionMode::Causal && seq > 1 {
-            let future = causal_mask(seq, keys, start, &scores.device()).reshape([1, 1, seq, keys]);
-            scores = scores.mask_fill(future.expand([batch, self.n_heads, seq, keys]), f32::NEG_INFINITY);
+        if let Some(hidden) = hidden_keys(&mode, batch, seq, keys, start, &scores.device()) {
+            // [batch, seq, keys] -> [batch, heads, seq, keys]
+            let hidden = hidden
+                .reshape([batch, 1, seq, keys])
+                .expand([batch, self.n_heads, seq, keys]);
+            scores = scores.mask_fill(hidden, f32::NEG_INFINITY);
         }
         if let Some(padding) = padding {
             // [batch, keys] -> [batch, heads, seq, keys]
@@ -180,6 +183,39 @@ impl LayerKv {
         };
         self.keys_values = Some(all.clone());
         all
+    }
+}
+
+/// `[batch, queries, keys]` (batch 1 where every row is alike), true where `mode` hides a key
+/// from a query; `None` when it hides none. Query `i` sits at position `start + i`, key `j` at
+/// position `j`.
+fn hidden_keys(
+    mode: &AttentionMode,
+    batch: usize,
+    queries: usize,
+    keys: usize,
+    start: usize,
+    device: &Device,
+) -> Option<Tensor<3, Bool>> {
+    let future = || causal_mask(queries, keys, start, device).reshape([1, queries, keys]);
+    match mode {
+        AttentionMode::Bidirectional => None,
+        AttentionMode::Causal if queries == 1 => None,
+        AttentionMode::Causal => Some(future().expand([batch, queries, keys])),
+        AttentionMode::Prefix(lengths) => {
+            // A later key stays visible when it is inside the row's prefix.
+            let lengths = lengths.iter().map(|&length| length as i64).collect::<Vec<_>>();
+            let lengths = Tensor::<1, Int>::from_data(TensorData::new(lengths, [batch]), device);
+            let positions = Tensor::<1, Int>::arange(0..keys as i64, device);
+            let outside = positions
+                .reshape([1, 1, keys])
+                .greater_equal(lengths.reshape([batch, 1, 1]));
+            Some(
+                future()
+                    .expand([batch, queries, keys])
+                    .bool_and(outside.expand([batch, queries, keys])),
+            )
+        }
     }
 }
 

@@ -96,14 +96,14 @@ impl Block {
         x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
     }
 
-    /// Causal forward of new positions after the cached ones (see
+    /// Forward of new positions after the cached ones (see
     /// [`SelfAttention::forward_cached`]).
     ///
     /// # Shapes
     /// - x: `[batch, new, d_model]`
     /// - output: `[batch, new, d_model]`
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerKv) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_cached(self.norm(&self.norm_1, x), cache);
+    pub fn forward_cached(&self, x: Tensor<3>, mode: AttentionMode, cache: &mut LayerKv) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward_cached(self.norm(&self.norm_1, x), mode, cache);
         x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
     }
 

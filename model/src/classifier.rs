@@ -61,7 +61,7 @@ impl ClassifierConfig {
             head: crate::zero_bias(head),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
-            attention: self.attention,
+            attention: self.attention.clone(),
         }
     }
 }
@@ -78,7 +78,7 @@ impl Classifier {
         let padding = padding_mask(lengths, seq, &device);
         let hidden = self
             .encoder
-            .forward_hidden_padded(tokens, self.attention, Some(padding.clone()));
+            .forward_hidden_padded(tokens, self.attention.clone(), Some(padding.clone()));
         let d_model = hidden.dims()[2];
         match self.pooling {
             Pooling::First => hidden.slice([0..batch, 0..1]).reshape([batch, d_model]),

@@ -103,23 +103,61 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_position_sees_later_prefix_positions_and_no_later_target() {
+        let device = Device::flex();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = config().with_positions(positions).init(&device);
+            let row = |ids: [i64; 6]| Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, 6]), &device);
+            let logits = |ids: [i64; 6]| {
+                model
+                    .forward(row(ids), AttentionMode::Prefix(vec![3]))
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap()
+            };
+            let base = logits([1, 2, 3, 4, 5, 6]);
+            let position = |values: &[f32], at: usize| values[at * 50..(at + 1) * 50].to_vec();
+            let moved = |a: &[f32], b: &[f32], at: usize| {
+                position(a, at)
+                    .iter()
+                    .zip(position(b, at))
+                    .any(|(x, y)| (x - y).abs() > 1e-4)
+            };
+            // Position 0 reads position 2, inside the prefix.
+            let changed_prefix = logits([1, 2, 9, 4, 5, 6]);
+            assert!(moved(&base, &changed_prefix, 0));
+            // No position sees a later position outside the prefix.
+            let changed_target = logits([1, 2, 3, 4, 9, 6]);
+            for at in 0..4 {
+                assert!(!moved(&base, &changed_target, at), "position {at} saw position 4");
+            }
+            assert!(moved(&base, &changed_target, 4));
+        }
+    }
+
+    #[test]
     fn cached_decoding_gives_the_logits_of_a_full_forward() {
         let device = Device::flex();
         for positions in [Positions::Learned, Positions::Rotary] {
             let model = config().with_positions(positions).init(&device);
             let ids = vec![7i64, 3, 12, 9, 41, 5, 22, 8, 30];
             let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), &device);
-            let full = model.forward(tokens.clone(), AttentionMode::Causal);
-            // A prompt of 4 positions in one call, then one position per call.
-            let mut cache = KvCache::default();
-            let mut parts = vec![model.forward_cached(tokens.clone().slice([0..1, 0..4]), &mut cache)];
-            for i in 4..ids.len() {
-                parts.push(model.forward_cached(tokens.clone().slice([0..1, i..i + 1]), &mut cache));
+            // Causal, and a prompt read both ways as a prefix.
+            for mode in [AttentionMode::Causal, AttentionMode::Prefix(vec![4])] {
+                let full = model.forward(tokens.clone(), mode.clone());
+                // A prompt of 4 positions in one call, then one position per call.
+                let mut cache = KvCache::default();
+                let prompt = tokens.clone().slice([0..1, 0..4]);
+                let mut parts = vec![model.forward_cached(prompt, mode.clone(), &mut cache)];
+                for i in 4..ids.len() {
+                    let next = tokens.clone().slice([0..1, i..i + 1]);
+                    parts.push(model.forward_cached(next, mode.clone(), &mut cache));
+                }
+                assert_eq!(cache.len(), ids.len());
+                Tensor::cat(parts, 1)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
             }
-            assert_eq!(cache.len(), ids.len());
-            Tensor::cat(parts, 1)
-                .into_data()
-                .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
         }
     }
 

@@ -106,15 +106,17 @@ impl Transformer {
         let mut x = self.embed(tokens, 0);
         for block in &self.blocks {
             x = match &padding {
-                Some(padding) => block.forward_padded(x, mode, padding.clone()),
-                None => block.forward(x, mode),
+                Some(padding) => block.forward_padded(x, mode.clone(), padding.clone()),
+                None => block.forward(x, mode.clone()),
             };
         }
         crate::fused::layer_norm(&self.norm, self.norm_eps, x)
     }
 
-    /// Causal logits of the tokens that follow the `cache.len()` cached positions, each
-    /// position costing one step instead of a re-run of the whole context; extends `cache`.
+    /// Logits of the tokens that follow the `cache.len()` cached positions, each position
+    /// costing one step instead of a re-run of the whole context; extends `cache`. `mode` is
+    /// causal, or a prefix (lengths counted from the first cached position: a prompt read both
+    /// ways, then decoding).
     ///
     /// # Shapes
     /// - tokens: `[batch, new]`
@@ -122,7 +124,7 @@ impl Transformer {
     ///
     /// # Panics
     /// If the cache and the new tokens together exceed `max_seq_len`.
-    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, mode: AttentionMode, cache: &mut KvCache) -> Tensor<3> {
         let [_, new] = tokens.dims();
         let start = cache.len();
         assert!(
@@ -133,7 +135,7 @@ impl Transformer {
         cache.layers.resize_with(self.blocks.len(), LayerKv::default);
         let mut x = self.embed(tokens, start);
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
-            x = block.forward_cached(x, layer);
+            x = block.forward_cached(x, mode.clone(), layer);
         }
         self.lm_logits(crate::fused::layer_norm(&self.norm, self.norm_eps, x))
     }

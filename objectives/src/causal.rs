@@ -8,7 +8,7 @@ use crate::registry::{NoSettings, Registration, typed_settings};
 use crate::{LmBatch, Objective};
 
 /// What causal language modelling is.
-pub const INFO: ObjectiveInfo = ObjectiveInfo {
+pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "clm",
     description: "causal-LM: GPT's next-token prediction from the left context",
     variant: None,
@@ -24,6 +24,7 @@ pub const INFO: ObjectiveInfo = ObjectiveInfo {
     label_slot: LabelSlot::NextToken,
     samples: SampleKind::Continuation,
     generates: true,
+    prefix_prompt: false,
     fills_masks: false,
     accuracy: "next-token accuracy",
     metrics: [Metric::BitsPerByte, Metric::Accuracy],
@@ -57,7 +58,7 @@ impl Objective for CausalLm {
             .chunks_exact(block_len)
             .flat_map(|block| block[..seq].iter().copied().zip(block[1..].iter().copied()))
             .unzip();
-        LmBatch::from_host(inputs, [n_blocks, seq], None, targets, device)
+        LmBatch::from_host(inputs, [n_blocks, seq], None, targets, AttentionMode::Causal, device)
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ObjectiveInfo {
     pub samples: SampleKind,
     /// Whether `generate` works: the model predicts the next token.
     pub generates: bool,
+    /// Whether generation reads the prompt both ways, as a prefix.
+    pub prefix_prompt: bool,
     /// Whether `fill-mask` works: the model predicts `[MASK]` tokens.
     pub fills_masks: bool,
     /// What its validation accuracy counts (`masked-token accuracy`).
@@ -131,6 +133,8 @@ impl Scoring {
 pub enum LabelSlot {
     /// From the position before it, reading left to right.
     NextToken,
+    /// From the position before it, the text before the label read both ways as a prefix.
+    AfterPrefix,
     /// At its own position, hidden behind `[MASK]`.
     Masked,
 }
@@ -139,11 +143,20 @@ impl LabelSlot {
     /// Prepares the label token at `at` of `ids` and returns the position that predicts it.
     pub fn place(self, ids: &mut [u32], at: usize, specials: &SpecialTokens) -> usize {
         match self {
-            Self::NextToken => at - 1,
+            Self::NextToken | Self::AfterPrefix => at - 1,
             Self::Masked => {
                 ids[at] = specials.mask;
                 at
             }
+        }
+    }
+
+    /// The attention filled prompts are read with, given where each row's label word starts.
+    pub fn attention(self, label_starts: Vec<usize>) -> AttentionMode {
+        match self {
+            Self::NextToken => AttentionMode::Causal,
+            Self::AfterPrefix => AttentionMode::Prefix(label_starts),
+            Self::Masked => AttentionMode::Bidirectional,
         }
     }
 }

@@ -9,6 +9,7 @@
 mod causal;
 pub mod info;
 mod mlm;
+mod prefix;
 pub mod registry;
 pub mod scoring;
 pub mod tensors;
@@ -16,6 +17,7 @@ pub mod tensors;
 pub use causal::CausalLm;
 pub use info::ObjectiveInfo;
 pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
+pub use prefix::PrefixLm;
 pub use registry::{OBJECTIVES, ObjectiveConfig, Registration};
 
 use burn::tensor::activation::log_softmax;
@@ -35,9 +37,9 @@ pub trait Objective: Send + Sync {
     fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch;
 
     /// The training loss of a batch, summed, with what validation reports of it: by default
-    /// cross-entropy at the batch's predicted positions, in the objective's attention.
+    /// cross-entropy at the batch's predicted positions.
     fn loss(&self, model: &Transformer, batch: LmBatch) -> LmSums {
-        forward_sums(model, batch, self.info().attention)
+        forward_sums(model, batch)
     }
 }
 
@@ -50,6 +52,8 @@ pub struct LmBatch {
     pub predict_at: Option<Tensor<1, Int>>,
     /// Target ids at those positions, `[n_targets]`.
     pub targets: Tensor<1, Int>,
+    /// How the model reads the inputs.
+    pub attention: AttentionMode,
 }
 
 impl LmBatch {
@@ -59,6 +63,7 @@ impl LmBatch {
         shape: [usize; 2],
         predict_at: Option<Vec<u32>>,
         targets: Vec<u32>,
+        attention: AttentionMode,
         device: &Device,
     ) -> Self {
         let ints = |v: Vec<u32>| tensors::ids(v, device);
@@ -66,6 +71,7 @@ impl LmBatch {
             inputs: ints(inputs).reshape(shape),
             predict_at: predict_at.map(ints),
             targets: ints(targets),
+            attention,
         }
     }
 
@@ -87,9 +93,9 @@ pub struct LmSums {
 }
 
 /// Runs the model on a batch and sums the cross-entropy at the predicted positions.
-pub fn forward_sums(model: &Transformer, batch: LmBatch, mode: AttentionMode) -> LmSums {
+pub fn forward_sums(model: &Transformer, batch: LmBatch) -> LmSums {
     let n_targets = batch.n_targets();
-    let logits = predicted_logits(model, batch.inputs, batch.predict_at, mode, None);
+    let logits = predicted_logits(model, batch.inputs, batch.predict_at, batch.attention, None);
     let targets = batch.targets.reshape([n_targets, 1]);
     let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum();
     let nll = log_softmax(logits, 1).gather(1, targets).sum().neg();
@@ -161,12 +167,13 @@ mod tests {
             [2, 8],
             Some(positions.clone()),
             targets.clone(),
+            AttentionMode::Bidirectional,
             &device,
         );
-        let selected = forward_sums(&model, batch, AttentionMode::Bidirectional).nll;
+        let selected = forward_sums(&model, batch).nll;
 
         let logits = model.forward(
-            LmBatch::from_host(inputs, [2, 8], None, vec![0; 16], &device).inputs,
+            LmBatch::from_host(inputs, [2, 8], None, vec![0; 16], AttentionMode::Bidirectional, &device).inputs,
             AttentionMode::Bidirectional,
         );
         let logp = log_softmax(logits.reshape([16, 20]), 1);

@@ -15,7 +15,7 @@ use crate::registry::{Registration, Settings, read_settings, typed_settings};
 use crate::{LmBatch, Objective};
 
 /// What masked language modelling is.
-pub const INFO: ObjectiveInfo = ObjectiveInfo {
+pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "mlm",
     description: "masked-LM: BERT's masked language modelling, hidden tokens predicted from both sides",
     variant: Some("masking"),
@@ -29,6 +29,7 @@ pub const INFO: ObjectiveInfo = ObjectiveInfo {
     label_slot: LabelSlot::Masked,
     samples: SampleKind::Fills,
     generates: false,
+    prefix_prompt: false,
     fills_masks: true,
     accuracy: "masked-token accuracy",
     metrics: [Metric::Accuracy, Metric::PseudoPerplexity],
@@ -345,6 +346,7 @@ impl Objective for MaskedLm {
             [n_blocks, seq],
             Some(masking.selected),
             masking.targets,
+            AttentionMode::Bidirectional,
             device,
         )
     }

@@ -86,7 +86,7 @@ pub struct FinetuneConfig {
 impl FinetuneConfig {
     /// The encoder's attention mode.
     pub fn attention(&self) -> AttentionMode {
-        self.objective.info().attention
+        self.objective.info().attention.clone()
     }
 
     /// The classifier's architecture.

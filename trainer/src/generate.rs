@@ -2,7 +2,7 @@
 //! seeded random generator, and incremental decoding through a key/value cache.
 
 use burn::tensor::{Device, Int, Tensor};
-use primer_model::{KvCache, Transformer};
+use primer_model::{AttentionMode, KvCache, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -90,6 +90,8 @@ pub struct GenerateOptions {
     /// Decode incrementally with a key/value cache; `false` re-runs the whole context for each
     /// new token (the reference the cache is checked and benchmarked against).
     pub use_cache: bool,
+    /// Read the prompt both ways, as a prefix (prefix-LM); otherwise left to right.
+    pub prefix_prompt: bool,
 }
 
 /// Continues `prompt` (non-empty, at most the model's `max_seq_len` tokens) with new tokens,
@@ -108,6 +110,12 @@ pub fn generate(
         "the prompt must hold 1 to {window} tokens"
     );
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    // The attention of a window of the context starting at token `start`: the part of the
+    // prompt still in it is the prefix.
+    let mode = |start: usize| match options.prefix_prompt {
+        true => AttentionMode::Prefix(vec![prompt.len().saturating_sub(start)]),
+        false => AttentionMode::Causal,
+    };
     let mut context = prompt.to_vec();
     let mut cache = KvCache::default();
     // Tokens the model has not read yet.
@@ -120,10 +128,11 @@ pub fn generate(
                 unread = window / 2;
             }
             let new = &context[context.len() - unread..];
-            last_logits(model.forward_cached(tokens(new, device), &mut cache))
+            let start = context.len() - unread - cache.len();
+            last_logits(model.forward_cached(tokens(new, device), mode(start), &mut cache))
         } else {
-            let visible = &context[context.len().saturating_sub(window)..];
-            last_logits(model.forward(tokens(visible, device), primer_model::AttentionMode::Causal))
+            let start = context.len().saturating_sub(window);
+            last_logits(model.forward(tokens(&context[start..], device), mode(start)))
         };
         let next = options.sampling.sample(&logits, &mut rng);
         if Some(next) == options.stop {
@@ -153,7 +162,7 @@ mod tests {
     use super::*;
     use primer_model::TransformerConfig;
 
-    fn options(use_cache: bool) -> GenerateOptions {
+    fn options(use_cache: bool, prefix_prompt: bool) -> GenerateOptions {
         GenerateOptions {
             max_new_tokens: 30,
             sampling: Sampling {
@@ -164,6 +173,7 @@ mod tests {
             seed: 3,
             stop: None,
             use_cache,
+            prefix_prompt,
         }
     }
 
@@ -178,10 +188,13 @@ mod tests {
             .with_max_seq_len(64)
             .init(&device);
         let prompt = [5, 9, 11, 2];
-        let cached = generate(&model, &prompt, &options(true), &device, |_| {});
-        let uncached = generate(&model, &prompt, &options(false), &device, |_| {});
-        assert_eq!(cached.len(), 30);
-        assert_eq!(cached, uncached);
+        // Left to right, and with the prompt read both ways as a prefix.
+        for prefix_prompt in [false, true] {
+            let cached = generate(&model, &prompt, &options(true, prefix_prompt), &device, |_| {});
+            let uncached = generate(&model, &prompt, &options(false, prefix_prompt), &device, |_| {});
+            assert_eq!(cached.len(), 30);
+            assert_eq!(cached, uncached, "prefix prompt {prefix_prompt}");
+        }
     }
 
     #[test]

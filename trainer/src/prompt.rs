@@ -147,6 +147,8 @@ pub fn label_scores(
     let mut rows = Vec::new();
     let (mut positions, mut targets, mut counts) = (Vec::new(), Vec::new(), Vec::new());
     let seq = filled.iter().map(|f| f.ids.len()).max().unwrap_or(0);
+    // Where each row's label word starts: the end of a prefix read both ways.
+    let starts = filled.iter().map(|f| f.label.first().copied().unwrap_or(0)).collect();
     for (row, option) in filled.iter().enumerate() {
         let mut ids = option.ids.clone();
         for &at in &option.label {
@@ -157,7 +159,8 @@ pub fn label_scores(
         counts.push(option.label.len());
         rows.push(ids);
     }
-    let log_probs = target_log_probs(model, &rows, &positions, &targets, objective.attention, device);
+    let attention = objective.label_slot.attention(starts);
+    let log_probs = target_log_probs(model, &rows, &positions, &targets, attention, device);
     let mut scores = Vec::with_capacity(counts.len());
     let mut at = 0;
     for count in counts {

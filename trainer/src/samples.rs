@@ -65,7 +65,7 @@ pub struct MaskFill {
 
 /// Makes the samples of one run from a fixed excerpt of its validation text.
 pub struct Sampler {
-    kind: SampleKind,
+    objective: &'static ObjectiveInfo,
     excerpt: Vec<u32>,
     seed: u64,
 }
@@ -73,9 +73,9 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler over `excerpt` (validation tokens, at least two), with sampling seeded by
     /// `seed`.
-    pub fn new(objective: &ObjectiveInfo, excerpt: Vec<u32>, seed: u64) -> Self {
+    pub fn new(objective: &'static ObjectiveInfo, excerpt: Vec<u32>, seed: u64) -> Self {
         Self {
-            kind: objective.samples,
+            objective,
             excerpt,
             seed,
         }
@@ -83,7 +83,7 @@ impl Sampler {
 
     /// The sample of `model` (inference weights on `device`) at `step`.
     pub fn sample(&self, model: &Transformer, tokenizer: &PrimerTokenizer, step: u64, device: &Device) -> SampleRecord {
-        let sample = match self.kind {
+        let sample = match self.objective.samples {
             SampleKind::Continuation => self.continuation(model, tokenizer, device),
             SampleKind::Fills => self.fills(model, tokenizer, device),
         };
@@ -103,6 +103,7 @@ impl Sampler {
             seed: self.seed,
             stop: None,
             use_cache: true,
+            prefix_prompt: self.objective.prefix_prompt,
         };
         let generated = generate(model, prompt, &options, device, |_| {});
         Sample::Generate {

@@ -10,6 +10,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use super::{AdamWStep, FusedKernels, FusedOps};
+use crate::AttentionMode;
 
 /// LayerNorm's backward step; its state is `x`, `gamma` and the backend's saved tensors.
 #[derive(Debug)]
@@ -68,7 +69,7 @@ struct AttentionState<B: FusedKernels> {
     output: FloatTensor<B>,
     logsumexp: FloatTensor<B>,
     heads: usize,
-    causal: bool,
+    mode: AttentionMode,
 }
 
 impl<B: FusedKernels> Backward<B, 1> for AttentionBackward {
@@ -81,10 +82,10 @@ impl<B: FusedKernels> Backward<B, 1> for AttentionBackward {
             output,
             logsumexp,
             heads,
-            causal,
+            mode,
         } = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::attention_backward(grad, qkv, rotary, output, logsumexp, heads, causal)
+            B::attention_backward(grad, qkv, rotary, output, logsumexp, heads, mode)
         });
     }
 }
@@ -167,18 +168,18 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
-    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {
-        attention::<B, C>(qkv, None, heads, causal)
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, mode: AttentionMode) -> FloatTensor<Self> {
+        attention::<B, C>(qkv, None, heads, mode)
     }
 
     fn fused_rotary_attention(
         qkv: FloatTensor<Self>,
         angles: FloatTensor<Self>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> FloatTensor<Self> {
         // The angles are constants: no gradient flows to them.
-        attention::<B, C>(qkv, Some(angles.into_primitive()), heads, causal)
+        attention::<B, C>(qkv, Some(angles.into_primitive()), heads, mode)
     }
 }
 
@@ -187,10 +188,10 @@ fn attention<B: FusedKernels, C: CheckpointStrategy>(
     qkv: FloatTensor<Autodiff<B, C>>,
     rotary: Option<FloatTensor<B>>,
     heads: usize,
-    causal: bool,
+    mode: AttentionMode,
 ) -> FloatTensor<Autodiff<B, C>> {
     let (qkv, qkv_node) = qkv.into_parts();
-    let (output, logsumexp) = B::attention_forward(qkv.clone(), rotary.clone(), heads, causal);
+    let (output, logsumexp) = B::attention_forward(qkv.clone(), rotary.clone(), heads, mode.clone());
     match AttentionBackward.prepare::<C>([qkv_node]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let state = AttentionState {
@@ -199,7 +200,7 @@ fn attention<B: FusedKernels, C: CheckpointStrategy>(
                 output: output.clone(),
                 logsumexp,
                 heads,
-                causal,
+                mode,
             };
             prep.finish(state, output)
         }

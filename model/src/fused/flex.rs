@@ -9,6 +9,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::{AdamWStep, FusedKernels, flex_attention};
+use crate::AttentionMode;
 
 /// Rows per parallel task: enough work to amortise a task at `d_model` 64 and up.
 const ROWS_PER_TASK: usize = 16;
@@ -264,9 +265,9 @@ impl FusedKernels for Flex {
         qkv: FlexTensor,
         rotary: Option<FlexTensor>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> (FlexTensor, FlexTensor) {
-        flex_attention::forward(qkv, rotary, heads, causal)
+        flex_attention::forward(qkv, rotary, heads, mode)
     }
 
     fn attention_backward(
@@ -276,9 +277,9 @@ impl FusedKernels for Flex {
         _output: FlexTensor,
         logsumexp: FlexTensor,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> FlexTensor {
-        flex_attention::backward(grad, qkv, rotary, logsumexp, heads, causal)
+        flex_attention::backward(grad, qkv, rotary, logsumexp, heads, mode)
     }
 }
 

@@ -11,6 +11,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::flex::{Matrix, contiguous, dot, exp, floats, matmul, row_major_mut, sum};
+use crate::AttentionMode;
 
 /// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread: attention runs
 /// one task per head already.
@@ -150,7 +151,7 @@ pub(super) fn forward(
     qkv: FlexTensor,
     rotary: Option<FlexTensor>,
     heads: usize,
-    causal: bool,
+    mode: AttentionMode,
 ) -> (FlexTensor, FlexTensor) {
     let sizes = Sizes::of(&qkv, heads);
     let Sizes {
@@ -169,7 +170,7 @@ pub(super) fn forward(
             gather(qkv, sizes, b, 1, h, angles, keys);
             scores(sizes, queries, keys, probs);
             for (row, (probs, logsumexp)) in probs.chunks_mut(seq).zip(logsumexp.iter_mut()).enumerate() {
-                let (probs, future) = probs.split_at_mut(if causal { row + 1 } else { seq });
+                let (probs, future) = probs.split_at_mut(mode.visible_keys(b, row, seq));
                 let max = probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 for score in probs.iter_mut() {
                     *score = exp(*score - max);
@@ -200,7 +201,7 @@ pub(super) fn backward(
     rotary: Option<FlexTensor>,
     logsumexp: FlexTensor,
     heads: usize,
-    causal: bool,
+    mode: AttentionMode,
 ) -> FlexTensor {
     let sizes = Sizes::of(&qkv, heads);
     let Sizes {
@@ -233,7 +234,7 @@ pub(super) fn backward(
             gather(qkv, sizes, b, 1, h, angles, keys);
             scores(sizes, queries, keys, probs);
             for (row, probs) in probs.chunks_mut(seq).enumerate() {
-                let (probs, future) = probs.split_at_mut(if causal { row + 1 } else { seq });
+                let (probs, future) = probs.split_at_mut(mode.visible_keys(b, row, seq));
                 for prob in probs.iter_mut() {
                     *prob = exp(*prob - logsumexp[row]);
                 }

@@ -9,6 +9,7 @@ use burn_tch::TchTensor;
 use tch::Kind;
 
 use super::{AdamWStep, FusedKernels};
+use crate::AttentionMode;
 
 impl FusedKernels for LibTorch {
     /// Saves the normalised input `[rows, d]` and the reciprocal standard deviations
@@ -102,7 +103,7 @@ impl FusedKernels for LibTorch {
         qkv: TchTensor,
         rotary: Option<TchTensor>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> (TchTensor, TchTensor) {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
         let (output, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
@@ -110,8 +111,8 @@ impl FusedKernels for LibTorch {
             &k,
             &v,
             0.0,
-            causal,
-            None::<tch::Tensor>,
+            mode == AttentionMode::Causal,
+            prefix_mask(&mode, &q),
             None,
         );
         (TchTensor::new(merge_heads(&output)), TchTensor::new(logsumexp))
@@ -124,7 +125,7 @@ impl FusedKernels for LibTorch {
         output: TchTensor,
         logsumexp: TchTensor,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> TchTensor {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
         let [grad, output] = [grad, output].map(|t| split_merged(&t.tensor, heads));
@@ -136,8 +137,8 @@ impl FusedKernels for LibTorch {
             &output,
             &logsumexp.tensor,
             0.0,
-            causal,
-            None::<tch::Tensor>,
+            mode == AttentionMode::Causal,
+            prefix_mask(&mode, &q),
             None,
         );
         let [grad_q, grad_k] = [grad_q, grad_k].map(|grad| match &rotary {
@@ -149,6 +150,25 @@ impl FusedKernels for LibTorch {
         let size = qkv.tensor.size();
         TchTensor::new(parts.reshape(size))
     }
+}
+
+/// The additive mask of [`AttentionMode::Prefix`] for queries `[batch, heads, seq, head_dim]`:
+/// `[batch, 1, seq, seq]`, 0 where a query sees a key and minus infinity where not; `None` for
+/// the other modes, which libtorch masks itself.
+fn prefix_mask(mode: &AttentionMode, queries: &tch::Tensor) -> Option<tch::Tensor> {
+    let AttentionMode::Prefix(_) = mode else {
+        return None;
+    };
+    let size = queries.size();
+    let (batch, seq) = (size[0] as usize, size[2] as usize);
+    let mut mask = vec![f32::NEG_INFINITY; batch * seq * seq];
+    for (b, rows) in mask.chunks_mut(seq * seq).enumerate() {
+        for (query, row) in rows.chunks_mut(seq).enumerate() {
+            row[..mode.visible_keys(b, query, seq)].fill(0.0);
+        }
+    }
+    let mask = tch::Tensor::from_slice(&mask).view([batch as i64, 1, seq as i64, seq as i64]);
+    Some(mask.to_device(queries.device()).to_kind(queries.kind()))
 }
 
 /// `qkv` `[batch, seq, 3 * d_model]` as queries, keys and values `[batch, heads, seq,

@@ -35,6 +35,8 @@ use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::gelu as composed_gelu;
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::AttentionMode;
+
 /// Fused operations, dispatched on the backend of their inputs.
 #[cfg_attr(feature = "tch", backend_extension(Flex, LibTorch, Autodiff))]
 #[cfg_attr(not(feature = "tch"), backend_extension(Flex, Autodiff))]
@@ -74,12 +76,12 @@ pub trait FusedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Multi-head self-attention from the fused projection `qkv`: splits it into heads and
-    /// attends (scores scaled by `1 / sqrt(head_dim)`), causally or not.
+    /// attends (scores scaled by `1 / sqrt(head_dim)`) in `mode`.
     ///
     /// # Shapes
     /// - qkv: `[batch, seq, 3 * d_model]`: the queries, keys and values, each `heads` wide
     /// - output: `[batch, seq, d_model]`: the heads side by side
-    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self>;
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, mode: AttentionMode) -> FloatTensor<Self>;
 
     /// [`fused_attention`](Self::fused_attention) with the queries and keys rotated by the
     /// `angles` of rotary positions first.
@@ -92,7 +94,7 @@ pub trait FusedOps: Backend {
         qkv: FloatTensor<Self>,
         angles: FloatTensor<Self>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> FloatTensor<Self>;
 }
 
@@ -163,7 +165,7 @@ pub trait FusedKernels: Backend {
         qkv: FloatTensor<Self>,
         rotary: Option<FloatTensor<Self>>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradient of attention with respect to `qkv`.
@@ -179,7 +181,7 @@ pub trait FusedKernels: Backend {
         output: FloatTensor<Self>,
         logsumexp: FloatTensor<Self>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> FloatTensor<Self>;
 }
 
@@ -240,17 +242,17 @@ impl<B: FusedKernels> FusedOps for B {
         Self::adamw(param, grad, moment_1, moment_2, step)
     }
 
-    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self> {
-        Self::attention_forward(qkv, None, heads, causal).0
+    fn fused_attention(qkv: FloatTensor<Self>, heads: usize, mode: AttentionMode) -> FloatTensor<Self> {
+        Self::attention_forward(qkv, None, heads, mode).0
     }
 
     fn fused_rotary_attention(
         qkv: FloatTensor<Self>,
         angles: FloatTensor<Self>,
         heads: usize,
-        causal: bool,
+        mode: AttentionMode,
     ) -> FloatTensor<Self> {
-        Self::attention_forward(qkv, Some(angles), heads, causal).0
+        Self::attention_forward(qkv, Some(angles), heads, mode).0
     }
 }
 
@@ -345,14 +347,16 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// - qkv: `[batch, seq, 3 * d_model]`
 /// - rotary: `[seq, head_dim, 2]`: each position's cosines and sines
 /// - output: `[batch, seq, d_model]`
-pub fn attention(qkv: &Tensor<3>, rotary: Option<Tensor<3>>, heads: usize, causal: bool) -> Option<Tensor<3>> {
+pub fn attention(qkv: &Tensor<3>, rotary: Option<Tensor<3>>, heads: usize, mode: &AttentionMode) -> Option<Tensor<3>> {
     if !fused(&qkv.device(), qkv.dtype()) {
         return None;
     }
     let qkv = qkv.clone().into_dispatch();
     let output = match rotary {
-        Some(angles) => <Dispatch as FusedOps>::fused_rotary_attention(qkv, angles.into_dispatch(), heads, causal),
-        None => <Dispatch as FusedOps>::fused_attention(qkv, heads, causal),
+        Some(angles) => {
+            <Dispatch as FusedOps>::fused_rotary_attention(qkv, angles.into_dispatch(), heads, mode.clone())
+        }
+        None => <Dispatch as FusedOps>::fused_attention(qkv, heads, mode.clone()),
     };
     Some(Tensor::from_dispatch(output))
 }
@@ -518,11 +522,13 @@ mod tests {
                 let weights = Tensor::<3>::random([2, 6, 24], Distribution::Normal(0.0, 1.0), &device);
                 // A padding mask that hides nothing sends attention down the composed path.
                 let no_padding = Tensor::<2>::zeros([2, 6], &device).equal_elem(1.0);
-                for mode in [AttentionMode::Bidirectional, AttentionMode::Causal] {
+                // The prefix mode: row 0 reads its first 3 positions both ways, row 1 none.
+                let prefix = AttentionMode::Prefix(vec![3, 0]);
+                for mode in [AttentionMode::Bidirectional, AttentionMode::Causal, prefix] {
                     let run = |fused: bool| {
                         let output = match fused {
-                            true => attention.forward(x.clone(), mode),
-                            false => attention.forward_padded(x.clone(), mode, no_padding.clone()),
+                            true => attention.forward(x.clone(), mode.clone()),
+                            false => attention.forward_padded(x.clone(), mode.clone(), no_padding.clone()),
                         };
                         let grads = (output.clone() * weights.clone()).sum().backward();
                         let qkv_weight = attention.qkv.weight.val().grad(&grads).unwrap();
