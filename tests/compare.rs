@@ -141,6 +141,14 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
 
     // Every table cell is present, and the task table shows results.json's numbers.
     let tables = markdown_tables(&md);
+    // Each pre-training metric is read against its unigram value.
+    let (_, pretraining) = tables
+        .iter()
+        .find(|(header, _)| header.get(1).is_some_and(|h| h == "main metric"))
+        .expect("the pre-training table");
+    for row in pretraining {
+        assert!(row[1].contains("(unigram ") && row[2].contains("(unigram "), "{row:?}");
+    }
     assert!(tables.len() >= 6, "{} tables", tables.len());
     for (header, rows) in &tables {
         assert!(!rows.is_empty(), "table {header:?} has no rows");

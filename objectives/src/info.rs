@@ -195,4 +195,17 @@ impl Metric {
     pub fn lower_is_better(self) -> bool {
         !matches!(self, Self::Accuracy)
     }
+
+    /// What the metric is read against: its value for a model that knows only the train
+    /// split's token frequencies, from their cross-entropy (nats per token) and accuracy on the
+    /// validation tokens, and the validation text's bits per nat of per-token loss.
+    pub fn unigram_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> f64 {
+        match self {
+            Self::BitsPerByte => unigram_loss * bits_per_nat,
+            Self::Accuracy => unigram_accuracy,
+            // Context does not change a unigram model's guess: its pseudo-perplexity is its
+            // perplexity.
+            Self::PseudoPerplexity => unigram_loss.exp(),
+        }
+    }
 }

@@ -48,6 +48,13 @@ fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
     }
 }
 
+/// What a pre-training run's metric is read against: its value for token frequencies alone.
+fn unigram_value(metric: Metric, run: &super::results::PretrainResult) -> Option<f64> {
+    let unigram = run.unigram?;
+    let bits_per_nat = run.valid_bpb / run.valid_loss;
+    Some(metric.unigram_value(unigram.loss, unigram.accuracy, bits_per_nat))
+}
+
 fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     let spec = &results.spec;
     let objectives = &spec.objectives;
@@ -173,9 +180,10 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     out.push(Block::Heading(2, "Pre-training".into()));
     out.push(Block::Paragraph(
         "Each objective is judged on its own yardstick, the metrics it names itself: bits per byte for models that \
-         predict every next token (the loss spread over the UTF-8 bytes of the text), masked-token accuracy and \
-         pseudo-perplexity for masked models. Losses of different objectives are not shown side by side: they \
-         predict different tokens from different context, so the numbers do not measure the same thing."
+         predict next tokens (the loss spread over the UTF-8 bytes of the text), masked-token accuracy and \
+         pseudo-perplexity for masked models, each beside its value for a model that knows only the train split's \
+         token frequencies (unigram). Losses of different objectives are not shown side by side: they predict \
+         different tokens from different context, so the numbers do not measure the same thing."
             .into(),
     ));
     let mut rows = Vec::new();
@@ -186,7 +194,12 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         for metric in info.metrics {
             let values: Vec<f64> = runs.iter().map(|r| final_value(metric, r)).collect();
             let (m, s) = mean_std(&values);
-            row.push(format!("{} {}", metric.name(info), mean_pm_std(m, s)));
+            let baselines: Vec<f64> = runs.iter().filter_map(|r| unigram_value(metric, r)).collect();
+            let baseline = match baselines.is_empty() {
+                true => String::new(),
+                false => format!(" (unigram {:.3})", mean_std(&baselines).0),
+            };
+            row.push(format!("{} {}{baseline}", metric.name(info), mean_pm_std(m, s)));
         }
         rows.push(row);
     }

@@ -115,6 +115,9 @@ pub struct PretrainResult {
     pub valid_bpb: f64,
     /// Pseudo-perplexity (mlm only).
     pub pseudo_ppl: Option<f64>,
+    /// The unigram baseline the metrics are read against (absent in reports made before it).
+    #[serde(default)]
+    pub unigram: Option<Unigram>,
     /// The validation curve.
     pub curve: Vec<CurvePoint>,
 }
@@ -262,6 +265,16 @@ struct ZeroShotReport {
 #[derive(Debug, Deserialize)]
 struct EvalReport {
     pseudo_ppl: Option<f64>,
+    unigram_baseline: Unigram,
+}
+
+/// The validation numbers of a model that knows only the train split's token frequencies.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Unigram {
+    /// Cross-entropy, nats per token.
+    pub loss: f64,
+    /// Accuracy of always guessing the most frequent token.
+    pub accuracy: f64,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -305,6 +318,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
                 valid_accuracy: summary.valid.accuracy,
                 valid_bpb: summary.valid.bpb,
                 pseudo_ppl: eval.pseudo_ppl,
+                unigram: Some(eval.unigram_baseline),
                 curve,
             });
         }
