@@ -61,6 +61,12 @@ function renderRuns() {
   }));
 }
 
+// A run's name in the chart legend, with its objective's label (`mlm:span`) when it has one.
+function seriesLabel(id) {
+  const run = state.runs.find((r) => r.id === id);
+  return run && run.objective ? `${id} (${run.objective})` : id;
+}
+
 async function refreshRuns() {
   try {
     state.runs = await api("/api/runs");
@@ -128,7 +134,7 @@ function draw() {
     height: 360,
     scales: { x: { time: false, distr: logx ? 3 : 1 }, y: { distr: logy ? 3 : 1 } },
     axes: [{ label: xKey }, { label: `${split} ${metric}` }],
-    series: [{}, ...ids.map((id, i) => ({ label: id, stroke: palette[i % palette.length], width: 2, spanGaps: true }))],
+    series: [{}, ...ids.map((id, i) => ({ label: seriesLabel(id), stroke: palette[i % palette.length], width: 2, spanGaps: true }))],
   }, data, chart);
 }
 

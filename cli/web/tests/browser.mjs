@@ -76,7 +76,8 @@ try {
   await row("done").getByTestId("select").check();
   await page.getByTestId("points").filter({ hasText: "from 2 run(s)" }).waitFor();
   const legend = await page.locator(".u-legend .u-series .u-label").allTextContents();
-  assert.ok(legend.includes("live") && legend.includes("done"), `legend shows both runs: ${legend}`);
+  // Each named with its objective, as the registry labels it.
+  assert.ok(legend.includes("live (clm)") && legend.includes("done (clm)"), `legend shows both runs: ${legend}`);
   await page.getByTestId("smoothing").fill("0.8");
   await shot("3-overlay");
 
