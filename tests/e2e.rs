@@ -241,6 +241,17 @@ fn whole_word_and_span_masking_train_and_resume_exactly() {
         &pretrain_args(&tmp.path().join("bad"), "mlm:phrase", ""),
         &["objective mlm", "phrase", "token", "word", "span"],
     );
+
+    // The same settings from an `[objective]` table of a TOML config train the same run.
+    let toml = tmp.path().join("span.toml");
+    std::fs::write(&toml, "[objective]\nname = \"mlm\"\nmasking = \"span\"\n").unwrap();
+    let from_toml = tmp.path().join("span-toml");
+    let args = pretrain_args(&from_toml, "FROM_CONFIG", extra)
+        .replace("--objective FROM_CONFIG", &format!("--config {}", toml.display()));
+    assert_ok(&primer(tmp.path(), &args));
+    let objective = |run: &str| read_json(&tmp.path().join(run).join("config.json"))["objective"].clone();
+    assert_eq!(objective("span-toml"), objective("span-full"));
+    assert_same_after(&metrics(&tmp.path().join("span-full")), &metrics(&from_toml), 0);
 }
 
 /// A run directory written before objectives had their own settings (`objective: "mlm"`, MLM's
@@ -484,6 +495,29 @@ fn prefix_lm_learns_resumes_exactly_and_serves_every_command() {
         .as_f64()
         .unwrap();
     assert!(best > 0.9, "fine-tuned prefix-LM accuracy {best}");
+    let tuned = tuned.display().to_string();
+    // The first two validation rows of the task.
+    let args = [
+        "classify",
+        "--run",
+        &tuned,
+        "--json",
+        "the a bad a",
+        "play the good the",
+    ];
+    let output = primer_command_args(cache, &args).output().unwrap();
+    assert_ok(&output);
+    let labels: Vec<Value> = json_lines(&String::from_utf8(output.stdout).unwrap())
+        .iter()
+        .map(|row| row["label"].clone())
+        .collect();
+    assert_eq!(labels, ["0", "1"]);
+
+    let eval = primer(cache, &format!("eval {run} --json --eval-batches 2"));
+    assert_ok(&eval);
+    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["objective"]["name"], "prefix");
+    assert!(report["pseudo_ppl"].is_null() && report["bpb"].as_f64().unwrap() > 0.0);
 }
 
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run
