@@ -112,6 +112,63 @@ fn generate_fill_mask_and_score_use_the_right_runs() {
     );
 }
 
+/// Minimal pairs that a character model of Shakespeare must get right (the text against the
+/// same text with rare letters put in), scored by each objective's own method; bad pair files stop with the
+/// file and line.
+#[test]
+fn minimal_pairs_are_scored_by_each_objectives_method() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let pairs = tmp.path().join("pairs.jsonl");
+    // The same sentences with rare letters in odd places.
+    let lines = [
+        ("What say you to this?", "Whqt sxy yoz tq thjs?"),
+        ("I will not go with thee.", "I wzll nqt gx wjth thqe."),
+        ("The king is dead.", "Thq kjng zs dxad."),
+    ];
+    let text: String = lines
+        .iter()
+        .map(|(good, bad)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"sentence_good": good, "sentence_bad": bad, "field": "test"})
+            )
+        })
+        .collect();
+    std::fs::write(&pairs, text).unwrap();
+    for (objective, scoring) in [("clm", "log-likelihood"), ("mlm", "pseudo-log-likelihood")] {
+        let run = tmp.path().join(objective);
+        pretrain_tiny(cache, &run, objective, 150);
+        let out = tmp.path().join(format!("{objective}.json"));
+        let printed: Value = serde_json::from_str(&primer_ok(
+            cache,
+            &format!(
+                "minimal-pairs --run {} --pairs {} --json --out {}",
+                run.display(),
+                pairs.display(),
+                out.display()
+            ),
+        ))
+        .unwrap();
+        assert_eq!(printed, read_json(&out));
+        assert_eq!(printed["scoring"], scoring);
+        assert_eq!(printed["pairs"], 3);
+        assert_eq!(printed["accuracy"], 1.0, "{objective}: {printed}");
+        assert_eq!(printed["fields"][0]["name"], "test");
+        assert_eq!(printed["paradigms"][0]["name"], "pairs");
+    }
+    std::fs::write(&pairs, "{\"sentence_good\": \"a\", \"sentence_bad\": \"b\"}\n{oops\n").unwrap();
+    assert_error(
+        cache,
+        &format!(
+            "minimal-pairs --run {} --pairs {}",
+            tmp.path().join("clm").display(),
+            pairs.display()
+        ),
+        &["pairs.jsonl:2", "invalid JSON"],
+    );
+}
+
 #[test]
 fn finetune_probe_and_scratch_then_classify_and_prompt() {
     let tmp = tempfile::tempdir().unwrap();

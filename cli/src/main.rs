@@ -12,6 +12,7 @@ mod finetune;
 mod generate;
 #[cfg(feature = "tch")]
 mod libtorch;
+mod minimal_pairs;
 mod options;
 mod pretrain;
 mod process;
@@ -87,6 +88,9 @@ enum Command {
     FillMask(fill_mask::FillMaskArgs),
     /// Per-document perplexity (causal runs) or pseudo-perplexity (masked runs) of a file.
     Score(score::ScoreArgs),
+    /// Accuracy on minimal pairs (BLiMP): how often the run scores the acceptable sentence of a
+    /// pair above the unacceptable one, overall and per field, phenomenon and paradigm.
+    MinimalPairs(minimal_pairs::MinimalPairsArgs),
     /// List the named data sets `--corpus` accepts.
     Datasets,
     /// List the pre-training objectives: what each trains, its settings with their defaults,
@@ -189,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args)?,
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,
+        Command::MinimalPairs(args) => minimal_pairs::run(args)?,
         Command::Backends { json } => backends::run(json)?,
         Command::Objectives => {
             for registration in primer_objectives::OBJECTIVES {

@@ -12,6 +12,7 @@ pub mod corpus;
 pub mod error;
 pub mod lock;
 pub mod named;
+pub mod pairs;
 pub mod prepare;
 pub mod shard;
 pub mod task;

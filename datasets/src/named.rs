@@ -31,6 +31,8 @@ pub enum ReadAs {
     Text(DocSplit),
     /// Delimited rows: delimiter and text column.
     Column(u8, &'static str),
+    /// JSON Lines of minimal pairs, read by [`crate::pairs`]: not a corpus.
+    MinimalPairs,
 }
 
 /// A named data set.
@@ -44,6 +46,7 @@ pub struct NamedDataset {
     pub files: &'static [NamedFile],
 }
 
+/// A public GitHub file at a fixed commit.
 macro_rules! gh {
     ($repo:literal, $commit:literal, $path:literal) => {
         Some(concat!(
@@ -57,6 +60,7 @@ macro_rules! gh {
         ))
     };
 }
+pub(crate) use gh;
 
 /// SST-2's GLUE train split (`sentence`, `label`): a corpus of its sentences, and the train split
 /// of the `sst2` task.
@@ -231,6 +235,12 @@ pub fn resolve(dataset: &NamedDataset, home: &Path, mirror: Option<&str>, progre
                 delimiter,
                 column: column.into(),
             },
+            ReadAs::MinimalPairs => {
+                return Err(DataError::Named {
+                    name: dataset.name.into(),
+                    message: "holds minimal pairs, not a corpus: score them with `primer minimal-pairs`".into(),
+                });
+            }
         };
         files.push(CorpusFile { path, format });
     }

@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Pooling, Transformer};
 
-use crate::scoring::{Nll, causal_nll, pseudo_nll};
+use crate::scoring::{Nll, causal_log_probs, causal_nll, pseudo_log_probs, pseudo_nll};
 
 /// Every per-objective fact the rest of primer needs.
 #[derive(Debug)]
@@ -102,6 +102,14 @@ pub enum Scoring {
 }
 
 impl Scoring {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LogLikelihood => "log-likelihood",
+            Self::PseudoLogLikelihood => "pseudo-log-likelihood",
+        }
+    }
+
     /// What `exp` of the mean negative score is called.
     pub fn perplexity_name(self) -> &'static str {
         match self {
@@ -124,6 +132,30 @@ impl Scoring {
         match self {
             Self::LogLikelihood => causal_nll(model, specials.eos, tokens, device),
             Self::PseudoLogLikelihood => pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device),
+        }
+    }
+
+    /// The score of each of `texts` (documents, as [`Self::nll`] reads one), many texts per
+    /// forward pass: `batch_rows` rows at a time.
+    pub fn log_probs(
+        self,
+        model: &Transformer,
+        specials: &SpecialTokens,
+        texts: &[Vec<u32>],
+        batch_rows: usize,
+        device: &Device,
+    ) -> Vec<f64> {
+        match self {
+            Self::LogLikelihood => causal_log_probs(model, specials.eos, texts, batch_rows, device),
+            Self::PseudoLogLikelihood => pseudo_log_probs(model, specials, texts, batch_rows, device),
+        }
+    }
+
+    /// How a text is framed for scoring, as the output states it.
+    pub fn framing(self) -> &'static str {
+        match self {
+            Self::LogLikelihood => "[EOS] text, each token predicted from the ones before it",
+            Self::PseudoLogLikelihood => "text alone, each ordinary token masked in turn and predicted from both sides",
         }
     }
 }

@@ -133,6 +133,110 @@ pub fn pseudo_nll(
     nll
 }
 
+/// One row of a batched scoring pass: which text it belongs to, its tokens, and the positions
+/// it predicts with their targets.
+struct ScoredRow {
+    text: usize,
+    tokens: Vec<u32>,
+    predict_at: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+/// Sums the log-probabilities of `rows`' targets into `sums` (one per text), `batch_rows` rows
+/// per forward pass, rows of about one length together so that little padding is read.
+fn score_rows(
+    model: &Transformer,
+    mut rows: Vec<ScoredRow>,
+    mode: AttentionMode,
+    batch_rows: usize,
+    sums: &mut [f64],
+    device: &Device,
+) {
+    rows.sort_by_key(|row| row.tokens.len());
+    for group in rows.chunks(batch_rows.max(1)) {
+        let seq = group.iter().map(|row| row.tokens.len()).max().unwrap_or(0);
+        let predict_at: Vec<u32> = group
+            .iter()
+            .enumerate()
+            .flat_map(|(r, row)| row.predict_at.iter().map(move |&at| (r * seq) as u32 + at))
+            .collect();
+        let targets: Vec<u32> = group.iter().flat_map(|row| row.targets.iter().copied()).collect();
+        let tokens: Vec<Vec<u32>> = group.iter().map(|row| row.tokens.clone()).collect();
+        let log_probs = target_log_probs(model, &tokens, &predict_at, &targets, mode.clone(), device);
+        let mut next = log_probs.into_iter();
+        for row in group {
+            sums[row.text] += next.by_ref().take(row.targets.len()).map(f64::from).sum::<f64>();
+        }
+    }
+}
+
+/// The log-likelihood of each of `texts` read left to right after `start` (what
+/// [`causal_nll`] sums, negated), `batch_rows` texts per forward pass; texts longer than the
+/// context are read in windows, one at a time.
+pub fn causal_log_probs(
+    model: &Transformer,
+    start: u32,
+    texts: &[Vec<u32>],
+    batch_rows: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let mut sums = vec![0.0; texts.len()];
+    let mut rows = Vec::new();
+    for (text, tokens) in texts.iter().enumerate().filter(|(_, tokens)| !tokens.is_empty()) {
+        if tokens.len() > model.max_seq_len() {
+            sums[text] = -causal_nll(model, start, tokens, device).sum;
+            continue;
+        }
+        let inputs: Vec<u32> = std::iter::once(start)
+            .chain(tokens.iter().copied())
+            .take(tokens.len())
+            .collect();
+        rows.push(ScoredRow {
+            text,
+            predict_at: (0..tokens.len() as u32).collect(),
+            targets: tokens.clone(),
+            tokens: inputs,
+        });
+    }
+    score_rows(model, rows, AttentionMode::Causal, batch_rows, &mut sums, device);
+    sums
+}
+
+/// The pseudo-log-likelihood of each of `texts` (what [`pseudo_nll`] sums, negated): every
+/// masked copy of every text is a row, `batch_rows` rows per forward pass whichever texts they
+/// come from; texts longer than the context are scored in windows, one at a time.
+pub fn pseudo_log_probs(
+    model: &Transformer,
+    specials: &SpecialTokens,
+    texts: &[Vec<u32>],
+    batch_rows: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let mut sums = vec![0.0; texts.len()];
+    let mut rows = Vec::new();
+    for (text, tokens) in texts.iter().enumerate().filter(|(_, tokens)| !tokens.is_empty()) {
+        if tokens.len() > model.max_seq_len() {
+            sums[text] = -pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device).sum;
+            continue;
+        }
+        for (at, &target) in tokens.iter().enumerate() {
+            if specials.all().contains(&target) {
+                continue;
+            }
+            let mut masked = tokens.clone();
+            masked[at] = specials.mask;
+            rows.push(ScoredRow {
+                text,
+                tokens: masked,
+                predict_at: vec![at as u32],
+                targets: vec![target],
+            });
+        }
+    }
+    score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sums, device);
+    sums
+}
+
 /// The `k` most likely tokens, with their probabilities, at each `mask` position of `tokens`
 /// (at most the model's context), read from both sides.
 pub fn fill_mask(model: &Transformer, tokens: &[u32], mask: u32, k: usize, device: &Device) -> Vec<Vec<(u32, f32)>> {
@@ -213,6 +317,33 @@ mod tests {
         // Batching does not change the sum.
         let one_by_one = pseudo_nll(&model, &specials, &tokens, 4, 1, &device);
         assert!((limited.sum - one_by_one.sum).abs() < 1e-4);
+    }
+
+    #[test]
+    fn batched_scores_equal_one_text_at_a_time() {
+        let (model, device) = (model(), Device::flex());
+        let specials = SpecialTokens::PRIMER;
+        // Lengths 3 to 11 (one longer than the context of 8), with a special token inside.
+        let texts: Vec<Vec<u32>> = vec![
+            vec![9, 12, 7],
+            vec![20, 11, 8, 9, 10, 14, 15],
+            vec![13, 6, 12, 7, 20],
+            vec![9, 12, 7, 20, 11, 8, 9, 10, 14, 15, 16],
+        ];
+        let causal = causal_log_probs(&model, 6, &texts, 3, &device);
+        let masked = pseudo_log_probs(&model, &specials, &texts, 5, &device);
+        for (i, text) in texts.iter().enumerate() {
+            let one_causal = -causal_nll(&model, 6, text, &device).sum;
+            let one_masked = -pseudo_nll(&model, &specials, text, usize::MAX, 1, &device).sum;
+            assert!(
+                (causal[i] - one_causal).abs() < 1e-5 * one_causal.abs().max(1.0),
+                "causal {i}"
+            );
+            assert!(
+                (masked[i] - one_masked).abs() < 1e-5 * one_masked.abs().max(1.0),
+                "masked {i}"
+            );
+        }
     }
 
     #[test]
