@@ -182,9 +182,13 @@ fn assert_same_after(reference: &[Value], resumed: &[Value], step: u64) {
 fn halted_and_resumed_run_logs_the_same_metrics_as_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     // MLM with dropout and accumulation: masks, dropout, data order and optimizer state all
-    // have to be restored.
-    let extra = "--vocab-size 300 --steps 20 --eval-every 5 --eval-batches 2 --dropout 0.1 --grad-accum 2 \
-                 --checkpoint-every 4 --warmup-steps 3";
+    // have to be restored; minimal pairs are scored at every validation.
+    let extra = format!(
+        "--vocab-size 300 --steps 20 --eval-every 5 --eval-batches 2 --dropout 0.1 --grad-accum 2 \
+         --checkpoint-every 4 --warmup-steps 3 --minimal-pairs {}",
+        write_pairs(tmp.path()).display()
+    );
+    let extra = extra.as_str();
     let full = tmp.path().join("full");
     assert_ok(&pretrain(tmp.path(), &full, "mlm", extra));
     let halted = tmp.path().join("halted");
@@ -315,11 +319,31 @@ fn tensorboard_scalars(dir: &Path) -> serde_json::Map<String, Value> {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Three minimal pairs in a JSON Lines file.
+fn write_pairs(dir: &Path) -> std::path::PathBuf {
+    let pairs = dir.join("pairs.jsonl");
+    let pair = |good: &str, bad: &str| format!("{}\n", serde_json::json!({"sentence_good": good, "sentence_bad": bad}));
+    let text = [
+        pair("the king", "teh kqng"),
+        pair("good night", "godo nihgt"),
+        pair("my lord", "ym lrdo"),
+    ]
+    .concat();
+    std::fs::write(&pairs, text).unwrap();
+    pairs
+}
+
 #[test]
 fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let extra = "--tokenizer-kind char --steps 30 --eval-every 10 --eval-batches 1 --tensorboard";
+    // Minimal pairs scored at every validation: 2 of these 3, drawn with the run's seed.
+    let pairs = write_pairs(tmp.path());
+    let extra = format!(
+        "--tokenizer-kind char --steps 30 --eval-every 10 --eval-batches 1 --tensorboard \
+         --minimal-pairs {} --minimal-pairs-limit 2",
+        pairs.display()
+    );
     assert_ok(&pretrain(tmp.path(), &run, "clm", &format!("{extra} --halt-after 15")));
     // Resumed without the flag: a run that has event files goes on writing them.
     assert_ok(&primer(
@@ -340,6 +364,7 @@ fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
         ("train", "grad_norm"),
         ("valid", "bpb"),
         ("valid", "accuracy"),
+        ("valid", "minimal_pairs_accuracy"),
     ] {
         let logged: Vec<(u64, f32)> = records(&metrics, split)
             .iter()
@@ -355,6 +380,16 @@ fn tensorboard_event_files_hold_every_logged_metric_across_a_resume() {
     }
     assert_eq!(records(&metrics, "train").len(), 30);
     assert!(!scalars.contains_key("train/step") && !scalars.contains_key("train/split"));
+    assert!(!scalars.contains_key("train/minimal_pairs_accuracy"));
+    for record in records(&metrics, "valid") {
+        let accuracy = record["minimal_pairs_accuracy"].as_f64().unwrap();
+        assert!([0.0, 0.5, 1.0].contains(&accuracy), "2 pairs: {accuracy}");
+    }
+    assert_error(
+        tmp.path(),
+        &pretrain_args(&tmp.path().join("bad"), "clm", "--minimal-pairs-limit 5"),
+        &["--minimal-pairs-limit without --minimal-pairs"],
+    );
 }
 
 /// Starts a run, waits until it has logged `steps` lines, then sends it `signal` and waits.

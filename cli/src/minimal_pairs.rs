@@ -97,15 +97,14 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut correct = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(PAIRS_PER_CHUNK) {
-        let mut texts = Vec::with_capacity(2 * chunk.len());
-        for pair in chunk {
-            texts.push(run.tokenizer.encode(&pair.good)?);
-            texts.push(run.tokenizer.encode(&pair.bad)?);
-        }
-        let scores = info
-            .scoring
-            .log_probs(&run.model, &specials, &texts, args.batch_size, &device);
-        correct.extend(scores.chunks(2).map(|pair| pair[0] > pair[1]));
+        let tokens = chunk
+            .iter()
+            .map(|pair| Ok([run.tokenizer.encode(&pair.good)?, run.tokenizer.encode(&pair.bad)?]))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        correct.extend(
+            info.scoring
+                .prefers_first(&run.model, &specials, &tokens, args.batch_size, &device),
+        );
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();

@@ -194,6 +194,11 @@ options! {
     dropout: f64,
     /// Validate every N steps [default: 250].
     eval_every: u64,
+    /// Minimal pairs scored at every validation, as `primer minimal-pairs --pairs` takes them
+    /// (blimp, FILE.jsonl or DIR): `minimal_pairs_accuracy` in metrics.jsonl.
+    minimal_pairs: String,
+    /// How many minimal pairs: a fixed subset drawn with the run's seed [default: 1000].
+    minimal_pairs_limit: usize,
     /// Validation batches per evaluation [default: 20].
     eval_batches: usize,
     /// Checkpoint every N steps [default: 500].

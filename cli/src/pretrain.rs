@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
+use primer_datasets::named;
+use primer_datasets::pairs::read_pairs;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Positions, TransformerConfig};
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
@@ -15,6 +17,9 @@ use primer_trainer::dashboard::DashboardMode;
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
 use primer_trainer::status::{RunState, RunStatus};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
 use crate::data;
@@ -110,6 +115,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     };
     let block_len = config.objective.build(&tokenizer).block_len(config.train.seq_len);
     valid_starts(&data, block_len, 1)?;
+    let minimal_pairs = minimal_pairs(&options, &tokenizer, config.train.seed)?;
     primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
     let _lock = match resumed_lock {
         Some(lock) => {
@@ -156,6 +162,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         tensorboard: args.tensorboard || (mode == RunDirMode::Resume && run_dir.tensorboard().is_dir()),
         peak_flops,
         host: Backend::Flex.device()?,
+        minimal_pairs: &minimal_pairs,
     };
     let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
     RunStatus::now(RunState::Running, None).write(&run_dir)?;
@@ -193,6 +200,44 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(130)
         }
     })
+}
+
+/// The minimal pairs of `--minimal-pairs`, as token ids: at most `--minimal-pairs-limit` of
+/// them, a subset drawn with the run's seed and kept in file order.
+fn minimal_pairs(
+    options: &PretrainOptions,
+    tokenizer: &PrimerTokenizer,
+    seed: u64,
+) -> anyhow::Result<Vec<[Vec<u32>; 2]>> {
+    let Some(source) = &options.minimal_pairs else {
+        if options.minimal_pairs_limit.is_some() {
+            bail!("--minimal-pairs-limit without --minimal-pairs: name the pairs, e.g. --minimal-pairs blimp");
+        }
+        return Ok(Vec::new());
+    };
+    let limit = options.minimal_pairs_limit.unwrap_or(1000);
+    if limit == 0 {
+        bail!("--minimal-pairs-limit 0 scores nothing: give at least 1");
+    }
+    let mirror = std::env::var("PRIMER_DATA_URL").ok();
+    let mut pairs = read_pairs(
+        source,
+        &named::data_home(),
+        mirror.as_deref(),
+        data::show_progress(),
+        None,
+    )?;
+    if pairs.len() > limit {
+        let mut chosen: Vec<usize> = (0..pairs.len()).collect();
+        chosen.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        chosen.truncate(limit);
+        chosen.sort_unstable();
+        pairs = chosen.into_iter().map(|i| pairs[i].clone()).collect();
+    }
+    pairs
+        .iter()
+        .map(|pair| Ok([tokenizer.encode(&pair.good)?, tokenizer.encode(&pair.bad)?]))
+        .collect()
 }
 
 /// Locks a run to resume and fills `options` from its config, checking first that its

@@ -151,6 +151,21 @@ impl Scoring {
         }
     }
 
+    /// For each pair of texts, whether the first scores above the second (a minimal pair
+    /// right), `batch_rows` rows per forward pass.
+    pub fn prefers_first(
+        self,
+        model: &Transformer,
+        specials: &SpecialTokens,
+        pairs: &[[Vec<u32>; 2]],
+        batch_rows: usize,
+        device: &Device,
+    ) -> Vec<bool> {
+        let texts: Vec<Vec<u32>> = pairs.iter().flatten().cloned().collect();
+        let scores = self.log_probs(model, specials, &texts, batch_rows, device);
+        scores.chunks(2).map(|pair| pair[0] > pair[1]).collect()
+    }
+
     /// How a text is framed for scoring, as the output states it.
     pub fn framing(self) -> &'static str {
         match self {

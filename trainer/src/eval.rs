@@ -30,6 +30,9 @@ pub struct EvalMetrics {
     pub targets: u64,
     /// Input tokens per second of the evaluation.
     pub tokens_per_s: f64,
+    /// Share of the run's minimal pairs scored right, when it has some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal_pairs_accuracy: Option<f64>,
 }
 
 /// Where and how to evaluate.
@@ -92,6 +95,7 @@ pub fn metrics(nll: f64, correct: i64, targets: u64, tokens_per_byte: f64, token
         bpb: loss / std::f64::consts::LN_2 * tokens_per_byte,
         targets,
         tokens_per_s,
+        minimal_pairs_accuracy: None,
     }
 }
 

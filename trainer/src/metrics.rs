@@ -55,6 +55,9 @@ pub struct MetricsRecord {
     /// Memory in use on the machine, GB (train only, when measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<f64>,
+    /// Share of the run's minimal pairs scored right (valid only, with `--minimal-pairs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal_pairs_accuracy: Option<f64>,
 }
 
 /// Appends records to a JSON Lines log (`metrics.jsonl`, `samples.jsonl`), one flushed line

@@ -58,6 +58,9 @@ pub struct PretrainJob<'a> {
     /// A CPU device on which parameters are initialised before they are copied to the training
     /// device, so that every backend starts from the same weights.
     pub host: Device,
+    /// Minimal pairs (acceptable, unacceptable), as token ids, scored at every evaluation; may
+    /// be empty.
+    pub minimal_pairs: &'a [[Vec<u32>; 2]],
 }
 
 /// How a run ended.
@@ -232,14 +235,9 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             dashboard.begin_eval(valid_blocks.len().div_ceil(train.batch_size));
             let inference = model.valid();
             let inference_device = inference.devices()[0].clone();
-            let metrics = evaluate(
-                &inference,
-                objective.as_ref(),
-                &valid_set,
-                train.seed,
-                &inference_device,
-                |done| dashboard.eval_progress(done),
-            );
+            let metrics = validate(&job, &inference, objective.as_ref(), &valid_set, |done| {
+                dashboard.eval_progress(done)
+            });
             let record = make_record(step, Split::Valid, &state, lr, &metrics);
             log.append(&record)?;
             samples.append(&sampler.sample(&inference, job.tokenizer, step, &inference_device))?;
@@ -280,14 +278,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     // A run resumed after its last step has no evaluation in this process yet.
     let valid = match last_valid {
         Some((step, metrics)) if step == state.step => metrics,
-        _ => evaluate(
-            &final_model,
-            objective.as_ref(),
-            &valid_set,
-            train.seed,
-            &final_model.devices()[0],
-            |_| {},
-        ),
+        _ => validate(&job, &final_model, objective.as_ref(), &valid_set, |_| {}),
     };
     let summary = Summary {
         objective: config.objective.clone(),
@@ -490,7 +481,36 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
         mfu: None,
         cpu_percent: None,
         memory_gb: None,
+        minimal_pairs_accuracy: metrics.minimal_pairs_accuracy,
     }
+}
+
+/// Rows per forward pass when scoring minimal pairs.
+const PAIR_BATCH_ROWS: usize = 32;
+
+/// Validation of `model` (an inference copy): the objective's metrics, and the share of the
+/// job's minimal pairs it scores right.
+fn validate(
+    job: &PretrainJob,
+    model: &Transformer,
+    objective: &dyn Objective,
+    set: &EvalSet,
+    progress: impl FnMut(usize),
+) -> EvalMetrics {
+    let device = model.devices()[0].clone();
+    let mut metrics = evaluate(model, objective, set, job.config.train.seed, &device, progress);
+    if !job.minimal_pairs.is_empty() {
+        let scoring = objective.info().scoring;
+        let right = scoring.prefers_first(
+            model,
+            job.tokenizer.specials(),
+            job.minimal_pairs,
+            PAIR_BATCH_ROWS,
+            &device,
+        );
+        metrics.minimal_pairs_accuracy = Some(right.iter().filter(|&&ok| ok).count() as f64 / right.len() as f64);
+    }
+    metrics
 }
 
 /// Loads a finished run's model on `device`.
