@@ -65,6 +65,11 @@ fn compare_args(corpus: &str, task: &str, out: &str, seeds: &str) -> Vec<String>
         "20",
         "--finetune-epochs",
         "2",
+        // BLiMP's first 2 pairs of each paradigm at the end, a subset of 20 at every validation.
+        "--pairs-limit",
+        "2",
+        "--minimal-pairs-limit",
+        "20",
         "--out",
         out,
     ]
@@ -135,7 +140,24 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     for row in results["fairness"].as_array().unwrap().iter().take(3) {
         assert_eq!(row["matched"], true, "{row}");
     }
+    // Minimal pairs: each model and its untrained twin, every difference, and a verdict.
+    let pairs = &results["minimal_pairs"];
+    assert_eq!(pairs["pairs"], 134, "2 pairs of each of 67 paradigms");
+    assert_eq!(pairs["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        pairs["comparisons"].as_array().unwrap().len(),
+        3,
+        "mlm-clm, and each vs untrained"
+    );
+    for row in pairs["rows"].as_array().unwrap() {
+        assert_eq!(row["accuracies"].as_array().unwrap().len(), 2, "one per seed");
+    }
+    for point in pretrain[0]["curve"].as_array().unwrap() {
+        let accuracy = point["minimal_pairs"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy));
+    }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("## Minimal pairs") && md.contains("Verdict: "), "{md}");
     assert!(md.contains("masked-token accuracy") && md.contains("pseudo-perplexity"));
     assert!(md.contains("bits per byte"));
 
@@ -224,7 +246,7 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
         assert!(md.contains(&format!("]({name})")));
     }
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches("<svg").count(), 4);
     for external in ["src=", "href=", "<link", "@import", "url("] {
         assert!(!html.contains(external), "report.html holds {external}");
     }
@@ -240,7 +262,7 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     let resumed = primer(cache, &format!("compare --resume {out}"));
     assert_ok(&resumed);
     assert!(
-        stderr(&resumed).contains("35 of 36 jobs already finished"),
+        stderr(&resumed).contains("43 of 44 jobs already finished"),
         "{}",
         stderr(&resumed)
     );
@@ -312,6 +334,12 @@ fn bad_comparisons_are_refused_before_any_work() {
         &["--label-budgets 5000", "108 training examples"],
     );
     assert_error(cache, &base("--steps 5 --objective mlm"), &["--objectives"]);
+    assert_error(cache, &base("--steps 5 --pairs-limit 0"), &["--pairs-limit 0"]);
+    assert_error(
+        cache,
+        &base("--steps 5 --minimal-pairs /no/such/pairs"),
+        &["/no/such/pairs"],
+    );
     // A task file has no default prompt.
     assert_error(
         cache,

@@ -43,6 +43,10 @@ pub struct MinimalPairsArgs {
     /// Also write the JSON results to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Score the run's model as it was before training (its seed's initial weights): the
+    /// baseline of an untrained model of the same size, scored the same way.
+    #[arg(long)]
+    untrained: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -71,6 +75,8 @@ struct Results {
     fields: Vec<Group>,
     phenomena: Vec<Group>,
     paradigms: Vec<Group>,
+    /// Each pair in order, `1` scored right and `0` wrong.
+    correct: String,
 }
 
 /// Runs `primer minimal-pairs`.
@@ -82,7 +88,10 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         bail!("--limit-per-paradigm 0 leaves no pairs: give at least 1");
     }
     let (_, device) = args.backend.resolve()?;
-    let run = TrainedRun::load(&args.run, &device)?;
+    let run = match args.untrained {
+        true => TrainedRun::untrained(&args.run, &device)?,
+        false => TrainedRun::load(&args.run, &device)?,
+    };
     let mirror = std::env::var("PRIMER_DATA_URL").ok();
     let pairs = read_pairs(
         &args.pairs,
@@ -111,7 +120,10 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let results = Results {
         run: args.run.clone(),
-        objective: run.config.objective.label(),
+        objective: match args.untrained {
+            true => format!("{} (untrained)", run.config.objective.label()),
+            false => run.config.objective.label(),
+        },
         scoring: info.scoring.name(),
         framing: info.scoring.framing(),
         pairs: pairs.len(),
@@ -121,6 +133,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         fields: groups(&pairs, &correct, |p| &p.field),
         phenomena: groups(&pairs, &correct, |p| &p.phenomenon),
         paradigms: groups(&pairs, &correct, |p| &p.paradigm),
+        correct: correct.iter().map(|&ok| if ok { '1' } else { '0' }).collect(),
     };
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &args.out {

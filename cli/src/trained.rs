@@ -10,7 +10,7 @@ use primer_objectives::ObjectiveInfo;
 use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::RunConfig;
 use primer_trainer::optim::optimizer;
-use primer_trainer::run::load_model;
+use primer_trainer::run::{init_on_host, load_model};
 use primer_trainer::run_dir::RunDir;
 
 /// A pre-training run loaded for evaluation or inference.
@@ -53,6 +53,23 @@ impl TrainedRun {
             tokenizer,
             model,
             unfinished_step,
+        })
+    }
+
+    /// `dir`'s model as it was before training: its config, tokenizer and the initial weights
+    /// its seed draws (the baseline an untrained model of the same size gives).
+    pub fn untrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {
+        let dir = RunDir::new(dir);
+        let config = dir.read_config()?;
+        let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
+        let host = crate::backend::Backend::Flex.device()?;
+        let model = init_on_host(&config.model, config.train.seed, &host, device);
+        Ok(Self {
+            dir,
+            config,
+            tokenizer,
+            model,
+            unfinished_step: None,
         })
     }
 

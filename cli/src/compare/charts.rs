@@ -113,6 +113,62 @@ pub fn pretrain_curve(
     })
 }
 
+/// Minimal-pair accuracy of each objective's subset against tokens seen during pre-training,
+/// the mean over seeds; `None` when the runs scored no pairs.
+pub fn minimal_pairs_curves(objectives: &[ObjectiveConfig], runs: &[PretrainResult]) -> anyhow::Result<Option<String>> {
+    let lines: Vec<(String, Vec<(f64, f64)>)> = objectives
+        .iter()
+        .map(|objective| {
+            let seeds: Vec<&PretrainResult> = runs.iter().filter(|r| &r.objective == objective).collect();
+            let points = seeds.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+            let line = (0..points)
+                .filter_map(|i| {
+                    let values: Option<Vec<f64>> = seeds.iter().map(|r| r.curve[i].minimal_pairs).collect();
+                    Some((seeds[0].curve[i].tokens_seen as f64, mean_std(&values?).0))
+                })
+                .collect();
+            (objective.label(), line)
+        })
+        .collect();
+    if lines.iter().all(|(_, line)| line.is_empty()) {
+        return Ok(None);
+    }
+    let x_max = lines
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let (y_lo, y_hi) = padded(lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1)));
+    draw(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("minimal pairs during pre-training", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_max, y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("tokens seen")
+            .y_desc("minimal-pair accuracy (subset)")
+            .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
+            .draw()?;
+        for (i, (label, line)) in lines.into_iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    })
+    .map(Some)
+}
+
 /// Accuracy against labelled examples (log scale) for every objective and trained method,
 /// mean over seeds with ±1 standard deviation bars; zero-shot and the majority label as
 /// horizontal lines.

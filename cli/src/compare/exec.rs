@@ -78,7 +78,7 @@ impl<'a> Runner<'a> {
         let output = self.layout.output(self.spec, job);
         match job {
             Job::Pretrain { .. } | Job::Finetune { .. } => RunDir::new(&output).summary().exists(),
-            Job::Eval { .. } | Job::ZeroShot { .. } => output.exists(),
+            Job::Eval { .. } | Job::ZeroShot { .. } | Job::MinimalPairs { .. } => output.exists(),
         }
     }
 
@@ -216,6 +216,24 @@ impl<'a> Runner<'a> {
                 let mut args = words(&["eval"]);
                 args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
                 args.push("--json".into());
+                args.extend(backend);
+                (args, Some(output.to_path_buf()))
+            }
+            Job::MinimalPairs {
+                objective,
+                seed,
+                untrained,
+            } => {
+                let pairs = spec.minimal_pairs.as_ref().expect("minimal-pair jobs come with pairs");
+                let mut args = words(&["minimal-pairs", "--run"]);
+                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
+                args.extend(["--pairs".into(), pairs.source.clone(), "--json".into()]);
+                if let Some(limit) = pairs.limit_per_paradigm {
+                    args.extend(["--limit-per-paradigm".into(), limit.to_string()]);
+                }
+                if untrained {
+                    args.push("--untrained".into());
+                }
                 args.extend(backend);
                 (args, Some(output.to_path_buf()))
             }

@@ -3,6 +3,7 @@
 
 mod charts;
 mod exec;
+mod pairs;
 mod plan;
 mod report;
 mod results;
@@ -24,7 +25,7 @@ use crate::options::{PretrainOptions, read_config};
 use crate::prompt_classify::parse_pair;
 use crate::task::TaskArgs;
 use exec::{Finish, Runner, shell_word};
-use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, TaskSize, TaskSpec, Workload};
+use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, TaskSpec, Workload};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
 
 /// Arguments of `primer compare`.
@@ -57,6 +58,10 @@ pub struct CompareArgs {
     /// move where 3e-4 left them behind scratch: docs/compare.md).
     #[arg(long, default_value_t = 1e-3)]
     finetune_lr: f64,
+    /// Only the first N minimal pairs of each paradigm when each pre-trained model is scored
+    /// at the end (--minimal-pairs names them: blimp by default, none for no scoring) [default: all].
+    #[arg(long, value_name = "N")]
+    pairs_limit: Option<usize>,
     /// Peak learning rate of linear probes.
     #[arg(long, default_value_t = 1e-3)]
     probe_lr: f64,
@@ -267,7 +272,9 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
         .iter()
         .map(|task| task_spec(task, args.template.as_deref(), &args.verbalizer))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let minimal_pairs = pairs_spec(&mut options, args.pairs_limit)?;
     Ok(CompareSpec {
+        minimal_pairs,
         pretrain: options,
         objectives,
         seeds: (0..args.seeds).collect(),
@@ -279,6 +286,30 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
             epochs: args.finetune_epochs,
         },
     })
+}
+
+/// The minimal pairs of a comparison: `--minimal-pairs` (blimp unless given; `none` for none),
+/// read once here so that a bad source stops before any work. The pre-training runs score a
+/// subset of them at every validation.
+fn pairs_spec(options: &mut PretrainOptions, limit: Option<usize>) -> anyhow::Result<Option<PairsSpec>> {
+    let source = options.minimal_pairs.take().unwrap_or_else(|| "blimp".into());
+    if source == "none" {
+        if limit.is_some() || options.minimal_pairs_limit.is_some() {
+            bail!("--pairs-limit and --minimal-pairs-limit need minimal pairs: drop them, or --minimal-pairs none");
+        }
+        return Ok(None);
+    }
+    if limit == Some(0) {
+        bail!("--pairs-limit 0 scores nothing: give at least 1, or --minimal-pairs none");
+    }
+    let mirror = std::env::var("PRIMER_DATA_URL").ok();
+    let home = primer_datasets::named::data_home();
+    primer_datasets::pairs::read_pairs(&source, &home, mirror.as_deref(), data::show_progress(), limit)?;
+    options.minimal_pairs = Some(source.clone());
+    Ok(Some(PairsSpec {
+        source,
+        limit_per_paradigm: limit,
+    }))
 }
 
 fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]) -> anyhow::Result<TaskSpec> {

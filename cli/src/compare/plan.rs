@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use primer_objectives::ObjectiveConfig;
+use primer_objectives::info::Scoring;
 use serde::{Deserialize, Serialize};
 
 use crate::options::PretrainOptions;
@@ -118,6 +119,31 @@ pub struct CompareSpec {
     pub label_budgets: Vec<LabelBudget>,
     /// Fine-tuning settings.
     pub finetune: FinetuneSettings,
+    /// The minimal pairs every pre-trained model (and its untrained twin) is scored on; absent
+    /// in comparisons made before them.
+    #[serde(default)]
+    pub minimal_pairs: Option<PairsSpec>,
+}
+
+/// Minimal pairs, as `primer minimal-pairs` takes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairsSpec {
+    /// `blimp`, a JSON Lines file or a folder of them.
+    pub source: String,
+    /// Only the first N pairs of each paradigm.
+    pub limit_per_paradigm: Option<usize>,
+}
+
+impl PairsSpec {
+    /// About how many pairs it holds, for time estimates: BLiMP's 67 paradigms of 1,000, or a
+    /// thousand in a file of one's own.
+    pub fn approximate_pairs(&self) -> usize {
+        let per_paradigm = self.limit_per_paradigm.unwrap_or(1000).min(1000);
+        match self.source.as_str() {
+            "blimp" => 67 * per_paradigm,
+            _ => per_paradigm,
+        }
+    }
 }
 
 impl CompareSpec {
@@ -218,6 +244,15 @@ pub enum Job {
         /// How.
         method: Method,
     },
+    /// `primer minimal-pairs --json` of a pre-training run, or of its untrained weights.
+    MinimalPairs {
+        /// Index into the spec's objectives.
+        objective: usize,
+        /// Seed.
+        seed: u64,
+        /// The run's initial weights rather than its trained ones.
+        untrained: bool,
+    },
     /// Zero-shot prompting of a pre-training run.
     ZeroShot {
         /// Index into the spec's tasks.
@@ -272,6 +307,15 @@ impl Layout {
         match *job {
             Job::Pretrain { objective, seed } => self.pretrain_run(&spec.objectives[objective], seed),
             Job::Eval { objective, seed } => self.pretrain_run(&spec.objectives[objective], seed).join("eval.json"),
+            Job::MinimalPairs {
+                objective,
+                seed,
+                untrained,
+            } => self.runs().join(format!(
+                "minimal-pairs-{}{}-s{seed}.json",
+                slug(&spec.objectives[objective]),
+                if untrained { "-untrained" } else { "" }
+            )),
             Job::Finetune {
                 task,
                 objective,
@@ -308,6 +352,15 @@ impl Job {
             for objective in 0..spec.objectives.len() {
                 jobs.push(Job::Pretrain { objective, seed });
                 jobs.push(Job::Eval { objective, seed });
+                if spec.minimal_pairs.is_some() {
+                    for untrained in [false, true] {
+                        jobs.push(Job::MinimalPairs {
+                            objective,
+                            seed,
+                            untrained,
+                        });
+                    }
+                }
             }
         }
         for task in 0..spec.tasks.len() {
@@ -340,6 +393,15 @@ impl Job {
         match *self {
             Job::Pretrain { objective, seed } => format!("pre-train {} seed {seed}", spec.objectives[objective]),
             Job::Eval { objective, seed } => format!("evaluate {} seed {seed}", spec.objectives[objective]),
+            Job::MinimalPairs {
+                objective,
+                seed,
+                untrained,
+            } => format!(
+                "minimal pairs {}{} seed {seed}",
+                spec.objectives[objective],
+                if untrained { " untrained" } else { "" }
+            ),
             Job::Finetune {
                 task,
                 objective,
@@ -366,6 +428,7 @@ impl Job {
         match self {
             Job::Pretrain { .. } => "pretrain",
             Job::Eval { .. } => "eval",
+            Job::MinimalPairs { .. } => "minimal-pairs",
             Job::Finetune { .. } => "finetune",
             Job::ZeroShot { .. } => "zero-shot",
         }
@@ -403,6 +466,15 @@ impl Workload {
         match *job {
             Job::Pretrain { .. } => 3.0 * self.pretrain_tokens,
             Job::Eval { .. } => self.eval_tokens,
+            // Two sentences of about a dozen tokens per pair, each token a row for a masked model.
+            Job::MinimalPairs { objective, .. } => {
+                let pairs = spec.minimal_pairs.as_ref().map_or(0, PairsSpec::approximate_pairs) as f64;
+                let rows = match spec.objectives[objective].info().scoring {
+                    Scoring::LogLikelihood => 2.0,
+                    Scoring::PseudoLogLikelihood => 24.0,
+                };
+                pairs * rows * 12.0
+            }
             Job::ZeroShot { task, .. } => {
                 let size = self.tasks[task];
                 (size.dev * size.labels) as f64 * self.example_tokens
@@ -442,6 +514,10 @@ mod tests {
                 probe_lr: 1e-3,
                 epochs: 10,
             },
+            minimal_pairs: Some(PairsSpec {
+                source: "blimp".into(),
+                limit_per_paradigm: Some(10),
+            }),
         }
     }
 
@@ -488,8 +564,9 @@ mod tests {
     fn every_combination_is_one_job_with_its_own_output() {
         let spec = spec();
         let jobs = Job::all(&spec);
-        // 2 objectives x 2 seeds x (pretrain + eval + zero-shot + 2 budgets x 3 methods).
-        assert_eq!(jobs.len(), 2 * 2 * (3 + 2 * 3));
+        // 2 objectives x 2 seeds x (pretrain + eval + minimal pairs trained and untrained +
+        // zero-shot + 2 budgets x 3 methods).
+        assert_eq!(jobs.len(), 2 * 2 * (5 + 2 * 3));
         let layout = Layout { root: "r".into() };
         let mut outputs: Vec<PathBuf> = jobs.iter().map(|j| layout.output(&spec, j)).collect();
         outputs.sort();

@@ -39,6 +39,114 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The table of paired differences (with a labels column when they have budgets) and each
+/// difference in words.
+fn differences(comparisons: &[super::results::Comparison]) -> Vec<Block> {
+    let budgets = comparisons.iter().any(|c| c.budget.is_some());
+    let mut header: Vec<String> = ["a", "b", "a − b (points)", "95% CI", "supported"]
+        .map(String::from)
+        .to_vec();
+    if budgets {
+        header.insert(0, "labels".into());
+    }
+    let rows = comparisons
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                c.a.clone(),
+                c.b.clone(),
+                format!("{:+.1}", c.difference * 100.0),
+                format!("{:+.1} to {:+.1}", c.ci_low * 100.0, c.ci_high * 100.0),
+                if c.supported { "yes" } else { "no" }.into(),
+            ];
+            if let Some(budget) = c.budget {
+                row.insert(0, budget.to_string());
+            }
+            row
+        })
+        .collect();
+    let mut out = vec![Block::Table(header, rows)];
+    out.extend(comparisons.iter().map(|c| Block::Paragraph(c.sentence())));
+    out
+}
+
+/// The minimal-pairs section: accuracy per objective beside its untrained twin and per field,
+/// the curve during pre-training, every difference, and a verdict.
+fn minimal_pairs(results: &Results, pairs: &super::pairs::PairsResult) -> anyhow::Result<Vec<Block>> {
+    let spec = results
+        .spec
+        .minimal_pairs
+        .as_ref()
+        .expect("pair results come from a pair spec");
+    let limit = spec
+        .limit_per_paradigm
+        .map_or(String::new(), |n| format!(", the first {n} of each paradigm"));
+    let mut out = vec![
+        Block::Heading(2, "Minimal pairs".into()),
+        Block::Paragraph(format!(
+            "{} pairs from `{}`{limit}. A model gets a pair right when it scores the acceptable sentence above the \
+             unacceptable one, each objective in its own way (log-likelihood for models that predict next tokens, \
+             pseudo-log-likelihood for masked ones). Untrained: the same model with its seed's initial weights. \
+             Mean ± standard deviation over seeds; BLiMP's references are 61.2 (5-gram), 69.8 (LSTM), 83.0 \
+             (GPT-2) and 88.6 (humans).",
+            pairs.pairs, spec.source
+        )),
+    ];
+    let fields: Vec<&String> = pairs
+        .rows
+        .first()
+        .map(|r| r.fields.keys().collect())
+        .unwrap_or_default();
+    let mut header = vec!["objective".to_string(), "accuracy".into(), "untrained".into()];
+    header.extend(fields.iter().map(|f| f.to_string()));
+    let rows = pairs
+        .rows
+        .iter()
+        .map(|row| {
+            let [(trained, trained_std), (untrained, untrained_std)] = row.summary();
+            let mut cells = vec![
+                row.objective.label(),
+                mean_pm_std(trained, trained_std),
+                mean_pm_std(untrained, untrained_std),
+            ];
+            cells.extend(
+                fields
+                    .iter()
+                    .map(|f| format!("{:.3}", row.fields.get(*f).copied().unwrap_or(f64::NAN))),
+            );
+            cells
+        })
+        .collect();
+    out.push(Block::Table(header, rows));
+    if let Some(svg) = charts::minimal_pairs_curves(&results.spec.objectives, &results.pretrain)? {
+        out.push(Block::Chart("minimal-pairs.svg".into(), svg));
+    }
+    out.extend(differences(&pairs.comparisons));
+    out.push(Block::Paragraph(verdict(&pairs.comparisons)));
+    Ok(out)
+}
+
+/// One sentence: which differences on the minimal pairs the data supports.
+fn verdict(comparisons: &[super::results::Comparison]) -> String {
+    let supported: Vec<String> = comparisons
+        .iter()
+        .filter(|c| c.supported)
+        .map(|c| {
+            let (winner, loser) = if c.difference > 0.0 { (&c.a, &c.b) } else { (&c.b, &c.a) };
+            format!("{winner} over {loser} by {:.1} points", c.difference.abs() * 100.0)
+        })
+        .collect();
+    match supported.is_empty() {
+        true => "Verdict: on these pairs the data supports no difference, between objectives or against untrained \
+                 weights."
+            .into(),
+        false => format!(
+            "Verdict: the data supports {}; no other difference.",
+            supported.join("; ")
+        ),
+    }
+}
+
 /// A pre-training run's final value of a metric.
 fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
     match metric {
@@ -149,32 +257,7 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
              paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
                 .into(),
         ));
-        out.push(Block::Table(
-            vec![
-                "labels".into(),
-                "a".into(),
-                "b".into(),
-                "a − b (points)".into(),
-                "95% CI".into(),
-                "supported".into(),
-            ],
-            task.comparisons
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.budget.to_string(),
-                        c.a.clone(),
-                        c.b.clone(),
-                        format!("{:+.1}", c.difference * 100.0),
-                        format!("{:+.1} to {:+.1}", c.ci_low * 100.0, c.ci_high * 100.0),
-                        if c.supported { "yes" } else { "no" }.into(),
-                    ]
-                })
-                .collect(),
-        ));
-        for comparison in &task.comparisons {
-            out.push(Block::Paragraph(comparison.sentence()));
-        }
+        out.extend(differences(&task.comparisons));
     }
 
     out.push(Block::Heading(2, "Pre-training".into()));
@@ -213,6 +296,10 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
             format!("pretrain-{}.svg", super::plan::slug(objective)),
             charts::pretrain_curve(objective, &runs, i)?,
         ));
+    }
+
+    if let Some(pairs) = &results.minimal_pairs {
+        out.extend(minimal_pairs(results, pairs)?);
     }
 
     out.push(Block::Heading(2, "Fair by construction".into()));

@@ -36,6 +36,9 @@ pub struct Results {
     pub tasks: Vec<TaskResult>,
     /// Wall time and size of every fine-tuning run.
     pub finetune_runs: Vec<FinetuneRun>,
+    /// Minimal-pair accuracy per objective, when the comparison scores pairs.
+    #[serde(default)]
+    pub minimal_pairs: Option<super::pairs::PairsResult>,
 }
 
 /// The machine and backend.
@@ -135,6 +138,9 @@ pub struct CurvePoint {
     pub accuracy: f64,
     /// Bits per byte.
     pub bpb: f64,
+    /// Minimal-pair accuracy on the run's subset, when it scored one.
+    #[serde(default)]
+    pub minimal_pairs: Option<f64>,
 }
 
 /// A matched quantity: its value per objective, and whether they agree.
@@ -194,8 +200,8 @@ pub struct Cell {
 /// A difference between two cells at one label budget.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
-    /// Label budget.
-    pub budget: LabelBudget,
+    /// Label budget; `None` on minimal pairs.
+    pub budget: Option<LabelBudget>,
     /// The first cell, e.g. `mlm fine-tune`.
     pub a: String,
     /// The second cell.
@@ -211,14 +217,37 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// The difference of `a` over `b` in accuracy, with its paired bootstrap interval.
+    pub fn of(
+        budget: Option<LabelBudget>,
+        a: String,
+        a_correct: &[Vec<bool>],
+        b: String,
+        b_correct: &[Vec<bool>],
+    ) -> Self {
+        let (difference, ci_low, ci_high) = bootstrap_difference(a_correct, b_correct, BOOTSTRAP_ITERATIONS, 0);
+        Self {
+            budget,
+            a,
+            b,
+            difference,
+            ci_low,
+            ci_high,
+            supported: ci_low > 0.0 || ci_high < 0.0,
+        }
+    }
+
     /// The comparison in words.
     pub fn sentence(&self) -> String {
         let points = |x: f64| format!("{:.1}", x * 100.0);
         let ci = format!("95% CI {} to {} points", points(self.ci_low), points(self.ci_high));
+        let at = match self.budget {
+            Some(budget) => format!("At {budget} labels"),
+            None => "On the minimal pairs".into(),
+        };
         if !self.supported {
             format!(
-                "At {} labels, {} and {} differ by {} points ({ci}): the data does not support a difference.",
-                self.budget,
+                "{at}, {} and {} differ by {} points ({ci}): the data does not support a difference.",
                 self.a,
                 self.b,
                 points(self.difference)
@@ -230,8 +259,7 @@ impl Comparison {
                 (&self.b, &self.a)
             };
             format!(
-                "At {} labels, {winner} beats {loser} by {} points ({ci}): the data supports this.",
-                self.budget,
+                "{at}, {winner} beats {loser} by {} points ({ci}): the data supports this.",
                 points(self.difference.abs())
             )
         }
@@ -277,7 +305,8 @@ pub struct Unigram {
     pub accuracy: f64,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+/// Reads a job's JSON output.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: unexpected contents", path.display()))
 }
@@ -302,6 +331,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
                     loss: r.loss,
                     accuracy: r.accuracy,
                     bpb: r.bpb,
+                    minimal_pairs: r.minimal_pairs_accuracy,
                 })
                 .collect();
             pretrain.push(PretrainResult {
@@ -344,6 +374,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
         fairness,
         tasks,
         finetune_runs,
+        minimal_pairs: super::pairs::collect(spec, layout)?,
     })
 }
 
@@ -515,16 +546,7 @@ fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
 }
 
 fn compare_cells(budget: LabelBudget, a: &Cell, b: &Cell) -> Comparison {
-    let (difference, ci_low, ci_high) = bootstrap_difference(&a.correct, &b.correct, BOOTSTRAP_ITERATIONS, 0);
-    Comparison {
-        budget,
-        a: a.label(),
-        b: b.label(),
-        difference,
-        ci_low,
-        ci_high,
-        supported: ci_low > 0.0 || ci_high < 0.0,
-    }
+    Comparison::of(Some(budget), a.label(), &a.correct, b.label(), &b.correct)
 }
 
 /// The accuracy difference of `a` over `b` with a 95% bootstrap interval, paired by seed and by
@@ -625,7 +647,7 @@ mod tests {
     #[test]
     fn sentences_say_which_side_wins_or_that_nothing_is_shown() {
         let mut c = Comparison {
-            budget: LabelBudget::Count(1000),
+            budget: Some(LabelBudget::Count(1000)),
             a: "mlm fine-tune".into(),
             b: "mlm scratch".into(),
             difference: -0.02,
@@ -640,6 +662,11 @@ mod tests {
         c.supported = false;
         c.ci_high = 0.01;
         assert!(c.sentence().contains("does not support a difference"));
+        c.budget = None;
+        assert!(
+            c.sentence()
+                .starts_with("On the minimal pairs, mlm fine-tune and mlm scratch differ")
+        );
         assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
         assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
     }
