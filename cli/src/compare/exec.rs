@@ -176,6 +176,26 @@ impl<'a> Runner<'a> {
         Ok(status)
     }
 
+    /// `primer minimal-pairs` of the pre-training run of an objective and seed, or of its
+    /// untrained weights (without the backend options).
+    fn minimal_pairs_arguments(&self, objective: usize, seed: u64, untrained: bool) -> Vec<String> {
+        let pairs = self
+            .spec
+            .minimal_pairs
+            .as_ref()
+            .expect("minimal-pair jobs come with pairs");
+        let run = self.layout.pretrain_run(&self.spec.objectives[objective], seed);
+        let mut args = vec!["minimal-pairs".into(), "--run".into(), run.display().to_string()];
+        args.extend(["--pairs".into(), pairs.source.clone(), "--json".into()]);
+        if let Some(limit) = pairs.limit_per_paradigm {
+            args.extend(["--limit-per-paradigm".into(), limit.to_string()]);
+        }
+        if untrained {
+            args.push("--untrained".into());
+        }
+        args
+    }
+
     /// The command line of a job, and where its standard output is saved (JSON jobs).
     fn arguments(&self, job: &Job, output: &Path) -> anyhow::Result<(Vec<String>, Option<PathBuf>)> {
         let spec = self.spec;
@@ -224,16 +244,7 @@ impl<'a> Runner<'a> {
                 seed,
                 untrained,
             } => {
-                let pairs = spec.minimal_pairs.as_ref().expect("minimal-pair jobs come with pairs");
-                let mut args = words(&["minimal-pairs", "--run"]);
-                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
-                args.extend(["--pairs".into(), pairs.source.clone(), "--json".into()]);
-                if let Some(limit) = pairs.limit_per_paradigm {
-                    args.extend(["--limit-per-paradigm".into(), limit.to_string()]);
-                }
-                if untrained {
-                    args.push("--untrained".into());
-                }
+                let mut args = self.minimal_pairs_arguments(objective, seed, untrained);
                 args.extend(backend);
                 (args, Some(output.to_path_buf()))
             }

@@ -240,27 +240,30 @@ impl Comparison {
     /// The comparison in words.
     pub fn sentence(&self) -> String {
         let points = |x: f64| format!("{:.1}", x * 100.0);
-        let ci = format!("95% CI {} to {} points", points(self.ci_low), points(self.ci_high));
+        let ci = |low: f64, high: f64| format!("95% CI {} to {} points", points(low), points(high));
         let at = match self.budget {
             Some(budget) => format!("At {budget} labels"),
             None => "On the minimal pairs".into(),
         };
         if !self.supported {
             format!(
-                "{at}, {} and {} differ by {} points ({ci}): the data does not support a difference.",
+                "{at}, {} and {} differ by {} points ({}): the data does not support a difference.",
                 self.a,
                 self.b,
-                points(self.difference)
+                points(self.difference),
+                ci(self.ci_low, self.ci_high)
             )
         } else {
-            let (winner, loser) = if self.difference > 0.0 {
-                (&self.a, &self.b)
+            // The interval of the winner's lead over the loser.
+            let (winner, loser, low, high) = if self.difference > 0.0 {
+                (&self.a, &self.b, self.ci_low, self.ci_high)
             } else {
-                (&self.b, &self.a)
+                (&self.b, &self.a, -self.ci_high, -self.ci_low)
             };
             format!(
-                "{at}, {winner} beats {loser} by {} points ({ci}): the data supports this.",
-                points(self.difference.abs())
+                "{at}, {winner} beats {loser} by {} points ({}): the data supports this.",
+                points(self.difference.abs()),
+                ci(low, high)
             )
         }
     }
@@ -657,7 +660,7 @@ mod tests {
         };
         assert_eq!(
             c.sentence(),
-            "At 1000 labels, mlm scratch beats mlm fine-tune by 2.0 points (95% CI -3.0 to -1.0 points): the data supports this."
+            "At 1000 labels, mlm scratch beats mlm fine-tune by 2.0 points (95% CI 1.0 to 3.0 points): the data supports this."
         );
         c.supported = false;
         c.ci_high = 0.01;
