@@ -191,75 +191,101 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     ];
 
     for (task, task_spec) in results.tasks.iter().zip(&spec.tasks) {
-        out.push(Block::Heading(2, format!("Task {}", task.task)));
-        out.push(Block::Paragraph(format!(
-            "Dev accuracy, mean ± standard deviation over {} seed(s); {} dev examples, labels {}, majority label {:.3}. \
-             Fine-tune trains every weight from the pre-trained model; probe trains a linear head on the frozen model; \
-             scratch trains the same architecture from random weights.",
-            spec.seeds.len(),
-            task.valid_examples,
-            task.labels.join("/"),
-            task.majority_accuracy
-        )));
-        let mut header = vec!["objective".to_string(), "method".to_string()];
-        header.extend(spec.label_budgets.iter().map(|b| format!("{b} labels")));
-        let mut rows = Vec::new();
-        for objective in objectives {
-            for method in Method::TRAINED {
-                let mut row = vec![objective.label(), method.name().to_string()];
-                for &budget in &spec.label_budgets {
-                    let cell = task
-                        .cells
-                        .iter()
-                        .find(|c| &c.objective == objective && c.method == method && c.budget == Some(budget))
-                        .expect("every cell was collected");
-                    row.push(mean_pm_std(cell.mean, cell.std));
-                }
-                rows.push(row);
-            }
-        }
-        out.push(Block::Table(header, rows));
-        let zero_shot: Vec<Vec<String>> = objectives
-            .iter()
-            .filter_map(|objective| {
+        out.extend(task_section(results, task, task_spec)?);
+    }
+    out.extend(pretraining_section(results)?);
+    if let Some(pairs) = &results.minimal_pairs {
+        out.extend(minimal_pairs(results, pairs)?);
+    }
+
+    out.extend(fairness_and_cost(results));
+    Ok(out)
+}
+
+/// One task: the accuracy table, zero-shot, the label-efficiency chart and the differences.
+fn task_section(
+    results: &Results,
+    task: &super::results::TaskResult,
+    task_spec: &super::plan::TaskSpec,
+) -> anyhow::Result<Vec<Block>> {
+    let spec = &results.spec;
+    let objectives = &spec.objectives;
+    let mut out = Vec::new();
+    out.push(Block::Heading(2, format!("Task {}", task.task)));
+    out.push(Block::Paragraph(format!(
+        "Dev accuracy, mean ± standard deviation over {} seed(s); {} dev examples, labels {}, majority label {:.3}. \
+         Fine-tune trains every weight from the pre-trained model; probe trains a linear head on the frozen model; \
+         scratch trains the same architecture from random weights.",
+        spec.seeds.len(),
+        task.valid_examples,
+        task.labels.join("/"),
+        task.majority_accuracy
+    )));
+    let mut header = vec!["objective".to_string(), "method".to_string()];
+    header.extend(spec.label_budgets.iter().map(|b| format!("{b} labels")));
+    let mut rows = Vec::new();
+    for objective in objectives {
+        for method in Method::TRAINED {
+            let mut row = vec![objective.label(), method.name().to_string()];
+            for &budget in &spec.label_budgets {
                 let cell = task
                     .cells
                     .iter()
-                    .find(|c| &c.objective == objective && c.method == Method::ZeroShot)?;
-                Some(vec![
-                    objective.label(),
-                    mean_pm_std(cell.mean, cell.std),
-                    format!("{:.3}", task.majority_accuracy),
-                ])
-            })
-            .collect();
-        out.push(Block::Paragraph(format!(
-            "Zero-shot prompting (no labels; template `{}`, verbalizer {}):",
-            task_spec.template,
-            task_spec
-                .verbalizer
-                .iter()
-                .map(|(l, w)| format!("{l}={w}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-        out.push(Block::Table(
-            vec!["objective".into(), "zero-shot".into(), "majority label".into()],
-            zero_shot,
-        ));
-        out.push(Block::Chart(
-            format!("label-efficiency-{}.svg", task_spec.slug()),
-            charts::label_efficiency(task, objectives)?,
-        ));
-        out.push(Block::Heading(3, "Which differences the data supports".into()));
-        out.push(Block::Paragraph(
-            "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
-             paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
-                .into(),
-        ));
-        out.extend(differences(&task.comparisons));
+                    .find(|c| &c.objective == objective && c.method == method && c.budget == Some(budget))
+                    .expect("every cell was collected");
+                row.push(mean_pm_std(cell.mean, cell.std));
+            }
+            rows.push(row);
+        }
     }
+    out.push(Block::Table(header, rows));
+    let zero_shot: Vec<Vec<String>> = objectives
+        .iter()
+        .filter_map(|objective| {
+            let cell = task
+                .cells
+                .iter()
+                .find(|c| &c.objective == objective && c.method == Method::ZeroShot)?;
+            Some(vec![
+                objective.label(),
+                mean_pm_std(cell.mean, cell.std),
+                format!("{:.3}", task.majority_accuracy),
+            ])
+        })
+        .collect();
+    out.push(Block::Paragraph(format!(
+        "Zero-shot prompting (no labels; template `{}`, verbalizer {}):",
+        task_spec.template,
+        task_spec
+            .verbalizer
+            .iter()
+            .map(|(l, w)| format!("{l}={w}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )));
+    out.push(Block::Table(
+        vec!["objective".into(), "zero-shot".into(), "majority label".into()],
+        zero_shot,
+    ));
+    out.push(Block::Chart(
+        format!("label-efficiency-{}.svg", task_spec.slug()),
+        charts::label_efficiency(task, objectives)?,
+    ));
+    out.push(Block::Heading(3, "Which differences the data supports".into()));
+    out.push(Block::Paragraph(
+        "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
+         paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
+            .into(),
+    ));
+    out.extend(differences(&task.comparisons));
 
+    Ok(out)
+}
+
+/// Pre-training: each objective's own metrics beside their unigram values, and its curve.
+fn pretraining_section(results: &Results) -> anyhow::Result<Vec<Block>> {
+    let objectives = &results.spec.objectives;
+    let mut out = Vec::new();
     out.push(Block::Heading(2, "Pre-training".into()));
     out.push(Block::Paragraph(
         "Each objective is judged on its own yardstick, the metrics it names itself: bits per byte for models that \
@@ -298,10 +324,13 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
         ));
     }
 
-    if let Some(pairs) = &results.minimal_pairs {
-        out.extend(minimal_pairs(results, pairs)?);
-    }
+    Ok(out)
+}
 
+/// The matched quantities, throughput and wall time, and how to reproduce the comparison.
+fn fairness_and_cost(results: &Results) -> Vec<Block> {
+    let names: Vec<String> = results.spec.objectives.iter().map(|o| o.label()).collect();
+    let mut out = Vec::new();
     out.push(Block::Heading(2, "Fair by construction".into()));
     out.push(Block::Paragraph(format!(
         "Both objectives use one tokenizer (`tokenizer.json`), one prepared copy of the corpus and the same model \
@@ -380,7 +409,7 @@ fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
     out.push(Block::Code(
         serde_json::to_string_pretty(&results.spec).expect("specs serialize"),
     ));
-    Ok(out)
+    out
 }
 
 fn markdown(blocks: &[Block]) -> String {
