@@ -1,6 +1,7 @@
 //! The report's charts, as SVG drawn by plotters.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Metric;
@@ -44,6 +45,29 @@ fn draw(build: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()
     Ok(svg)
 }
 
+/// A chart of values against tokens seen, from 0 to `x_max`: caption, axes and mesh drawn.
+fn tokens_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    y_desc: &str,
+    x_max: f64,
+    (y_lo, y_hi): (f64, f64),
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, y_lo..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("tokens seen")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
+        .draw()?;
+    Ok(chart)
+}
+
 /// Bounds of values with a margin; a flat series gets a unit-wide range.
 fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
@@ -79,21 +103,8 @@ pub fn pretrain_curve(
     let (y_lo, y_hi) = padded(series.iter().flat_map(|p| [p.2, p.3]));
     let color = PALETTE[color_index % PALETTE.len()];
     draw(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("{} pre-training ({} seeds)", objective.name(), runs.len()),
-                ("sans-serif", 20),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x_max, y_lo..y_hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("tokens seen")
-            .y_desc(metric_name)
-            .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
-            .draw()?;
+        let caption = format!("{} pre-training ({} seeds)", objective.name(), runs.len());
+        let mut chart = tokens_chart(root, &caption, &metric_name, x_max, (y_lo, y_hi))?;
         let mut band: Vec<(f64, f64)> = series.iter().map(|p| (p.0, p.3)).collect();
         band.extend(series.iter().rev().map(|p| (p.0, p.2)));
         chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2))))?;
@@ -139,18 +150,8 @@ pub fn minimal_pairs_curves(objectives: &[ObjectiveConfig], runs: &[PretrainResu
         .fold(1.0, f64::max);
     let (y_lo, y_hi) = padded(lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1)));
     draw(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("minimal pairs during pre-training", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x_max, y_lo..y_hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("tokens seen")
-            .y_desc("minimal-pair accuracy (subset)")
-            .x_label_formatter(&|x| format!("{:.2}M", x / 1e6))
-            .draw()?;
+        let caption = "minimal pairs during pre-training";
+        let mut chart = tokens_chart(root, caption, "minimal-pair accuracy (subset)", x_max, (y_lo, y_hi))?;
         for (i, (label, line)) in lines.into_iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
