@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use primer_datasets::corpus::{Corpus, CorpusOptions};
 use primer_datasets::named;
+use primer_datasets::pairs::{MinimalPair, read_pairs};
 use primer_datasets::prepare::{PreparedData, SplitOptions, prepare_cached};
 use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 
@@ -14,6 +15,19 @@ use crate::options::{CorpusArgs, PretrainOptions};
 /// Whether progress bars are drawn (stderr is a terminal).
 pub fn show_progress() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// The minimal pairs of `source` (`blimp`, fetched into `$PRIMER_DATA` when missing and
+/// checked; a `.jsonl` file; a folder), at most `limit` of each paradigm.
+pub fn minimal_pairs(source: &str, limit: Option<usize>) -> anyhow::Result<Vec<MinimalPair>> {
+    let mirror = std::env::var("PRIMER_DATA_URL").ok();
+    Ok(read_pairs(
+        source,
+        &named::data_home(),
+        mirror.as_deref(),
+        show_progress(),
+        limit,
+    )?)
 }
 
 /// The cache of prepared data: `$PRIMER_CACHE`, or `~/.cache/primer/prepared`.

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use primer_datasets::named;
-use primer_datasets::pairs::{MinimalPair, read_pairs};
+use primer_datasets::pairs::MinimalPair;
 use serde::Serialize;
 
 use crate::data::show_progress;
@@ -92,14 +91,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         true => TrainedRun::untrained(&args.run, &device)?,
         false => TrainedRun::load(&args.run, &device)?,
     };
-    let mirror = std::env::var("PRIMER_DATA_URL").ok();
-    let pairs = read_pairs(
-        &args.pairs,
-        &named::data_home(),
-        mirror.as_deref(),
-        show_progress(),
-        args.limit_per_paradigm,
-    )?;
+    let pairs = crate::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
     let info = run.config.objective.info();
     let specials = *run.tokenizer.specials();
     let progress = progress_bar(pairs.len());

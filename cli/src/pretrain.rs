@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
-use primer_datasets::named;
-use primer_datasets::pairs::read_pairs;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Positions, TransformerConfig};
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
@@ -219,14 +217,7 @@ fn minimal_pairs(
     if limit == 0 {
         bail!("--minimal-pairs-limit 0 scores nothing: give at least 1");
     }
-    let mirror = std::env::var("PRIMER_DATA_URL").ok();
-    let mut pairs = read_pairs(
-        source,
-        &named::data_home(),
-        mirror.as_deref(),
-        data::show_progress(),
-        None,
-    )?;
+    let mut pairs = data::minimal_pairs(source, None)?;
     if pairs.len() > limit {
         let mut chosen: Vec<usize> = (0..pairs.len()).collect();
         chosen.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

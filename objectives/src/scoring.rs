@@ -59,31 +59,16 @@ pub fn target_log_probs(
 }
 
 /// Causal negative log-likelihood of every token of `tokens`, read left to right in windows of
-/// the model's context; `start` (the `[EOS]` that precedes every document in training) is the
-/// context of the first token.
+/// the model's context, one window per forward pass; `start` (the `[EOS]` that precedes every
+/// document in training) is the context of the first token.
 pub fn causal_nll(model: &Transformer, start: u32, tokens: &[u32], device: &Device) -> Nll {
-    let window = model.max_seq_len();
-    let sequence: Vec<u32> = std::iter::once(start).chain(tokens.iter().copied()).collect();
-    let mut nll = Nll::default();
-    for from in (0..tokens.len()).step_by(window) {
-        // Inputs from..to, each predicting the token after it.
-        let to = (from + window).min(tokens.len());
-        let row = sequence[from..to].to_vec();
-        let positions: Vec<u32> = (0..row.len() as u32).collect();
-        let log_probs = target_log_probs(
-            model,
-            &[row],
-            &positions,
-            &sequence[from + 1..=to],
-            AttentionMode::Causal,
-            device,
-        );
-        nll.add(Nll {
-            sum: -log_probs.iter().map(|&lp| lp as f64).sum::<f64>(),
-            tokens: log_probs.len(),
-        });
+    let rows = causal_rows(0, start, tokens, model.max_seq_len());
+    let mut sum = [0.0];
+    score_rows(model, rows, AttentionMode::Causal, 1, &mut sum, device);
+    Nll {
+        sum: -sum[0],
+        tokens: tokens.len(),
     }
-    nll
 }
 
 /// Pseudo-log-likelihood of a masked LM (Salazar et al. 2020): each non-special token of
@@ -97,49 +82,72 @@ pub fn pseudo_nll(
     batch_rows: usize,
     device: &Device,
 ) -> Nll {
-    let mut nll = Nll::default();
-    let mut remaining = max_tokens;
-    for window in tokens.chunks(model.max_seq_len()) {
-        let scored: Vec<usize> = (0..window.len())
-            .filter(|&i| !specials.all().contains(&window[i]))
-            .take(remaining)
-            .collect();
-        remaining -= scored.len();
-        for group in scored.chunks(batch_rows.max(1)) {
-            let rows: Vec<Vec<u32>> = group
-                .iter()
-                .map(|&i| {
-                    let mut row = window.to_vec();
-                    row[i] = specials.mask;
-                    row
-                })
-                .collect();
-            let positions: Vec<u32> = group
-                .iter()
-                .enumerate()
-                .map(|(row, &i)| (row * window.len() + i) as u32)
-                .collect();
-            let targets: Vec<u32> = group.iter().map(|&i| window[i]).collect();
-            let log_probs = target_log_probs(model, &rows, &positions, &targets, AttentionMode::Bidirectional, device);
-            nll.add(Nll {
-                sum: -log_probs.iter().map(|&lp| lp as f64).sum::<f64>(),
-                tokens: log_probs.len(),
-            });
-        }
-        if remaining == 0 {
-            break;
-        }
+    let rows = masked_rows(0, specials, tokens, model.max_seq_len(), max_tokens);
+    let scored = rows.len();
+    let mut sum = [0.0];
+    score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sum, device);
+    Nll {
+        sum: -sum[0],
+        tokens: scored,
     }
-    nll
 }
 
-/// One row of a batched scoring pass: which text it belongs to, its tokens, and the positions
-/// it predicts with their targets.
+/// One row of a scoring pass: which text it belongs to, its tokens, and the positions it
+/// predicts with their targets.
 struct ScoredRow {
     text: usize,
     tokens: Vec<u32>,
     predict_at: Vec<u32>,
     targets: Vec<u32>,
+}
+
+/// The rows that read text `text` left to right in windows of `window` tokens, each token
+/// predicted from the one before it (`start` before the first).
+fn causal_rows(text: usize, start: u32, tokens: &[u32], window: usize) -> Vec<ScoredRow> {
+    let sequence: Vec<u32> = std::iter::once(start).chain(tokens.iter().copied()).collect();
+    (0..tokens.len())
+        .step_by(window)
+        .map(|from| {
+            // Inputs from..to, each predicting the token after it.
+            let to = (from + window).min(tokens.len());
+            ScoredRow {
+                text,
+                tokens: sequence[from..to].to_vec(),
+                predict_at: (0..(to - from) as u32).collect(),
+                targets: sequence[from + 1..=to].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// The masked copies of text `text`, in windows of `window` tokens: one row per non-special
+/// token (at most `max_tokens` of them), that token hidden behind `[MASK]` and predicted.
+fn masked_rows(
+    text: usize,
+    specials: &SpecialTokens,
+    tokens: &[u32],
+    window: usize,
+    max_tokens: usize,
+) -> Vec<ScoredRow> {
+    tokens
+        .chunks(window)
+        .flat_map(|chunk| {
+            (0..chunk.len())
+                .filter(|&at| !specials.all().contains(&chunk[at]))
+                .map(move |at| (chunk, at))
+        })
+        .take(max_tokens)
+        .map(|(chunk, at)| {
+            let mut masked = chunk.to_vec();
+            masked[at] = specials.mask;
+            ScoredRow {
+                text,
+                tokens: masked,
+                predict_at: vec![at as u32],
+                targets: vec![chunk[at]],
+            }
+        })
+        .collect()
 }
 
 /// Sums the log-probabilities of `rows`' targets into `sums` (one per text), `batch_rows` rows
@@ -171,8 +179,8 @@ fn score_rows(
 }
 
 /// The log-likelihood of each of `texts` read left to right after `start` (what
-/// [`causal_nll`] sums, negated), `batch_rows` texts per forward pass; texts longer than the
-/// context are read in windows, one at a time.
+/// [`causal_nll`] sums, negated), windows of many texts sharing forward passes, `batch_rows` at
+/// a time.
 pub fn causal_log_probs(
     model: &Transformer,
     start: u32,
@@ -180,31 +188,20 @@ pub fn causal_log_probs(
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
+    let window = model.max_seq_len();
+    let rows = texts
+        .iter()
+        .enumerate()
+        .flat_map(|(text, tokens)| causal_rows(text, start, tokens, window))
+        .collect();
     let mut sums = vec![0.0; texts.len()];
-    let mut rows = Vec::new();
-    for (text, tokens) in texts.iter().enumerate().filter(|(_, tokens)| !tokens.is_empty()) {
-        if tokens.len() > model.max_seq_len() {
-            sums[text] = -causal_nll(model, start, tokens, device).sum;
-            continue;
-        }
-        let inputs: Vec<u32> = std::iter::once(start)
-            .chain(tokens.iter().copied())
-            .take(tokens.len())
-            .collect();
-        rows.push(ScoredRow {
-            text,
-            predict_at: (0..tokens.len() as u32).collect(),
-            targets: tokens.clone(),
-            tokens: inputs,
-        });
-    }
     score_rows(model, rows, AttentionMode::Causal, batch_rows, &mut sums, device);
     sums
 }
 
 /// The pseudo-log-likelihood of each of `texts` (what [`pseudo_nll`] sums, negated): every
 /// masked copy of every text is a row, `batch_rows` rows per forward pass whichever texts they
-/// come from; texts longer than the context are scored in windows, one at a time.
+/// come from.
 pub fn pseudo_log_probs(
     model: &Transformer,
     specials: &SpecialTokens,
@@ -212,27 +209,13 @@ pub fn pseudo_log_probs(
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
+    let window = model.max_seq_len();
+    let rows = texts
+        .iter()
+        .enumerate()
+        .flat_map(|(text, tokens)| masked_rows(text, specials, tokens, window, usize::MAX))
+        .collect();
     let mut sums = vec![0.0; texts.len()];
-    let mut rows = Vec::new();
-    for (text, tokens) in texts.iter().enumerate().filter(|(_, tokens)| !tokens.is_empty()) {
-        if tokens.len() > model.max_seq_len() {
-            sums[text] = -pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device).sum;
-            continue;
-        }
-        for (at, &target) in tokens.iter().enumerate() {
-            if specials.all().contains(&target) {
-                continue;
-            }
-            let mut masked = tokens.clone();
-            masked[at] = specials.mask;
-            rows.push(ScoredRow {
-                text,
-                tokens: masked,
-                predict_at: vec![at as u32],
-                targets: vec![target],
-            });
-        }
-    }
     score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sums, device);
     sums
 }

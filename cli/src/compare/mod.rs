@@ -302,9 +302,7 @@ fn pairs_spec(options: &mut PretrainOptions, limit: Option<usize>) -> anyhow::Re
     if limit == Some(0) {
         bail!("--pairs-limit 0 scores nothing: give at least 1, or --minimal-pairs none");
     }
-    let mirror = std::env::var("PRIMER_DATA_URL").ok();
-    let home = primer_datasets::named::data_home();
-    primer_datasets::pairs::read_pairs(&source, &home, mirror.as_deref(), data::show_progress(), limit)?;
+    data::minimal_pairs(&source, limit)?;
     options.minimal_pairs = Some(source.clone());
     Ok(Some(PairsSpec {
         source,
