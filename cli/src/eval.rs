@@ -53,6 +53,9 @@ struct Report {
     pseudo_ppl: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pseudo_ppl_tokens: Option<u64>,
+    /// The objective's own metrics, by key.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    objective_metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Runs `primer eval`.
@@ -66,6 +69,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         config,
         tokenizer,
         model,
+        companion,
         unfinished_step: step,
     } = TrainedRun::load(&args.run_dir, &device)?;
     let data = match &args.corpus.corpus {
@@ -98,7 +102,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         batch_size: config.train.batch_size,
         tokens_per_byte: data.meta.valid.tokens as f64 / data.meta.valid.bytes as f64,
     };
-    let metrics = evaluate(&model, objective.as_ref(), &set, config.train.seed, &device, |_| {});
+    let metrics = evaluate(
+        (&model, companion.as_ref()),
+        objective.as_ref(),
+        &set,
+        config.train.seed,
+        &device,
+        |_| {},
+    );
     let baseline = unigram_baseline(&data.train, &set, tokenizer.vocab_size(), tokenizer.specials());
     let info = config.objective.info();
     let pseudo = (info.scoring == Scoring::PseudoLogLikelihood).then(|| {
@@ -127,6 +138,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         unigram_baseline: baseline,
         pseudo_ppl: pseudo.map(|p| p.0),
         pseudo_ppl_tokens: pseudo.map(|p| p.1),
+        objective_metrics: metrics.objective_metrics,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
@@ -146,6 +158,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
         if let (Some(value), Some(tokens)) = (report.pseudo_ppl, report.pseudo_ppl_tokens) {
             println!("pseudo-ppl  {value:.3} ({tokens} tokens, each masked in turn)");
+        }
+        for (key, value) in &report.objective_metrics {
+            println!("{key:<11} {value:.4}");
         }
     }
     Ok(())

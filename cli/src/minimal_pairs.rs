@@ -104,7 +104,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         correct.extend(
             info.scoring
-                .prefers_first(&run.model, &specials, &tokens, args.batch_size, &device),
+                .prefers_first(run.pair(), &specials, &tokens, args.batch_size, &device),
         );
         progress.inc(chunk.len() as u64);
     }

@@ -116,7 +116,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     let mut truncated = 0;
     for (i, example) in examples.iter().enumerate() {
         let scored = label_scores(
-            &run.model,
+            run.pair(),
             run.config.objective.info(),
             &run.tokenizer,
             &prompt,

@@ -83,7 +83,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut scores = Vec::new();
     for (i, text) in documents.iter().enumerate() {
         let tokens = run.tokenizer.encode(text)?;
-        let nll = scoring.nll(&run.model, &specials, &tokens, args.batch_size, &device);
+        let nll = scoring.nll(run.pair(), &specials, &tokens, args.batch_size, &device);
         total.add(nll);
         scores.push(DocScore {
             doc: i + 1,

@@ -6,11 +6,12 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
-use primer_objectives::ObjectiveInfo;
+use primer_objectives::{Companion, ObjectiveInfo};
 use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::RunConfig;
+use primer_trainer::networks::Networks;
 use primer_trainer::optim::optimizer;
-use primer_trainer::run::{init_on_host, load_model};
+use primer_trainer::run::load_networks;
 use primer_trainer::run_dir::RunDir;
 
 /// A pre-training run loaded for evaluation or inference.
@@ -23,6 +24,9 @@ pub struct TrainedRun {
     pub tokenizer: PrimerTokenizer,
     /// Its weights, without autodiff.
     pub model: Transformer,
+    /// What its objective trained beside the model (ELECTRA's generator and discriminator
+    /// head), if anything.
+    pub companion: Option<Companion>,
     /// The checkpoint step, when the run has not finished and its latest checkpoint was loaded.
     pub unfinished_step: Option<u64>,
 }
@@ -33,11 +37,18 @@ impl TrainedRun {
         let dir = RunDir::new(dir);
         let config = dir.read_config()?;
         let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
-        let (model, unfinished_step) = if dir.model().exists() {
-            (load_model(&dir, &config, device)?, None)
+        let objective = config.objective.build(&tokenizer);
+        let (networks, unfinished_step) = if dir.model().exists() {
+            (load_networks(&dir, &config, objective.as_ref(), device)?, None)
         } else {
-            let (model, _, state) = Checkpointer::new(dir.checkpoints(), 1)
-                .load_latest(config.model.init(device), optimizer(&config.train))?;
+            let fresh = Networks {
+                model: config.model.init(device),
+                companion: objective
+                    .companion(&config.model)
+                    .map(|companion| companion.init(device)),
+            };
+            let (networks, _, state) =
+                Checkpointer::new(dir.checkpoints(), 1).load_latest(fresh, optimizer(&config.train))?;
             let state = state.with_context(|| {
                 format!(
                     "{} has neither model.bpk nor a checkpoint: train it first",
@@ -45,13 +56,14 @@ impl TrainedRun {
                 )
             })?;
             eprintln!("the run has not finished: using its checkpoint at step {}", state.step);
-            (model, Some(state.step))
+            (networks, Some(state.step))
         };
         Ok(Self {
             dir,
             config,
             tokenizer,
-            model,
+            model: networks.model,
+            companion: networks.companion,
             unfinished_step,
         })
     }
@@ -63,14 +75,21 @@ impl TrainedRun {
         let config = dir.read_config()?;
         let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
         let host = crate::backend::Backend::Flex.device()?;
-        let model = init_on_host(&config.model, config.train.seed, &host, device);
+        let companion = config.objective.build(&tokenizer).companion(&config.model);
+        let networks = Networks::init_on_host(&config.model, companion.as_ref(), config.train.seed, &host, device);
         Ok(Self {
             dir,
             config,
             tokenizer,
-            model,
+            model: networks.model,
+            companion: networks.companion,
             unfinished_step: None,
         })
+    }
+
+    /// The model and its companion, as scorers take them.
+    pub fn pair(&self) -> (&Transformer, Option<&Companion>) {
+        (&self.model, self.companion.as_ref())
     }
 
     /// Fails unless the run's objective has `fact`, naming the objectives that do.

@@ -145,12 +145,13 @@ impl Transformer {
         self.max_seq_len
     }
 
-    /// Token embeddings plus learned positions from `start` on, after dropout.
+    /// Token embeddings plus learned positions from `start` on, after dropout: what the first
+    /// block reads, and what a second network sharing the embeddings reads too.
     ///
     /// # Shapes
     /// - tokens: `[batch, seq]`
     /// - output: `[batch, seq, d_model]`
-    fn embed(&self, tokens: Tensor<2, Int>, start: usize) -> Tensor<3> {
+    pub fn embed(&self, tokens: Tensor<2, Int>, start: usize) -> Tensor<3> {
         let [batch, seq] = tokens.dims();
         let device = tokens.device();
         let mut x = self.token_embedding.forward(tokens);

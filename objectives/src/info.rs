@@ -5,7 +5,11 @@ use burn::tensor::Device;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Pooling, Transformer};
 
-use crate::scoring::{Nll, causal_log_probs, causal_nll, pseudo_log_probs, pseudo_nll};
+use crate::Companion;
+use crate::scoring::{
+    Nll, causal_log_probs, causal_nll, detection_log_probs, judged_log_probs, pseudo_log_probs, pseudo_nll,
+    target_log_probs,
+};
 
 /// Every per-objective fact the rest of primer needs.
 #[derive(Debug)]
@@ -99,6 +103,9 @@ pub enum Scoring {
     LogLikelihood,
     /// Pseudo-log-likelihood, each token masked in turn (Salazar et al. 2020).
     PseudoLogLikelihood,
+    /// The discriminator's log-probability that every token is original (ELECTRA), read both
+    /// ways after `[EOS]`.
+    ReplacedTokenDetection,
 }
 
 impl Scoring {
@@ -107,6 +114,7 @@ impl Scoring {
         match self {
             Self::LogLikelihood => "log-likelihood",
             Self::PseudoLogLikelihood => "pseudo-log-likelihood",
+            Self::ReplacedTokenDetection => "log-probability of no replaced token",
         }
     }
 
@@ -115,15 +123,15 @@ impl Scoring {
         match self {
             Self::LogLikelihood => "perplexity",
             Self::PseudoLogLikelihood => "pseudo-perplexity",
+            Self::ReplacedTokenDetection => "replaced-token perplexity",
         }
     }
 
-    /// The negative score of `tokens` (a document: `[EOS]` precedes it in training), at most
-    /// `max_tokens` of them where scoring costs a forward pass per token, `batch_rows` rows at
-    /// a time.
+    /// The negative score of `tokens` (a document: `[EOS]` precedes it in training),
+    /// `batch_rows` rows at a time; `companion` is the run's, for scorings that read it.
     pub fn nll(
         self,
-        model: &Transformer,
+        (model, companion): (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
         tokens: &[u32],
         batch_rows: usize,
@@ -132,6 +140,10 @@ impl Scoring {
         match self {
             Self::LogLikelihood => causal_nll(model, specials.eos, tokens, device),
             Self::PseudoLogLikelihood => pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device),
+            Self::ReplacedTokenDetection => Nll {
+                sum: -self.log_probs((model, companion), specials, &[tokens.to_vec()], batch_rows, device)[0],
+                tokens: tokens.len(),
+            },
         }
     }
 
@@ -139,7 +151,7 @@ impl Scoring {
     /// forward pass: `batch_rows` rows at a time.
     pub fn log_probs(
         self,
-        model: &Transformer,
+        (model, companion): (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
         texts: &[Vec<u32>],
         batch_rows: usize,
@@ -148,6 +160,10 @@ impl Scoring {
         match self {
             Self::LogLikelihood => causal_log_probs(model, specials.eos, texts, batch_rows, device),
             Self::PseudoLogLikelihood => pseudo_log_probs(model, specials, texts, batch_rows, device),
+            Self::ReplacedTokenDetection => {
+                let companion = companion.expect("replaced-token detection reads the discriminator's head");
+                detection_log_probs(model, companion, specials.eos, texts, batch_rows, device)
+            }
         }
     }
 
@@ -155,7 +171,7 @@ impl Scoring {
     /// right), `batch_rows` rows per forward pass.
     pub fn prefers_first(
         self,
-        model: &Transformer,
+        model: (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
         pairs: &[[Vec<u32>; 2]],
         batch_rows: usize,
@@ -171,6 +187,9 @@ impl Scoring {
         match self {
             Self::LogLikelihood => "[EOS] text, each token predicted from the ones before it",
             Self::PseudoLogLikelihood => "text alone, each ordinary token masked in turn and predicted from both sides",
+            Self::ReplacedTokenDetection => {
+                "[EOS] text read both ways, each token judged original by the discriminator"
+            }
         }
     }
 }
@@ -184,6 +203,9 @@ pub enum LabelSlot {
     AfterPrefix,
     /// At its own position, hidden behind `[MASK]`.
     Masked,
+    /// At its own position, shown, judged original by a discriminator (ELECTRA as a zero-shot
+    /// learner, Xia et al. 2022): its score is the log-probability it is not replaced.
+    Judged,
 }
 
 impl LabelSlot {
@@ -195,6 +217,7 @@ impl LabelSlot {
                 ids[at] = specials.mask;
                 at
             }
+            Self::Judged => at,
         }
     }
 
@@ -203,7 +226,27 @@ impl LabelSlot {
         match self {
             Self::NextToken => AttentionMode::Causal,
             Self::AfterPrefix => AttentionMode::Prefix(label_starts),
-            Self::Masked => AttentionMode::Bidirectional,
+            Self::Masked | Self::Judged => AttentionMode::Bidirectional,
+        }
+    }
+
+    /// The score of each label token `targets` at flat positions `predict_at` of the prepared
+    /// `rows`, read with `mode`: its log-probability, or for a judged slot the log-probability
+    /// the discriminator gives it of being original.
+    pub fn log_probs(
+        self,
+        (model, companion): (&Transformer, Option<&Companion>),
+        rows: &[Vec<u32>],
+        (predict_at, targets): (&[u32], &[u32]),
+        mode: AttentionMode,
+        device: &Device,
+    ) -> Vec<f32> {
+        match self {
+            Self::Judged => {
+                let companion = companion.expect("a judged label slot reads the discriminator's head");
+                judged_log_probs(model, companion, rows, predict_at, device)
+            }
+            _ => target_log_probs(model, rows, predict_at, targets, mode, device),
         }
     }
 }
@@ -215,10 +258,13 @@ pub enum SampleKind {
     Continuation,
     /// The best guesses at masked tokens of an excerpt.
     Fills,
+    /// Which tokens of an excerpt, some replaced by the generator's guesses, the discriminator
+    /// judges replaced.
+    Detections,
 }
 
 /// A validation metric of a pre-trained model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Metric {
     /// Next-token loss spread over the UTF-8 bytes of the text.
     BitsPerByte,
@@ -226,6 +272,15 @@ pub enum Metric {
     Accuracy,
     /// Pseudo-perplexity of validation text.
     PseudoPerplexity,
+    /// One of the objective's own metrics (see `Objective::own_metrics`), higher better.
+    Own {
+        /// Its key in the metrics.
+        key: &'static str,
+        /// Its name in reports.
+        name: &'static str,
+        /// Its value for a model that guesses, where there is one.
+        chance: Option<f64>,
+    },
 }
 
 impl Metric {
@@ -235,24 +290,27 @@ impl Metric {
             Self::BitsPerByte => "bits per byte",
             Self::Accuracy => info.accuracy,
             Self::PseudoPerplexity => "pseudo-perplexity",
+            Self::Own { name, .. } => name,
         }
     }
 
     /// Whether a lower value is better.
     pub fn lower_is_better(self) -> bool {
-        !matches!(self, Self::Accuracy)
+        matches!(self, Self::BitsPerByte | Self::PseudoPerplexity)
     }
 
     /// What the metric is read against: its value for a model that knows only the train
     /// split's token frequencies, from their cross-entropy (nats per token) and accuracy on the
     /// validation tokens, and the validation text's bits per nat of per-token loss.
-    pub fn unigram_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> f64 {
-        match self {
+    /// An own metric's baseline is its chance value, where it has one.
+    pub fn unigram_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> Option<f64> {
+        Some(match self {
             Self::BitsPerByte => unigram_loss * bits_per_nat,
             Self::Accuracy => unigram_accuracy,
             // Context does not change a unigram model's guess: its pseudo-perplexity is its
             // perplexity.
             Self::PseudoPerplexity => unigram_loss.exp(),
-        }
+            Self::Own { chance, .. } => return chance,
+        })
     }
 }

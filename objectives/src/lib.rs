@@ -7,6 +7,8 @@
 //! [`Registration`]) plus one line in [`OBJECTIVES`].
 
 mod causal;
+pub mod companion;
+mod electra;
 pub mod info;
 mod mlm;
 mod prefix;
@@ -15,6 +17,8 @@ pub mod scoring;
 pub mod tensors;
 
 pub use causal::CausalLm;
+pub use companion::{Companion, CompanionConfig};
+pub use electra::{Electra, ElectraConfig};
 pub use info::ObjectiveInfo;
 pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
 pub use prefix::PrefixLm;
@@ -22,7 +26,7 @@ pub use registry::{OBJECTIVES, ObjectiveConfig, Registration};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
-use primer_model::{AttentionMode, Transformer};
+use primer_model::{AttentionMode, Transformer, TransformerConfig};
 
 /// A pre-training objective, built for a tokenizer by its [`Registration`].
 pub trait Objective: Send + Sync {
@@ -36,10 +40,34 @@ pub trait Objective: Send + Sync {
     /// from `seed` alone, so the same blocks and seed give the same batch.
     fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch;
 
+    /// The targets the loss of `batch` sums over, known before the loss is computed (so that
+    /// accumulated micro-batches are normalised as one batch); [`LmSums::n_targets`] agrees.
+    fn n_targets(&self, batch: &LmBatch) -> usize {
+        batch.n_targets()
+    }
+
+    /// The loss per target of a model that guesses uniformly over `vocab_size` tokens (and
+    /// evenly on any other choice): where an untrained model starts.
+    fn chance_loss(&self, vocab_size: usize) -> f64 {
+        (vocab_size as f64).ln()
+    }
+
+    /// The networks trained beside a Transformer of this shape, if any (see [`companion`]).
+    fn companion(&self, _model: &TransformerConfig) -> Option<CompanionConfig> {
+        None
+    }
+
     /// The training loss of a batch, summed, with what validation reports of it: by default
-    /// cross-entropy at the batch's predicted positions.
-    fn loss(&self, model: &Transformer, batch: LmBatch) -> LmSums {
+    /// cross-entropy at the batch's predicted positions. `companion` is the one built from
+    /// [`Self::companion`]'s config.
+    fn loss(&self, model: &Transformer, _companion: Option<&Companion>, batch: LmBatch) -> LmSums {
         forward_sums(model, batch)
+    }
+
+    /// Validation metrics of the objective's own, by key (`discriminator_auc`), beyond loss and
+    /// accuracy: from [`LmSums::details`] of every validation batch, read back to the host.
+    fn own_metrics(&self, _details: &[Vec<Vec<f32>>]) -> Vec<(&'static str, f64)> {
+        Vec::new()
     }
 }
 
@@ -54,6 +82,9 @@ pub struct LmBatch {
     pub targets: Tensor<1, Int>,
     /// How the model reads the inputs.
     pub attention: AttentionMode,
+    /// Uniform draws in `[0, 1)` that the loss samples with, drawn with the batch so that the
+    /// same seed samples the same on every backend, `[n]`.
+    pub noise: Option<Tensor<1>>,
 }
 
 impl LmBatch {
@@ -72,6 +103,7 @@ impl LmBatch {
             predict_at: predict_at.map(ints),
             targets: ints(targets),
             attention,
+            noise: None,
         }
     }
 
@@ -90,6 +122,9 @@ pub struct LmSums {
     pub correct: Tensor<1, Int>,
     /// Number of targets.
     pub n_targets: usize,
+    /// What the objective's [`Objective::own_metrics`] read, e.g. a discriminator's scores and
+    /// labels; empty for most.
+    pub details: Vec<Tensor<1>>,
 }
 
 /// Runs the model on a batch and sums the cross-entropy at the predicted positions.
@@ -103,6 +138,7 @@ pub fn forward_sums(model: &Transformer, batch: LmBatch) -> LmSums {
         nll,
         correct,
         n_targets,
+        details: Vec::new(),
     }
 }
 

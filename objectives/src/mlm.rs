@@ -168,7 +168,8 @@ impl MaskedLm {
 
     /// Selects and replaces tokens of a batch of sequences of `seq` tokens, following the
     /// config's [`Masking`]. Special tokens are never selected; at least one token is selected
-    /// whenever the batch has a non-special token.
+    /// whenever the batch has a non-special token, unless the mask rate is 0 (which ELECTRA
+    /// allows: its discriminator then trains alone).
     pub fn mask(&self, tokens: &[u32], seq: usize, seed: u64) -> MlmMasking {
         match self.config.masking {
             Masking::Token => self.mask_tokens(tokens, seed),
@@ -187,6 +188,7 @@ impl MaskedLm {
             }
         }
         if selected.is_empty()
+            && self.config.mask_rate > 0.0
             && let Some(i) = tokens.iter().position(|&t| !self.is_special(t))
         {
             selected.push(i as u32);

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{Objective, ObjectiveInfo, causal, mlm, prefix};
+use crate::{Objective, ObjectiveInfo, causal, electra, mlm, prefix};
 
 /// One objective as the registry lists it.
 pub struct Registration {
@@ -27,7 +27,12 @@ pub struct Registration {
 }
 
 /// Every objective primer knows, in the order commands list them. Adding one is one line here.
-pub const OBJECTIVES: &[Registration] = &[mlm::REGISTRATION, causal::REGISTRATION, prefix::REGISTRATION];
+pub const OBJECTIVES: &[Registration] = &[
+    mlm::REGISTRATION,
+    causal::REGISTRATION,
+    prefix::REGISTRATION,
+    electra::REGISTRATION,
+];
 
 /// The registration of the objective called `name`.
 pub fn lookup(name: &str) -> Result<&'static Registration, String> {
@@ -287,7 +292,7 @@ mod tests {
     #[test]
     fn bad_specs_name_the_fault() {
         let err = |spec: &str| spec.parse::<ObjectiveConfig>().unwrap_err();
-        assert!(err("bert").contains("unknown objective `bert`: choose one of mlm, clm, prefix"));
+        assert!(err("bert").contains("unknown objective `bert`: choose one of mlm, clm, prefix, electra"));
         assert!(err("mlm:phrase").contains("phrase"), "{}", err("mlm:phrase"));
         assert!(err("mlm:mask_rate=0").contains("mask_rate 0 must be in (0, 1]"));
         assert!(err("mlm:mask_rat=0.2").contains("unknown field `mask_rat`"));

@@ -1,6 +1,7 @@
 //! Step checkpoints: model, optimizer and training state, complete or absent, last K kept.
 //!
-//! Layout: `RUN_DIR/checkpoints/step-00001000/{model.bpk, optim.bpk, state.json, SHA256SUMS}`.
+//! Layout: `RUN_DIR/checkpoints/step-00001000/{model.bpk, optim.bpk, state.json, SHA256SUMS}`,
+//! and `companion.bpk` for objectives that train one (see [`crate::networks`]).
 //! A checkpoint is written into a hidden `.tmp-step-*` folder, its checksums last, and renamed
 //! into place; an old one is renamed to a hidden `.prune-*` name before it is deleted. So a
 //! folder named `step-*` is always complete, and a killed writer leaves only hidden folders,
@@ -12,15 +13,23 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use primer_datasets::checksums::{verify_sums, write_sums, write_sums_of};
-use primer_model::Transformer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::networks::Networks;
 
 const MODEL: &str = "model.bpk";
 const OPTIM: &str = "optim.bpk";
 const STATE: &str = "state.json";
+/// The companion's weights, for objectives that train one.
+pub const COMPANION: &str = "companion.bpk";
 const FILES: [&str; 3] = [MODEL, OPTIM, STATE];
+
+/// The files of a checkpoint of `networks`.
+fn files(networks: &Networks) -> Vec<&'static str> {
+    let companion = networks.companion.as_ref().map(|_| COMPANION);
+    FILES.into_iter().chain(companion).collect()
+}
 /// Prefixes of the hidden folders a writer makes: being written, being pruned.
 const LEFTOVER_PREFIXES: [&str; 2] = [".tmp-step-", ".prune-"];
 
@@ -56,7 +65,7 @@ impl Checkpointer {
     /// Saves a checkpoint for `state.step` and prunes older ones.
     pub fn save(
         &self,
-        model: &Transformer,
+        networks: &Networks,
         optim: &ModuleOptimizer,
         state: &TrainState,
     ) -> Result<PathBuf, TrainError> {
@@ -66,16 +75,23 @@ impl Checkpointer {
             .tempdir_in(&self.dir)
             .map_err(|e| TrainError::io(&self.dir, e))?;
         let record_error = |what: &str, e| TrainError::Invalid(format!("cannot write {what} checkpoint: {e:?}"));
-        model
+        networks
+            .model
             .clone()
             .save_file(tmp.path().join(MODEL))
             .map_err(|e| record_error("model", e))?;
+        if let Some(companion) = &networks.companion {
+            companion
+                .clone()
+                .save_file(tmp.path().join(COMPANION))
+                .map_err(|e| record_error("companion", e))?;
+        }
         optim
             .save(tmp.path().join(OPTIM))
             .map_err(|e| record_error("optimizer", e))?;
         let state_json = serde_json::to_vec_pretty(state).expect("state serializes");
         primer_datasets::atomic_write(&tmp.path().join(STATE), &state_json)?;
-        write_sums(tmp.path(), &FILES)?;
+        write_sums(tmp.path(), &files(networks))?;
         let target = self.dir.join(format!("step-{:08}", state.step));
         if target.exists() {
             self.prune(&target)?;
@@ -140,16 +156,16 @@ impl Checkpointer {
         Ok(found)
     }
 
-    /// Loads the newest checkpoint into a freshly built model and optimizer; with none, gives
+    /// Loads the newest checkpoint into freshly built networks and optimizer; with none, gives
     /// them back as they are, without a state.
     pub fn load_latest(
         &self,
-        model: Transformer,
+        networks: Networks,
         optim: ModuleOptimizer,
-    ) -> Result<(Transformer, ModuleOptimizer, Option<TrainState>), TrainError> {
+    ) -> Result<(Networks, ModuleOptimizer, Option<TrainState>), TrainError> {
         let all = self.list()?;
         let Some(latest) = all.last() else {
-            return Ok((model, optim, None));
+            return Ok((networks, optim, None));
         };
         let fallback = match all.len() {
             1 => "start over with --overwrite".to_string(),
@@ -158,8 +174,8 @@ impl Checkpointer {
                 all[n - 2].display()
             ),
         };
-        load(latest, model, optim)
-            .map(|(model, optim, state)| (model, optim, Some(state)))
+        load(latest, networks, optim)
+            .map(|(networks, optim, state)| (networks, optim, Some(state)))
             .map_err(|detail| {
                 TrainError::Invalid(format!(
                     "checkpoint {} is corrupt: {detail}: {fallback}",
@@ -173,10 +189,10 @@ impl Checkpointer {
 /// says what is wrong.
 fn load(
     path: &Path,
-    model: Transformer,
+    networks: Networks,
     optim: ModuleOptimizer,
-) -> Result<(Transformer, ModuleOptimizer, TrainState), String> {
-    verify_sums(path, &FILES)?;
+) -> Result<(Networks, ModuleOptimizer, TrainState), String> {
+    verify_sums(path, &files(&networks))?;
     let state_text = std::fs::read_to_string(path.join(STATE)).map_err(|e| format!("{STATE}: {e}"))?;
     let state: TrainState = serde_json::from_str(&state_text).map_err(|e| format!("{STATE} ({e})"))?;
     let named_step = path
@@ -185,23 +201,62 @@ fn load(
     if named_step != Some(state.step) {
         return Err(format!("{STATE} says step {}, its folder another", state.step));
     }
-    let model = load_finite(model, &path.join(MODEL))?;
+    let networks = Networks {
+        model: load_finite(networks.model, &path.join(MODEL))?,
+        companion: match networks.companion {
+            Some(companion) => Some(load_finite(companion, &path.join(COMPANION))?),
+            None => None,
+        },
+    };
     let optim = optim.load(path.join(OPTIM)).map_err(|e| format!("{OPTIM} ({e:?})"))?;
-    Ok((model, optim, state))
+    Ok((networks, optim, state))
 }
 
 /// Writes a module's weights atomically (a temporary file in the same folder, renamed), their
 /// sha256 recorded in the folder's `SHA256SUMS` before the rename.
 pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError> {
+    let tmp = write_temporary(module, path)?;
+    commit(&[(path, tmp)])
+}
+
+/// Writes a run's final networks as [`save_weights`] does, `model.bpk` and, where there is a
+/// companion, `companion.bpk` beside it, both in one `SHA256SUMS`.
+pub fn save_networks(networks: &Networks, model: &Path) -> Result<(), TrainError> {
+    let mut files = vec![(model, write_temporary(&networks.model, model)?)];
+    let companion = model.with_file_name(COMPANION);
+    if let Some(weights) = &networks.companion {
+        files.push((&companion, write_temporary(weights, &companion)?));
+    }
+    commit(&files)
+}
+
+/// Writes `module` to a temporary file beside `path` and returns it.
+fn write_temporary<M: Module>(module: &M, path: &Path) -> Result<PathBuf, TrainError> {
     let tmp = path.with_extension("tmp.bpk");
     module
         .clone()
         .save_file(&tmp)
         .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e:?}", tmp.display())))?;
-    let dir = path.parent().expect("weights live in a folder");
-    let name = path.file_name().expect("weights have a file name").to_string_lossy();
-    write_sums_of(dir, &[(&name, tmp.clone())])?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    Ok(tmp)
+}
+
+/// Records the temporary files' sums under their final names in their folder's `SHA256SUMS`,
+/// then renames them into place.
+fn commit(files: &[(&Path, PathBuf)]) -> Result<(), TrainError> {
+    let dir = files[0].0.parent().expect("weights live in a folder");
+    let named: Vec<(String, PathBuf)> = files
+        .iter()
+        .map(|(path, tmp)| {
+            let name = path.file_name().expect("weights have a file name").to_string_lossy();
+            (name.into_owned(), tmp.clone())
+        })
+        .collect();
+    let named: Vec<(&str, PathBuf)> = named.iter().map(|(name, tmp)| (name.as_str(), tmp.clone())).collect();
+    write_sums_of(dir, &named)?;
+    for (path, tmp) in files {
+        std::fs::rename(tmp, path).map_err(|e| TrainError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Loads weights written by [`save_weights`] into `module`: checked against the folder's

@@ -1,5 +1,6 @@
 //! Evaluation of a model on fixed blocks of a token shard.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -7,7 +8,8 @@ use primer_datasets::blocks::read_blocks;
 use primer_datasets::shard::TokenShard;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::Transformer;
-use primer_objectives::{Objective, batch_seed};
+use primer_objectives::tensors::host_floats;
+use primer_objectives::{Companion, Objective, batch_seed};
 
 use primer_objectives::scoring::{Nll, pseudo_nll};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 const EVAL_SEED_STEP: u64 = u64::MAX;
 
 /// Validation metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
     /// Mean cross-entropy per predicted token, nats.
     pub loss: f64,
@@ -33,6 +35,9 @@ pub struct EvalMetrics {
     /// Share of the run's minimal pairs scored right, when it has some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimal_pairs_accuracy: Option<f64>,
+    /// The objective's own metrics, by key (ELECTRA: `discriminator_auc`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objective_metrics: BTreeMap<String, f64>,
 }
 
 /// Where and how to evaluate.
@@ -49,10 +54,10 @@ pub struct EvalSet<'a> {
     pub tokens_per_byte: f64,
 }
 
-/// Evaluates `model` (an inference copy: no autodiff, no dropout) with an objective's batches.
-/// `on_batch` is told how many batches are done.
+/// Evaluates `model` and its companion (inference copies: no autodiff, no dropout) with an
+/// objective's batches. `on_batch` is told how many batches are done.
 pub fn evaluate(
-    model: &Transformer,
+    (model, companion): (&Transformer, Option<&Companion>),
     objective: &dyn Objective,
     set: &EvalSet,
     seed: u64,
@@ -61,6 +66,7 @@ pub fn evaluate(
 ) -> EvalMetrics {
     let started = Instant::now();
     let (mut nll, mut correct, mut targets, mut inputs) = (0.0, 0i64, 0u64, 0u64);
+    let mut details = Vec::new();
     for (i, starts) in set.starts.chunks(set.batch_size).enumerate() {
         let blocks = read_blocks(set.shard, starts, set.block_len);
         let batch = objective.batch(
@@ -70,19 +76,26 @@ pub fn evaluate(
             device,
         );
         inputs += batch.inputs.shape().num_elements() as u64;
-        let sums = objective.loss(model, batch);
+        let sums = objective.loss(model, companion, batch);
+        details.push(sums.details.into_iter().map(host_floats).collect());
         nll += sums.nll.into_scalar::<f64>();
         correct += sums.correct.into_scalar::<i64>();
         targets += sums.n_targets as u64;
         on_batch(i + 1);
     }
-    metrics(
+    let mut metrics = metrics(
         nll,
         correct,
         targets,
         set.tokens_per_byte,
         inputs as f64 / started.elapsed().as_secs_f64(),
-    )
+    );
+    metrics.objective_metrics = objective
+        .own_metrics(&details)
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+    metrics
 }
 
 /// Metrics from sums.
@@ -96,6 +109,7 @@ pub fn metrics(nll: f64, correct: i64, targets: u64, tokens_per_byte: f64, token
         targets,
         tokens_per_s,
         minimal_pairs_accuracy: None,
+        objective_metrics: BTreeMap::new(),
     }
 }
 

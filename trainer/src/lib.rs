@@ -11,6 +11,7 @@ pub mod generate;
 pub mod memory;
 pub mod metrics;
 pub mod mfu;
+pub mod networks;
 pub mod optim;
 pub mod prompt;
 pub mod run;

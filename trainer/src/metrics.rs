@@ -58,6 +58,10 @@ pub struct MetricsRecord {
     /// Share of the run's minimal pairs scored right (valid only, with `--minimal-pairs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimal_pairs_accuracy: Option<f64>,
+    /// The objective's own validation metrics, by key (valid only; ELECTRA's
+    /// `discriminator_auc`, `generator_accuracy`, `replaced_share`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub objective_metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Appends records to a JSON Lines log (`metrics.jsonl`, `samples.jsonl`), one flushed line

@@ -6,8 +6,7 @@
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
-use primer_objectives::ObjectiveInfo;
-use primer_objectives::scoring::target_log_probs;
+use primer_objectives::{Companion, ObjectiveInfo};
 
 use crate::error::TrainError;
 
@@ -117,7 +116,7 @@ pub struct LabelScores {
 /// The mean log-probability per token of each label word for `text`. With `truncate`, text
 /// that would overflow the context loses its end first (never the template or the label slot).
 pub fn label_scores(
-    model: &Transformer,
+    (model, companion): (&Transformer, Option<&Companion>),
     objective: &ObjectiveInfo,
     tokenizer: &PrimerTokenizer,
     prompt: &Prompt,
@@ -160,7 +159,10 @@ pub fn label_scores(
         rows.push(ids);
     }
     let attention = objective.label_slot.attention(starts);
-    let log_probs = target_log_probs(model, &rows, &positions, &targets, attention, device);
+    let log_probs =
+        objective
+            .label_slot
+            .log_probs((model, companion), &rows, (&positions, &targets), attention, device);
     let mut scores = Vec::with_capacity(counts.len());
     let mut at = 0;
     for count in counts {

@@ -15,17 +15,18 @@ use primer_datasets::DataError;
 use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{Transformer, TransformerConfig};
+use primer_model::Transformer;
 use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_weights};
+use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
 use crate::config::RunConfig;
 use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
 use crate::mfu::mfu;
+use crate::networks::Networks;
 use crate::optim::{clip_global_norm, optimizer};
 use crate::run_dir::RunDir;
 use crate::samples::Sampler;
@@ -123,9 +124,10 @@ pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Res
     Ok(eval_starts(data.valid.len(), block_len, blocks))
 }
 
-/// A training loss above this many times the uniform baseline (`ln V`) counts as divergence:
-/// an untrained model starts near `ln V`, and one this far above it assigns the targets less
-/// probability than guessing would, so only a blown-up run reaches it.
+/// A training loss above this many times the uniform baseline (the objective's chance loss,
+/// `ln V` for a language model) counts as divergence: an untrained model starts near it, and one
+/// this far above it assigns the targets less probability than guessing would, so only a
+/// blown-up run reaches it.
 const DIVERGED_BASELINES: f64 = 2.0;
 
 /// What one optimizer step measured.
@@ -156,15 +158,15 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let flops_per_token = config.model.train_flops_per_token(train.seq_len);
     let health = Health {
         objective: objective.as_ref(),
-        loss_limit: DIVERGED_BASELINES * (config.model.vocab_size as f64).ln(),
+        loss_limit: DIVERGED_BASELINES * objective.chance_loss(config.model.vocab_size),
         config,
         run_dir: job.run_dir,
     };
 
     let device = device.clone().autodiff();
     let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
-    let (mut model, mut optim, mut state) = restore(&job, &checkpointer, &device)?;
-    let parameters = model.num_params();
+    let (mut networks, mut optim, mut state) = restore(&job, objective.as_ref(), &checkpointer, &device)?;
+    let parameters = networks.num_params();
     let mut log = MetricsLog::resume(&job.run_dir.metrics(), state.step)?;
     if job.tensorboard {
         log = log.mirror_to(TensorBoardWriter::create(&job.run_dir.tensorboard())?);
@@ -197,7 +199,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
         let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
         let batches = step_batches(&job, objective.as_ref(), &mut stream, &state, &device, train.grad_accum);
-        let (result, grads) = gradient_step(&model, batches, objective.as_ref(), train.grad_clip);
+        let (result, grads) = gradient_step(&networks, batches, objective.as_ref(), train.grad_clip);
         if let Err(error) = health.check(
             step,
             result.nll / result.targets as f64,
@@ -207,7 +209,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             dashboard.finish();
             return Err(error);
         }
-        model = optim.step(lr, model, grads);
+        networks = optim.step(lr, networks, grads);
 
         state.step = step;
         state.cursor += (train.grad_accum * train.batch_size) as u64;
@@ -233,14 +235,14 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
 
         if step.is_multiple_of(train.eval_every) || step == train.steps {
             dashboard.begin_eval(valid_blocks.len().div_ceil(train.batch_size));
-            let inference = model.valid();
+            let inference = networks.valid();
             let inference_device = inference.devices()[0].clone();
             let metrics = validate(&job, &inference, objective.as_ref(), &valid_set, |done| {
                 dashboard.eval_progress(done)
             });
             let record = make_record(step, Split::Valid, &state, lr, &metrics);
             log.append(&record)?;
-            samples.append(&sampler.sample(&inference, job.tokenizer, step, &inference_device))?;
+            samples.append(&sampler.sample(inference.pair(), job.tokenizer, step, &inference_device))?;
             dashboard.valid(&record);
             last_valid = Some((step, metrics));
         }
@@ -248,7 +250,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         let halted = job.halt_after.is_some_and(|h| step >= h);
         let interrupted = interrupter.should_stop();
         if step.is_multiple_of(train.checkpoint_every) || step == train.steps || halted || interrupted {
-            let inference = model.valid();
+            let inference = networks.valid();
             let next = step_batches(
                 &job,
                 objective.as_ref(),
@@ -261,7 +263,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
                 dashboard.finish();
                 return Err(error);
             }
-            checkpointer.save(&model, &optim, &state)?;
+            checkpointer.save(&networks, &optim, &state)?;
         }
         if halted || interrupted {
             dashboard.finish();
@@ -274,11 +276,11 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     }
     dashboard.finish();
 
-    let final_model = model.valid();
+    let final_networks = networks.valid();
     // A run resumed after its last step has no evaluation in this process yet.
     let valid = match last_valid {
         Some((step, metrics)) if step == state.step => metrics,
-        _ => validate(&job, &final_model, objective.as_ref(), &valid_set, |_| {}),
+        _ => validate(&job, &final_networks, objective.as_ref(), &valid_set, |_| {}),
     };
     let summary = Summary {
         objective: config.objective.clone(),
@@ -289,7 +291,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         peak_rss_gb: peak_rss_gb(),
         valid,
     };
-    save_weights(&final_model, &job.run_dir.model())?;
+    save_networks(&final_networks, &job.run_dir.model())?;
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Outcome::Completed(summary))
@@ -299,11 +301,13 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
 /// run after removing what killed writers left and checking the state belongs to this run.
 fn restore(
     job: &PretrainJob,
+    objective: &dyn Objective,
     checkpointer: &Checkpointer,
     device: &Device,
-) -> Result<(Transformer, burn::optim::ModuleOptimizer, TrainState), TrainError> {
+) -> Result<(Networks, burn::optim::ModuleOptimizer, TrainState), TrainError> {
     let train = &job.config.train;
-    let model = init_on_host(&job.config.model, train.seed, &job.host, device);
+    let companion = objective.companion(&job.config.model);
+    let networks = Networks::init_on_host(&job.config.model, companion.as_ref(), train.seed, &job.host, device);
     let optim = optimizer(train);
     let fresh = TrainState {
         step: 0,
@@ -312,12 +316,12 @@ fn restore(
         elapsed_s: 0.0,
     };
     if !job.resume {
-        return Ok((model, optim, fresh));
+        return Ok((networks, optim, fresh));
     }
     checkpointer.remove_leftovers()?;
-    let (model, optim, state) = match checkpointer.load_latest(model, optim)? {
-        (model, optim, Some(state)) => (model, optim, state),
-        (model, optim, None) => return Ok((model, optim, fresh)),
+    let (networks, optim, state) = match checkpointer.load_latest(networks, optim)? {
+        (networks, optim, Some(state)) => (networks, optim, state),
+        (networks, optim, None) => return Ok((networks, optim, fresh)),
     };
     let expected_cursor = state.step * (train.grad_accum * train.batch_size) as u64;
     if state.step > train.steps
@@ -333,7 +337,7 @@ fn restore(
             state.tokens_seen
         )));
     }
-    Ok((model, optim, state))
+    Ok((networks, optim, state))
 }
 
 /// The first `micros` micro-batches of the step after `state`, on `device`.
@@ -365,25 +369,26 @@ fn step_batches(
 /// Forward and backward passes over a step's micro-batches, the gradients accumulated and
 /// clipped.
 fn gradient_step(
-    model: &Transformer,
+    networks: &Networks,
     batches: Vec<LmBatch>,
     objective: &dyn Objective,
     grad_clip: f64,
 ) -> (StepResult, GradientsParams) {
     // Normalise by the targets of the whole accumulated batch, not per micro-batch, so
     // accumulation equals one large batch even when MLM draws uneven mask counts.
-    let targets: usize = batches.iter().map(|b| b.n_targets()).sum();
+    let targets: usize = batches.iter().map(|b| objective.n_targets(b)).sum();
     let mut accumulator = GradientsAccumulator::new();
     let (mut nll, mut correct) = (0.0, 0i64);
     for batch in batches {
-        let sums = objective.loss(model, batch);
+        let (model, companion) = networks.pair();
+        let sums = objective.loss(model, companion, batch);
         let loss = sums.nll.clone().div_scalar(targets as f64);
-        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+        accumulator.accumulate(networks, GradientsParams::from_grads(loss.backward(), networks));
         nll += sums.nll.into_scalar::<f64>();
         correct += sums.correct.into_scalar::<i64>();
     }
     let mut grads = accumulator.grads();
-    let grad_norm = clip_global_norm(model, &mut grads, grad_clip);
+    let grad_norm = clip_global_norm(networks, &mut grads, grad_clip);
     let result = StepResult {
         nll,
         correct,
@@ -418,13 +423,14 @@ impl Health<'_> {
     /// step's first micro-batch: a checkpoint is never of diverged weights.
     fn probe(
         &self,
-        model: &Transformer,
+        networks: &Networks,
         next: Vec<LmBatch>,
         step: u64,
         checkpointer: &Checkpointer,
     ) -> Result<(), TrainError> {
         let batch = next.into_iter().next().expect("one micro-batch");
-        let sums = self.objective.loss(model, batch);
+        let (model, companion) = networks.pair();
+        let sums = self.objective.loss(model, companion, batch);
         let loss = sums.nll.into_scalar::<f64>() / sums.n_targets.max(1) as f64;
         if loss.is_finite() && loss <= self.loss_limit {
             return Ok(());
@@ -447,22 +453,14 @@ impl Health<'_> {
             " or set --grad-clip 1"
         };
         TrainError::Invalid(format!(
-            "training of {} diverged {when}, above {:.2} = {DIVERGED_BASELINES} x the uniform baseline ln {}; {last_good}: start over with a lower --lr (now {}){clip}",
+            "training of {} diverged {when}, above {:.2} = {DIVERGED_BASELINES} x the uniform baseline {:.2} (vocabulary {}); {last_good}: start over with a lower --lr (now {}){clip}",
             self.run_dir.root.display(),
             self.loss_limit,
+            self.loss_limit / DIVERGED_BASELINES,
             self.config.model.vocab_size,
             train.lr
         ))
     }
-}
-
-/// Initialises the model on `host` with `seed` and loads the weights onto `device`. Burn's
-/// parameters are lazy: moving an uninitialised model would draw its weights on the target
-/// device, with that backend's own random generator.
-pub fn init_on_host(config: &TransformerConfig, seed: u64, host: &Device, device: &Device) -> Transformer {
-    host.seed(seed);
-    let weights = config.init(host).into_record();
-    config.init(device).load_record(weights)
 }
 
 fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &EvalMetrics) -> MetricsRecord {
@@ -482,27 +480,35 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
         cpu_percent: None,
         memory_gb: None,
         minimal_pairs_accuracy: metrics.minimal_pairs_accuracy,
+        objective_metrics: metrics.objective_metrics.clone(),
     }
 }
 
 /// Rows per forward pass when scoring minimal pairs.
 const PAIR_BATCH_ROWS: usize = 32;
 
-/// Validation of `model` (an inference copy): the objective's metrics, and the share of the
-/// job's minimal pairs it scores right.
+/// Validation of `networks` (an inference copy): the objective's metrics, and the share of the
+/// job's minimal pairs they score right.
 fn validate(
     job: &PretrainJob,
-    model: &Transformer,
+    networks: &Networks,
     objective: &dyn Objective,
     set: &EvalSet,
     progress: impl FnMut(usize),
 ) -> EvalMetrics {
-    let device = model.devices()[0].clone();
-    let mut metrics = evaluate(model, objective, set, job.config.train.seed, &device, progress);
+    let device = networks.devices()[0].clone();
+    let mut metrics = evaluate(
+        networks.pair(),
+        objective,
+        set,
+        job.config.train.seed,
+        &device,
+        progress,
+    );
     if !job.minimal_pairs.is_empty() {
         let scoring = objective.info().scoring;
         let right = scoring.prefers_first(
-            model,
+            networks.pair(),
             job.tokenizer.specials(),
             job.minimal_pairs,
             PAIR_BATCH_ROWS,
@@ -511,6 +517,30 @@ fn validate(
         metrics.minimal_pairs_accuracy = Some(right.iter().filter(|&&ok| ok).count() as f64 / right.len() as f64);
     }
     metrics
+}
+
+/// Loads a finished run's networks on `device`: the model, and the companion its objective
+/// (built from `config`) trains beside it.
+pub fn load_networks(
+    run_dir: &RunDir,
+    config: &RunConfig,
+    objective: &dyn Objective,
+    device: &Device,
+) -> Result<Networks, TrainError> {
+    let model = load_model(run_dir, config, device)?;
+    let companion = match objective.companion(&config.model) {
+        Some(companion) => {
+            let path = run_dir.companion();
+            Some(load_weights(companion.init(device), &path).map_err(|e| {
+                TrainError::Invalid(format!(
+                    "{} is corrupt or missing: {e}: train the run again",
+                    path.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    Ok(Networks { model, companion })
 }
 
 /// Loads a finished run's model on `device`.

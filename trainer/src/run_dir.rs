@@ -61,6 +61,10 @@ impl RunDir {
     pub fn model(&self) -> PathBuf {
         self.root.join("model.bpk")
     }
+    /// `companion.bpk`: what the objective trains beside the model, for objectives with one.
+    pub fn companion(&self) -> PathBuf {
+        self.root.join(crate::checkpoint::COMPANION)
+    }
     /// `summary.json`.
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")

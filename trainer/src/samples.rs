@@ -4,12 +4,13 @@
 
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::Transformer;
+use primer_model::{AttentionMode, Transformer};
 use serde::{Deserialize, Serialize};
 
-use primer_objectives::ObjectiveInfo;
 use primer_objectives::info::SampleKind;
 use primer_objectives::scoring::fill_mask;
+use primer_objectives::tensors::{host_floats, ids};
+use primer_objectives::{Companion, ObjectiveInfo};
 
 use crate::generate::{GenerateOptions, Sampling, generate};
 
@@ -52,6 +53,27 @@ pub enum Sample {
         /// Per mask, in order.
         masks: Vec<MaskFill>,
     },
+    /// A discriminator's judgments of an excerpt in which a generator's best guesses replaced
+    /// some tokens.
+    Detect {
+        /// The excerpt as the discriminator read it.
+        text: String,
+        /// Per replaced position, in order.
+        replaced: Vec<Judgment>,
+        /// Positions judged replaced (probability above one half), of all the excerpt's.
+        flagged: usize,
+    },
+}
+
+/// A position the generator filled, and what the discriminator made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgment {
+    /// The token that was there.
+    pub original: String,
+    /// The generator's guess, which the discriminator read.
+    pub shown: String,
+    /// The discriminator's probability that the position was replaced.
+    pub p_replaced: f32,
 }
 
 /// The hidden token at one mask and the model's best guesses.
@@ -81,11 +103,21 @@ impl Sampler {
         }
     }
 
-    /// The sample of `model` (inference weights on `device`) at `step`.
-    pub fn sample(&self, model: &Transformer, tokenizer: &PrimerTokenizer, step: u64, device: &Device) -> SampleRecord {
+    /// The sample of `model` and its companion (inference weights on `device`) at `step`.
+    pub fn sample(
+        &self,
+        (model, companion): (&Transformer, Option<&Companion>),
+        tokenizer: &PrimerTokenizer,
+        step: u64,
+        device: &Device,
+    ) -> SampleRecord {
         let sample = match self.objective.samples {
             SampleKind::Continuation => self.continuation(model, tokenizer, device),
             SampleKind::Fills => self.fills(model, tokenizer, device),
+            SampleKind::Detections => {
+                let companion = companion.expect("detection samples read the discriminator's head");
+                self.detections(model, companion, tokenizer, device)
+            }
         };
         SampleRecord { step, sample }
     }
@@ -112,17 +144,65 @@ impl Sampler {
         }
     }
 
-    fn fills(&self, model: &Transformer, tokenizer: &PrimerTokenizer, device: &Device) -> Sample {
+    /// The start of the excerpt that fits `model`, and [`MASKS`] evenly spaced ordinary
+    /// positions of it, away from the edges.
+    fn masked_excerpt(&self, model: &Transformer, tokenizer: &PrimerTokenizer) -> (Vec<u32>, Vec<usize>) {
         let specials = tokenizer.specials();
-        let mut tokens = self.excerpt[..FILL_TOKENS.min(model.max_seq_len()).min(self.excerpt.len())].to_vec();
-        // Evenly spaced ordinary tokens, away from the edges.
+        let tokens = self.excerpt[..FILL_TOKENS.min(model.max_seq_len()).min(self.excerpt.len())].to_vec();
         let candidates: Vec<usize> = (1..tokens.len().saturating_sub(1))
             .filter(|&i| !specials.all().contains(&tokens[i]))
             .collect();
         let masks = MASKS.min(candidates.len());
-        let positions: Vec<usize> = (0..masks)
+        let positions = (0..masks)
             .map(|m| candidates[(2 * m + 1) * candidates.len() / (2 * masks)])
             .collect();
+        (tokens, positions)
+    }
+
+    fn detections(
+        &self,
+        model: &Transformer,
+        companion: &Companion,
+        tokenizer: &PrimerTokenizer,
+        device: &Device,
+    ) -> Sample {
+        let (mut tokens, positions) = self.masked_excerpt(model, tokenizer);
+        let originals: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
+        let mut masked = tokens.clone();
+        for &i in &positions {
+            masked[i] = tokenizer.specials().mask;
+        }
+        let len = tokens.len();
+        let row = |tokens: &[u32]| ids(tokens.iter().copied(), device).reshape([1, len]);
+        let at = ids(positions.iter().map(|&i| i as u32), device);
+        let guesses = companion.generator_logits(model, row(&masked), at).argmax(1);
+        for (&i, guess) in positions
+            .iter()
+            .zip(host_floats(guesses.float().reshape([positions.len()])))
+        {
+            tokens[i] = guess as u32;
+        }
+        let hidden = model.forward_hidden(row(&tokens), AttentionMode::Bidirectional);
+        let p_replaced = host_floats(burn::tensor::activation::sigmoid(companion.head_logits(hidden)));
+        let replaced = positions
+            .iter()
+            .zip(originals)
+            .map(|(&i, original)| Judgment {
+                original: tokenizer.decode(&[original]),
+                shown: tokenizer.decode(&[tokens[i]]),
+                p_replaced: p_replaced[i],
+            })
+            .collect();
+        Sample::Detect {
+            text: tokenizer.decode(&tokens),
+            replaced,
+            flagged: p_replaced.iter().filter(|&&p| p > 0.5).count(),
+        }
+    }
+
+    fn fills(&self, model: &Transformer, tokenizer: &PrimerTokenizer, device: &Device) -> Sample {
+        let specials = tokenizer.specials();
+        let (mut tokens, positions) = self.masked_excerpt(model, tokenizer);
         let answers: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
         for &i in &positions {
             tokens[i] = specials.mask;

@@ -21,15 +21,16 @@ const PALETTE: [RGBColor; 6] = [
 
 /// The validation metric an objective is judged by during pre-training (its main one), and its
 /// axis name.
-pub fn curve_metric(objective: &ObjectiveConfig) -> (String, fn(&super::results::CurvePoint) -> f64) {
+pub fn curve_metric(objective: &ObjectiveConfig) -> (String, impl Fn(&super::results::CurvePoint) -> f64) {
     let info = objective.info();
     let metric = info.metrics[0];
     let better = if metric.lower_is_better() { "lower" } else { "higher" };
-    let value: fn(&super::results::CurvePoint) -> f64 = match metric {
-        Metric::BitsPerByte => |p| p.bpb,
-        Metric::Accuracy => |p| p.accuracy,
+    let value = move |p: &super::results::CurvePoint| match metric {
+        Metric::BitsPerByte => p.bpb,
+        Metric::Accuracy => p.accuracy,
         // Measured once, after training.
-        Metric::PseudoPerplexity => |_| f64::NAN,
+        Metric::PseudoPerplexity => f64::NAN,
+        Metric::Own { key, .. } => p.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
     };
     (format!("valid {} ({better} is better)", metric.name(info)), value)
 }

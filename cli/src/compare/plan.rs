@@ -470,7 +470,7 @@ impl Workload {
             Job::MinimalPairs { objective, .. } => {
                 let pairs = spec.minimal_pairs.as_ref().map_or(0, PairsSpec::approximate_pairs) as f64;
                 let rows = match spec.objectives[objective].info().scoring {
-                    Scoring::LogLikelihood => 2.0,
+                    Scoring::LogLikelihood | Scoring::ReplacedTokenDetection => 2.0,
                     Scoring::PseudoLogLikelihood => 24.0,
                 };
                 pairs * rows * 12.0

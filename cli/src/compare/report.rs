@@ -153,6 +153,7 @@ fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
         Metric::BitsPerByte => run.valid_bpb,
         Metric::Accuracy => run.valid_accuracy,
         Metric::PseudoPerplexity => run.pseudo_ppl.unwrap_or(f64::NAN),
+        Metric::Own { key, .. } => run.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
     }
 }
 
@@ -160,7 +161,7 @@ fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
 fn unigram_value(metric: Metric, run: &super::results::PretrainResult) -> Option<f64> {
     let unigram = run.unigram?;
     let bits_per_nat = run.valid_bpb / run.valid_loss;
-    Some(metric.unigram_value(unigram.loss, unigram.accuracy, bits_per_nat))
+    metric.unigram_value(unigram.loss, unigram.accuracy, bits_per_nat)
 }
 
 fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {

@@ -118,6 +118,9 @@ pub struct PretrainResult {
     pub valid_bpb: f64,
     /// Pseudo-perplexity (mlm only).
     pub pseudo_ppl: Option<f64>,
+    /// The objective's own final validation metrics, by key.
+    #[serde(default)]
+    pub objective_metrics: std::collections::BTreeMap<String, f64>,
     /// The unigram baseline the metrics are read against (absent in reports made before it).
     #[serde(default)]
     pub unigram: Option<Unigram>,
@@ -141,6 +144,9 @@ pub struct CurvePoint {
     /// Minimal-pair accuracy on the run's subset, when it scored one.
     #[serde(default)]
     pub minimal_pairs: Option<f64>,
+    /// The objective's own metrics, by key.
+    #[serde(default)]
+    pub objective_metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// A matched quantity: its value per objective, and whether they agree.
@@ -335,6 +341,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
                     accuracy: r.accuracy,
                     bpb: r.bpb,
                     minimal_pairs: r.minimal_pairs_accuracy,
+                    objective_metrics: r.objective_metrics,
                 })
                 .collect();
             pretrain.push(PretrainResult {
@@ -351,6 +358,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
                 valid_accuracy: summary.valid.accuracy,
                 valid_bpb: summary.valid.bpb,
                 pseudo_ppl: eval.pseudo_ppl,
+                objective_metrics: summary.valid.objective_metrics.clone(),
                 unigram: Some(eval.unigram_baseline),
                 curve,
             });

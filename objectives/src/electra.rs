@@ -1,0 +1,467 @@
+//! Replaced-token detection (ELECTRA, Clark et al. 2020): a small masked-LM generator fills
+//! masked positions with its own samples, and the Transformer, the discriminator, judges every
+//! position original or replaced.
+
+use burn::tensor::activation::{log_softmax, softplus};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor};
+use primer_datasets::tokenizer::SpecialTokens;
+use primer_model::{AttentionMode, Pooling, Transformer, TransformerConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::companion::{Companion, CompanionConfig};
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::mlm::{MaskedLm, MlmConfig};
+use crate::registry::{Registration, Settings, read_settings, typed_settings};
+use crate::{LmBatch, LmSums, Objective};
+
+/// What ELECTRA is.
+pub static INFO: ObjectiveInfo = ObjectiveInfo {
+    name: "electra",
+    description: "replaced-token detection: ELECTRA's discriminator, every token judged original or replaced by a small masked-LM generator's samples",
+    variant: None,
+    attention: AttentionMode::Bidirectional,
+    framing: Framing {
+        open: Special::Cls,
+        close: Special::Sep,
+        pooling: Pooling::First,
+    },
+    scoring: Scoring::ReplacedTokenDetection,
+    label_slot: LabelSlot::Judged,
+    samples: SampleKind::Detections,
+    generates: false,
+    prefix_prompt: false,
+    fills_masks: false,
+    accuracy: "replaced-token detection accuracy",
+    metrics: [
+        Metric::Own {
+            key: "discriminator_auc",
+            name: "replaced-token detection AUC",
+            chance: Some(0.5),
+        },
+        Metric::Own {
+            key: "generator_accuracy",
+            name: "generator masked-token accuracy",
+            chance: None,
+        },
+    ],
+};
+
+/// The registry's entry.
+pub const REGISTRATION: Registration = Registration {
+    info: &INFO,
+    settings: typed_settings::<ElectraConfig>,
+    build: |settings, tokenizer| {
+        Box::new(Electra::new(
+            read_settings(settings),
+            *tokenizer.specials(),
+            tokenizer.vocab_size(),
+        ))
+    },
+};
+
+/// ELECTRA's settings (`electra:generator_width=0.5`), defaults as in the paper's small models
+/// and its code.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElectraConfig {
+    /// Probability that a non-special token is masked for the generator (0.15); at 0 nothing is
+    /// replaced and the discriminator trains alone.
+    pub mask_rate: f64,
+    /// Of the masked tokens, the share the generator sees as `[MASK]` (0.85); it sees the rest
+    /// as they are.
+    pub mask_token_prob: f64,
+    /// The generator's width as a share of the discriminator's (0.25), heads and MLP alike.
+    pub generator_width: f64,
+    /// Weight of the discriminator's mean loss against the generator's (50).
+    pub discriminator_weight: f64,
+}
+
+impl Default for ElectraConfig {
+    fn default() -> Self {
+        Self {
+            mask_rate: 0.15,
+            mask_token_prob: 0.85,
+            generator_width: 0.25,
+            discriminator_weight: 50.0,
+        }
+    }
+}
+
+impl Settings for ElectraConfig {
+    fn validate(&self) -> Result<(), String> {
+        let unit = 0.0..=1.0;
+        if !unit.contains(&self.mask_rate) || !unit.contains(&self.mask_token_prob) {
+            return Err(format!(
+                "mask_rate {} and mask_token_prob {} must be in [0, 1]",
+                self.mask_rate, self.mask_token_prob
+            ));
+        }
+        if !(self.generator_width > 0.0 && self.generator_width <= 1.0) {
+            return Err(format!("generator_width {} must be in (0, 1]", self.generator_width));
+        }
+        if !(self.discriminator_weight.is_finite() && self.discriminator_weight >= 0.0) {
+            return Err(format!(
+                "discriminator_weight {} must be a number >= 0",
+                self.discriminator_weight
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Seeds the generator's sampling apart from the masks drawn with the same batch seed.
+const SAMPLING_STREAM: u64 = 0xE1EC_7A00;
+
+/// ELECTRA on blocks of `seq_len` tokens: BERT's token masking (all `[MASK]` or kept, none
+/// random) for the generator, whose samples, drawn without gradient, replace the masked tokens
+/// for the discriminator.
+#[derive(Debug, Clone)]
+pub struct Electra {
+    config: ElectraConfig,
+    masking: MaskedLm,
+}
+
+impl Electra {
+    /// ELECTRA for a tokenizer with these special tokens and vocabulary size.
+    pub fn new(config: ElectraConfig, specials: SpecialTokens, vocab_size: usize) -> Self {
+        let masking = MlmConfig {
+            mask_rate: config.mask_rate,
+            mask_token_prob: config.mask_token_prob,
+            random_token_prob: 0.0,
+            ..MlmConfig::default()
+        };
+        Self {
+            config,
+            masking: MaskedLm::new(masking, specials, vocab_size),
+        }
+    }
+}
+
+impl Objective for Electra {
+    fn info(&self) -> &'static ObjectiveInfo {
+        &INFO
+    }
+
+    fn block_len(&self, seq_len: usize) -> usize {
+        seq_len
+    }
+
+    /// The generator's masked batch, with one uniform draw per masked position to sample its
+    /// replacement with.
+    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch {
+        let seq = blocks.len() / n_blocks;
+        let masking = self.masking.mask(blocks, seq, seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLING_STREAM);
+        let noise: Vec<f32> = masking.selected.iter().map(|_| rng.random()).collect();
+        let n = noise.len();
+        LmBatch {
+            noise: Some(Tensor::from_data(burn::tensor::TensorData::new(noise, [n]), device)),
+            ..LmBatch::from_host(
+                masking.inputs,
+                [n_blocks, seq],
+                Some(masking.selected),
+                masking.targets,
+                AttentionMode::Bidirectional,
+                device,
+            )
+        }
+    }
+
+    /// Every position is judged.
+    fn n_targets(&self, batch: &LmBatch) -> usize {
+        batch.inputs.shape().num_elements()
+    }
+
+    /// The generator's uniform guess plus the weighted discriminator's even one.
+    fn chance_loss(&self, vocab_size: usize) -> f64 {
+        (vocab_size as f64).ln() + self.config.discriminator_weight * std::f64::consts::LN_2
+    }
+
+    fn companion(&self, model: &TransformerConfig) -> Option<CompanionConfig> {
+        Some(CompanionConfig::narrower(model, self.config.generator_width))
+    }
+
+    /// `generator's summed cross-entropy x positions / masked + weight x the discriminator's
+    /// summed binary cross-entropy`, over every position as a target: divided by the positions
+    /// it is ELECTRA's `generator mean + 50 x discriminator mean`. `correct` counts the
+    /// discriminator's right judgments; the details are its logits, the labels (1 = replaced)
+    /// and the generator's hits at masked positions.
+    fn loss(&self, model: &Transformer, companion: Option<&Companion>, batch: LmBatch) -> LmSums {
+        let companion = companion.expect("electra trains a companion");
+        let [rows, seq] = batch.inputs.dims();
+        let positions = rows * seq;
+        let masked = batch.n_targets();
+        let device = batch.inputs.device();
+        let mut inputs = batch.inputs.reshape([positions]);
+        let mut labels = Tensor::<1>::zeros([positions], &device);
+        let (mut nll, mut details) = (Tensor::<1>::zeros([1], &device), Vec::new());
+        if masked > 0 {
+            let at = batch.predict_at.expect("electra predicts masked positions");
+            let noise = batch.noise.expect("electra batches carry sampling noise");
+            let logits = companion.generator_logits(model, inputs.clone().reshape([rows, seq]), at.clone());
+            let targets = batch.targets.reshape([masked, 1]);
+            let hits = logits
+                .clone()
+                .argmax(1)
+                .equal(targets.clone())
+                .float()
+                .reshape([masked]);
+            let generator_nll = log_softmax(logits.clone(), 1).gather(1, targets.clone()).sum().neg();
+            nll = generator_nll.mul_scalar(positions as f64 / masked as f64);
+            let sampled = sample(logits.detach(), noise);
+            let replaced = sampled.clone().not_equal(targets.clone()).float().reshape([masked]);
+            // Inputs at the masked positions become the samples: add `sample - shown token`.
+            let shown = inputs.clone().select(0, at.clone());
+            inputs = inputs.select_assign(0, at.clone(), sampled.reshape([masked]) - shown, IndexingUpdateOp::Add);
+            labels = labels.select_assign(0, at, replaced, IndexingUpdateOp::Add);
+            details.push(hits);
+        }
+        let hidden = model.forward_hidden(inputs.reshape([rows, seq]), AttentionMode::Bidirectional);
+        let scores = companion.head_logits(hidden);
+        // Binary cross-entropy with logits: softplus(z) - y z.
+        let bce = (softplus(scores.clone(), 1.0) - scores.clone() * labels.clone()).sum();
+        let correct = scores
+            .clone()
+            .greater_elem(0.0)
+            .equal(labels.clone().greater_elem(0.5))
+            .int()
+            .sum();
+        details.splice(0..0, [scores.detach(), labels]);
+        LmSums {
+            nll: nll + bce.mul_scalar(self.config.discriminator_weight),
+            correct,
+            n_targets: positions,
+            details,
+        }
+    }
+
+    fn own_metrics(&self, details: &[Vec<Vec<f32>>]) -> Vec<(&'static str, f64)> {
+        let column = |i: usize| -> Vec<f32> {
+            details
+                .iter()
+                .filter_map(|batch| batch.get(i))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        let (scores, labels, hits) = (column(0), column(1), column(2));
+        let mean = |values: &[f32]| values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
+        vec![
+            ("discriminator_auc", auc(&scores, &labels)),
+            ("generator_accuracy", mean(&hits)),
+            ("replaced_share", mean(&labels)),
+        ]
+    }
+}
+
+/// One token per row of `logits`, drawn from their softmax by inverting its cumulative sum at
+/// the row's uniform draw.
+///
+/// # Shapes
+/// - logits: `[n, vocab]`
+/// - uniform: `[n]`
+/// - output: `[n, 1]`
+fn sample(logits: Tensor<2>, uniform: Tensor<1>) -> Tensor<2, Int> {
+    let [n, vocab] = logits.dims();
+    let cumulative = burn::tensor::activation::softmax(logits, 1).cumsum(1);
+    // The first token whose cumulative probability reaches the draw: how many stay below it.
+    let below = cumulative.lower(uniform.reshape([n, 1]).expand([n, vocab]));
+    below.int().sum_dim(1).clamp_max(vocab as i64 - 1)
+}
+
+/// The area under the ROC curve of `scores` for `labels` (1 positive, 0 negative): the
+/// probability that a positive scores above a negative, ties counting half (Mann-Whitney);
+/// `NaN` without both classes.
+pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut positive_rank_sum, mut positives) = (0.0, 0usize);
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start;
+        while end < order.len() && scores[order[end]] == scores[order[start]] {
+            end += 1;
+        }
+        // Ranks start..end (1-based start + 1 ..= end) share their mean.
+        let rank = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            if labels[i] > 0.5 {
+                positive_rank_sum += rank;
+                positives += 1;
+            }
+        }
+        start = end;
+    }
+    let negatives = scores.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return f64::NAN;
+    }
+    let p = positives as f64;
+    (positive_rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+    use burn::tensor::activation::sigmoid;
+
+    const SPECIALS: SpecialTokens = SpecialTokens::PRIMER;
+
+    fn setup(config: ElectraConfig, device: &Device) -> (Electra, Transformer, Companion) {
+        let model_config = TransformerConfig::new(40)
+            .with_d_model(16)
+            .with_n_layers(1)
+            .with_n_heads(4)
+            .with_d_ff(32)
+            .with_max_seq_len(16)
+            .with_dropout(0.0);
+        let electra = Electra::new(config, SPECIALS, 40);
+        let companion = electra.companion(&model_config).unwrap().init(device);
+        (electra, model_config.init(device), companion)
+    }
+
+    fn blocks() -> Vec<u32> {
+        (0..48).map(|i| 10 + (i * 7 % 30) as u32).collect()
+    }
+
+    fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
+        crate::tensors::host_floats(tensor).into_iter().map(f64::from).collect()
+    }
+
+    #[test]
+    fn labels_mark_exactly_the_positions_whose_input_changed() {
+        let device = Device::flex();
+        let config = ElectraConfig {
+            mask_rate: 0.5,
+            ..ElectraConfig::default()
+        };
+        let (electra, model, companion) = setup(config, &device);
+        let batch = electra.batch(&blocks(), 3, 11, &device);
+        let again = electra.batch(&blocks(), 3, 11, &device);
+        assert_eq!(host(batch.inputs.clone().float()), host(again.inputs.float()));
+        assert_eq!(host(batch.noise.clone().unwrap()), host(again.noise.unwrap()));
+        let sums = electra.loss(&model, Some(&companion), batch);
+        let labels = host(sums.details[1].clone());
+        assert_eq!(labels.len(), 48);
+        // Rebuild the discriminator's input the way the loss does and compare with the blocks.
+        let replaced: Vec<usize> = (0..48).filter(|&i| labels[i] == 1.0).collect();
+        let masked = electra.masking.mask(&blocks(), 16, 11);
+        assert!(replaced.iter().all(|i| masked.selected.contains(&(*i as u32))));
+        // An untrained generator rarely samples the original: most masked positions are replaced.
+        assert!(replaced.len() * 2 > masked.selected.len(), "{replaced:?}");
+        assert!(labels.iter().all(|&l| l == 0.0 || l == 1.0));
+    }
+
+    #[test]
+    fn the_loss_is_generator_mean_plus_weighted_discriminator_mean() {
+        let device = Device::flex();
+        let (electra, model, companion) = setup(ElectraConfig::default(), &device);
+        let batch = electra.batch(&blocks(), 3, 5, &device);
+        let masked = batch.n_targets() as f64;
+        let at = batch.predict_at.clone().unwrap();
+        let logits = companion.generator_logits(&model, batch.inputs.clone(), at);
+        let targets = batch.targets.clone().reshape([batch.n_targets(), 1]);
+        let generator_mean = host(log_softmax(logits, 1).gather(1, targets).sum().neg())[0] / masked;
+        let sums = electra.loss(&model, Some(&companion), batch);
+        let (scores, labels) = (host(sums.details[0].clone()), host(sums.details[1].clone()));
+        let discriminator_mean = scores
+            .iter()
+            .zip(&labels)
+            .map(|(&z, &y)| -(y * (1.0 / (1.0 + (-z).exp())).ln() + (1.0 - y) * (1.0 / (1.0 + z.exp())).ln()))
+            .sum::<f64>()
+            / 48.0;
+        let loss = host(sums.nll)[0] / sums.n_targets as f64;
+        let expected = generator_mean + 50.0 * discriminator_mean;
+        assert!((loss - expected).abs() < 1e-3 * expected, "{loss} vs {expected}");
+        assert!(
+            discriminator_mean > 0.5 && discriminator_mean < 0.9,
+            "{discriminator_mean}"
+        );
+    }
+
+    #[test]
+    fn at_mask_rate_zero_nothing_is_replaced_and_the_loss_is_the_discriminators_alone() {
+        let device = Device::flex();
+        let config = ElectraConfig {
+            mask_rate: 0.0,
+            ..ElectraConfig::default()
+        };
+        let (electra, model, companion) = setup(config, &device);
+        let batch = electra.batch(&blocks(), 3, 5, &device);
+        assert_eq!(batch.n_targets(), 0);
+        let sums = electra.loss(&model, Some(&companion), batch);
+        let scores = host(sums.details[0].clone());
+        assert!(host(sums.details[1].clone()).iter().all(|&l| l == 0.0));
+        let discriminator: f64 = scores.iter().map(|&z| (1.0 + z.exp()).ln()).sum();
+        let loss = host(sums.nll)[0];
+        assert!(
+            (loss - 50.0 * discriminator).abs() < 1e-3 * loss,
+            "{loss} vs {discriminator}"
+        );
+    }
+
+    /// The discriminator's loss reaches the generator only through the shared embeddings: the
+    /// generator's own weights get exactly the gradient of its masked-LM loss.
+    #[test]
+    fn no_gradient_flows_through_the_sampled_replacements() {
+        let device = Device::flex().autodiff();
+        let (electra, model, companion) = setup(ElectraConfig::default(), &device);
+        let batch = electra.batch(&blocks(), 3, 5, &device);
+        let (masked, positions) = (batch.n_targets(), 48.0);
+        let at = batch.predict_at.clone().unwrap();
+        let logits = companion.generator_logits(&model, batch.inputs.clone(), at);
+        let targets = batch.targets.clone().reshape([masked, 1]);
+        let generator = log_softmax(logits, 1)
+            .gather(1, targets)
+            .sum()
+            .neg()
+            .mul_scalar(positions / masked as f64);
+        let total = electra.loss(&model, Some(&companion), batch).nll;
+        let of = |loss: Tensor<1>| GradientsParams::from_grads(loss.backward(), &companion);
+        let (alone, together) = (of(generator), of(total));
+        let weight = &companion.blocks[0].attn.qkv.weight;
+        let (a, b) = (
+            host(alone.get::<2>(weight.id).unwrap()),
+            host(together.get::<2>(weight.id).unwrap()),
+        );
+        assert!(a.iter().any(|&g| g != 0.0));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1e-3), "{x} vs {y}");
+        }
+        // The discriminator head does learn from the total.
+        assert!(together.get::<2>(companion.head.weight.id).is_some());
+        assert!(model.num_params() > 0 && sigmoid(Tensor::<1>::zeros([1], &device)).dims() == [1]);
+    }
+
+    #[test]
+    fn auc_counts_ties_as_half_and_needs_both_classes() {
+        assert_eq!(auc(&[0.1, 0.9, 0.3, 0.7], &[0.0, 1.0, 0.0, 1.0]), 1.0);
+        assert_eq!(auc(&[0.9, 0.1], &[0.0, 1.0]), 0.0);
+        assert_eq!(auc(&[0.5, 0.5, 0.5], &[1.0, 0.0, 0.0]), 0.5);
+        assert_eq!(auc(&[0.2, 0.4, 0.4, 0.8], &[0.0, 1.0, 0.0, 1.0]), 0.875);
+        assert!(auc(&[0.2, 0.4], &[1.0, 1.0]).is_nan());
+    }
+
+    #[test]
+    fn samples_follow_the_generator_distribution() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data([[0.0f32, (3.0f32).ln(), -30.0]], &device);
+        let draws = 4000;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let uniform: Vec<f32> = (0..draws).map(|_| rng.random()).collect();
+        let tokens = host(
+            sample(
+                logits.expand([draws, 3]),
+                Tensor::from_data(burn::tensor::TensorData::new(uniform, [draws]), &device),
+            )
+            .float(),
+        );
+        let ones = tokens.iter().filter(|&&t| t == 1.0).count() as f64 / draws as f64;
+        assert!((ones - 0.75).abs() < 0.03, "{ones}");
+        assert!(tokens.iter().all(|&t| t < 2.0));
+    }
+}
