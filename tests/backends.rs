@@ -49,7 +49,7 @@ fn relative(a: f64, b: f64) -> f64 {
 /// Initial loss within 1e-4 relative of flex's, loss after 3 optimizer steps within 1e-3.
 fn assert_agrees_with_flex(backend: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    for objective in ["clm", "mlm", "prefix"] {
+    for objective in ["clm", "mlm", "prefix", "electra"] {
         let flex = losses(
             tmp.path(),
             &tmp.path().join(format!("{objective}-flex")),

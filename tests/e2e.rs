@@ -555,6 +555,105 @@ fn prefix_lm_learns_resumes_exactly_and_serves_every_command() {
     assert!(report["pseudo_ppl"].is_null() && report["bpb"].as_f64().unwrap() > 0.0);
 }
 
+/// ELECTRA learns to detect replaced tokens, resumes exactly (generator, discriminator head and
+/// sampling included) after `--halt-after` and after kill -9, and its discriminator scores,
+/// prompts, fine-tunes and evaluates; generating and filling masks are refused.
+#[test]
+fn electra_learns_resumes_exactly_and_its_discriminator_serves_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let extra = "--tokenizer-kind char --steps 150 --eval-every 50 --eval-batches 4 --checkpoint-every 7 --lr 1e-3";
+    let full = tmp.path().join("full");
+    assert_ok(&pretrain(cache, &full, "electra", extra));
+    assert!(full.join("companion.bpk").exists() && full.join("checkpoints/step-00000150/companion.bpk").exists());
+    let log = metrics(&full);
+    let valid = records(&log, "valid");
+    // Early on the generator's samples are rare characters, which the discriminator learns to
+    // spot; the loss falls far below guessing (ln 72 + 50 ln 2 for the generator and the
+    // discriminator: 38.9 nats). A model this small learns little context in 150 steps.
+    let auc = valid[0]["objective_metrics"]["discriminator_auc"].as_f64().unwrap();
+    assert!(auc > 0.7, "discriminator AUC at step 50: {auc}");
+    let loss = valid[2]["loss"].as_f64().unwrap();
+    assert!(loss < 0.7 * (72f64.ln() + 50.0 * 2f64.ln()), "valid loss {loss}");
+    let samples = json_lines(&std::fs::read_to_string(full.join("samples.jsonl")).unwrap());
+    assert_eq!(samples[0]["kind"], "detect");
+
+    let halted = tmp.path().join("halted");
+    assert_ok(&pretrain(
+        cache,
+        &halted,
+        "electra",
+        &format!("{extra} --halt-after 60"),
+    ));
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", halted.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&halted), 60);
+    let killed = tmp.path().join("killed");
+    start_and_signal(cache, &killed, "electra", extra, 40, "-KILL");
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", killed.display()),
+    ));
+    assert_same_after(&metrics(&full), &metrics(&killed), 0);
+
+    let run = full.display();
+    assert_error(
+        cache,
+        &format!("generate --run {run} --prompt ROMEO:"),
+        &["replaced-token detection (electra) run", "clm or prefix"],
+    );
+    assert_error(
+        cache,
+        &format!("fill-mask --run {run} a[MASK]"),
+        &["(electra) run", "mlm"],
+    );
+    let docs = tmp.path().join("docs.txt");
+    std::fs::write(&docs, "ROMEO: What say you?\nyou? say What ROMEO:\n").unwrap();
+    let scores = json_lines(&primer_ok(
+        cache,
+        &format!("score --run {run} --file {} --json", docs.display()),
+    ));
+    assert_eq!(scores[0]["kind"], "replaced-token perplexity");
+    assert!(
+        scores[0]["nll"].as_f64().unwrap() < scores[1]["nll"].as_f64().unwrap(),
+        "{scores:?}"
+    );
+
+    let (train, valid) = write_task(tmp.path());
+    let task = format!("--task {train} --valid-file {valid} --text-column sentence");
+    let run_path = full.display().to_string();
+    let mut args = vec!["prompt-classify", "--run", &run_path, "--template", "{text} : [LABEL]"];
+    args.extend(task.split_whitespace());
+    args.extend(["--verbalizer", "0=bad,1=good", "--json"]);
+    let prompted = primer_command_args(cache, &args).output().unwrap();
+    assert_ok(&prompted);
+    let accuracy = serde_json::from_slice::<Value>(&prompted.stdout).unwrap()["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    let tuned = tmp.path().join("tuned");
+    primer_ok(
+        cache,
+        &format!(
+            "finetune --from {run} {task} --out {} --no-tui --epochs 6 --lr 2e-3",
+            tuned.display()
+        ),
+    );
+    let best = read_json(&tuned.join("summary.json"))["valid"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(best > 0.9, "fine-tuned ELECTRA accuracy {best}");
+
+    let eval = primer(cache, &format!("eval {run} --json --eval-batches 2"));
+    assert_ok(&eval);
+    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["objective"]["name"], "electra");
+    let auc = report["objective_metrics"]["discriminator_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc), "{report}");
+}
+
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run
 /// directory left behind.
 fn assert_refused(cache: &Path, args: &str, run: &Path, needles: &[&str]) {
