@@ -302,6 +302,14 @@ impl Metric {
     /// What the metric is read against: its value for a model that knows only the train
     /// split's token frequencies, from their cross-entropy (nats per token) and accuracy on the
     /// validation tokens, and the validation text's bits per nat of per-token loss.
+    /// What [`Self::unigram_value`] is called in reports.
+    pub fn baseline_name(self) -> &'static str {
+        match self {
+            Self::Own { .. } => "chance",
+            _ => "unigram",
+        }
+    }
+
     /// An own metric's baseline is its chance value, where it has one.
     pub fn unigram_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> Option<f64> {
         Some(match self {

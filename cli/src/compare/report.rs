@@ -81,15 +81,22 @@ fn minimal_pairs(results: &Results, pairs: &super::pairs::PairsResult) -> anyhow
     let limit = spec
         .limit_per_paradigm
         .map_or(String::new(), |n| format!(", the first {n} of each paradigm"));
+    let scorings: Vec<String> = results
+        .spec
+        .objectives
+        .iter()
+        .map(|objective| format!("{} by {}", objective.label(), objective.info().scoring.name()))
+        .collect();
     let mut out = vec![
         Block::Heading(2, "Minimal pairs".into()),
         Block::Paragraph(format!(
             "{} pairs from `{}`{limit}. A model gets a pair right when it scores the acceptable sentence above the \
-             unacceptable one, each objective in its own way (log-likelihood for models that predict next tokens, \
-             pseudo-log-likelihood for masked ones). Untrained: the same model with its seed's initial weights. \
+             unacceptable one, each objective in its own way ({}). Untrained: the same model with its seed's initial weights. \
              Mean ± standard deviation over seeds; BLiMP's references are 61.2 (5-gram), 69.8 (LSTM), 83.0 \
              (GPT-2) and 88.6 (humans).",
-            pairs.pairs, spec.source
+            pairs.pairs,
+            spec.source,
+            scorings.join("; ")
         )),
     ];
     let fields: Vec<&String> = pairs
@@ -289,10 +296,9 @@ fn pretraining_section(results: &Results) -> anyhow::Result<Vec<Block>> {
     let mut out = Vec::new();
     out.push(Block::Heading(2, "Pre-training".into()));
     out.push(Block::Paragraph(
-        "Each objective is judged on its own yardstick, the metrics it names itself: bits per byte for models that \
-         predict next tokens (the loss spread over the UTF-8 bytes of the text), masked-token accuracy and \
-         pseudo-perplexity for masked models, each beside its value for a model that knows only the train split's \
-         token frequencies (unigram). Losses of different objectives are not shown side by side: they predict \
+        "Each objective is judged on its own yardstick, the metrics it names itself (bits per byte is the loss \
+         spread over the UTF-8 bytes of the text), each beside its value for a model that knows only the train \
+         split's token frequencies (unigram) or guesses (chance). Losses of different objectives are not shown side by side: they predict \
          different tokens from different context, so the numbers do not measure the same thing."
             .into(),
     ));
@@ -307,7 +313,7 @@ fn pretraining_section(results: &Results) -> anyhow::Result<Vec<Block>> {
             let baselines: Vec<f64> = runs.iter().filter_map(|r| unigram_value(metric, r)).collect();
             let baseline = match baselines.is_empty() {
                 true => String::new(),
-                false => format!(" (unigram {:.3})", mean_std(&baselines).0),
+                false => format!(" ({} {:.3})", metric.baseline_name(), mean_std(&baselines).0),
             };
             row.push(format!("{} {}{baseline}", metric.name(info), mean_pm_std(m, s)));
         }
