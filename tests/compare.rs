@@ -340,14 +340,14 @@ fn bad_comparisons_are_refused_before_any_work() {
         &base("--steps 5 --minimal-pairs /no/such/pairs"),
         &["/no/such/pairs"],
     );
-    // A task file has no default prompt.
+    // A template needs label words (a task file without either is fine-tuned, not prompted).
     assert_error(
         cache,
         &format!(
-            "compare --corpus {corpus} --task {task} --seeds 1 --steps 5 --out {}",
+            "compare --corpus {corpus} --task {task} --template {{text}}:[LABEL] --seeds 1 --steps 5 --out {}",
             out.display()
         ),
-        &["--template", "--verbalizer"],
+        &["needs label words", "--verbalizer"],
     );
     assert!(!out.exists(), "a refused comparison writes nothing");
     // A directory that is not a comparison.
@@ -357,5 +357,92 @@ fn bad_comparisons_are_refused_before_any_work() {
         cache,
         &format!("compare --resume {}", out.display()),
         &["compare.json", "not a comparison"],
+    );
+}
+
+/// Two tasks with different label sets in one comparison, each on its own terms from
+/// `[[task]]` tables: a three-way task with its own validation file, name and prompt, and a
+/// two-way one with no prompt, fine-tuned and probed but not prompted. The report names them
+/// by their short names and ends with a summary across tasks and minimal pairs.
+#[test]
+fn tasks_with_their_own_labels_files_and_prompts_share_one_comparison() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let (corpus, sentiment) = write_inputs(tmp.path());
+    let things = ["film", "movie", "story", "plot", "cast"];
+    let sizes = ["tiny", "huge", "plain"];
+    let (mut train, mut valid) = (String::from("sentence\tsize\n"), String::from("sentence\tsize\n"));
+    for i in 0..90 {
+        let line = format!("a {} {}\t{}\n", sizes[i % 3], things[i % 5], sizes[i % 3]);
+        if i % 5 == 4 { valid += &line } else { train += &line }
+    }
+    let (train_path, valid_path) = (tmp.path().join("sizes-train.tsv"), tmp.path().join("sizes-valid.tsv"));
+    std::fs::write(&train_path, train).unwrap();
+    std::fs::write(&valid_path, valid).unwrap();
+    let config = tmp.path().join("compare.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "layers = 1\nd-model = 16\nheads = 2\nseq-len = 16\nbatch-size = 4\nsteps = 20\n\n\
+             [[task]]\ntask = \"{}\"\nname = \"sizes\"\nvalid = \"{}\"\ntext_column = \"sentence\"\n\
+             label_column = \"size\"\ntemplate = \"{{text}}: [LABEL]\"\nverbalizer = \"tiny=small,huge=big,plain=plain\"\n\n\
+             [[task]]\ntask = \"{sentiment}\"\nname = \"reviews\"\n",
+            train_path.display(),
+            valid_path.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("report");
+    let command = format!(
+        "compare --corpus {corpus} --config {} --seeds 1 --tokenizer-kind char --label-budgets all \
+         --finetune-epochs 1 --pairs-limit 1 --minimal-pairs-limit 10 --out {}",
+        config.display(),
+        out.display()
+    );
+    primer_ok(cache, &command);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Task sizes") && md.contains("## Task reviews"), "{md}");
+    assert!(
+        md.contains("labels huge/plain/tiny"),
+        "the three-way task keeps its own labels"
+    );
+    assert!(
+        md.contains("18 dev examples"),
+        "the three-way task reads its own valid file"
+    );
+    assert!(md.contains("Zero-shot prompting skipped: the task has no prompt"));
+    assert!(out.join("label-efficiency-sizes.svg").exists() && out.join("label-efficiency-reviews.svg").exists());
+    assert!(!out.join("runs").read_dir().unwrap().any(|e| {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        name.contains("zero-shot") && name.contains("reviews")
+    }));
+    let tables = markdown_tables(&md);
+    let (header, rows) = tables.last().unwrap();
+    assert_eq!(header, &["objective", "sizes", "reviews", "minimal pairs"]);
+    assert_eq!(rows.len(), 2, "one row per objective");
+    let results = read_json(&out.join("results.json"));
+    let names: Vec<&str> = results["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sizes", "reviews"]);
+
+    // A [[task]] with a template and no label words is refused before any work.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("[[task]]\ntask = \"{sentiment}\"\ntemplate = \"{{text}} [LABEL]\"\n"),
+    )
+    .unwrap();
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --config {} --seeds 1 --steps 5 --out {}",
+            bad.display(),
+            tmp.path().join("bad").display()
+        ),
+        &["config", "needs label words", "verbalizer"],
     );
 }

@@ -137,10 +137,10 @@ macro_rules! options {
 }
 
 options! {
-    /// Pre-training objective and its settings, NAME[:SETTING=VALUE...]: mlm (BERT) or clm (GPT);
-    /// mlm's settings are mask_rate [0.15], mask_token_prob [0.8], random_token_prob [0.1] and
-    /// masking [token]: token (BERT), word (whole-word masking) or span (SpanBERT), also written
-    /// bare (mlm:span). `primer objectives` lists every objective and its settings.
+    /// Pre-training objective and its settings, NAME[:SETTING=VALUE...]: mlm (BERT), clm (GPT),
+    /// prefix (UniLM, T5) or electra (replaced-token detection); e.g. mlm:span,
+    /// mlm:mask_rate=0.2, electra:generator_width=0.5. `primer objectives` lists every objective
+    /// and its settings.
     objective: ObjectiveConfig = parse ObjectiveConfig::from_str,
     /// A corpus used as the validation split instead of a share of --corpus.
     valid: String,

@@ -76,11 +76,22 @@ async function refreshRuns() {
   }
 }
 
+// An objective's own metrics (ELECTRA's discriminator_auc, ...) become metrics of the record,
+// and choices of the metric menu once seen.
+function withObjectiveMetrics(record) {
+  const own = record.objective_metrics || {};
+  const menu = document.getElementById("metric");
+  for (const key of Object.keys(own)) {
+    if (![...menu.options].some((option) => option.value === key)) menu.add(new Option(key, key));
+  }
+  return { ...own, ...record };
+}
+
 function follow(id) {
   const entry = { records: [], source: null };
   const source = new EventSource(withToken("/api/events?run=" + encodeURIComponent(id)));
   source.addEventListener("metrics", (event) => {
-    entry.records.push(...JSON.parse(event.data).records);
+    entry.records.push(...JSON.parse(event.data).records.map(withObjectiveMetrics));
     scheduleDraw();
   });
   source.addEventListener("status", () => refreshRuns());

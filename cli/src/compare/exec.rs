@@ -252,8 +252,12 @@ impl<'a> Runner<'a> {
                 let task = &spec.tasks[task];
                 let mut args = words(&["prompt-classify", "--run"]);
                 args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
-                args.extend(["--task".into(), task.task.clone()]);
-                args.extend(["--template".into(), task.template.clone()]);
+                args.extend(task.data_arguments());
+                let template = task
+                    .template
+                    .clone()
+                    .expect("zero-shot jobs are planned for prompted tasks");
+                args.extend(["--template".into(), template]);
                 let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
                 args.extend(["--verbalizer".into(), verbalizer.join(",")]);
                 args.extend(words(&["--json"]));
@@ -269,7 +273,7 @@ impl<'a> Runner<'a> {
             } => {
                 let mut args = words(&["finetune", "--from"]);
                 args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
-                args.extend(["--task".into(), spec.tasks[task].task.clone()]);
+                args.extend(spec.tasks[task].data_arguments());
                 if let LabelBudget::Count(n) = budget {
                     args.extend(["--train-limit".into(), n.to_string()]);
                 }

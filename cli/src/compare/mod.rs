@@ -7,6 +7,7 @@ mod pairs;
 mod plan;
 mod report;
 mod results;
+mod task_specs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,11 +22,9 @@ use primer_trainer::prompt::Prompt;
 use primer_trainer::run::valid_starts;
 
 use crate::data;
-use crate::options::{PretrainOptions, read_config};
-use crate::prompt_classify::parse_pair;
-use crate::task::TaskArgs;
+use crate::options::PretrainOptions;
 use exec::{Finish, Runner, shell_word};
-use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, TaskSpec, Workload};
+use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
 
 /// Arguments of `primer compare`.
@@ -42,14 +41,16 @@ pub struct CompareArgs {
     /// Pre-training runs per objective (seeds 0, 1, ...); fine-tunes reuse each run's seed.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Downstream tasks: named (sst2, waimai) or files with `text` and `label` columns.
+    /// Downstream tasks: named (sst2, waimai) or files with `text` and `label` columns. Tasks
+    /// with their own name, valid file, columns and prompt are `[[task]]` tables of --config.
     #[arg(long = "task", num_args = 1.., value_delimiter = ',')]
     tasks: Vec<String>,
-    /// Zero-shot template for task files [default: the named task's].
+    /// Zero-shot template for the --task files [default: the named task's; for a file, none:
+    /// zero-shot is skipped].
     #[arg(long)]
     template: Option<String>,
-    /// Zero-shot label words for task files, LABEL=WORD pairs [default: the named task's].
-    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    /// Zero-shot label words for the --task files, LABEL=WORD pairs [default: the named task's].
+    #[arg(long, value_delimiter = ',', value_parser = crate::prompt_classify::parse_pair)]
     verbalizer: Vec<(String, String)>,
     /// Labelled examples per fine-tune, comma-separated counts or `all`.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000,all", value_parser = LabelBudget::parse)]
@@ -68,7 +69,8 @@ pub struct CompareArgs {
     /// Epochs per fine-tune at most (early stopping on dev accuracy).
     #[arg(long, default_value_t = 10)]
     finetune_epochs: usize,
-    /// A TOML file of the pre-training options (keys = flag names); flags override it.
+    /// A TOML file of the pre-training options (keys = flag names; flags override them) and of
+    /// `[[task]]` tables (task, name, valid, text_column, label_column, template, verbalizer).
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The report directory to create.
@@ -233,8 +235,11 @@ fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {
 /// The comparison the flags (and `--config`) describe.
 fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
     let mut options = args.options.clone();
+    let mut config_tasks = Vec::new();
     if let Some(path) = &args.config {
-        options = options.or(read_config(path)?);
+        let (from_file, tasks) = task_specs::read_config(path)?;
+        options = options.or(from_file);
+        config_tasks = tasks;
     }
     if options.objective.is_some() {
         bail!("compare takes --objectives (a list), not --objective");
@@ -251,10 +256,10 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
             primer_objectives::registry::names().join(", ")
         );
     }
-    if args.tasks.is_empty() {
+    if args.tasks.is_empty() && config_tasks.is_empty() {
         let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
         bail!(
-            "no --task given: name a downstream task ({}) or a task file",
+            "no --task given: name a downstream task ({}) or a task file, or give [[task]] tables in --config",
             names.join(", ")
         );
     }
@@ -270,7 +275,8 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
     let task_specs = args
         .tasks
         .iter()
-        .map(|task| task_spec(task, args.template.as_deref(), &args.verbalizer))
+        .map(|task| task_specs::from_flags(task, args.template.as_deref(), &args.verbalizer))
+        .chain(config_tasks.into_iter().map(Ok))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let minimal_pairs = pairs_spec(&mut options, args.pairs_limit)?;
     Ok(CompareSpec {
@@ -310,40 +316,6 @@ fn pairs_spec(options: &mut PretrainOptions, limit: Option<usize>) -> anyhow::Re
     }))
 }
 
-fn task_spec(task: &str, template: Option<&str>, verbalizer: &[(String, String)]) -> anyhow::Result<TaskSpec> {
-    let named = tasks::lookup(task).filter(|_| !Path::new(task).exists());
-    if named.is_none() && !Path::new(task).exists() {
-        let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
-        bail!(
-            "--task {task}: no such file nor named task (named tasks: {})",
-            names.join(", ")
-        );
-    }
-    let template = template
-        .or(named.map(|n| n.template))
-        .context(format!(
-            "task {task} has no default zero-shot prompt: pass --template and --verbalizer, e.g. --template \"{{text}} It was [LABEL].\" --verbalizer 0=bad,1=good"
-        ))?
-        .to_string();
-    let verbalizer = if !verbalizer.is_empty() {
-        verbalizer.to_vec()
-    } else {
-        let pairs = named.map(|n| n.verbalizer).context(format!(
-            "task {task} has no default zero-shot verbalizer: pass --verbalizer LABEL=WORD,... (a word per label)"
-        ))?;
-        pairs
-            .split(',')
-            .map(parse_pair)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(anyhow::Error::msg)?
-    };
-    Ok(TaskSpec {
-        task: task.to_string(),
-        template,
-        verbalizer,
-    })
-}
-
 /// Checks what can be checked before any training: the budget, the tasks and their label
 /// budgets, the prompts. Returns each task's size.
 fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize>> {
@@ -364,7 +336,7 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
     }
     let mut sizes = Vec::new();
     for task_spec in &spec.tasks {
-        let task = TaskArgs::named(&task_spec.task).load(0)?;
+        let task = task_spec.task_args().load(0)?;
         sizes.push(TaskSize {
             train: task.train.len(),
             dev: task.valid.len(),
@@ -377,7 +349,7 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
                 bail!(
                     "--label-budgets {n} is more than the {} training examples of {}: lower it or use `all`",
                     task.train.len(),
-                    task_spec.task
+                    task_spec.name()
                 );
             }
             if let LabelBudget::Count(n) = *budget
@@ -386,12 +358,14 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
                 bail!(
                     "--label-budgets {n} is fewer than the {} labels of {}: give at least one example per label",
                     task.labels.len(),
-                    task_spec.task
+                    task_spec.name()
                 );
             }
         }
-        Prompt::new(&task_spec.template, &task_spec.verbalizer, &task.labels)
-            .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.task))?;
+        if let Some(template) = &task_spec.template {
+            Prompt::new(template, &task_spec.verbalizer, &task.labels)
+                .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.name()))?;
+        }
     }
     Ok(sizes)
 }

@@ -69,26 +69,83 @@ impl fmt::Display for LabelBudget {
     }
 }
 
-/// A task and the zero-shot prompt used on it.
+/// A downstream task on its own terms: its data, its columns, its validation file and its
+/// zero-shot prompt (none: zero-shot is skipped).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TaskSpec {
-    /// A named task or a task file, as `--task` takes it.
+    /// The short name the report uses (default: the named task, or the file's stem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A named task or a task file, as `finetune --task` takes it.
     pub task: String,
-    /// The zero-shot template.
-    pub template: String,
+    /// A validation (or test) file of the task, as `finetune --valid-file` takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<String>,
+    /// The text column of task files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    /// The label column of task files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// The zero-shot template; `None` skips zero-shot.
+    #[serde(default)]
+    pub template: Option<String>,
     /// `LABEL=WORD` pairs of the zero-shot prompt.
+    #[serde(default)]
     pub verbalizer: Vec<(String, String)>,
 }
 
 impl TaskSpec {
-    /// A short name for file names and headings.
-    pub fn slug(&self) -> String {
-        let stem = Path::new(&self.task)
+    /// The task's short name, for headings, tables, job names and file names.
+    pub fn name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        Path::new(&self.task)
             .file_stem()
-            .map_or_else(|| self.task.clone(), |s| s.to_string_lossy().into_owned());
-        stem.chars()
+            .map_or_else(|| self.task.clone(), |s| s.to_string_lossy().into_owned())
+    }
+
+    /// [`Self::name`] safe in file names.
+    pub fn slug(&self) -> String {
+        self.name()
+            .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
             .collect()
+    }
+
+    /// Whether zero-shot prompting runs on it.
+    pub fn prompted(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// The task as `finetune` reads it.
+    pub fn task_args(&self) -> crate::task::TaskArgs {
+        let mut args = crate::task::TaskArgs::named(&self.task);
+        args.valid_file = self.valid.as_ref().map(std::path::PathBuf::from);
+        if let Some(columns) = &self.text_column {
+            args.text_column = columns.split(',').map(str::to_string).collect();
+        }
+        if let Some(column) = &self.label_column {
+            args.label_column = column.clone();
+        }
+        args
+    }
+
+    /// The task's data arguments of `finetune` and `prompt-classify`.
+    pub fn data_arguments(&self) -> Vec<String> {
+        let mut args = vec!["--task".to_string(), self.task.clone()];
+        for (flag, value) in [
+            ("--valid-file", &self.valid),
+            ("--text-column", &self.text_column),
+            ("--label-column", &self.label_column),
+        ] {
+            if let Some(value) = value {
+                args.extend([flag.to_string(), value.clone()]);
+            }
+        }
+        args
     }
 }
 
@@ -364,7 +421,7 @@ impl Job {
             }
         }
         for task in 0..spec.tasks.len() {
-            for &seed in &spec.seeds {
+            for &seed in spec.seeds.iter().filter(|_| spec.tasks[task].prompted()) {
                 for objective in 0..spec.objectives.len() {
                     jobs.push(Job::ZeroShot { task, objective, seed });
                 }
@@ -410,14 +467,15 @@ impl Job {
                 method,
             } => format!(
                 "{} {} {} labels {budget} seed {seed}",
-                spec.tasks[task].task,
+                spec.tasks[task].name(),
                 method.name(),
                 spec.objectives[objective]
             ),
             Job::ZeroShot { task, objective, seed } => {
                 format!(
                     "{} zero-shot {} seed {seed}",
-                    spec.tasks[task].task, spec.objectives[objective]
+                    spec.tasks[task].name(),
+                    spec.objectives[objective]
                 )
             }
         }
@@ -505,7 +563,11 @@ mod tests {
             seeds: vec![0, 1],
             tasks: vec![TaskSpec {
                 task: "sst2".into(),
-                template: "{text} It was [LABEL].".into(),
+                name: None,
+                valid: None,
+                text_column: None,
+                label_column: None,
+                template: Some("{text} It was [LABEL].".into()),
                 verbalizer: vec![("0".into(), "terrible".into()), ("1".into(), "great".into())],
             }],
             label_budgets: vec![LabelBudget::Count(100), LabelBudget::All],

@@ -14,7 +14,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
-use crate::task::TaskArgs;
 
 /// Bootstrap resamples per confidence interval.
 const BOOTSTRAP_ITERATIONS: usize = 2000;
@@ -294,7 +293,6 @@ pub struct FinetuneRun {
 #[derive(Debug, Deserialize)]
 struct ZeroShotReport {
     accuracy: f64,
-    majority_accuracy: f64,
     predicted: Vec<usize>,
 }
 
@@ -397,7 +395,7 @@ fn task_result(
     relative: &dyn Fn(&Path) -> String,
     finetune_runs: &mut Vec<FinetuneRun>,
 ) -> anyhow::Result<TaskResult> {
-    let args = TaskArgs::named(&task_spec.task);
+    let args = task_spec.task_args();
     // Validation labels per seed (a task without a validation file holds out a seeded share).
     let task = args.load(0)?;
     let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
@@ -411,8 +409,7 @@ fn task_result(
         valid_labels.insert(seed, seed_labels);
     }
     let mut cells = Vec::new();
-    let mut majority = None;
-    for (o, objective) in spec.objectives.iter().enumerate() {
+    for (o, objective) in spec.objectives.iter().enumerate().filter(|_| task_spec.prompted()) {
         let mut cell = Cell::new(objective, Method::ZeroShot, None, 0);
         for &seed in &spec.seeds {
             let path = layout.output(
@@ -425,7 +422,6 @@ fn task_result(
             );
             let report: ZeroShotReport = read_json(&path)?;
             let labels: Vec<usize> = task.valid.iter().map(|e| e.label).collect();
-            majority = Some(report.majority_accuracy);
             cell.push(report.accuracy, correct(&report.predicted, &labels), relative(&path));
         }
         cells.push(cell.finish());
@@ -467,14 +463,23 @@ fn task_result(
     }
     let comparisons = comparisons(spec, &cells);
     Ok(TaskResult {
-        task: task_spec.task.clone(),
+        task: task_spec.name(),
         labels: task.labels.clone(),
         train_examples: task.train.len(),
         valid_examples: task.valid.len(),
-        majority_accuracy: majority.unwrap_or(0.0),
+        majority_accuracy: majority_accuracy(&valid_labels[&spec.seeds[0]]),
         cells,
         comparisons,
     })
+}
+
+/// The accuracy of always answering the most frequent of `labels`.
+fn majority_accuracy(labels: &[usize]) -> f64 {
+    let mut counts = BTreeMap::new();
+    for &label in labels {
+        *counts.entry(label).or_insert(0usize) += 1;
+    }
+    counts.values().max().copied().unwrap_or(0) as f64 / labels.len().max(1) as f64
 }
 
 fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
