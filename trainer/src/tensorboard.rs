@@ -87,7 +87,8 @@ impl TensorBoardWriter {
     }
 
     /// Writes every number of `record` (a metrics record with a `step`) as a scalar tagged
-    /// `{split}/{name}` (e.g. `train/loss`, `valid/bpb`) at that step, and flushes.
+    /// `{split}/{name}` (e.g. `train/loss`, `valid/bpb`) at that step, the numbers of a nested
+    /// table (`objective_metrics`) by their own names (`valid/discriminator_auc`), and flushes.
     pub fn append<R: Serialize>(&mut self, record: &R) -> Result<(), TrainError> {
         let serde_json::Value::Object(fields) = serde_json::to_value(record).expect("records serialize") else {
             panic!("a metrics record serializes to an object");
@@ -100,9 +101,14 @@ impl TensorBoardWriter {
             .get("split")
             .and_then(serde_json::Value::as_str)
             .map_or(String::new(), |split| format!("{split}/"));
-        let value = fields
+        let numbers = fields
             .iter()
             .filter(|(name, _)| !COORDINATES.contains(&name.as_str()))
+            .flat_map(|(name, value)| match value {
+                serde_json::Value::Object(table) => table.iter().collect(),
+                _ => vec![(name, value)],
+            });
+        let value = numbers
             .filter_map(|(name, value)| {
                 Some(SummaryValue {
                     tag: format!("{prefix}{name}"),
@@ -172,6 +178,7 @@ mod tests {
             split: &'static str,
             loss: f64,
             grad_norm: Option<f64>,
+            objective_metrics: std::collections::BTreeMap<&'static str, f64>,
         }
         let dir = tempfile::tempdir().unwrap();
         let mut writer = TensorBoardWriter::create(dir.path()).unwrap();
@@ -180,6 +187,7 @@ mod tests {
             split: "train",
             loss: 0.0,
             grad_norm: None,
+            objective_metrics: [("discriminator_auc", 0.75)].into(),
         };
         writer.append(&record).unwrap();
         let events = read_events(&std::fs::read(writer.path()).unwrap());
@@ -189,10 +197,15 @@ mod tests {
         let values = &events[1].summary.as_ref().unwrap().value;
         assert_eq!(
             values.len(),
-            1,
+            2,
             "the step, the split and missing values are not scalars"
         );
         assert_eq!(values[0].tag, "train/loss");
         assert_eq!(values[0].simple_value, Some(0.0), "a zero is written, not dropped");
+        assert_eq!(
+            values[1].tag, "train/discriminator_auc",
+            "an objective's own metrics by their names"
+        );
+        assert_eq!(values[1].simple_value, Some(0.75));
     }
 }
