@@ -467,20 +467,7 @@ fn prefix_lm_learns_resumes_exactly_and_serves_every_command() {
     let samples = json_lines(&std::fs::read_to_string(full.join("samples.jsonl")).unwrap());
     assert_eq!(samples[0]["kind"], "generate");
 
-    let halted = tmp.path().join("halted");
-    assert_ok(&pretrain(cache, &halted, "prefix", &format!("{extra} --halt-after 60")));
-    assert_ok(&primer(
-        cache,
-        &format!("pretrain --resume {} --no-tui", halted.display()),
-    ));
-    assert_same_after(&metrics(&full), &metrics(&halted), 60);
-    let killed = tmp.path().join("killed");
-    start_and_signal(cache, &killed, "prefix", extra, 40, "-KILL");
-    assert_ok(&primer(
-        cache,
-        &format!("pretrain --resume {} --no-tui", killed.display()),
-    ));
-    assert_same_after(&metrics(&full), &metrics(&killed), 0);
+    assert_resumes_exactly(cache, &full, "prefix", extra);
 
     let run = full.display();
     let generated = primer_ok(
@@ -506,29 +493,8 @@ fn prefix_lm_learns_resumes_exactly_and_serves_every_command() {
     ));
     assert_eq!(scores[0]["kind"], "perplexity");
 
-    let (train, valid) = write_task(tmp.path());
-    let task = format!("--task {train} --valid-file {valid} --text-column sentence");
-    let run_path = full.display().to_string();
-    let mut args = vec!["prompt-classify", "--run", &run_path, "--template", "{text} : [LABEL]"];
-    args.extend(task.split_whitespace());
-    args.extend(["--verbalizer", "0=bad,1=good", "--json"]);
-    let prompted = primer_command_args(cache, &args).output().unwrap();
-    assert_ok(&prompted);
-    let accuracy = serde_json::from_slice::<Value>(&prompted.stdout).unwrap()["accuracy"]
-        .as_f64()
-        .unwrap();
-    assert!((0.0..=1.0).contains(&accuracy));
     let tuned = tmp.path().join("tuned");
-    primer_ok(
-        cache,
-        &format!(
-            "finetune --from {run} {task} --out {} --no-tui --epochs 6 --lr 2e-3",
-            tuned.display()
-        ),
-    );
-    let best = read_json(&tuned.join("summary.json"))["valid"]["accuracy"]
-        .as_f64()
-        .unwrap();
+    let best = prompt_and_finetune(cache, &full, &tuned);
     assert!(best > 0.9, "fine-tuned prefix-LM accuracy {best}");
     let tuned = tuned.display().to_string();
     // The first two validation rows of the task.
@@ -606,25 +572,7 @@ fn electra_learns_resumes_exactly_and_its_discriminator_serves_every_command() {
         .unwrap();
     assert!(last > 0.95, "discriminator AUC on rotated alphabets {last}");
 
-    let halted = tmp.path().join("halted");
-    assert_ok(&pretrain(
-        cache,
-        &halted,
-        "electra",
-        &format!("{extra} --halt-after 60"),
-    ));
-    assert_ok(&primer(
-        cache,
-        &format!("pretrain --resume {} --no-tui", halted.display()),
-    ));
-    assert_same_after(&metrics(&full), &metrics(&halted), 60);
-    let killed = tmp.path().join("killed");
-    start_and_signal(cache, &killed, "electra", extra, 40, "-KILL");
-    assert_ok(&primer(
-        cache,
-        &format!("pretrain --resume {} --no-tui", killed.display()),
-    ));
-    assert_same_after(&metrics(&full), &metrics(&killed), 0);
+    assert_resumes_exactly(cache, &full, "electra", extra);
 
     let run = full.display();
     assert_error(
@@ -649,9 +597,47 @@ fn electra_learns_resumes_exactly_and_its_discriminator_serves_every_command() {
         "{scores:?}"
     );
 
-    let (train, valid) = write_task(tmp.path());
+    let best = prompt_and_finetune(cache, &full, &tmp.path().join("tuned"));
+    assert!(best > 0.9, "fine-tuned ELECTRA accuracy {best}");
+
+    let eval = primer(cache, &format!("eval {run} --json --eval-batches 2"));
+    assert_ok(&eval);
+    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["objective"]["name"], "electra");
+    let auc = report["objective_metrics"]["discriminator_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc), "{report}");
+}
+
+/// Runs of `objective` halted after step 60 and killed with SIGKILL after step 40, then
+/// resumed, log exactly what the uninterrupted run `full` (made with `extra`) logged.
+fn assert_resumes_exactly(cache: &Path, full: &Path, objective: &str, extra: &str) {
+    let halted = cache.join(format!("{objective}-halted"));
+    assert_ok(&pretrain(
+        cache,
+        &halted,
+        objective,
+        &format!("{extra} --halt-after 60"),
+    ));
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", halted.display()),
+    ));
+    assert_same_after(&metrics(full), &metrics(&halted), 60);
+    let killed = cache.join(format!("{objective}-killed"));
+    start_and_signal(cache, &killed, objective, extra, 40, "-KILL");
+    assert_ok(&primer(
+        cache,
+        &format!("pretrain --resume {} --no-tui", killed.display()),
+    ));
+    assert_same_after(&metrics(full), &metrics(&killed), 0);
+}
+
+/// Prompts `run` zero-shot on the two-word sentiment task (an accuracy comes back), fine-tunes
+/// it into `tuned` and returns the fine-tune's best validation accuracy.
+fn prompt_and_finetune(cache: &Path, run: &Path, tuned: &Path) -> f64 {
+    let (train, valid) = write_task(cache);
     let task = format!("--task {train} --valid-file {valid} --text-column sentence");
-    let run_path = full.display().to_string();
+    let run_path = run.display().to_string();
     let mut args = vec!["prompt-classify", "--run", &run_path, "--template", "{text} : [LABEL]"];
     args.extend(task.split_whitespace());
     args.extend(["--verbalizer", "0=bad,1=good", "--json"]);
@@ -661,25 +647,16 @@ fn electra_learns_resumes_exactly_and_its_discriminator_serves_every_command() {
         .as_f64()
         .unwrap();
     assert!((0.0..=1.0).contains(&accuracy));
-    let tuned = tmp.path().join("tuned");
     primer_ok(
         cache,
         &format!(
-            "finetune --from {run} {task} --out {} --no-tui --epochs 6 --lr 2e-3",
+            "finetune --from {run_path} {task} --out {} --no-tui --epochs 6 --lr 2e-3",
             tuned.display()
         ),
     );
-    let best = read_json(&tuned.join("summary.json"))["valid"]["accuracy"]
+    read_json(&tuned.join("summary.json"))["valid"]["accuracy"]
         .as_f64()
-        .unwrap();
-    assert!(best > 0.9, "fine-tuned ELECTRA accuracy {best}");
-
-    let eval = primer(cache, &format!("eval {run} --json --eval-batches 2"));
-    assert_ok(&eval);
-    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
-    assert_eq!(report["objective"]["name"], "electra");
-    let auc = report["objective_metrics"]["discriminator_auc"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&auc), "{report}");
+        .unwrap()
 }
 
 /// Runs `primer` expecting exit code 2, one error line containing every needle, and no run

@@ -415,8 +415,9 @@ fn fairness_and_cost(results: &Results) -> Vec<Block> {
     let mut out = Vec::new();
     out.push(Block::Heading(2, "Fair by construction".into()));
     out.push(Block::Paragraph(format!(
-        "Both objectives use one tokenizer (`tokenizer.json`), one prepared copy of the corpus and the same model \
-         options; only the objective and the seed change between runs. Means over seeds per objective ({}):",
+        "Every objective uses one tokenizer (`tokenizer.json`), one prepared copy of the corpus and the same model \
+         options; only the objective and the seed change between runs. Parameters count what a run trains, an \
+         networks an objective trains beside the model included. Means over seeds per objective ({}):",
         names.join(", ")
     )));
     let mut header = vec!["quantity".to_string()];

