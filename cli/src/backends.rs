@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::backend::Backend;
+use crate::devices::Backend;
 
 /// One backend's state.
 #[derive(Debug, serde::Serialize)]
@@ -46,7 +46,7 @@ fn describe(backend: Backend) -> anyhow::Result<(Device, String)> {
     match backend {
         Backend::Flex => Ok((backend.device()?, "cpu".into())),
         #[cfg(feature = "wgpu")]
-        Backend::Wgpu => crate::backend::wgpu_device_and_adapter(None).map(|(d, name)| (d, format!("adapter {name}"))),
+        Backend::Wgpu => crate::devices::wgpu_device_and_adapter(None).map(|(d, name)| (d, format!("adapter {name}"))),
         #[cfg(feature = "tch")]
         Backend::Tch => {
             let cuda = quietly(|| {

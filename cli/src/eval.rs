@@ -140,8 +140,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         pseudo_ppl_tokens: pseudo.map(|p| p.1),
         objective_metrics: metrics.objective_metrics,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+    print_report(&report, args.json, info.accuracy);
+    Ok(())
+}
+
+/// Prints the report: one JSON object, or lines for a reader.
+fn print_report(report: &Report, json: bool, accuracy_name: &str) {
+    if json {
+        println!("{}", serde_json::to_string(report).expect("reports serialize"));
     } else {
         println!("run         {} ({})", report.run.display(), report.objective);
         println!("corpus      {}", report.corpus);
@@ -150,11 +156,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         println!("bits/byte   {:.4}", report.bpb);
         println!(
             "accuracy    {:.4} ({} targets, {})",
-            report.accuracy, report.targets, info.accuracy
+            report.accuracy, report.targets, accuracy_name
         );
         println!(
             "unigram     loss {:.4}, accuracy {:.4} (token frequencies alone)",
-            baseline.loss, baseline.accuracy
+            report.unigram_baseline.loss, report.unigram_baseline.accuracy
         );
         if let (Some(value), Some(tokens)) = (report.pseudo_ppl, report.pseudo_ppl_tokens) {
             println!("pseudo-ppl  {value:.3} ({tokens} tokens, each masked in turn)");
@@ -163,5 +169,4 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             println!("{key:<11} {value:.4}");
         }
     }
-    Ok(())
 }

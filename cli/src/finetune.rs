@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use burn::train::Interrupter;
 use primer_model::Pooling;
-use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, Start, finetune};
+use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, FinetuneSummary, Start, finetune};
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 
-use crate::backend::Backend;
+use crate::devices::Backend;
 use crate::options::{BackendArgs, parse_name};
 use crate::pretrain::{dashboard_mode, install_signal_handler};
 use crate::task::TaskArgs;
@@ -133,28 +133,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_vec_pretty(&config).expect("configs serialize");
     primer_datasets::atomic_write(&run_dir.finetune_config(), &json)?;
 
-    let counts = task.train_label_counts();
-    let what = match (&config.start, config.freeze_encoder) {
-        (Start::Scratch, _) => "from scratch",
-        (Start::Pretrained, true) => "linear probe",
-        (Start::Pretrained, false) => "full fine-tune",
-    };
-    eprintln!(
-        "{what} of {} ({}) on {}: {} train examples ({}), {} valid, labels {}, backend {}",
-        args.from.display(),
-        config.objective.name(),
-        task.name,
-        task.train.len(),
-        counts
-            .iter()
-            .zip(&task.labels)
-            .map(|(n, l)| format!("{l}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        task.valid.len(),
-        task.labels.join("/"),
-        backend.name()
-    );
+    announce(&config, &args.from, &task, backend.name());
     let interrupter = Interrupter::new();
     install_signal_handler(&interrupter);
     let job = FinetuneJob {
@@ -170,6 +149,38 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     let outcome = finetune(job, &device, &interrupter).inspect_err(|error| {
         let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
     })?;
+    finished(outcome, &run_dir)
+}
+
+/// Says on stderr what is about to be fine-tuned, on what.
+fn announce(config: &FinetuneConfig, from: &std::path::Path, task: &primer_datasets::task::Task, backend: &str) {
+    let counts = task.train_label_counts();
+    let what = match (&config.start, config.freeze_encoder) {
+        (Start::Scratch, _) => "from scratch",
+        (Start::Pretrained, true) => "linear probe",
+        (Start::Pretrained, false) => "full fine-tune",
+    };
+    eprintln!(
+        "{what} of {} ({}) on {}: {} train examples ({}), {} valid, labels {}, backend {}",
+        from.display(),
+        config.objective.name(),
+        task.name,
+        task.train.len(),
+        counts
+            .iter()
+            .zip(&task.labels)
+            .map(|(n, l)| format!("{l}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        task.valid.len(),
+        task.labels.join("/"),
+        backend
+    );
+}
+
+/// Records how the fine-tune ended in `status.json` and says it; the exit code is 130 after an
+/// interruption.
+fn finished(outcome: Option<FinetuneSummary>, run_dir: &RunDir) -> anyhow::Result<ExitCode> {
     let state = match &outcome {
         Some(_) => RunStatus::now(RunState::Finished, None),
         None => RunStatus::now(
@@ -177,7 +188,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
             Some("stopped; fine-tuning runs again from the start".into()),
         ),
     };
-    state.write(&run_dir)?;
+    state.write(run_dir)?;
     match outcome {
         Some(summary) => {
             println!(

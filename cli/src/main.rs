@@ -1,11 +1,11 @@
 //! `primer`: pre-train MLM and causal Transformers from a text corpus.
 
-mod backend;
 mod backends;
 mod classify;
 mod compare;
 mod dashboard;
 mod data;
+mod devices;
 mod eval;
 mod fill_mask;
 mod finetune;
@@ -143,7 +143,7 @@ struct PrepareArgs {
 
 fn main() -> ExitCode {
     keep_freed_pages();
-    backend::quiet_mesa();
+    devices::quiet_mesa();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -12,7 +12,7 @@ use primer_objectives::ObjectiveConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::devices::Backend;
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists
 /// the accepted names.

@@ -11,16 +11,16 @@ use primer_datasets::lock::FolderLock;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Positions, TransformerConfig};
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
-use primer_trainer::dashboard::DashboardMode;
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
 use primer_trainer::status::{RunState, RunStatus};
+use primer_trainer::tui::DashboardMode;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::data;
+use crate::devices::Backend;
 use crate::options::{PretrainOptions, read_config};
 
 /// Arguments of `primer pretrain`.
@@ -127,25 +127,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         Some(gflops) => gflops * 1e9,
         None => primer_trainer::mfu::measured_matmul_flops(&device),
     };
-    eprintln!(
-        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {}; \
-         MFU against {:.0} GFLOP/s ({})",
-        config.objective,
-        config.model.num_params(),
-        config.model.n_layers,
-        config.model.d_model,
-        config.model.n_heads,
-        config.model.vocab_size,
-        config.train.steps,
-        config.train.tokens_per_step(),
-        backend.name(),
-        peak_flops / 1e9,
-        if args.peak_gflops.is_some() {
-            "--peak-gflops"
-        } else {
-            "measured matmul rate; set --peak-gflops"
-        }
-    );
+    announce(&config, backend.name(), peak_flops, args.peak_gflops.is_some());
     let interrupter = Interrupter::new();
     install_signal_handler(&interrupter);
     let dashboard = dashboard_mode(args.no_tui);
@@ -162,17 +144,45 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         host: Backend::Flex.device()?,
         minimal_pairs: &minimal_pairs,
     };
-    let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
     RunStatus::now(RunState::Running, None).write(&run_dir)?;
     let outcome = pretrain(job, &device, &interrupter).inspect_err(|error| {
         let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
     })?;
+    finished(outcome, &run_dir)
+}
+
+/// Says on stderr what is about to train, and against what peak MFU is measured.
+fn announce(config: &RunConfig, backend: &str, peak_flops: f64, peak_given: bool) {
+    eprintln!(
+        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {backend}; \
+         MFU against {:.0} GFLOP/s ({})",
+        config.objective,
+        config.model.num_params(),
+        config.model.n_layers,
+        config.model.d_model,
+        config.model.n_heads,
+        config.model.vocab_size,
+        config.train.steps,
+        config.train.tokens_per_step(),
+        peak_flops / 1e9,
+        if peak_given {
+            "--peak-gflops"
+        } else {
+            "measured matmul rate; set --peak-gflops"
+        }
+    );
+}
+
+/// Records how the run ended in `status.json` and says it, with the command that continues a
+/// stopped run; the exit code is 130 after an interruption.
+fn finished(outcome: Outcome, run_dir: &RunDir) -> anyhow::Result<ExitCode> {
+    let resume_hint = format!("primer pretrain --resume {}", run_dir.root.display());
     let state = match outcome {
         Outcome::Completed(_) => RunStatus::now(RunState::Finished, None),
         Outcome::Halted(step) => RunStatus::now(RunState::Interrupted, Some(format!("halted after step {step}"))),
         Outcome::Interrupted(step) => RunStatus::now(RunState::Interrupted, Some(format!("stopped after step {step}"))),
     };
-    state.write(&run_dir)?;
+    state.write(run_dir)?;
     Ok(match outcome {
         Outcome::Completed(summary) => {
             let v = summary.valid;

@@ -75,24 +75,7 @@ struct Report<'a> {
 
 /// Runs `primer prompt-classify`.
 pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
-    let named =
-        primer_datasets::task::lookup(&args.task.task).filter(|_| !std::path::Path::new(&args.task.task).exists());
-    let template = args
-        .template
-        .clone()
-        .unwrap_or_else(|| named.map_or(DEFAULT_TEMPLATE, |t| t.template).to_string());
-    let verbalizer = match (&args.verbalizer, named) {
-        (Some(verbalizer), _) => verbalizer.clone(),
-        (None, Some(named)) => named
-            .verbalizer
-            .split(',')
-            .filter_map(|pair| parse_pair(pair).ok())
-            .collect(),
-        (None, None) => bail!(
-            "--task {} is a file: give a word for each of its labels with --verbalizer LABEL=WORD,...",
-            args.task.task
-        ),
-    };
+    let (template, verbalizer) = template_and_words(&args)?;
     let task = args.task.load(0)?;
     let prompt = Prompt::new(&template, &verbalizer, &task.labels)?;
     let (_, device) = args.backend.resolve()?;
@@ -139,15 +122,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
                 run.model.max_seq_len()
             ),
         };
-        // A softmax over the label scores, for the loss.
-        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
-        probabilities.push(
-            scores
-                .iter()
-                .map(|s| ((s - max).exp() / total) as f32)
-                .collect::<Vec<_>>(),
-        );
+        probabilities.push(softmax(&scores));
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -176,23 +151,65 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
         majority_accuracy: majority,
         predicted: predicted_labels(&probabilities),
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    print_report(&report, args.json, run.config.objective.name())
+}
+
+/// The template and label words: the flags', else the named task's.
+fn template_and_words(args: &PromptClassifyArgs) -> anyhow::Result<(String, Vec<(String, String)>)> {
+    let named =
+        primer_datasets::task::lookup(&args.task.task).filter(|_| !std::path::Path::new(&args.task.task).exists());
+    let template = args
+        .template
+        .clone()
+        .unwrap_or_else(|| named.map_or(DEFAULT_TEMPLATE, |t| t.template).to_string());
+    let verbalizer = match (&args.verbalizer, named) {
+        (Some(verbalizer), _) => verbalizer.clone(),
+        (None, Some(named)) => named
+            .verbalizer
+            .split(',')
+            .filter_map(|pair| parse_pair(pair).ok())
+            .collect(),
+        (None, None) => bail!(
+            "--task {} is a file: give a word for each of its labels with --verbalizer LABEL=WORD,...",
+            args.task.task
+        ),
+    };
+    Ok((template, verbalizer))
+}
+
+/// A softmax over label scores: the probabilities the loss and the predictions read.
+fn softmax(scores: &[f64]) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+    scores.iter().map(|s| ((s - max).exp() / total) as f32).collect()
+}
+
+/// Prints the report: one JSON object, or lines for a reader.
+fn print_report(report: &Report, json: bool, objective: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
     } else {
-        println!("run          {} ({})", args.run.display(), run.config.objective.name());
-        println!("task         {} ({} validation examples)", task.name, metrics.examples);
-        println!("template     {template}");
+        println!("run          {} ({})", report.run.display(), objective);
+        println!(
+            "task         {} ({} validation examples)",
+            report.task, report.metrics.examples
+        );
+        println!("template     {}", report.template);
         println!(
             "verbalizer   {}",
-            task.labels
+            report
+                .labels
                 .iter()
-                .zip(&prompt.words)
+                .zip(report.words)
                 .map(|(l, w)| format!("{l}={w}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        println!("accuracy     {:.4} (majority label {:.4})", metrics.accuracy, majority);
-        println!("macro-F1     {:.4}", metrics.macro_f1);
+        println!(
+            "accuracy     {:.4} (majority label {:.4})",
+            report.metrics.accuracy, report.majority_accuracy
+        );
+        println!("macro-F1     {:.4}", report.metrics.macro_f1);
     }
     Ok(())
 }

@@ -208,6 +208,58 @@ fn remove_leftovers(cache_root: &Path, held: &str) -> Result<()> {
     Ok(())
 }
 
+/// The train and valid shards being written, and what each holds so far.
+struct Splits {
+    writers: [ShardWriter; 2],
+    stats: [SplitStats; 2],
+}
+
+impl Splits {
+    /// Tokenizes `corpus` in chunks, each document followed by `[EOS]`, into the valid split when
+    /// `fixed_split` says so or, without one, when the seeded hash of its index falls under the
+    /// valid fraction. `progress` is told the tokens and bytes written so far after each chunk.
+    fn tokenize(
+        &mut self,
+        corpus: &Corpus,
+        fixed_split: Option<bool>,
+        tokenizer: &PrimerTokenizer,
+        split: &SplitOptions,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<()> {
+        let eos = tokenizer.specials().eos;
+        let mut index = 0u64;
+        let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
+        let mut docs = corpus.documents().peekable();
+        while docs.peek().is_some() {
+            let mut chunk_bytes = 0;
+            while chunk.len() < ENCODE_CHUNK
+                && chunk_bytes < ENCODE_CHUNK_BYTES
+                && let Some(doc) = docs.next()
+            {
+                let text = doc?.text;
+                chunk_bytes += text.len();
+                chunk.push(text);
+            }
+            let lengths: Vec<u64> = chunk.iter().map(|text| text.len() as u64).collect();
+            let encoded = tokenizer.encode_batch(std::mem::take(&mut chunk))?;
+            for (length, mut ids) in lengths.into_iter().zip(encoded) {
+                let is_valid = fixed_split.unwrap_or_else(|| unit_hash(split.seed, index) < split.valid_fraction);
+                index += 1;
+                ids.push(eos);
+                let side = usize::from(is_valid);
+                self.writers[side].write(&ids)?;
+                let stat = &mut self.stats[side];
+                stat.tokens += ids.len() as u64;
+                stat.documents += 1;
+                stat.bytes += length + 1;
+            }
+            let tokens = self.stats[0].tokens + self.stats[1].tokens;
+            progress(tokens, self.stats[0].bytes + self.stats[1].bytes);
+        }
+        Ok(())
+    }
+}
+
 /// Tokenizes the corpus into `out` (replacing it), written to a temporary folder first and
 /// renamed into place, so an interrupted run leaves nothing half-made.
 pub fn prepare(
@@ -236,11 +288,14 @@ pub fn prepare(
         .tempdir_in(parent)
         .map_err(DataError::io(parent))?;
     let dtype = TokenDtype::for_vocab(tokenizer.vocab_size());
-    let mut train_out = ShardWriter::create(&tmp.path().join("train.bin"), dtype)?;
-    let mut valid_out = ShardWriter::create(&tmp.path().join("valid.bin"), dtype)?;
+    let mut splits = Splits {
+        writers: [
+            ShardWriter::create(&tmp.path().join("train.bin"), dtype)?,
+            ShardWriter::create(&tmp.path().join("valid.bin"), dtype)?,
+        ],
+        stats: [SplitStats::default(), SplitStats::default()],
+    };
     let eos = tokenizer.specials().eos;
-    let mut stats = [SplitStats::default(), SplitStats::default()];
-
     let total_bytes = train.total_bytes() + valid.map_or(0, |v| v.total_bytes());
     let bar = if progress {
         ProgressBar::new(total_bytes).with_style(
@@ -250,50 +305,23 @@ pub fn prepare(
     } else {
         ProgressBar::hidden()
     };
-    let started = Instant::now();
-    let mut done_bytes = 0u64;
     let sources: Vec<(&Corpus, Option<bool>)> = match valid {
         Some(valid) => vec![(train, Some(false)), (valid, Some(true))],
         None => vec![(train, None)],
     };
+    let started = Instant::now();
     for (corpus, fixed_split) in sources {
-        let mut index = 0u64;
-        let mut chunk = Vec::with_capacity(ENCODE_CHUNK);
-        let mut docs = corpus.documents().peekable();
-        while docs.peek().is_some() {
-            let mut chunk_bytes = 0;
-            while chunk.len() < ENCODE_CHUNK
-                && chunk_bytes < ENCODE_CHUNK_BYTES
-                && let Some(doc) = docs.next()
-            {
-                let text = doc?.text;
-                chunk_bytes += text.len();
-                chunk.push(text);
-            }
-            let lengths: Vec<u64> = chunk.iter().map(|text| text.len() as u64).collect();
-            let encoded = tokenizer.encode_batch(std::mem::take(&mut chunk))?;
-            for (length, mut ids) in lengths.into_iter().zip(encoded) {
-                let is_valid = fixed_split.unwrap_or_else(|| unit_hash(split.seed, index) < split.valid_fraction);
-                index += 1;
-                ids.push(eos);
-                let (writer, stat) = if is_valid {
-                    (&mut valid_out, &mut stats[1])
-                } else {
-                    (&mut train_out, &mut stats[0])
-                };
-                writer.write(&ids)?;
-                stat.tokens += ids.len() as u64;
-                stat.documents += 1;
-                stat.bytes += length + 1;
-                done_bytes += length + 1;
-            }
-            let tokens = stats[0].tokens + stats[1].tokens;
+        splits.tokenize(corpus, fixed_split, tokenizer, split, &|tokens, done| {
             let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_position(done_bytes.min(total_bytes));
+            bar.set_position(done.min(total_bytes));
             bar.set_message(format!("{tokens} tokens, {rate:.0} tokens/s"));
-        }
+        })?;
     }
     bar.finish_and_clear();
+    let Splits {
+        writers: [train_out, valid_out],
+        stats,
+    } = splits;
     train_out.finish()?;
     valid_out.finish()?;
     if stats[0].tokens == 0 {

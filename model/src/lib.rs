@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn training_flops_per_token_count_as_nanogpt_does() {
-        // The standard config with a byte vocabulary (256 + 7 specials): N without the
+        // The standard config (docs/benchmarks.md) with a byte vocabulary (256 + 7 specials): N without the
         // learned positions is 263*256 + 4 blocks of 789,760 + the final norm's 512 = 3,226,880;
         // 6 N = 19,361,280, and attention adds 12 * 4 layers * 256 * 128 = 1,572,864.
         let standard = TransformerConfig::new(263)

@@ -272,7 +272,7 @@ pub fn load_weights<M: Module>(module: M, path: &Path) -> Result<M, String> {
 fn load_finite<M: Module>(module: M, path: &Path) -> Result<M, String> {
     let name = path.file_name().expect("weights have a file name").to_string_lossy();
     let module = module.try_load_file(path).map_err(|e| format!("{name} ({e:?})"))?;
-    match crate::tensors::first_non_finite(&module) {
+    match crate::finite::first_non_finite(&module) {
         Some(param) => Err(format!("{name} holds non-finite values in {param}")),
         None => Ok(module),
     }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
@@ -20,12 +20,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord, Plotted};
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, Split};
 use crate::optim::{adamw, clip_global_norm};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
+use crate::tui::{Dashboard, DashboardMode, DashboardRecord, Plotted};
 
 /// What a fine-tuning run starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +215,24 @@ pub struct FinetuneRecord {
     pub elapsed_s: f64,
 }
 
+impl FinetuneRecord {
+    /// A record of `step` in `epoch` at learning rate `lr`, `started` when fine-tuning began,
+    /// its values zero until set.
+    fn at(step: u64, epoch: usize, split: Split, lr: f64, started: &Instant) -> Self {
+        Self {
+            step,
+            epoch,
+            split,
+            loss: 0.0,
+            accuracy: 0.0,
+            macro_f1: None,
+            lr,
+            examples_per_s: 0.0,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 impl DashboardRecord for FinetuneRecord {
     const PLOTTED: &'static [Plotted] = &[
         ("Loss", None, false),
@@ -313,34 +331,12 @@ pub fn finetune(
 ) -> Result<Option<FinetuneSummary>, TrainError> {
     let config = job.config;
     let started = Instant::now();
-    let encode = |examples: &[Example]| -> Result<Vec<Vec<u32>>, TrainError> {
-        examples
-            .iter()
-            .map(|e| encode_for_classifier(job.tokenizer, config.objective.info(), &e.text, config.max_len))
-            .collect()
-    };
-    let train_ids = encode(&job.task.train)?;
-    let valid_ids = encode(&job.task.valid)?;
-    let train_labels: Vec<usize> = job.task.train.iter().map(|e| e.label).collect();
-    let valid_labels: Vec<usize> = job.task.valid.iter().map(|e| e.label).collect();
+    let [(train_ids, train_labels), (valid_ids, valid_labels)] =
+        [&job.task.train, &job.task.valid].map(|examples| encoded(&job, examples));
+    let (train_ids, valid_ids) = (train_ids?, valid_ids?);
 
-    // Weights are made on the host and copied, so every backend starts from the same ones.
-    job.host.seed(config.seed);
-    let encoder = job.encoder.unwrap_or_else(|| config.model.init(&job.host));
-    let weights = config.classifier().init(encoder, &job.host).into_record();
     let device = device.clone().autodiff();
-    let mut model = config
-        .classifier()
-        .init(config.model.init(&device), &device)
-        .load_record(weights);
-    if config.freeze_encoder {
-        model.encoder = model.encoder.freeze();
-    }
-    let trained_parameters = if config.freeze_encoder {
-        model.head.num_params()
-    } else {
-        model.num_params()
-    };
+    let (mut model, trained_parameters) = init_classifier(&job, &device);
     let mut optim = adamw(0.9, 0.999, config.weight_decay);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
 
@@ -348,16 +344,7 @@ pub fn finetune(
     let total_steps = steps_per_epoch * config.epochs as u64;
     let warmup = (total_steps as f64 * config.warmup_ratio).round() as u64;
     let mut log = MetricsLog::open(&job.run_dir.metrics(), None)?;
-    let label = format!("{} {}", config.task, job.run_dir.root.display());
-    let mut dashboard = Dashboard::new(
-        job.dashboard,
-        interrupter,
-        0,
-        total_steps,
-        steps_per_epoch,
-        &label,
-        FinetuneRecord::PLOTTED,
-    );
+    let mut dashboard = progress(&job, interrupter, total_steps, steps_per_epoch);
     let mut best: Option<(usize, ClassMetrics, Vec<usize>)> = None;
     let mut step = 0u64;
     // The learning rate of the latest step, which the epoch's validation record also carries.
@@ -372,31 +359,21 @@ pub fn finetune(
             device.seed(config.seed.wrapping_add(step));
             lr = learning_rate(step, total_steps, warmup, config.lr, 0.0);
             let rows: Vec<&[u32]> = batch.iter().map(|&i| train_ids[i].as_slice()).collect();
-            let (tokens, lengths) = pad(&rows, job.tokenizer.specials().pad, &device);
-            let targets = ids(batch.iter().map(|&i| train_labels[i] as u32), &device);
-            let logits = model.forward(tokens, &lengths);
-            let correct = logits
-                .clone()
-                .argmax(1)
-                .reshape([batch.len()])
-                .equal(targets.clone())
-                .int()
-                .sum()
-                .into_scalar::<i64>();
-            let loss = loss_fn.forward(logits, targets);
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            clip_global_norm(&model, &mut grads, 1.0);
-            model = optim.step(lr, model, grads);
-            let record = FinetuneRecord {
-                step,
-                epoch,
-                split: Split::Train,
-                loss: loss.into_scalar::<f64>(),
-                accuracy: correct as f64 / batch.len() as f64,
-                macro_f1: None,
+            let labels: Vec<usize> = batch.iter().map(|&i| train_labels[i]).collect();
+            let (stepped, loss, correct) = classifier_step(
+                model,
+                &mut optim,
                 lr,
+                (&rows, &labels),
+                job.tokenizer.specials().pad,
+                &loss_fn,
+            );
+            model = stepped;
+            let record = FinetuneRecord {
+                loss,
+                accuracy: correct as f64 / batch.len() as f64,
                 examples_per_s: batch.len() as f64 / step_started.elapsed().as_secs_f64(),
-                elapsed_s: started.elapsed().as_secs_f64(),
+                ..FinetuneRecord::at(step, epoch, Split::Train, lr, &started)
             };
             log.append(&record)?;
             dashboard.train_step(&record);
@@ -406,25 +383,16 @@ pub fn finetune(
             }
         }
         epochs_run = epoch;
-        let eval_started = Instant::now();
         let inference = model.valid();
-        let probabilities = predict(
-            &inference,
-            &valid_ids,
-            job.tokenizer.specials().pad,
-            config.batch_size * 4,
-        );
-        let metrics = ClassMetrics::of(&probabilities, &valid_labels, config.labels.len());
+        let pad_id = job.tokenizer.specials().pad;
+        let (metrics, probabilities, examples_per_s) =
+            validate(&inference, (&valid_ids, &valid_labels), pad_id, config);
         let record = FinetuneRecord {
-            step,
-            epoch,
-            split: Split::Valid,
             loss: metrics.loss,
             accuracy: metrics.accuracy,
             macro_f1: Some(metrics.macro_f1),
-            lr,
-            examples_per_s: valid_ids.len() as f64 / eval_started.elapsed().as_secs_f64(),
-            elapsed_s: started.elapsed().as_secs_f64(),
+            examples_per_s,
+            ..FinetuneRecord::at(step, epoch, Split::Valid, lr, &started)
         };
         log.append(&record)?;
         dashboard.valid(&record);
@@ -457,6 +425,97 @@ pub fn finetune(
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Some(summary))
+}
+
+/// `examples` encoded for the classifier as the job's objective frames them, and their labels.
+fn encoded(job: &FinetuneJob, examples: &[Example]) -> (Result<Vec<Vec<u32>>, TrainError>, Vec<usize>) {
+    let config = job.config;
+    let ids = examples
+        .iter()
+        .map(|e| encode_for_classifier(job.tokenizer, config.objective.info(), &e.text, config.max_len))
+        .collect();
+    (ids, examples.iter().map(|e| e.label).collect())
+}
+
+/// The fine-tune's dashboard: `total_steps` steps, validated every `steps_per_epoch`.
+fn progress(job: &FinetuneJob, interrupter: &Interrupter, total_steps: u64, steps_per_epoch: u64) -> Dashboard {
+    let label = format!("{} {}", job.config.task, job.run_dir.root.display());
+    Dashboard::new(
+        job.dashboard,
+        interrupter,
+        0,
+        total_steps,
+        steps_per_epoch,
+        &label,
+        FinetuneRecord::PLOTTED,
+    )
+}
+
+/// The classifier to fine-tune, on `device`, and how many parameters training changes. Its
+/// weights are made on the host and copied, so every backend starts from the same ones.
+fn init_classifier(job: &FinetuneJob, device: &Device) -> (Classifier, usize) {
+    let config = job.config;
+    job.host.seed(config.seed);
+    let encoder = job.encoder.clone().unwrap_or_else(|| config.model.init(&job.host));
+    let weights = config.classifier().init(encoder, &job.host).into_record();
+    let mut model = config
+        .classifier()
+        .init(config.model.init(device), device)
+        .load_record(weights);
+    if config.freeze_encoder {
+        model.encoder = model.encoder.freeze();
+    }
+    let trained = match config.freeze_encoder {
+        true => model.head.num_params(),
+        false => model.num_params(),
+    };
+    (model, trained)
+}
+
+/// One optimizer step on a batch of encoded `rows` and their `labels`: the stepped model, the
+/// batch's mean loss and how many it classified right.
+fn classifier_step(
+    model: Classifier,
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    (rows, labels): (&[&[u32]], &[usize]),
+    pad_id: u32,
+    loss_fn: &CrossEntropyLoss,
+) -> (Classifier, f64, i64) {
+    let device = model.devices()[0].clone();
+    let (tokens, lengths) = pad(rows, pad_id, &device);
+    let targets = ids(labels.iter().map(|&label| label as u32), &device);
+    let logits = model.forward(tokens, &lengths);
+    let correct = logits
+        .clone()
+        .argmax(1)
+        .reshape([labels.len()])
+        .equal(targets.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>();
+    let loss = loss_fn.forward(logits, targets);
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_global_norm(&model, &mut grads, 1.0);
+    (optim.step(lr, model, grads), loss.into_scalar::<f64>(), correct)
+}
+
+/// The classifier's metrics on the encoded validation texts and their labels, its label
+/// probabilities, and the examples it read per second.
+fn validate(
+    model: &Classifier,
+    (encoded, labels): (&[Vec<u32>], &[usize]),
+    pad_id: u32,
+    config: &FinetuneConfig,
+) -> (ClassMetrics, Vec<Vec<f32>>, f64) {
+    let started = Instant::now();
+    let probabilities = predict(model, encoded, pad_id, config.batch_size * 4);
+    let metrics = ClassMetrics::of(&probabilities, labels, config.labels.len());
+    (
+        metrics,
+        probabilities,
+        encoded.len() as f64 / started.elapsed().as_secs_f64(),
+    )
 }
 
 /// Label probabilities of encoded texts, in batches of `batch_size`.

@@ -3,10 +3,10 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod dashboard;
 pub mod error;
 pub mod eval;
 pub mod finetune;
+pub mod finite;
 pub mod generate;
 pub mod memory;
 pub mod metrics;
@@ -20,7 +20,7 @@ pub mod samples;
 pub mod schedule;
 pub mod status;
 pub mod tensorboard;
-pub mod tensors;
+pub mod tui;
 
 pub use error::TrainError;
 

@@ -3,7 +3,7 @@
 //! primer drives its own loop rather than burn-train's `SupervisedTraining`: the learner
 //! checkpoints only at epoch ends and keeps no data cursor or RNG state, so it cannot resume
 //! exactly from a step. The loop still uses burn-train's pieces: its TUI renderer and system
-//! metrics (see [`crate::dashboard`]), burn's `ModuleOptimizer` and burnpack records.
+//! metrics (see [`crate::tui`]), burn's `ModuleOptimizer` and burnpack records.
 
 use std::time::Instant;
 
@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
 use crate::config::RunConfig;
-use crate::dashboard::{Dashboard, DashboardMode, DashboardRecord};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
@@ -32,6 +31,7 @@ use crate::run_dir::RunDir;
 use crate::samples::Sampler;
 use crate::schedule::learning_rate;
 use crate::tensorboard::TensorBoardWriter;
+use crate::tui::{Dashboard, DashboardMode, DashboardRecord};
 
 /// Micro-batch index that seeds a step's dropout (masks use 0, 1, ...).
 const DROPOUT_SEED_MICRO: u64 = u64::MAX;
@@ -147,154 +147,239 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let block_len = objective.block_len(train.seq_len);
     let valid_blocks = valid_starts(job.data, block_len, train.eval_batches * train.batch_size)?;
     let tokens_per_byte = |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
-    let valid_set = EvalSet {
-        shard: &job.data.valid,
-        starts: &valid_blocks,
-        block_len,
-        batch_size: train.batch_size,
-        tokens_per_byte: tokens_per_byte(job.data.meta.valid),
-    };
-    let train_tokens_per_byte = tokens_per_byte(job.data.meta.train);
-    let flops_per_token = config.model.train_flops_per_token(train.seq_len);
-    let health = Health {
-        objective: objective.as_ref(),
-        loss_limit: DIVERGED_BASELINES * objective.chance_loss(config.model.vocab_size),
-        config,
-        run_dir: job.run_dir,
-    };
-
     let device = device.clone().autodiff();
     let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
     let (mut networks, mut optim, mut state) = restore(&job, objective.as_ref(), &checkpointer, &device)?;
+    let run = Loop {
+        job: &job,
+        objective: objective.as_ref(),
+        valid_set: EvalSet {
+            shard: &job.data.valid,
+            starts: &valid_blocks,
+            block_len,
+            batch_size: train.batch_size,
+            tokens_per_byte: tokens_per_byte(job.data.meta.valid),
+        },
+        train_tokens_per_byte: tokens_per_byte(job.data.meta.train),
+        health: Health {
+            objective: objective.as_ref(),
+            loss_limit: DIVERGED_BASELINES * objective.chance_loss(config.model.vocab_size),
+            config,
+            run_dir: job.run_dir,
+        },
+        checkpointer,
+        sampler: Sampler::new(
+            config.objective.info(),
+            read_blocks(&job.data.valid, &valid_blocks[..1], block_len),
+            train.seed,
+        ),
+        device,
+        clock: (Instant::now(), state.elapsed_s),
+    };
     let parameters = networks.num_params();
-    let mut log = MetricsLog::resume(&job.run_dir.metrics(), state.step)?;
-    if job.tensorboard {
-        log = log.mirror_to(TensorBoardWriter::create(&job.run_dir.tensorboard())?);
-    }
-    let mut samples = MetricsLog::open(&job.run_dir.samples(), Some(state.step))?;
-    let sampler = Sampler::new(
-        config.objective.info(),
-        read_blocks(&job.data.valid, &valid_blocks[..1], block_len),
-        train.seed,
-    );
+    let mut outputs = Outputs::open(&job, state.step, interrupter)?;
     let mut stream = BlockStream::new(job.data.train.len(), block_len, train.seed);
-    let label = format!("{} {}", config.objective, job.run_dir.root.display());
-    let mut dashboard = Dashboard::new(
-        job.dashboard,
-        interrupter,
-        state.step,
-        train.steps,
-        train.eval_every,
-        &label,
-        MetricsRecord::PLOTTED,
-    );
     // Validation of the newest weights; the summary reuses it rather than evaluating again.
     let mut last_valid: Option<(u64, EvalMetrics)> = None;
-    let resumed_at = Instant::now();
-    let elapsed_before = state.elapsed_s;
-
     while state.step < train.steps {
+        networks = run.train_step(networks, &mut optim, &mut state, &mut stream, &mut outputs)?;
+        if state.step.is_multiple_of(train.eval_every) || state.step == train.steps {
+            last_valid = Some((state.step, run.evaluate_and_sample(&networks, &state, &mut outputs)?));
+        }
+        let stop = run.checkpoint_or_stop(&networks, &optim, &state, &mut stream, &mut outputs, interrupter)?;
+        if let Some(outcome) = stop {
+            outputs.dashboard.finish();
+            return Ok(outcome);
+        }
+    }
+    outputs.dashboard.finish();
+    run.finish(networks, &state, last_valid, parameters)
+}
+
+/// What the loop reads at every step.
+struct Loop<'a> {
+    job: &'a PretrainJob<'a>,
+    objective: &'a dyn Objective,
+    valid_set: EvalSet<'a>,
+    /// Tokens per byte of the train split, for the training records' bits per byte.
+    train_tokens_per_byte: f64,
+    health: Health<'a>,
+    checkpointer: Checkpointer,
+    sampler: Sampler,
+    /// The training device, with autodiff.
+    device: Device,
+    /// When this process started training, and the training time of the run before it.
+    clock: (Instant, f64),
+}
+
+/// What the loop writes to: the metrics and samples logs and the dashboard.
+struct Outputs {
+    log: MetricsLog,
+    samples: MetricsLog,
+    dashboard: Dashboard,
+}
+
+impl Outputs {
+    /// The run's logs opened to go on after `step`, and its dashboard.
+    fn open(job: &PretrainJob, step: u64, interrupter: &Interrupter) -> Result<Self, TrainError> {
+        let train = &job.config.train;
+        let mut log = MetricsLog::resume(&job.run_dir.metrics(), step)?;
+        if job.tensorboard {
+            log = log.mirror_to(TensorBoardWriter::create(&job.run_dir.tensorboard())?);
+        }
+        let label = format!("{} {}", job.config.objective, job.run_dir.root.display());
+        Ok(Self {
+            log,
+            samples: MetricsLog::open(&job.run_dir.samples(), Some(step))?,
+            dashboard: Dashboard::new(
+                job.dashboard,
+                interrupter,
+                step,
+                train.steps,
+                train.eval_every,
+                &label,
+                MetricsRecord::PLOTTED,
+            ),
+        })
+    }
+}
+
+impl Loop<'_> {
+    /// One optimizer step after `state`: the gradients of its micro-batches, checked for
+    /// divergence before they are applied, and its training record.
+    fn train_step(
+        &self,
+        networks: Networks,
+        optim: &mut burn::optim::ModuleOptimizer,
+        state: &mut TrainState,
+        stream: &mut BlockStream,
+        outputs: &mut Outputs,
+    ) -> Result<Networks, TrainError> {
+        let train = &self.job.config.train;
         let step = state.step + 1;
         let started = Instant::now();
-        device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
+        self.device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
         let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
-        let batches = step_batches(&job, objective.as_ref(), &mut stream, &state, &device, train.grad_accum);
-        let (result, grads) = gradient_step(&networks, batches, objective.as_ref(), train.grad_clip);
-        if let Err(error) = health.check(
-            step,
-            result.nll / result.targets as f64,
-            result.grad_norm,
-            &checkpointer,
-        ) {
-            dashboard.finish();
+        let batches = step_batches(self.job, self.objective, stream, state, &self.device, train.grad_accum);
+        let (result, grads) = gradient_step(&networks, batches, self.objective, train.grad_clip);
+        let loss = result.nll / result.targets as f64;
+        if let Err(error) = self.health.check(step, loss, result.grad_norm, &self.checkpointer) {
+            outputs.dashboard.finish();
             return Err(error);
         }
-        networks = optim.step(lr, networks, grads);
+        let networks = optim.step(lr, networks, grads);
 
         state.step = step;
         state.cursor += (train.grad_accum * train.batch_size) as u64;
         state.tokens_seen += train.tokens_per_step();
-        state.elapsed_s = elapsed_before + resumed_at.elapsed().as_secs_f64();
+        state.elapsed_s = self.clock.1 + self.clock.0.elapsed().as_secs_f64();
         let metrics = crate::eval::metrics(
             result.nll,
             result.correct,
             result.targets as u64,
-            train_tokens_per_byte,
+            self.train_tokens_per_byte,
             train.tokens_per_step() as f64 / started.elapsed().as_secs_f64(),
         );
-        let (cpu_percent, memory_gb) = dashboard.system_usage();
+        let (cpu_percent, memory_gb) = outputs.dashboard.system_usage();
+        let flops_per_token = self.job.config.model.train_flops_per_token(train.seq_len);
         let record = MetricsRecord {
             grad_norm: Some(result.grad_norm),
-            mfu: Some(mfu(flops_per_token, metrics.tokens_per_s, job.peak_flops)),
+            mfu: Some(mfu(flops_per_token, metrics.tokens_per_s, self.job.peak_flops)),
             cpu_percent,
             memory_gb,
-            ..make_record(step, Split::Train, &state, lr, &metrics)
+            ..make_record(step, Split::Train, state, lr, &metrics)
         };
-        log.append(&record)?;
-        dashboard.train_step(&record);
+        outputs.log.append(&record)?;
+        outputs.dashboard.train_step(&record);
+        Ok(networks)
+    }
 
-        if step.is_multiple_of(train.eval_every) || step == train.steps {
-            dashboard.begin_eval(valid_blocks.len().div_ceil(train.batch_size));
-            let inference = networks.valid();
-            let inference_device = inference.devices()[0].clone();
-            let metrics = validate(&job, &inference, objective.as_ref(), &valid_set, |done| {
-                dashboard.eval_progress(done)
-            });
-            let record = make_record(step, Split::Valid, &state, lr, &metrics);
-            log.append(&record)?;
-            samples.append(&sampler.sample(inference.pair(), job.tokenizer, step, &inference_device))?;
-            dashboard.valid(&record);
-            last_valid = Some((step, metrics));
-        }
+    /// Validates the weights after `state.step` and logs the record and a sample.
+    fn evaluate_and_sample(
+        &self,
+        networks: &Networks,
+        state: &TrainState,
+        outputs: &mut Outputs,
+    ) -> Result<EvalMetrics, TrainError> {
+        let train = &self.job.config.train;
+        let lr = learning_rate(state.step, train.steps, train.warmup_steps, train.lr, train.min_lr);
+        let dashboard = &mut outputs.dashboard;
+        dashboard.begin_eval(self.valid_set.starts.len().div_ceil(train.batch_size));
+        let inference = networks.valid();
+        let device = inference.devices()[0].clone();
+        let metrics = validate(self.job, &inference, self.objective, &self.valid_set, |done| {
+            dashboard.eval_progress(done)
+        });
+        let record = make_record(state.step, Split::Valid, state, lr, &metrics);
+        outputs.log.append(&record)?;
+        let sample = self
+            .sampler
+            .sample(inference.pair(), self.job.tokenizer, state.step, &device);
+        outputs.samples.append(&sample)?;
+        outputs.dashboard.valid(&record);
+        Ok(metrics)
+    }
 
-        let halted = job.halt_after.is_some_and(|h| step >= h);
+    /// Checkpoints when one is due, or when the run halts or is interrupted after this step
+    /// (weights that diverge on the next batch are never checkpointed); says how the run ends,
+    /// if it ends here.
+    fn checkpoint_or_stop(
+        &self,
+        networks: &Networks,
+        optim: &burn::optim::ModuleOptimizer,
+        state: &TrainState,
+        stream: &mut BlockStream,
+        outputs: &mut Outputs,
+        interrupter: &Interrupter,
+    ) -> Result<Option<Outcome>, TrainError> {
+        let (train, step) = (&self.job.config.train, state.step);
+        let halted = self.job.halt_after.is_some_and(|h| step >= h);
         let interrupted = interrupter.should_stop();
         if step.is_multiple_of(train.checkpoint_every) || step == train.steps || halted || interrupted {
             let inference = networks.valid();
-            let next = step_batches(
-                &job,
-                objective.as_ref(),
-                &mut stream,
-                &state,
-                &inference.devices()[0],
-                1,
-            );
-            if let Err(error) = health.probe(&inference, next, step, &checkpointer) {
-                dashboard.finish();
+            let next = step_batches(self.job, self.objective, stream, state, &inference.devices()[0], 1);
+            if let Err(error) = self.health.probe(&inference, next, step, &self.checkpointer) {
+                outputs.dashboard.finish();
                 return Err(error);
             }
-            checkpointer.save(&networks, &optim, &state)?;
+            self.checkpointer.save(networks, optim, state)?;
         }
-        if halted || interrupted {
-            dashboard.finish();
-            return Ok(if halted {
-                Outcome::Halted(step)
-            } else {
-                Outcome::Interrupted(step)
-            });
-        }
+        Ok(match (halted, interrupted) {
+            (true, _) => Some(Outcome::Halted(step)),
+            (false, true) => Some(Outcome::Interrupted(step)),
+            (false, false) => None,
+        })
     }
-    dashboard.finish();
 
-    let final_networks = networks.valid();
-    // A run resumed after its last step has no evaluation in this process yet.
-    let valid = match last_valid {
-        Some((step, metrics)) if step == state.step => metrics,
-        _ => validate(&job, &final_networks, objective.as_ref(), &valid_set, |_| {}),
-    };
-    let summary = Summary {
-        objective: config.objective.clone(),
-        parameters,
-        steps: state.step,
-        tokens_seen: state.tokens_seen,
-        wall_time_s: state.elapsed_s,
-        peak_rss_gb: peak_rss_gb(),
-        valid,
-    };
-    save_networks(&final_networks, &job.run_dir.model())?;
-    let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
-    primer_datasets::atomic_write(&job.run_dir.summary(), &json)?;
-    Ok(Outcome::Completed(summary))
+    /// The end of a completed run: its final validation (reused when the last step was
+    /// validated in this process), weights and `summary.json`.
+    fn finish(
+        &self,
+        networks: Networks,
+        state: &TrainState,
+        last_valid: Option<(u64, EvalMetrics)>,
+        parameters: usize,
+    ) -> Result<Outcome, TrainError> {
+        let final_networks = networks.valid();
+        // A run resumed after its last step has no evaluation in this process yet.
+        let valid = match last_valid {
+            Some((step, metrics)) if step == state.step => metrics,
+            _ => validate(self.job, &final_networks, self.objective, &self.valid_set, |_| {}),
+        };
+        let summary = Summary {
+            objective: self.job.config.objective.clone(),
+            parameters,
+            steps: state.step,
+            tokens_seen: state.tokens_seen,
+            wall_time_s: state.elapsed_s,
+            peak_rss_gb: peak_rss_gb(),
+            valid,
+        };
+        save_networks(&final_networks, &self.job.run_dir.model())?;
+        let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
+        primer_datasets::atomic_write(&self.job.run_dir.summary(), &json)?;
+        Ok(Outcome::Completed(summary))
+    }
 }
 
 /// The model, optimizer and state to start from: fresh, or the latest checkpoint of a resumed

@@ -176,11 +176,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             .as_bytes(),
     )?;
     report::write(&results, &layout.root)?;
+    print_summary(&results, &layout);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each task's accuracies and where the report is.
+fn print_summary(results: &results::Results, layout: &Layout) {
     for task in &results.tasks {
         println!(
             "{}: dev accuracy, mean ± std over {} seed(s)",
             task.task,
-            spec.seeds.len()
+            results.spec.seeds.len()
         );
         for cell in &task.cells {
             let budget = cell.budget.map_or("no labels".to_string(), |b| format!("{b} labels"));
@@ -196,7 +202,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         "report: {} (report.html and results.json beside it)",
         layout.root.join("report.md").display()
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a new report's folders, command and spec; returns the command.

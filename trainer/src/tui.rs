@@ -213,8 +213,9 @@ impl Dashboard {
         }
     }
 
-    /// Closes the TUI (restoring the terminal) before anything else is printed.
-    pub fn finish(mut self) {
+    /// Closes the TUI (restoring the terminal) before anything else is printed; later calls do
+    /// nothing.
+    pub fn finish(&mut self) {
         if let Some(mut renderer) = self.renderer.take() {
             renderer.end();
             let _ = renderer.on_train_end(None);
