@@ -125,7 +125,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         tokenizer_sha256: pretrained.tokenizer.fingerprint(),
     };
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate().map_err(crate::options::flag_error)?;
     primer_trainer::memory::check_fits(&config.model, config.batch_size, config.max_len)?;
     let run_dir = RunDir::new(&args.out);
     let _lock = run_dir.claim(args.overwrite)?;

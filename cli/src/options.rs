@@ -221,3 +221,19 @@ pub fn read_config(path: &PathBuf) -> anyhow::Result<PretrainOptions> {
         )
     })
 }
+
+/// A config error said with the flags that set its fields (`n_heads` is `--heads`).
+pub fn flag_error(error: primer_model::FieldError) -> anyhow::Error {
+    anyhow::Error::msg(error.named(|field| Some(flag_of(field))))
+}
+
+/// The flag that sets a config field: its name with dashes, except where the model's name
+/// differs from the option's.
+fn flag_of(field: &str) -> String {
+    match field {
+        "n_layers" => "--layers".into(),
+        "n_heads" => "--heads".into(),
+        "max_seq_len" => "--seq-len".into(),
+        _ => format!("--{}", field.replace('_', "-")),
+    }
+}

@@ -312,7 +312,7 @@ pub(crate) fn configs(
         }
         train.steps = tokens.div_ceil(train.tokens_per_step().max(1));
     }
-    train.validate().map_err(anyhow::Error::msg)?;
+    train.validate().map_err(crate::options::flag_error)?;
     let d_model = options.d_model.unwrap_or(128);
     let model = TransformerConfig::new(vocab_size)
         .with_n_layers(options.layers.unwrap_or(4))
@@ -323,6 +323,6 @@ pub(crate) fn configs(
         .with_dropout(options.dropout.unwrap_or(0.0))
         .with_positions(options.positions.unwrap_or(Positions::Rotary))
         .with_tie_embeddings(options.tie_embeddings.unwrap_or(true));
-    model.validate().map_err(anyhow::Error::msg)?;
+    model.validate().map_err(crate::options::flag_error)?;
     Ok((train, model))
 }

@@ -75,35 +75,39 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
-    /// Checks the sizes; the message names the option at fault and the fix.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("--vocab-size", self.vocab_size),
-            ("--d-model", self.d_model),
-            ("--layers", self.n_layers),
-            ("--heads", self.n_heads),
-            ("--d-ff", self.d_ff),
-            ("--seq-len", self.max_seq_len),
-        ];
-        for (flag, value) in positive {
-            if value == 0 {
-                return Err(format!("{flag} must be at least 1"));
-            }
-        }
+    /// Checks the sizes; the error names the field at fault and the fix.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        FieldError::at_least_one([
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("d_ff", self.d_ff),
+            ("max_seq_len", self.max_seq_len),
+        ])?;
         if !self.d_model.is_multiple_of(self.n_heads) {
-            return Err(format!(
-                "--heads {} does not divide --d-model {}: choose heads that divide the model width",
-                self.n_heads, self.d_model
+            return Err(FieldError::new(
+                "n_heads",
+                format!(
+                    "`n_heads` {} does not divide `d_model` {}: choose heads that divide the model width",
+                    self.n_heads, self.d_model
+                ),
             ));
         }
         if self.positions == Positions::Rotary && !(self.d_model / self.n_heads).is_multiple_of(2) {
-            return Err(format!(
-                "rotary positions need an even head width, got {}: change --d-model or --heads",
-                self.d_model / self.n_heads
+            return Err(FieldError::new(
+                "n_heads",
+                format!(
+                    "rotary positions need an even head width, got {}: change `d_model` or `n_heads`",
+                    self.d_model / self.n_heads
+                ),
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("--dropout {} must be in [0, 1)", self.dropout));
+            return Err(FieldError::new(
+                "dropout",
+                format!("`dropout` {} must be in [0, 1)", self.dropout),
+            ));
         }
         Ok(())
     }
@@ -139,3 +143,51 @@ impl TransformerConfig {
         self.d_model / self.n_heads
     }
 }
+
+/// A config value that cannot be used: the field at fault, and a message that names fields in
+/// backticks (`` `n_heads` ``), so that a caller can say them its own way (the CLI as flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field at fault, as the config names it.
+    pub field: &'static str,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error of `field`.
+    pub fn new(field: &'static str, message: String) -> Self {
+        Self { field, message }
+    }
+
+    /// The first of `fields` (name, value) that is 0, as an error.
+    pub fn at_least_one(fields: impl IntoIterator<Item = (&'static str, usize)>) -> Result<(), FieldError> {
+        match fields.into_iter().find(|&(_, value)| value == 0) {
+            Some((field, _)) => Err(Self::new(field, format!("`{field}` must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The message with each backticked field name replaced by `name(field)`, or left as the
+    /// field where `name` has none.
+    pub fn named(&self, name: impl Fn(&str) -> Option<String>) -> String {
+        let mut out = String::new();
+        let mut parts = self.message.split('`');
+        out.push_str(parts.next().unwrap_or_default());
+        for (i, part) in parts.enumerate() {
+            match i % 2 {
+                0 => out.push_str(&name(part).unwrap_or_else(|| part.to_string())),
+                _ => out.push_str(part),
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message.replace('`', ""))
+    }
+}
+
+impl std::error::Error for FieldError {}

@@ -15,7 +15,7 @@ mod transformer;
 pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
-pub use config::{AttentionMode, Positions, TransformerConfig};
+pub use config::{AttentionMode, FieldError, Positions, TransformerConfig};
 pub use transformer::{KvCache, Transformer};
 
 use burn::module::Param;
@@ -184,11 +184,17 @@ mod tests {
     }
 
     #[test]
-    fn invalid_sizes_are_reported_by_flag() {
+    fn invalid_sizes_are_reported_by_field() {
         let err = config().with_n_heads(5).validate().unwrap_err();
-        assert!(err.contains("--heads 5") && err.contains("--d-model 32"), "{err}");
-        assert!(config().with_n_layers(0).validate().unwrap_err().contains("--layers"));
-        assert!(config().with_dropout(1.0).validate().unwrap_err().contains("--dropout"));
+        assert_eq!(err.field, "n_heads");
+        assert!(
+            err.to_string().contains("n_heads 5 does not divide d_model 32"),
+            "{err}"
+        );
+        let flags = err.named(|field| (field == "n_heads").then(|| "--heads".to_string()));
+        assert!(flags.starts_with("--heads 5 does not divide d_model 32"), "{flags}");
+        assert_eq!(config().with_n_layers(0).validate().unwrap_err().field, "n_layers");
+        assert_eq!(config().with_dropout(1.0).validate().unwrap_err().field, "dropout");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The resolved configuration of a pre-training run, saved as `RUN_DIR/config.json`.
 
+use primer_model::FieldError;
 use primer_model::TransformerConfig;
 use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
@@ -47,43 +48,44 @@ impl TrainConfig {
         (self.batch_size * self.grad_accum * self.seq_len) as u64
     }
 
-    /// Checks every option; the message names the flag and the fix.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("--steps", self.steps),
-            ("--batch-size", self.batch_size as u64),
-            ("--grad-accum", self.grad_accum as u64),
-            ("--seq-len", self.seq_len as u64),
-            ("--eval-every", self.eval_every),
-            ("--eval-batches", self.eval_batches as u64),
-            ("--checkpoint-every", self.checkpoint_every),
-            ("--keep-checkpoints", self.keep_checkpoints as u64),
-        ];
-        for (flag, value) in positive {
-            if value == 0 {
-                return Err(format!("{flag} must be at least 1"));
-            }
-        }
+    /// Checks every option; the error names the field and the fix.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        FieldError::at_least_one([
+            ("steps", self.steps as usize),
+            ("batch_size", self.batch_size),
+            ("grad_accum", self.grad_accum),
+            ("seq_len", self.seq_len),
+            ("eval_every", self.eval_every as usize),
+            ("eval_batches", self.eval_batches),
+            ("checkpoint_every", self.checkpoint_every as usize),
+            ("keep_checkpoints", self.keep_checkpoints),
+        ])?;
         let finite_non_negative = [
-            ("--lr", self.lr),
-            ("--min-lr", self.min_lr),
-            ("--weight-decay", self.weight_decay),
-            ("--grad-clip", self.grad_clip),
+            ("lr", self.lr),
+            ("min_lr", self.min_lr),
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
         ];
-        for (flag, value) in finite_non_negative {
+        for (field, value) in finite_non_negative {
             if !value.is_finite() || value < 0.0 {
-                return Err(format!("{flag} {value} must be a finite number >= 0"));
+                return Err(FieldError::new(
+                    field,
+                    format!("`{field}` {value} must be a finite number >= 0"),
+                ));
             }
         }
         if self.lr == 0.0 {
-            return Err("--lr must be above 0".into());
+            return Err(FieldError::new("lr", "`lr` must be above 0".into()));
         }
         if self.min_lr > self.lr {
-            return Err(format!("--min-lr {} is above --lr {}: lower it", self.min_lr, self.lr));
+            return Err(FieldError::new(
+                "min_lr",
+                format!("`min_lr` {} is above `lr` {}: lower it", self.min_lr, self.lr),
+            ));
         }
-        for (flag, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+        for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
-                return Err(format!("{flag} {beta} must be in [0, 1)"));
+                return Err(FieldError::new(field, format!("`{field}` {beta} must be in [0, 1)")));
             }
         }
         Ok(())

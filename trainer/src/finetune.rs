@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor};
 use burn::train::Interrupter;
 use primer_datasets::task::{Example, Task};
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{AttentionMode, Classifier, ClassifierConfig, Pooling, Transformer, TransformerConfig};
+use primer_model::{AttentionMode, Classifier, ClassifierConfig, FieldError, Pooling, Transformer, TransformerConfig};
 use primer_objectives::tensors::{host_floats, ids};
 use primer_objectives::{ObjectiveConfig, ObjectiveInfo};
 use rand::SeedableRng;
@@ -95,23 +95,30 @@ impl FinetuneConfig {
     }
 
     /// Checks option ranges; messages name the flag.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.epochs == 0 || self.batch_size == 0 || self.patience == 0 {
-            return Err("--epochs, --batch-size and --patience must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), FieldError> {
+        FieldError::at_least_one([
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("patience", self.patience),
+        ])?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("--lr {} must be a positive number", self.lr));
+            return Err(FieldError::new(
+                "lr",
+                format!("`lr` {} must be a positive number", self.lr),
+            ));
         }
-        if !(0.0..1.0).contains(&self.warmup_ratio) {
-            return Err(format!("--warmup-ratio {} must be in [0, 1)", self.warmup_ratio));
-        }
-        if !(0.0..1.0).contains(&self.head_dropout) {
-            return Err(format!("--head-dropout {} must be in [0, 1)", self.head_dropout));
+        for (field, value) in [("warmup_ratio", self.warmup_ratio), ("head_dropout", self.head_dropout)] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(FieldError::new(field, format!("`{field}` {value} must be in [0, 1)")));
+            }
         }
         if self.max_len < 3 || self.max_len > self.model.max_seq_len {
-            return Err(format!(
-                "--max-len {} must be between 3 and the model's context, {}",
-                self.max_len, self.model.max_seq_len
+            return Err(FieldError::new(
+                "max_len",
+                format!(
+                    "`max_len` {} must be between 3 and the model's context, {}",
+                    self.max_len, self.model.max_seq_len
+                ),
             ));
         }
         Ok(())
