@@ -26,6 +26,7 @@
 mod autodiff;
 mod flex;
 mod flex_attention;
+mod flex_math;
 #[cfg(feature = "tch")]
 mod libtorch;
 
