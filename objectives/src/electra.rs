@@ -151,21 +151,13 @@ impl Objective for Electra {
     /// The generator's masked batch, with one uniform draw per masked position to sample its
     /// replacement with.
     fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch {
-        let seq = blocks.len() / n_blocks;
-        let masking = self.masking.mask(blocks, seq, seed);
+        let batch = self.masking.batch(blocks, n_blocks, seed, device);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLING_STREAM);
-        let noise: Vec<f32> = masking.selected.iter().map(|_| rng.random()).collect();
-        let n = noise.len();
+        let n = batch.n_targets();
+        let noise: Vec<f32> = (0..n).map(|_| rng.random()).collect();
         LmBatch {
             noise: Some(Tensor::from_data(burn::tensor::TensorData::new(noise, [n]), device)),
-            ..LmBatch::from_host(
-                masking.inputs,
-                [n_blocks, seq],
-                Some(masking.selected),
-                masking.targets,
-                AttentionMode::Bidirectional,
-                device,
-            )
+            ..batch
         }
     }
 
