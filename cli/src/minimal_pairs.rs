@@ -129,7 +129,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     };
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &args.out {
-        primer_datasets::atomic_write(out, json.as_bytes())?;
+        primer_datasets::files::atomic_write(out, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");

@@ -38,7 +38,7 @@ pub fn write_sums_of(dir: &Path, files: &[(&str, std::path::PathBuf)]) -> Result
     for (name, path) in files {
         text += &format!("{}  {name}\n", sha256_file(path)?);
     }
-    crate::atomic_write(&dir.join(SUMS_FILE), text.as_bytes())
+    crate::files::atomic_write(&dir.join(SUMS_FILE), text.as_bytes())
 }
 
 /// Checks the files of `dir` against its `SHA256SUMS`. `Ok(false)`: the folder has no

@@ -349,7 +349,7 @@ pub fn prepare(
     };
     tokenizer.save(&tmp.path().join("tokenizer.json"))?;
     let meta_json = serde_json::to_vec_pretty(&meta).expect("meta serializes");
-    crate::atomic_write(&tmp.path().join("meta.json"), &meta_json)?;
+    crate::files::atomic_write(&tmp.path().join("meta.json"), &meta_json)?;
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(DataError::io(out))?;
     }

@@ -205,7 +205,7 @@ impl PrimerTokenizer {
 
     /// Writes the standard `tokenizer.json` atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::atomic_write(path, self.to_json().as_bytes())
+        crate::files::atomic_write(path, self.to_json().as_bytes())
     }
 
     /// The `tokenizer.json` text.

@@ -90,7 +90,7 @@ impl Checkpointer {
             .save(tmp.path().join(OPTIM))
             .map_err(|e| record_error("optimizer", e))?;
         let state_json = serde_json::to_vec_pretty(state).expect("state serializes");
-        primer_datasets::atomic_write(&tmp.path().join(STATE), &state_json)?;
+        primer_datasets::files::atomic_write(&tmp.path().join(STATE), &state_json)?;
         write_sums(tmp.path(), &files(networks))?;
         let target = self.dir.join(format!("step-{:08}", state.step));
         if target.exists() {

@@ -154,7 +154,7 @@ impl RunDir {
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
         let written = tokenizer
             .save(&self.tokenizer())
-            .and_then(|()| primer_datasets::atomic_write(&self.config(), &json));
+            .and_then(|()| primer_datasets::files::atomic_write(&self.config(), &json));
         if let Err(error) = written {
             let _ = if existed {
                 self.remove_contents()

@@ -51,7 +51,7 @@ impl RunStatus {
     /// Writes it atomically into the run directory.
     pub fn write(&self, run_dir: &RunDir) -> Result<(), TrainError> {
         let json = serde_json::to_vec_pretty(self).expect("statuses serialize");
-        Ok(primer_datasets::atomic_write(&run_dir.status(), &json)?)
+        Ok(primer_datasets::files::atomic_write(&run_dir.status(), &json)?)
     }
 
     /// Reads a run's status; `None` when it has none (or an unreadable one).

@@ -171,7 +171,7 @@ impl<'a> Runner<'a> {
         let captured = stdout.join().expect("reader thread");
         stderr.join().expect("reader thread");
         if let (Some(path), true) = (json_out, status == Some(0)) {
-            primer_datasets::atomic_write(&path, captured.as_bytes())?;
+            primer_datasets::files::atomic_write(&path, captured.as_bytes())?;
         }
         Ok(status)
     }
@@ -215,7 +215,7 @@ impl<'a> Runner<'a> {
                     super::plan::slug(&spec.objectives[objective])
                 ));
                 let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
-                primer_datasets::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
+                primer_datasets::files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
                 let run = RunDir::new(output);
                 let has_checkpoint = run
                     .root

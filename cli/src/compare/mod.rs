@@ -169,7 +169,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let backend = spec.pretrain.backend.backend()?;
     let machine = results::Machine::this(backend.name(), spec.pretrain.backend.device.clone());
     let results = results::collect(&spec, &layout, command, machine)?;
-    primer_datasets::atomic_write(
+    primer_datasets::files::atomic_write(
         &layout.root.join("results.json"),
         serde_json::to_string_pretty(&results)
             .expect("results serialize")
@@ -211,8 +211,8 @@ fn start_report(layout: &Layout, spec: &CompareSpec) -> anyhow::Result<String> {
     for dir in [layout.runs(), layout.logs(), layout.configs()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    primer_datasets::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
-    primer_datasets::atomic_write(
+    primer_datasets::files::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
+    primer_datasets::files::atomic_write(
         &layout.spec(),
         serde_json::to_string_pretty(spec).expect("specs serialize").as_bytes(),
     )?;
