@@ -58,14 +58,7 @@ impl TrainedRun {
             eprintln!("the run has not finished: using its checkpoint at step {}", state.step);
             (networks, Some(state.step))
         };
-        Ok(Self {
-            dir,
-            config,
-            tokenizer,
-            model: networks.model,
-            companion: networks.companion,
-            unfinished_step,
-        })
+        Ok(Self::of(dir, config, tokenizer, networks, unfinished_step))
     }
 
     /// `dir`'s model as it was before training: its config, tokenizer and the initial weights
@@ -77,14 +70,24 @@ impl TrainedRun {
         let host = crate::devices::Backend::Flex.device()?;
         let companion = config.objective.build(&tokenizer).companion(&config.model);
         let networks = Networks::init_on_host(&config.model, companion.as_ref(), config.train.seed, &host, device);
-        Ok(Self {
+        Ok(Self::of(dir, config, tokenizer, networks, None))
+    }
+
+    fn of(
+        dir: RunDir,
+        config: RunConfig,
+        tokenizer: PrimerTokenizer,
+        networks: Networks,
+        unfinished_step: Option<u64>,
+    ) -> Self {
+        Self {
             dir,
             config,
             tokenizer,
             model: networks.model,
             companion: networks.companion,
-            unfinished_step: None,
-        })
+            unfinished_step,
+        }
     }
 
     /// The model and its companion, as scorers take them.

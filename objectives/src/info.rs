@@ -299,10 +299,7 @@ impl Metric {
         matches!(self, Self::BitsPerByte | Self::PseudoPerplexity)
     }
 
-    /// What the metric is read against: its value for a model that knows only the train
-    /// split's token frequencies, from their cross-entropy (nats per token) and accuracy on the
-    /// validation tokens, and the validation text's bits per nat of per-token loss.
-    /// What [`Self::unigram_value`] is called in reports.
+    /// What [`Self::baseline_value`] is called in reports.
     pub fn baseline_name(self) -> &'static str {
         match self {
             Self::Own { .. } => "chance",
@@ -310,8 +307,11 @@ impl Metric {
         }
     }
 
-    /// An own metric's baseline is its chance value, where it has one.
-    pub fn unigram_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> Option<f64> {
+    /// What the metric is read against: its value for a model that knows only the train
+    /// split's token frequencies, from their cross-entropy (nats per token) and accuracy on the
+    /// validation tokens, and the validation text's bits per nat of per-token loss; for an own
+    /// metric, its chance value, where it has one.
+    pub fn baseline_value(self, unigram_loss: f64, unigram_accuracy: f64, bits_per_nat: f64) -> Option<f64> {
         Some(match self {
             Self::BitsPerByte => unigram_loss * bits_per_nat,
             Self::Accuracy => unigram_accuracy,

@@ -196,14 +196,8 @@ pub fn causal_log_probs(
     device: &Device,
 ) -> Vec<f64> {
     let window = model.max_seq_len();
-    let rows = texts
-        .iter()
-        .enumerate()
-        .flat_map(|(text, tokens)| causal_rows(text, start, tokens, window))
-        .collect();
-    let mut sums = vec![0.0; texts.len()];
-    score_rows(model, rows, AttentionMode::Causal, batch_rows, &mut sums, device);
-    sums
+    let rows_of = |text, tokens: &[u32]| causal_rows(text, start, tokens, window);
+    text_sums(model, texts, rows_of, AttentionMode::Causal, batch_rows, device)
 }
 
 /// The pseudo-log-likelihood of each of `texts` (what [`pseudo_nll`] sums, negated): every
@@ -217,13 +211,27 @@ pub fn pseudo_log_probs(
     device: &Device,
 ) -> Vec<f64> {
     let window = model.max_seq_len();
+    let rows_of = |text, tokens: &[u32]| masked_rows(text, specials, tokens, window, usize::MAX);
+    text_sums(model, texts, rows_of, AttentionMode::Bidirectional, batch_rows, device)
+}
+
+/// The summed log-probabilities of each text's targets, over the rows `rows_of` makes of every
+/// text, read with `mode`.
+fn text_sums(
+    model: &Transformer,
+    texts: &[Vec<u32>],
+    rows_of: impl Fn(usize, &[u32]) -> Vec<ScoredRow>,
+    mode: AttentionMode,
+    batch_rows: usize,
+    device: &Device,
+) -> Vec<f64> {
     let rows = texts
         .iter()
         .enumerate()
-        .flat_map(|(text, tokens)| masked_rows(text, specials, tokens, window, usize::MAX))
+        .flat_map(|(text, tokens)| rows_of(text, tokens))
         .collect();
     let mut sums = vec![0.0; texts.len()];
-    score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sums, device);
+    score_rows(model, rows, mode, batch_rows, &mut sums, device);
     sums
 }
 

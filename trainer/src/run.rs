@@ -161,6 +161,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
             tokens_per_byte: tokens_per_byte(job.data.meta.valid),
         },
         train_tokens_per_byte: tokens_per_byte(job.data.meta.train),
+        flops_per_token: config.model.train_flops_per_token(train.seq_len),
         health: Health {
             objective: objective.as_ref(),
             loss_limit: DIVERGED_BASELINES * objective.chance_loss(config.model.vocab_size),
@@ -203,6 +204,8 @@ struct Loop<'a> {
     valid_set: EvalSet<'a>,
     /// Tokens per byte of the train split, for the training records' bits per byte.
     train_tokens_per_byte: f64,
+    /// Training FLOPs per token, for MFU.
+    flops_per_token: f64,
     health: Health<'a>,
     checkpointer: Checkpointer,
     sampler: Sampler,
@@ -281,10 +284,9 @@ impl Loop<'_> {
             train.tokens_per_step() as f64 / started.elapsed().as_secs_f64(),
         );
         let (cpu_percent, memory_gb) = outputs.dashboard.system_usage();
-        let flops_per_token = self.job.config.model.train_flops_per_token(train.seq_len);
         let record = MetricsRecord {
             grad_norm: Some(result.grad_norm),
-            mfu: Some(mfu(flops_per_token, metrics.tokens_per_s, self.job.peak_flops)),
+            mfu: Some(mfu(self.flops_per_token, metrics.tokens_per_s, self.job.peak_flops)),
             cpu_percent,
             memory_gb,
             ..make_record(step, Split::Train, state, lr, &metrics)

@@ -69,6 +69,20 @@ fn tokens_chart<'a, 'b>(
     Ok(chart)
 }
 
+/// Draws the chart's legend at `position`, on a light box.
+fn legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// Bounds of values with a margin; a flat series gets a unit-wide range.
 fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
@@ -116,11 +130,7 @@ pub fn pretrain_curve(
             ))?
             .label(format!("{} mean, range over seeds shaded", objective.name()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         Ok(())
     })
 }
@@ -160,12 +170,7 @@ pub fn minimal_pairs_curves(objectives: &[ObjectiveConfig], runs: &[PretrainResu
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
     .map(Some)
@@ -256,12 +261,7 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveConfig]) -> an
             }
         }
         horizontal(task.majority_accuracy, "majority label".into(), RGBColor(120, 120, 120))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }

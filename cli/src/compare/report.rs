@@ -164,11 +164,12 @@ fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
     }
 }
 
-/// What a pre-training run's metric is read against: its value for token frequencies alone.
-fn unigram_value(metric: Metric, run: &super::results::PretrainResult) -> Option<f64> {
+/// What a pre-training run's metric is read against: its value for token frequencies alone, or
+/// for guessing.
+fn baseline_value(metric: Metric, run: &super::results::PretrainResult) -> Option<f64> {
     let unigram = run.unigram?;
     let bits_per_nat = run.valid_bpb / run.valid_loss;
-    metric.unigram_value(unigram.loss, unigram.accuracy, bits_per_nat)
+    metric.baseline_value(unigram.loss, unigram.accuracy, bits_per_nat)
 }
 
 fn blocks(results: &Results) -> anyhow::Result<Vec<Block>> {
@@ -385,7 +386,7 @@ fn pretraining_section(results: &Results) -> anyhow::Result<Vec<Block>> {
         for metric in info.metrics {
             let values: Vec<f64> = runs.iter().map(|r| final_value(metric, r)).collect();
             let (m, s) = mean_std(&values);
-            let baselines: Vec<f64> = runs.iter().filter_map(|r| unigram_value(metric, r)).collect();
+            let baselines: Vec<f64> = runs.iter().filter_map(|r| baseline_value(metric, r)).collect();
             let baseline = match baselines.is_empty() {
                 true => String::new(),
                 false => format!(" ({} {:.3})", metric.baseline_name(), mean_std(&baselines).0),
@@ -416,8 +417,8 @@ fn fairness_and_cost(results: &Results) -> Vec<Block> {
     out.push(Block::Heading(2, "Fair by construction".into()));
     out.push(Block::Paragraph(format!(
         "Every objective uses one tokenizer (`tokenizer.json`), one prepared copy of the corpus and the same model \
-         options; only the objective and the seed change between runs. Parameters count what a run trains, an \
-         networks an objective trains beside the model included. Means over seeds per objective ({}):",
+         options; only the objective and the seed change between runs. Parameters count everything a run \
+         trains, the networks an objective trains beside the model included. Means over seeds per objective ({}):",
         names.join(", ")
     )));
     let mut header = vec!["quantity".to_string()];

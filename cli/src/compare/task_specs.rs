@@ -13,14 +13,14 @@
 //! verbalizer = "ABBR=abbreviation,DESC=description,ENTY=thing,HUM=person,LOC=place,NUM=number"
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::bail;
 use primer_datasets::task as tasks;
 use serde::Deserialize;
 
 use super::plan::TaskSpec;
-use crate::options::PretrainOptions;
+use crate::options::{CONFIG_KEYS, PretrainOptions, config_fault, options_of, read_toml};
 use crate::prompt_classify::parse_pair;
 
 /// One `[[task]]` table.
@@ -38,20 +38,15 @@ struct TaskTable {
 
 /// Reads a compare `--config`: the pre-training options (keys = pretrain flag names) and its
 /// `[[task]]` tables.
-pub fn read_config(path: &PathBuf) -> anyhow::Result<(PretrainOptions, Vec<TaskSpec>)> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}: check the path", path.display()))?;
-    let fault = |e: toml::de::Error, what: &str| {
-        anyhow::anyhow!("config {}: {}: {what}", path.display(), e.message().replace('\n', " "))
-    };
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| fault(e, "not TOML"))?;
+pub fn read_config(path: &Path) -> anyhow::Result<(PretrainOptions, Vec<TaskSpec>)> {
+    let hint = format!("{CONFIG_KEYS}, and [[task]] tables");
+    let mut table = read_toml(path, &hint)?;
     let task_tables = table.remove("task");
-    let options: PretrainOptions = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| fault(e, "keys are the pretrain flag names without `--`, and [[task]] tables"))?;
+    let options = options_of(path, table, &hint)?;
     let tables: Vec<TaskTable> = match task_tables {
         Some(value) => value.try_into().map_err(|e| {
-            fault(
+            config_fault(
+                path,
                 e,
                 "a [[task]] table has task, and optionally name, valid, text_column, label_column, template and verbalizer",
             )
