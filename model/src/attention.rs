@@ -5,8 +5,8 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Rotary
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::config::{AttentionMode, Positions, TransformerConfig};
-use crate::fused;
+use crate::config::{Positions, TransformerConfig};
+use primer_kernels::{self as fused, AttentionMode};
 
 /// Self-attention over a sequence, bidirectional or causal.
 #[derive(Module, Debug)]
@@ -239,6 +239,66 @@ mod tests {
             rotate(&rotary, x.clone(), start)
                 .into_data()
                 .assert_approx_eq::<f32>(&rotary.apply(x.clone(), start).into_data(), Tolerance::default());
+        }
+    }
+
+    /// The devices with fused kernels, under autodiff.
+    #[cfg_attr(feature = "tch", allow(deprecated))]
+    fn fused_devices() -> Vec<Device> {
+        let devices = vec![Device::flex().autodiff()];
+        #[cfg(feature = "tch")]
+        let devices = [devices, vec![Device::libtorch().autodiff()]].concat();
+        devices
+    }
+
+    fn assert_close<const D: usize>(fused: Tensor<D>, composed: Tensor<D>, what: &str) {
+        assert_eq!(fused.dims(), composed.dims(), "{what}");
+        let tolerance = Tolerance::absolute(2e-5).set_relative(1e-4);
+        fused
+            .into_data()
+            .assert_approx_eq::<f32>(&composed.into_data(), tolerance);
+    }
+
+    /// The fused kernel (see primer-kernels) against the composed path this module writes:
+    /// outputs and gradients, in every mode and position scheme.
+    #[test]
+    fn attention_matches_the_composed_path() {
+        for device in fused_devices() {
+            // Fixed draws: with weights this sharp, some random draws put a float32 rounding
+            // difference just past the tolerance.
+            device.seed(7);
+            for positions in [Positions::Rotary, Positions::Learned] {
+                let config = TransformerConfig::new(50)
+                    .with_d_model(24)
+                    .with_n_heads(3)
+                    .with_max_seq_len(8)
+                    .with_positions(positions)
+                    // Weights large enough for sharp attention, where errors would show.
+                    .with_init_std(0.3);
+                let attention = SelfAttention::new(&config, 0.3, &device);
+                let x = Tensor::<3>::random([2, 6, 24], Distribution::Normal(0.0, 1.0), &device).require_grad();
+                let weights = Tensor::<3>::random([2, 6, 24], Distribution::Normal(0.0, 1.0), &device);
+                // A padding mask that hides nothing sends attention down the composed path.
+                let no_padding = Tensor::<2>::zeros([2, 6], &device).equal_elem(1.0);
+                // The prefix mode: row 0 reads its first 3 positions both ways, row 1 none.
+                let prefix = AttentionMode::Prefix(vec![3, 0]);
+                for mode in [AttentionMode::Bidirectional, AttentionMode::Causal, prefix] {
+                    let run = |fused: bool| {
+                        let output = match fused {
+                            true => attention.forward(x.clone(), mode.clone()),
+                            false => attention.forward_padded(x.clone(), mode.clone(), no_padding.clone()),
+                        };
+                        let grads = (output.clone() * weights.clone()).sum().backward();
+                        let qkv_weight = attention.qkv.weight.val().grad(&grads).unwrap();
+                        (output, x.grad(&grads).unwrap(), qkv_weight)
+                    };
+                    let (fused, composed) = (run(true), run(false));
+                    let what = format!("{positions:?} {mode:?} on {device:?}");
+                    assert_close(fused.0, composed.0, &format!("output, {what}"));
+                    assert_close(fused.1, composed.1, &format!("x gradient, {what}"));
+                    assert_close(fused.2, composed.2, &format!("qkv weight gradient, {what}"));
+                }
+            }
         }
     }
 }

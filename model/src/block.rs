@@ -5,8 +5,8 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, 
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::attention::{LayerKv, SelfAttention};
-use crate::config::{AttentionMode, TransformerConfig};
-use crate::fused;
+use crate::config::TransformerConfig;
+use primer_kernels::{self as fused, AttentionMode};
 
 /// The position-wise MLP: `d_model -> d_ff -> GELU -> d_model`.
 #[derive(Module, Debug)]

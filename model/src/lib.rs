@@ -9,13 +9,13 @@ mod attention;
 mod block;
 mod classifier;
 mod config;
-pub mod fused;
 mod transformer;
 
 pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
-pub use config::{AttentionMode, FieldError, Positions, TransformerConfig};
+pub use config::{FieldError, Positions, TransformerConfig};
+pub use primer_kernels::AttentionMode;
 pub use transformer::{KvCache, Transformer};
 
 use burn::module::Param;

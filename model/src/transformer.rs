@@ -8,7 +8,8 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::attention::LayerKv;
 use crate::block::Block;
-use crate::config::{AttentionMode, Positions, TransformerConfig};
+use crate::config::{Positions, TransformerConfig};
+use primer_kernels::AttentionMode;
 
 /// Token embedding, optional learned positions, pre-LN blocks, final LayerNorm and an LM head
 /// (tied to the token embedding unless configured otherwise).
@@ -110,7 +111,7 @@ impl Transformer {
                 None => block.forward(x, mode.clone()),
             };
         }
-        crate::fused::layer_norm(&self.norm, self.norm_eps, x)
+        primer_kernels::layer_norm(&self.norm, self.norm_eps, x)
     }
 
     /// Logits of the tokens that follow the `cache.len()` cached positions, each position
@@ -137,7 +138,7 @@ impl Transformer {
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
             x = block.forward_cached(x, mode.clone(), layer);
         }
-        self.lm_logits(crate::fused::layer_norm(&self.norm, self.norm_eps, x))
+        self.lm_logits(primer_kernels::layer_norm(&self.norm, self.norm_eps, x))
     }
 
     /// The longest sequence the model takes.

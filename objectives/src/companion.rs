@@ -99,7 +99,7 @@ impl Companion {
         for block in &self.blocks {
             x = block.forward(x, AttentionMode::Bidirectional);
         }
-        let x = primer_model::fused::layer_norm(&self.norm, self.norm_eps, x);
+        let x = primer_kernels::layer_norm(&self.norm, self.norm_eps, x);
         let [batch, seq, width] = x.dims();
         let picked = x.reshape([batch * seq, width]).select(0, predict_at);
         let n = picked.dims()[0];

@@ -5,7 +5,7 @@ use burn::optim::{
     AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor};
-use primer_model::fused::{self, AdamWStep};
+use primer_kernels::{self as fused, AdamWStep};
 
 use crate::config::TrainConfig;
 

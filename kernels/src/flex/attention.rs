@@ -10,7 +10,7 @@ use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::flex_math::{Matrix, contiguous, dot, exp, floats, matmul, row_major_mut, sum};
+use super::math::{Matrix, contiguous, dot, exp, floats, matmul, row_major_mut, sum};
 use crate::AttentionMode;
 
 /// `dst = scale · lhs · rhs` for `[m, k] · [k, n]`, on the calling thread: attention runs

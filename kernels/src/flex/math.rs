@@ -201,3 +201,32 @@ pub(super) fn floats(x: &FlexTensor) -> &[f32] {
 pub(super) fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_libm_to_single_precision() {
+        let worst = (-6000..=6000)
+            .map(|i| i as f32 * 1e-3)
+            .map(|x| (erf(x) - libm_erf(x)).abs())
+            .fold(0.0_f32, f32::max);
+        // A few units in the last place of values near 1 (6e-8 each).
+        assert!(worst < 4e-7, "largest error {worst}");
+    }
+
+    #[test]
+    fn exp_matches_std_in_relative_error() {
+        let worst = (0..=87_000)
+            .map(|i| -(i as f32) * 1e-3)
+            .map(|x| ((exp(x) - x.exp()) / x.exp()).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(worst < 3e-7, "largest relative error {worst}");
+        assert!(exp(-200.0) < 1e-37);
+    }
+
+    fn libm_erf(x: f32) -> f32 {
+        libm::erf(x as f64) as f32
+    }
+}
