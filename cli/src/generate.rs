@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_trainer::generate::{GenerateOptions, Sampling, generate};
+use primer_inference::generate::{GenerateOptions, Sampling, generate};
 
 use crate::options::BackendArgs;
 use crate::trained::TrainedRun;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use primer_inference::prompt::{Prompt, PromptError, label_scores};
 use primer_trainer::finetune::{ClassMetrics, predicted_labels};
-use primer_trainer::prompt::{Prompt, PromptError, label_scores};
 use serde::Serialize;
 
 use crate::data::show_progress;
@@ -77,7 +77,7 @@ struct Report<'a> {
 pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     let (template, verbalizer) = template_and_words(&args)?;
     let task = args.task.load(0)?;
-    let prompt = Prompt::new(&template, &verbalizer, &task.labels)?;
+    let prompt = Prompt::new(&template, &verbalizer, &task.labels).map_err(crate::options::flag_error)?;
     let (_, device) = args.backend.resolve()?;
     let run = TrainedRun::load(&args.run, &device)?;
     let examples = &task.valid[..args.limit.unwrap_or(task.valid.len()).min(task.valid.len())];

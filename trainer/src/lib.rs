@@ -1,5 +1,5 @@
-//! primer's trainer: the pre-training loop, evaluation, checkpoints, metrics and run
-//! directories. It takes a [`burn::tensor::Device`] and never names a backend.
+//! primer's trainer: the pre-training and fine-tuning loops, evaluation, checkpoints, metrics,
+//! run directories and the terminal UI. It takes a [`burn::tensor::Device`] and never names a backend.
 
 pub mod checkpoint;
 pub mod config;
@@ -7,16 +7,13 @@ pub mod error;
 pub mod eval;
 pub mod finetune;
 pub mod finite;
-pub mod generate;
 pub mod memory;
 pub mod metrics;
 pub mod mfu;
 pub mod networks;
 pub mod optim;
-pub mod prompt;
 pub mod run;
 pub mod run_dir;
-pub mod samples;
 pub mod schedule;
 pub mod status;
 pub mod tensorboard;

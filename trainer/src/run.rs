@@ -28,10 +28,10 @@ use crate::mfu::mfu;
 use crate::networks::Networks;
 use crate::optim::{clip_global_norm, optimizer};
 use crate::run_dir::RunDir;
-use crate::samples::Sampler;
 use crate::schedule::learning_rate;
 use crate::tensorboard::TensorBoardWriter;
 use crate::tui::{Dashboard, DashboardMode, DashboardRecord};
+use primer_inference::samples::Sampler;
 
 /// Micro-batch index that seeds a step's dropout (masks use 0, 1, ...).
 const DROPOUT_SEED_MICRO: u64 = u64::MAX;

@@ -16,9 +16,9 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::task as tasks;
+use primer_inference::prompt::Prompt;
 use primer_objectives::ObjectiveConfig;
 use primer_trainer::config::TrainConfig;
-use primer_trainer::prompt::Prompt;
 use primer_trainer::run::valid_starts;
 
 use crate::data;

@@ -8,7 +8,8 @@ use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
 use primer_objectives::{Companion, ObjectiveInfo};
 
-use crate::error::TrainError;
+use primer_datasets::DataError;
+use primer_model::FieldError;
 
 /// Where the example's text goes in a template.
 pub const TEXT_SLOT: &str = "{text}";
@@ -26,26 +27,31 @@ pub struct Prompt {
 impl Prompt {
     /// Checks the template (one `{text}`, one `[LABEL]`) and builds the prompt from
     /// `label=word` pairs that must name every label of the task exactly once.
-    pub fn new(template: &str, verbalizer: &[(String, String)], labels: &[String]) -> Result<Self, TrainError> {
+    pub fn new(template: &str, verbalizer: &[(String, String)], labels: &[String]) -> Result<Self, FieldError> {
         for slot in [TEXT_SLOT, LABEL_SLOT] {
             if template.matches(slot).count() != 1 {
-                return Err(TrainError::Invalid(format!(
-                    "--template {template:?} must hold {slot} exactly once, e.g. \"{{text}} It was [LABEL].\""
-                )));
+                return Err(FieldError::new(
+                    "template",
+                    format!("`template` {template:?} must hold {slot} exactly once, e.g. \"{{text}} It was [LABEL].\""),
+                ));
             }
         }
         let mut words = vec![None; labels.len()];
         for (label, word) in verbalizer {
             let index = labels.iter().position(|l| l == label).ok_or_else(|| {
-                TrainError::Invalid(format!(
-                    "--verbalizer names label {label:?}, which the task does not have (labels: {})",
-                    labels.join(", ")
-                ))
+                FieldError::new(
+                    "verbalizer",
+                    format!(
+                        "`verbalizer` names label {label:?}, which the task does not have (labels: {})",
+                        labels.join(", ")
+                    ),
+                )
             })?;
             if word.trim().is_empty() {
-                return Err(TrainError::Invalid(format!(
-                    "--verbalizer gives label {label:?} an empty word"
-                )));
+                return Err(FieldError::new(
+                    "verbalizer",
+                    format!("`verbalizer` gives label {label:?} an empty word"),
+                ));
             }
             words[index] = Some(word.clone());
         }
@@ -54,9 +60,12 @@ impl Prompt {
             .zip(labels)
             .map(|(word, label)| {
                 word.ok_or_else(|| {
-                    TrainError::Invalid(format!(
-                        "--verbalizer has no word for label {label:?}: give one per label, e.g. 0=terrible,1=great"
-                    ))
+                    FieldError::new(
+                        "verbalizer",
+                        format!(
+                            "`verbalizer` has no word for label {label:?}: give one per label, e.g. 0=terrible,1=great"
+                        ),
+                    )
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -68,7 +77,7 @@ impl Prompt {
 
     /// The template filled with `text` and each label word, tokenised: the ids (after a start
     /// token) and the positions of the label word's tokens.
-    fn fill(&self, tokenizer: &PrimerTokenizer, text: &str, start: u32) -> Result<Vec<Filled>, TrainError> {
+    fn fill(&self, tokenizer: &PrimerTokenizer, text: &str, start: u32) -> Result<Vec<Filled>, DataError> {
         let with_text = self.template.replace(TEXT_SLOT, text);
         let label_at = with_text.find(LABEL_SLOT).expect("checked in new");
         self.words
@@ -123,7 +132,7 @@ pub fn label_scores(
     text: &str,
     truncate: bool,
     device: &Device,
-) -> Result<Result<LabelScores, PromptError>, TrainError> {
+) -> Result<Result<LabelScores, PromptError>, DataError> {
     let specials = tokenizer.specials();
     let start = objective.framing.open.id(specials);
     let mut text = text.to_string();
