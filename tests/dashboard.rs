@@ -451,12 +451,12 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
 }
 
 /// The dashboard in a real headless Chromium (Debian's `chromium`, driven by `playwright-core`
-/// from `cli/web`, both installed by `scripts/setup-browser`): `cli/web/tests/browser.mjs`
+/// from `dashboard/web`, both installed by `scripts/setup-browser`): `dashboard/web/tests/browser.mjs`
 /// starts a run from the form, watches its chart grow, stops, resumes and overlays it. Its
 /// screenshots are kept under `target/tmp/browser-screenshots/`.
 #[test]
 fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/web");
     assert!(
         web.join("node_modules/playwright-core").is_dir(),
         "playwright-core is not installed: run scripts/setup-browser"

@@ -2,7 +2,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::devices::Backend;
+use crate::devices::Devices;
+use primer_options::Backend;
 
 /// One backend's state.
 #[derive(Debug, serde::Serialize)]

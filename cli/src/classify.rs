@@ -9,7 +9,7 @@ use primer_trainer::finetune::{TrainedClassifier, encode_for_classifier, predict
 use primer_trainer::run_dir::RunDir;
 use serde::Serialize;
 
-use crate::options::BackendArgs;
+use primer_options::BackendArgs;
 
 /// Arguments of `primer classify`.
 #[derive(clap::Args, Debug)]
@@ -64,7 +64,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let classifier = TrainedClassifier::load(&RunDir::new(&args.run), &device)?;
     let config = &classifier.config;
     let encoded = texts

@@ -2,39 +2,25 @@
 
 use anyhow::bail;
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
+use primer_options::{Backend, BackendArgs};
 
-/// A compute backend, chosen at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// burn-flex, the pure-Rust CPU backend (always compiled in).
-    #[default]
-    Flex,
-    /// burn-wgpu: Vulkan, Metal or DX12 devices, or Mesa's lavapipe on the CPU.
-    Wgpu,
-    /// burn-tch: libtorch from PyTorch 2.9.0, on the CPU or CUDA.
-    Tch,
-    /// burn-cuda: CubeCL's CUDA backend.
-    Cuda,
-}
+/// The devices of a backend, as this binary was built.
+pub trait Devices: Sized {
+    /// Whether this binary was built with the backend.
+    fn compiled(self) -> bool;
 
-impl Backend {
-    /// Every backend primer knows, compiled in or not.
-    pub const ALL: [Backend; 4] = [Backend::Flex, Backend::Wgpu, Backend::Tch, Backend::Cuda];
-
-    /// The backend's name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Flex => "flex",
-            Backend::Wgpu => "wgpu",
-            Backend::Tch => "tch",
-            Backend::Cuda => "cuda",
-        }
+    /// The backend's default device.
+    fn device(self) -> anyhow::Result<Device> {
+        self.device_at(None)
     }
 
-    /// Whether this binary was built with the backend.
-    pub fn compiled(self) -> bool {
+    /// A device of this backend. `selector` picks one: wgpu `default`, `cpu`, `discrete[:N]`,
+    /// `integrated[:N]`, `virtual[:N]`; tch `cpu` or `cuda[:N]`; cuda `N`.
+    fn device_at(self, selector: Option<&str>) -> anyhow::Result<Device>;
+}
+
+impl Devices for Backend {
+    fn compiled(self) -> bool {
         match self {
             Backend::Flex => true,
             Backend::Wgpu => cfg!(feature = "wgpu"),
@@ -43,14 +29,7 @@ impl Backend {
         }
     }
 
-    /// The backend's default device.
-    pub fn device(self) -> anyhow::Result<Device> {
-        self.device_at(None)
-    }
-
-    /// A device of this backend. `selector` picks one: wgpu `default`, `cpu`, `discrete[:N]`,
-    /// `integrated[:N]`, `virtual[:N]`; tch `cpu` or `cuda[:N]`; cuda `N`.
-    pub fn device_at(self, selector: Option<&str>) -> anyhow::Result<Device> {
+    fn device_at(self, selector: Option<&str>) -> anyhow::Result<Device> {
         if !self.compiled() {
             bail!(
                 "backend {0} is not compiled into this primer: rebuild with `cargo build --release -p primer-cli --features {0}` (see README, Backends)",
@@ -67,6 +46,12 @@ impl Backend {
             Backend::Cuda => cuda_device(selector),
         }
     }
+}
+
+/// The chosen backend of `args` and its device.
+pub fn resolve(args: &BackendArgs) -> anyhow::Result<(Backend, Device)> {
+    let backend = args.backend()?;
+    Ok((backend, backend.device_at(args.device.as_deref())?))
 }
 
 /// Splits `name[:N]` into the name and the index (default 0).

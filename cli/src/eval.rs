@@ -11,9 +11,9 @@ use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity
 use primer_trainer::run::valid_starts;
 use serde::Serialize;
 
-use crate::data;
-use crate::options::{BackendArgs, CorpusArgs, PretrainOptions};
 use crate::trained::TrainedRun;
+use primer_options::data;
+use primer_options::{BackendArgs, CorpusArgs, PretrainOptions};
 
 /// Arguments of `primer eval`.
 #[derive(clap::Args, Debug)]
@@ -63,7 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.eval_batches == Some(0) {
         bail!("--eval-batches 0 evaluates nothing: give at least 1");
     }
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let TrainedRun {
         dir: run_dir,
         config,

@@ -6,8 +6,8 @@ use anyhow::bail;
 use primer_objectives::scoring::fill_mask;
 use serde::Serialize;
 
-use crate::options::BackendArgs;
 use crate::trained::TrainedRun;
+use primer_options::BackendArgs;
 
 /// Arguments of `primer fill-mask`.
 #[derive(clap::Args, Debug)]
@@ -48,7 +48,7 @@ pub fn run(args: FillMaskArgs) -> anyhow::Result<()> {
     if args.top_k == 0 {
         bail!("--top-k 0 shows nothing: use 1 or more");
     }
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     run.require(
         |info| info.fills_masks,

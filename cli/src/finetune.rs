@@ -10,11 +10,12 @@ use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, FinetuneSummary, Sta
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 
-use crate::devices::Backend;
-use crate::options::{BackendArgs, parse_name};
+use crate::devices::Devices;
 use crate::pretrain::{dashboard_mode, install_signal_handler};
-use crate::task::TaskArgs;
 use crate::trained::TrainedRun;
+use primer_options::Backend;
+use primer_options::task::TaskArgs;
+use primer_options::{BackendArgs, parse_name};
 
 /// Tokens per example at most when `--max-len` is not given (or the model's context if shorter).
 pub const MAX_LEN: usize = 128;
@@ -96,7 +97,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let task = args.task.load(args.seed)?;
-    let (backend, device) = args.backend.resolve()?;
+    let (backend, device) = crate::devices::resolve(&args.backend)?;
     let config = FinetuneConfig {
         from: args.from.clone(),
         start: if args.from_scratch {
@@ -125,7 +126,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         tokenizer_sha256: pretrained.tokenizer.fingerprint(),
     };
-    config.validate().map_err(crate::options::flag_error)?;
+    config.validate().map_err(primer_options::flag_error)?;
     primer_trainer::memory::check_fits(&config.model, config.batch_size, config.max_len)?;
     let run_dir = RunDir::new(&args.out);
     let _lock = run_dir.claim(args.overwrite)?;

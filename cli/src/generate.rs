@@ -8,8 +8,8 @@ use anyhow::bail;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_inference::generate::{GenerateOptions, Sampling, generate};
 
-use crate::options::BackendArgs;
 use crate::trained::TrainedRun;
+use primer_options::BackendArgs;
 
 /// Arguments of `primer generate`.
 #[derive(clap::Args, Debug)]
@@ -77,7 +77,7 @@ impl GenerateArgs {
 /// Runs `primer generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let sampling = args.sampling()?;
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     run.require(
         |info| info.generates,

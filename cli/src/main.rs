@@ -2,9 +2,6 @@
 
 mod backends;
 mod classify;
-mod compare;
-mod dashboard;
-mod data;
 mod devices;
 mod eval;
 mod fill_mask;
@@ -13,12 +10,9 @@ mod generate;
 #[cfg(feature = "tch")]
 mod libtorch;
 mod minimal_pairs;
-mod options;
 mod pretrain;
-mod process;
 mod prompt_classify;
 mod score;
-mod task;
 mod trained;
 
 use std::path::PathBuf;
@@ -28,7 +22,7 @@ use clap::{Parser, Subcommand};
 use primer_datasets::prepare::SplitOptions;
 use primer_datasets::tokenizer::TokenizerKind;
 
-use crate::options::{CorpusArgs, parse_name};
+use primer_options::{CorpusArgs, data, parse_name};
 
 /// mimalloc keeps freed tensor buffers for reuse. glibc's malloc serves each buffer of more
 /// than a few hundred KB with its own mmap and unmaps it on free, so every training step paid
@@ -74,9 +68,9 @@ enum Command {
     Finetune(Box<finetune::FinetuneArgs>),
     /// Compare objectives: pre-train each on one corpus with the same tokenizer, model size,
     /// budget and seeds, fine-tune, probe and prompt them on tasks, and write a report.
-    Compare(Box<compare::CompareArgs>),
+    Compare(Box<primer_compare::CompareArgs>),
     /// Serve a web dashboard of the runs under a directory: live charts, start, stop, resume.
-    Dashboard(dashboard::DashboardArgs),
+    Dashboard(primer_dashboard::DashboardArgs),
     /// Label texts with a fine-tuned classifier.
     Classify(classify::ClassifyArgs),
     /// Zero-shot classification by prompting a pre-trained run: accuracy on a task's validation
@@ -186,8 +180,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pretrain(args) => return pretrain::run(*args),
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
-        Command::Compare(args) => return compare::run(*args),
-        Command::Dashboard(args) => dashboard::run(args)?,
+        Command::Compare(args) => return primer_compare::run(*args),
+        Command::Dashboard(args) => primer_dashboard::run(args)?,
         Command::Classify(args) => classify::run(args)?,
         Command::PromptClassify(args) => prompt_classify::run(args)?,
         Command::Generate(args) => generate::run(args)?,

@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_datasets::pairs::MinimalPair;
 use serde::Serialize;
 
-use crate::data::show_progress;
-use crate::options::BackendArgs;
 use crate::trained::TrainedRun;
+use primer_options::BackendArgs;
+use primer_options::data::show_progress;
 
 /// Pairs scored between progress updates.
 const PAIRS_PER_CHUNK: usize = 500;
@@ -86,12 +86,12 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     if args.limit_per_paradigm == Some(0) {
         bail!("--limit-per-paradigm 0 leaves no pairs: give at least 1");
     }
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = match args.untrained {
         true => TrainedRun::untrained(&args.run, &device)?,
         false => TrainedRun::load(&args.run, &device)?,
     };
-    let pairs = crate::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
+    let pairs = primer_options::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
     let info = run.config.objective.info();
     let specials = *run.tokenizer.specials();
     let progress = progress_bar(pairs.len());

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{Positions, TransformerConfig};
-use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
+use primer_model::TransformerConfig;
+use primer_trainer::config::{DataInfo, RunConfig};
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
 use primer_trainer::status::{RunState, RunStatus};
@@ -19,9 +19,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data;
-use crate::devices::Backend;
-use crate::options::{PretrainOptions, read_config};
+use crate::devices::Devices;
+use primer_options::Backend;
+use primer_options::PretrainOptions;
+use primer_options::config_file::read_config;
+use primer_options::data;
 
 /// Arguments of `primer pretrain`.
 #[derive(clap::Args, Debug)]
@@ -82,13 +84,13 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Check every option before any slow work, and all inputs before the run directory exists.
-    let (backend, device) = options.backend.resolve()?;
+    let (backend, device) = crate::devices::resolve(&options.backend)?;
     if let Some(gflops) = args.peak_gflops
         && !(gflops > 0.0 && gflops.is_finite())
     {
         bail!("--peak-gflops {gflops} must be a positive rate in GFLOP/s, e.g. --peak-gflops 200");
     }
-    let (train, model) = configs(&options, 1)?;
+    let (train, model) = options.configs(1)?;
     let objective = options.objective.clone().with_context(|| {
         format!(
             "no --objective given: pass one of {}",
@@ -223,7 +225,7 @@ fn minimal_pairs(
         }
         return Ok(Vec::new());
     };
-    let limit = options.minimal_pairs_limit.unwrap_or(1000);
+    let limit = options.minimal_pairs_limit();
     if limit == 0 {
         bail!("--minimal-pairs-limit 0 scores nothing: give at least 1");
     }
@@ -280,49 +282,4 @@ pub fn install_signal_handler(interrupter: &Interrupter) {
         eprintln!("stopping after this step (again to quit now)");
         interrupter.stop(Some("interrupted"));
     });
-}
-
-/// Builds and checks the optimisation and model configs (the model's vocabulary is set later).
-pub(crate) fn configs(
-    options: &PretrainOptions,
-    vocab_size: usize,
-) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
-    let lr = options.lr.unwrap_or(1e-3);
-    let mut train = TrainConfig {
-        steps: options.steps.unwrap_or(2000),
-        batch_size: options.batch_size.unwrap_or(12),
-        grad_accum: options.grad_accum.unwrap_or(1),
-        seq_len: options.seq_len.unwrap_or(64),
-        lr,
-        min_lr: options.min_lr.unwrap_or(lr / 10.0),
-        warmup_steps: options.warmup_steps.unwrap_or(100),
-        weight_decay: options.weight_decay.unwrap_or(0.1),
-        beta1: options.beta1.unwrap_or(0.9),
-        beta2: options.beta2.unwrap_or(0.99),
-        grad_clip: options.grad_clip.unwrap_or(1.0),
-        eval_every: options.eval_every.unwrap_or(250),
-        eval_batches: options.eval_batches.unwrap_or(20),
-        checkpoint_every: options.checkpoint_every.unwrap_or(500),
-        keep_checkpoints: options.keep_checkpoints.unwrap_or(3),
-        seed: options.seed.unwrap_or(1337),
-    };
-    if let Some(tokens) = options.tokens {
-        if options.steps.is_some() {
-            bail!("both --steps and --tokens given: give one budget");
-        }
-        train.steps = tokens.div_ceil(train.tokens_per_step().max(1));
-    }
-    train.validate().map_err(crate::options::flag_error)?;
-    let d_model = options.d_model.unwrap_or(128);
-    let model = TransformerConfig::new(vocab_size)
-        .with_n_layers(options.layers.unwrap_or(4))
-        .with_d_model(d_model)
-        .with_n_heads(options.heads.unwrap_or(4))
-        .with_d_ff(options.d_ff.unwrap_or(4 * d_model))
-        .with_max_seq_len(train.seq_len)
-        .with_dropout(options.dropout.unwrap_or(0.0))
-        .with_positions(options.positions.unwrap_or(Positions::Rotary))
-        .with_tie_embeddings(options.tie_embeddings.unwrap_or(true));
-    model.validate().map_err(crate::options::flag_error)?;
-    Ok((train, model))
 }

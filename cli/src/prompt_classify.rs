@@ -9,10 +9,10 @@ use primer_inference::prompt::{Prompt, PromptError, label_scores};
 use primer_trainer::finetune::{ClassMetrics, predicted_labels};
 use serde::Serialize;
 
-use crate::data::show_progress;
-use crate::options::BackendArgs;
-use crate::task::TaskArgs;
 use crate::trained::TrainedRun;
+use primer_options::BackendArgs;
+use primer_options::data::show_progress;
+use primer_options::task::TaskArgs;
 
 /// The template of a task file given without `--template`.
 const DEFAULT_TEMPLATE: &str = "{text} It was [LABEL].";
@@ -77,8 +77,8 @@ struct Report<'a> {
 pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     let (template, verbalizer) = template_and_words(&args)?;
     let task = args.task.load(0)?;
-    let prompt = Prompt::new(&template, &verbalizer, &task.labels).map_err(crate::options::flag_error)?;
-    let (_, device) = args.backend.resolve()?;
+    let prompt = Prompt::new(&template, &verbalizer, &task.labels).map_err(primer_options::flag_error)?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     let examples = &task.valid[..args.limit.unwrap_or(task.valid.len()).min(task.valid.len())];
     if examples.is_empty() {

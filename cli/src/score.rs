@@ -8,9 +8,9 @@ use primer_datasets::corpus::DocSplit;
 use primer_objectives::scoring::Nll;
 use serde::Serialize;
 
-use crate::data;
-use crate::options::{BackendArgs, CorpusArgs};
 use crate::trained::TrainedRun;
+use primer_options::data;
+use primer_options::{BackendArgs, CorpusArgs};
 
 /// Arguments of `primer score`.
 #[derive(clap::Args, Debug)]
@@ -22,7 +22,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     file: String,
     /// How a .txt file splits into documents: line, paragraph (blank lines) or file.
-    #[arg(long, default_value = "line", value_parser = crate::options::parse_name::<DocSplit>)]
+    #[arg(long, default_value = "line", value_parser = primer_options::parse_name::<DocSplit>)]
     doc_split: DocSplit,
     /// MLM: masked copies scored per batch.
     #[arg(long, default_value_t = 32)]
@@ -65,7 +65,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     if documents.is_empty() {
         bail!("{} holds no text: give a file with documents to score", args.file);
     }
-    let (_, device) = args.backend.resolve()?;
+    let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     let (scoring, specials) = (run.config.objective.info().scoring, *run.tokenizer.specials());
     let progress = ProgressBar::with_draw_target(

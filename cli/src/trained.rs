@@ -67,7 +67,7 @@ impl TrainedRun {
         let dir = RunDir::new(dir);
         let config = dir.read_config()?;
         let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
-        let host = crate::devices::Backend::Flex.device()?;
+        let host = crate::devices::Devices::device(primer_options::Backend::Flex)?;
         let companion = config.objective.build(&tokenizer).companion(&config.model);
         let networks = Networks::init_on_host(&config.model, companion.as_ref(), config.train.seed, &host, device);
         Ok(Self::of(dir, config, tokenizer, networks, None))

@@ -72,6 +72,15 @@ impl RunStatus {
     }
 }
 
+/// Asks a primer process to stop with SIGTERM: a training run stops at the next step boundary
+/// with a checkpoint, as on Ctrl-C.
+pub fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! `--task` and its options, shared by `finetune` and `prompt-classify`.
+//! `--task` and its options, shared by `finetune`, `prompt-classify` and `compare`.
 
 use std::path::PathBuf;
 
@@ -6,6 +6,10 @@ use primer_datasets::named;
 use primer_datasets::task::{self, Task, TaskSource};
 
 use crate::data::show_progress;
+
+/// The longest example, in tokens, that fine-tuning reads unless told (`--max-len`); runs with a
+/// shorter context read up to theirs.
+pub const FINETUNE_MAX_LEN: usize = 128;
 
 /// Which labelled task, and how to read it.
 #[derive(clap::Args, Debug, Clone)]
@@ -70,5 +74,13 @@ impl TaskArgs {
             task.limit_train(limit, seed)?;
         }
         Ok(task)
+    }
+}
+
+/// Parses `LABEL=WORD`, a verbalizer's pair.
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((label, word)) => Ok((label.trim().to_string(), word.to_string())),
+        None => Err(format!("{text:?} is not LABEL=WORD")),
     }
 }

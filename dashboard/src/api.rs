@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use primer_options::{OptionSpec, PretrainOptions};
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::Deserialize;
@@ -189,7 +190,7 @@ const SAMPLES_SHOWN: usize = 20;
 pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
-    let config = runs::config_of(&dir).map_or(Value::Null, |(_, config)| config);
+    let config = runs::config_file(&dir).unwrap_or(Value::Null);
     let log_path = runs::log_path(&state.root, &q.run);
     let log = if runs::inside(&state.root, &log_path) {
         std::fs::read_to_string(log_path).unwrap_or_default()
@@ -231,37 +232,63 @@ pub async fn report(State(state): Shared, Query(q): Query<RunQuery>) -> Result<R
     Ok(axum::response::Html(html).into_response())
 }
 
-/// The start-run form.
+/// `GET /api/options`: every pre-training option (key, help, kind, choices, default), from
+/// which the start form builds its fields.
+pub async fn options() -> Json<Vec<OptionSpec>> {
+    Json(PretrainOptions::schema())
+}
+
+/// The start-run form: a run directory and pre-training options, by their config keys (the
+/// form's `d_model` is the key `d-model`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// Run directory, relative to the runs directory.
     name: String,
-    objective: String,
-    /// A named corpus, or a path inside the allowed roots.
-    corpus: String,
-    #[serde(default)]
-    layers: Option<u64>,
-    #[serde(default)]
-    d_model: Option<u64>,
-    #[serde(default)]
-    heads: Option<u64>,
-    #[serde(default)]
-    seq_len: Option<u64>,
-    #[serde(default)]
-    batch_size: Option<u64>,
-    #[serde(default)]
-    steps: Option<u64>,
-    #[serde(default)]
-    tokens: Option<u64>,
-    #[serde(default)]
-    eval_every: Option<u64>,
-    #[serde(default)]
-    tokenizer_kind: Option<String>,
-    #[serde(default)]
-    vocab_size: Option<u64>,
-    #[serde(default)]
-    backend: Option<String>,
+    /// The options.
+    #[serde(flatten)]
+    options: serde_json::Map<String, Value>,
+}
+
+/// Options that name files: each must be a named data set or a path inside the allowed roots.
+const FILE_OPTIONS: [&str; 5] = ["corpus", "valid", "data", "tokenizer", "minimal-pairs"];
+
+/// The options of a start request, typed, with every file they name confined.
+fn start_options(state: &AppState, form: serde_json::Map<String, Value>) -> Result<PretrainOptions, ApiError> {
+    let keys: Vec<String> = PretrainOptions::schema().into_iter().map(|spec| spec.key).collect();
+    let mut options = serde_json::Map::new();
+    for (key, mut value) in form {
+        let dashed = key.replace('_', "-");
+        let key = if keys.contains(&dashed) { dashed } else { key };
+        if FILE_OPTIONS.contains(&key.as_str()) {
+            value = confine(state, &key, value)?;
+        }
+        options.insert(key, value);
+    }
+    serde_json::from_value(Value::Object(options)).map_err(|e| ApiError::bad(e.to_string()))
+}
+
+/// A file option's value with each name or path confined ([`file_arg`]); a corpus as a list.
+fn confine(state: &AppState, key: &str, value: Value) -> Result<Value, ApiError> {
+    match value {
+        Value::String(text) => {
+            let confined = Value::String(file_arg(state, key, &text)?);
+            Ok(if key == "corpus" {
+                Value::Array(vec![confined])
+            } else {
+                confined
+            })
+        }
+        Value::Array(items) => items.into_iter().map(|item| confine_item(state, key, item)).collect(),
+        other => Ok(other),
+    }
+}
+
+/// One element of a list of files.
+fn confine_item(state: &AppState, key: &str, item: Value) -> Result<Value, ApiError> {
+    match item {
+        Value::String(text) => Ok(Value::String(file_arg(state, key, &text)?)),
+        other => Ok(other),
+    }
 }
 
 /// `POST /api/runs`: starts `primer pretrain` with the form's options. Answers once the CLI
@@ -272,30 +299,9 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(form) = body.map_err(|e| ApiError::bad(e.body_text()))?;
     let out = output_dir(&state, &form.name)?;
-    let corpus = corpus_arg(&state, &form.corpus)?;
-    let mut args: Vec<String> = vec!["pretrain".into(), "--objective".into(), form.objective.clone()];
-    args.extend(["--corpus".into(), corpus]);
-    let numbers = [
-        ("--layers", form.layers),
-        ("--d-model", form.d_model),
-        ("--heads", form.heads),
-        ("--seq-len", form.seq_len),
-        ("--batch-size", form.batch_size),
-        ("--steps", form.steps),
-        ("--tokens", form.tokens),
-        ("--eval-every", form.eval_every),
-        ("--vocab-size", form.vocab_size),
-    ];
-    for (flag, value) in numbers {
-        if let Some(value) = value {
-            args.extend([flag.to_string(), value.to_string()]);
-        }
-    }
-    for (flag, value) in [("--tokenizer-kind", &form.tokenizer_kind), ("--backend", &form.backend)] {
-        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
-            args.extend([flag.to_string(), value.clone()]);
-        }
-    }
+    let options = start_options(&state, form.options)?;
+    let mut args: Vec<String> = vec!["pretrain".into()];
+    args.extend(options.to_args());
     args.extend(["--out".into(), out.display().to_string(), "--no-tui".into()]);
     let id = runs::id_of(&state.root, &out);
     let run = RunDir::new(&out);
@@ -320,9 +326,14 @@ fn output_dir(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
     Ok(out)
 }
 
-/// A corpus argument: a named data set as it is; a path only inside the allowed roots.
-fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
-    let is_named = primer_datasets::named::lookup(corpus).is_some();
+/// The file option `key`'s value `corpus`: a named data set (or the named minimal pairs) as it
+/// is; a path only inside the allowed roots.
+fn file_arg(state: &AppState, key: &str, corpus: &str) -> Result<String, ApiError> {
+    let is_named = match key {
+        "corpus" | "valid" => primer_datasets::named::lookup(corpus).is_some(),
+        "minimal-pairs" => corpus == "blimp",
+        _ => false,
+    };
     if is_named && !Path::new(corpus).exists() {
         return Ok(corpus.to_string());
     }
@@ -334,7 +345,7 @@ fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
     };
     let canonical = absolute.canonicalize().map_err(|_| {
         ApiError::bad(format!(
-            "corpus {corpus:?} is neither a named data set nor an existing path"
+            "{key} {corpus:?} is neither a named data set nor an existing path"
         ))
     })?;
     if !std::iter::once(&state.root)
@@ -343,7 +354,7 @@ fn corpus_arg(state: &AppState, corpus: &str) -> Result<String, ApiError> {
     {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
-            format!("corpus {corpus:?} is outside the dashboard's allowed roots (--runs and --allow)"),
+            format!("{key} {corpus:?} is outside the dashboard's allowed roots (--runs and --allow)"),
         ));
     }
     Ok(canonical.display().to_string())
@@ -356,7 +367,7 @@ pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(St
     let dir = run_dir(&state, &q.run)?;
     match primer_datasets::lock::holder(&dir) {
         Some(pid) => {
-            crate::process::terminate(pid);
+            primer_trainer::status::terminate(pid);
             Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run, "stopping": pid }))))
         }
         None => Err(ApiError(StatusCode::CONFLICT, format!("{:?} is not running", q.run))),

@@ -8,7 +8,8 @@ use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{CompareSpec, Job, Layout};
-use super::results::{Comparison, mean_std, read_json};
+use super::results::{Comparison, read_json};
+use super::stats::mean_std;
 
 /// Minimal-pair accuracy of every objective, and what the data supports.
 #[derive(Debug, Clone, Serialize, Deserialize)]

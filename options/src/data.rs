@@ -4,13 +4,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use primer_datasets::corpus::{Corpus, CorpusOptions};
+use primer_datasets::corpus::Corpus;
 use primer_datasets::named;
 use primer_datasets::pairs::{MinimalPair, read_pairs};
 use primer_datasets::prepare::{PreparedData, SplitOptions, prepare_cached};
 use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 
-use crate::options::{CorpusArgs, PretrainOptions};
+use crate::corpus::CorpusArgs;
+use crate::pretrain::PretrainOptions;
 
 /// Whether progress bars are drawn (stderr is a terminal).
 pub fn show_progress() -> bool {
@@ -43,12 +44,7 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
     if specs.is_empty() {
         bail!("no --corpus given: give files, folders, globs or a named data set, or --data PREPARED_DIR");
     }
-    let options = CorpusOptions {
-        split: args.doc_split.unwrap_or_default(),
-        text_field: args.text_field.clone().unwrap_or_else(|| "text".into()),
-        column: args.column.clone().unwrap_or_else(|| "text".into()),
-        lossy: args.lossy,
-    };
+    let options = args.read_options();
     let mut files = Vec::new();
     for spec in specs {
         let is_path = std::path::Path::new(spec).exists() || spec.contains(['*', '?', '[', '/', '.']);
@@ -65,7 +61,7 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
             _ => files.extend(Corpus::expand_paths(spec, &options)?),
         }
     }
-    Ok(Corpus::new(files, args.lossy, specs.join(" ")))
+    Ok(Corpus::new(files, args.lossy(), specs.join(" ")))
 }
 
 /// Loads `--tokenizer`, or trains one of `kind` on the corpus.
@@ -132,12 +128,12 @@ pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, Prim
             let trained = tokenizer(
                 options.tokenizer.as_ref(),
                 &train,
-                options.tokenizer_kind.unwrap_or(TokenizerKind::Bpe),
-                options.vocab_size.unwrap_or(8192),
+                options.tokenizer_kind(),
+                options.vocab_size(),
             )?;
             let split = SplitOptions {
-                valid_fraction: options.valid_fraction.unwrap_or(0.05),
-                seed: options.seed.unwrap_or(1337),
+                valid_fraction: options.valid_fraction(),
+                seed: options.seed(),
             };
             (prepare(&train, valid.as_ref(), &trained, &split)?, trained)
         }

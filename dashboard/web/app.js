@@ -211,7 +211,9 @@ document.getElementById("start").addEventListener("submit", async (event) => {
   const body = {};
   for (const [key, value] of form.entries()) {
     if (value === "") continue;
-    body[key] = event.target.elements[key].type === "number" ? Number(value) : value;
+    const field = event.target.elements[key];
+    const kind = field.dataset.kind;
+    body[key] = kind === "integer" || kind === "number" ? Number(value) : kind === "bool" ? value === "true" : value;
   }
   const error = document.getElementById("form-error");
   error.textContent = "starting…";
@@ -233,18 +235,61 @@ for (const id of ["metric", "split", "xaxis", "smoothing", "logx", "logy"]) {
 }
 document.getElementById("filter").addEventListener("input", renderRuns);
 
-// The form lists the objectives primer knows, from its registry.
-async function loadObjectives() {
-  const select = document.querySelector("#start [name=objective]");
-  for (const objective of await api("/api/objectives")) {
-    const option = document.createElement("option");
-    option.value = objective.name;
-    option.textContent = objective.name;
-    option.title = objective.description;
-    select.append(option);
+// The form's fields are primer's pre-training options, from its option schema: the common ones
+// shown, the rest under "more options". An empty field leaves the option at its default (the
+// placeholder). The objectives come from primer's registry.
+const SHOWN_OPTIONS = ["objective", "corpus", "tokenizer-kind", "layers", "d-model", "heads", "seq-len",
+  "batch-size", "steps", "eval-every", "backend"];
+
+function optionField(spec, objectives) {
+  const name = spec.key.replaceAll("-", "_");
+  const defaultText = spec.default_text ? `default: ${spec.default_text}` : "";
+  let field;
+  if (spec.kind === "objective" || spec.kind === "choice" || spec.kind === "bool") {
+    field = document.createElement("select");
+    const values = spec.kind === "objective" ? objectives.map((o) => o.name)
+      : spec.kind === "bool" ? ["true", "false"] : spec.choices;
+    const choices = spec.kind === "objective" ? [] : [["", defaultText || "default"]];
+    for (const [value, text] of [...choices, ...values.map((v) => [v, v])]) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      const objective = objectives.find((o) => o.name === value);
+      if (spec.kind === "objective" && objective) option.title = objective.description;
+      field.append(option);
+    }
+    if (spec.kind === "objective") field.dataset.testid = "objectives";
+  } else {
+    field = document.createElement("input");
+    if (spec.kind === "integer" || spec.kind === "number") {
+      field.type = "number";
+      field.step = spec.kind === "integer" ? "1" : "any";
+    }
+    field.placeholder = spec.key === "corpus" ? "tinyshakespeare or a path" : defaultText;
+    if (spec.key === "corpus") field.required = true;
+  }
+  field.name = name;
+  field.dataset.kind = spec.kind;
+  field.title = spec.help;
+  const label = document.createElement("label");
+  label.textContent = name;
+  label.title = spec.help;
+  return [label, field];
+}
+
+async function loadOptionFields() {
+  const [schema, objectives] = await Promise.all([api("/api/options"), api("/api/objectives")]);
+  const shown = document.getElementById("option-fields");
+  const more = document.getElementById("more-option-fields");
+  for (const key of SHOWN_OPTIONS) {
+    const spec = schema.find((s) => s.key === key);
+    if (spec) shown.append(...optionField(spec, objectives));
+  }
+  for (const spec of schema.filter((s) => !SHOWN_OPTIONS.includes(s.key))) {
+    more.append(...optionField(spec, objectives));
   }
 }
 
-loadObjectives().catch(console.error);
+loadOptionFields().catch(console.error);
 refreshRuns();
 setInterval(refreshRuns, 3000);

@@ -59,7 +59,7 @@ impl<'a> Runner<'a> {
             eprintln!("stopping: the running job saves its state (again to quit now)");
             let pid = handler_child.load(Ordering::SeqCst);
             if pid != 0 {
-                crate::process::terminate(pid);
+                primer_trainer::status::terminate(pid);
             }
         });
         Ok(Self {
@@ -200,38 +200,10 @@ impl<'a> Runner<'a> {
     fn arguments(&self, job: &Job, output: &Path) -> anyhow::Result<(Vec<String>, Option<PathBuf>)> {
         let spec = self.spec;
         let path = |p: &Path| p.display().to_string();
-        let mut backend = Vec::new();
-        if let Some(name) = spec.pretrain.backend.backend {
-            backend.extend(["--backend".to_string(), name.name().to_string()]);
-        }
-        if let Some(device) = &spec.pretrain.backend.device {
-            backend.extend(["--device".to_string(), device.clone()]);
-        }
+        let backend = spec.pretrain.backend.to_args();
         let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Ok(match *job {
-            Job::Pretrain { objective, seed } => {
-                let config = self.layout.configs().join(format!(
-                    "pretrain-{}-s{seed}.toml",
-                    super::plan::slug(&spec.objectives[objective])
-                ));
-                let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
-                primer_datasets::files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
-                let run = RunDir::new(output);
-                let has_checkpoint = run
-                    .root
-                    .join("checkpoints")
-                    .read_dir()
-                    .is_ok_and(|mut entries| entries.next().is_some());
-                let mut args = words(&["pretrain", "--config"]);
-                args.push(path(&config));
-                match (output.exists(), has_checkpoint) {
-                    (true, true) => args.extend(["--resume".into(), path(output)]),
-                    (true, false) => args.extend(["--out".into(), path(output), "--overwrite".into()]),
-                    (false, _) => args.extend(["--out".into(), path(output)]),
-                }
-                args.push("--no-tui".into());
-                (args, None)
-            }
+            Job::Pretrain { objective, seed } => (self.pretrain_arguments(objective, seed, output)?, None),
             Job::Eval { objective, seed } => {
                 let mut args = words(&["eval"]);
                 args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
@@ -271,32 +243,76 @@ impl<'a> Runner<'a> {
                 budget,
                 method,
             } => {
-                let mut args = words(&["finetune", "--from"]);
-                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
-                args.extend(spec.tasks[task].data_arguments());
-                if let LabelBudget::Count(n) = budget {
-                    args.extend(["--train-limit".into(), n.to_string()]);
-                }
-                args.extend(["--seed".into(), seed.to_string()]);
-                args.extend(["--epochs".into(), spec.finetune.epochs.to_string()]);
-                let lr = match method {
-                    Method::Probe => {
-                        args.push("--freeze-encoder".into());
-                        spec.finetune.probe_lr
-                    }
-                    Method::Scratch => {
-                        args.push("--from-scratch".into());
-                        spec.finetune.lr
-                    }
-                    Method::Finetune | Method::ZeroShot => spec.finetune.lr,
-                };
-                args.extend(["--lr".into(), lr.to_string()]);
+                let mut args = self.finetune_arguments(task, objective, seed, budget, method);
                 args.extend(["--out".into(), path(output)]);
                 args.extend(words(&["--overwrite", "--no-tui"]));
                 args.extend(backend);
                 (args, None)
             }
         })
+    }
+
+    /// The command line of a pre-training run: its options in a config file (kept with the
+    /// comparison), resumed when it has a checkpoint, started over when it has none.
+    fn pretrain_arguments(&self, objective: usize, seed: u64, output: &Path) -> anyhow::Result<Vec<String>> {
+        let spec = self.spec;
+        let path = |p: &Path| p.display().to_string();
+        let config = self.layout.configs().join(format!(
+            "pretrain-{}-s{seed}.toml",
+            super::plan::slug(&spec.objectives[objective])
+        ));
+        let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
+        primer_datasets::files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
+        let has_checkpoint = RunDir::new(output)
+            .checkpoints()
+            .read_dir()
+            .is_ok_and(|mut entries| entries.next().is_some());
+        let mut args = vec!["pretrain".to_string(), "--config".into(), path(&config)];
+        match (output.exists(), has_checkpoint) {
+            (true, true) => args.extend(["--resume".into(), path(output)]),
+            (true, false) => args.extend(["--out".into(), path(output), "--overwrite".into()]),
+            (false, _) => args.extend(["--out".into(), path(output)]),
+        }
+        args.push("--no-tui".into());
+        Ok(args)
+    }
+
+    /// The command line of a fine-tune (or probe, or scratch run), without its output.
+    fn finetune_arguments(
+        &self,
+        task: usize,
+        objective: usize,
+        seed: u64,
+        budget: LabelBudget,
+        method: Method,
+    ) -> Vec<String> {
+        let spec = self.spec;
+        let mut args = vec!["finetune".to_string(), "--from".into()];
+        args.push(
+            self.layout
+                .pretrain_run(&spec.objectives[objective], seed)
+                .display()
+                .to_string(),
+        );
+        args.extend(spec.tasks[task].data_arguments());
+        if let LabelBudget::Count(n) = budget {
+            args.extend(["--train-limit".into(), n.to_string()]);
+        }
+        args.extend(["--seed".into(), seed.to_string()]);
+        args.extend(["--epochs".into(), spec.finetune.epochs.to_string()]);
+        let lr = match method {
+            Method::Probe => {
+                args.push("--freeze-encoder".into());
+                spec.finetune.probe_lr
+            }
+            Method::Scratch => {
+                args.push("--from-scratch".into());
+                spec.finetune.lr
+            }
+            Method::Finetune | Method::ZeroShot => spec.finetune.lr,
+        };
+        args.extend(["--lr".into(), lr.to_string()]);
+        args
     }
 }
 

@@ -7,7 +7,7 @@ use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Scoring;
 use serde::{Deserialize, Serialize};
 
-use crate::options::PretrainOptions;
+use primer_options::PretrainOptions;
 
 /// How many labelled training examples a fine-tune gets; a number or `"all"` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -121,8 +121,8 @@ impl TaskSpec {
     }
 
     /// The task as `finetune` reads it.
-    pub fn task_args(&self) -> crate::task::TaskArgs {
-        let mut args = crate::task::TaskArgs::named(&self.task);
+    pub fn task_args(&self) -> primer_options::task::TaskArgs {
+        let mut args = primer_options::task::TaskArgs::named(&self.task);
         args.valid_file = self.valid.as_ref().map(std::path::PathBuf::from);
         if let Some(columns) = &self.text_column {
             args.text_column = columns.split(',').map(str::to_string).collect();

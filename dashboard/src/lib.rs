@@ -38,10 +38,10 @@ pub struct DashboardArgs {
     allow: Vec<PathBuf>,
 }
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const UPLOT_JS: &str = include_str!("../../web/vendor/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../../web/vendor/uPlot.min.css");
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const UPLOT_JS: &str = include_str!("../web/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../web/vendor/uPlot.min.css");
 
 /// Runs `primer dashboard` until Ctrl-C.
 pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
@@ -126,6 +126,7 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
         .route("/report", get(api::report))
         .route("/api/runs", get(api::list).post(api::start))
         .route("/api/objectives", get(api::objectives))
+        .route("/api/options", get(api::options))
         .route("/api/run", get(api::detail))
         .route("/api/metrics", get(api::metrics))
         .route("/api/events", get(api::events))

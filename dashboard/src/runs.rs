@@ -6,7 +6,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use primer_compare::CompareSpec;
+use primer_options::{Backend, PretrainOptions};
 use primer_trainer::checkpoint::Checkpointer;
+use primer_trainer::config::RunConfig;
+use primer_trainer::finetune::FinetuneConfig;
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::Serialize;
@@ -104,47 +108,108 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
         return None;
     }
     let run = RunDir::new(dir);
-    let (kind, config) = config_of(dir)?;
-    let status = RunStatus::read(&run)
-        .map(|s| s.effective_state(&run))
-        .or_else(|| run.summary().exists().then_some(RunState::Finished));
+    let config = Config::of(dir)?;
+    let kind = config.kind();
+    let status = match kind {
+        Kind::Report => dir.join("report.md").exists().then_some(RunState::Finished),
+        _ => RunStatus::read(&run)
+            .map(|s| s.effective_state(&run))
+            .or_else(|| run.summary().exists().then_some(RunState::Finished)),
+    };
     let (records, _) = tail_records(&run.metrics());
     let last = records.last();
     let valid = records.iter().rev().find(|r| r["split"] == "valid").cloned();
-    let text = |v: &Value| v.as_str().map(str::to_string);
+    let (objective, task, total_steps, backend) = match &config {
+        Config::Pretrain(config) => (
+            Some(config.objective.label()),
+            None,
+            Some(config.train.steps),
+            Some(backend_of(&config.options).unwrap_or_default().name().to_string()),
+        ),
+        Config::Finetune(config) => (Some(config.objective.label()), Some(config.task.clone()), None, None),
+        Config::Report(spec) => (
+            None,
+            None,
+            None,
+            spec.pretrain.backend.backend.map(|b| b.name().to_string()),
+        ),
+        Config::Unreadable(_) => (None, None, None, None),
+    };
     Some(RunInfo {
         id: id_of(root, dir),
         kind,
-        objective: objective_label(&config),
-        task: text(&config["task"]),
-        status: if kind == Kind::Report {
-            dir.join("report.md").exists().then_some(RunState::Finished)
-        } else {
-            status
-        },
+        objective,
+        task,
+        status,
         step: last.and_then(|r| r["step"].as_u64()).unwrap_or(0),
-        total_steps: config["train"]["steps"].as_u64(),
+        total_steps,
         tokens_seen: last.and_then(|r| r["tokens_seen"].as_u64()),
         valid,
-        backend: text(&config["options"]["backend"])
-            .or_else(|| text(&config["pretrain"]["backend"]))
-            .or_else(|| (kind == Kind::Pretrain).then(|| "flex".to_string())),
+        backend,
         elapsed_s: last.and_then(|r| r["elapsed_s"].as_f64()),
     })
 }
 
-/// What kind of directory `dir` is and its config (`config.json`, `finetune.json` or
-/// `compare.json`; `Null` when unreadable), or `None` when it is not a run nor a report.
-pub fn config_of(dir: &Path) -> Option<(Kind, Value)> {
+/// The backend a run's stored options name, if any.
+fn backend_of(options: &Value) -> Option<Backend> {
+    serde_json::from_value::<PretrainOptions>(options.clone())
+        .ok()?
+        .backend
+        .backend
+}
+
+/// The config of a run or report directory, read as its type.
+pub enum Config {
+    /// `config.json` of a pre-training run (of any age: old ones are upgraded as on resume).
+    Pretrain(Box<RunConfig>),
+    /// `finetune.json` of a fine-tuned classifier.
+    Finetune(Box<FinetuneConfig>),
+    /// `compare.json` of a `primer compare` report.
+    Report(Box<CompareSpec>),
+    /// A config file of this kind that does not read (being written, or corrupt).
+    Unreadable(Kind),
+}
+
+impl Config {
+    /// The config of `dir`, or `None` when it is not a run nor a report.
+    pub fn of(dir: &Path) -> Option<Config> {
+        let run = RunDir::new(dir);
+        let read = |path: &Path| std::fs::read_to_string(path).ok();
+        Some(if run.finetune_config().exists() {
+            read(&run.finetune_config())
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .map_or(Config::Unreadable(Kind::Finetune), |c| Config::Finetune(Box::new(c)))
+        } else if run.config().exists() {
+            run.read_config()
+                .map_or(Config::Unreadable(Kind::Pretrain), |c| Config::Pretrain(Box::new(c)))
+        } else if dir.join("compare.json").exists() {
+            read(&dir.join("compare.json"))
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .map_or(Config::Unreadable(Kind::Report), |c| Config::Report(Box::new(c)))
+        } else {
+            return None;
+        })
+    }
+
+    /// What kind of directory it is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Config::Pretrain(_) => Kind::Pretrain,
+            Config::Finetune(_) => Kind::Finetune,
+            Config::Report(_) => Kind::Report,
+            Config::Unreadable(kind) => *kind,
+        }
+    }
+}
+
+/// The config file of `dir` as it is on disk, for display (`Null` when unreadable), or `None`
+/// when it is not a run nor a report.
+pub fn config_file(dir: &Path) -> Option<Value> {
     let run = RunDir::new(dir);
-    let (kind, path) = [
-        (Kind::Pretrain, run.config()),
-        (Kind::Finetune, run.finetune_config()),
-        (Kind::Report, dir.join("compare.json")),
-    ]
-    .into_iter()
-    .find(|(_, path)| path.exists())?;
-    Some((kind, read_json(&path).unwrap_or(Value::Null)))
+    let path = [run.finetune_config(), run.config(), dir.join("compare.json")]
+        .into_iter()
+        .find(|path| path.exists())?;
+    Some(read_json(&path).unwrap_or(Value::Null))
 }
 
 /// A JSON file's contents, `None` when it is missing or not JSON.
@@ -205,15 +270,6 @@ pub fn log_path(root: &Path, id: &str) -> PathBuf {
     root.join(".dashboard")
         .join("logs")
         .join(format!("{}.log", id.replace('/', "__")))
-}
-
-/// A run's objective as its label (`mlm:span`), from a config of any age.
-fn objective_label(config: &Value) -> Option<String> {
-    let mut config = config.clone();
-    primer_objectives::registry::upgrade_config(&mut config);
-    serde_json::from_value::<primer_objectives::ObjectiveConfig>(config.get("objective")?.clone())
-        .ok()
-        .map(|objective| objective.label())
 }
 
 #[cfg(test)]

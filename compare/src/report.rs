@@ -8,7 +8,8 @@ use primer_objectives::info::Metric;
 use super::charts;
 use super::exec::format_duration;
 use super::plan::Method;
-use super::results::{Results, mean_std};
+use super::results::Results;
+use super::stats::mean_std;
 
 /// A piece of the report.
 enum Block {

@@ -7,7 +7,8 @@ use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Metric;
 
 use super::plan::Method;
-use super::results::{PretrainResult, TaskResult, mean_std};
+use super::results::{PretrainResult, TaskResult};
+use super::stats::mean_std;
 
 const SIZE: (u32, u32) = (720, 420);
 const PALETTE: [RGBColor; 6] = [

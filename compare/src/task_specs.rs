@@ -20,8 +20,9 @@ use primer_datasets::task as tasks;
 use serde::Deserialize;
 
 use super::plan::TaskSpec;
-use crate::options::{CONFIG_KEYS, PretrainOptions, config_fault, options_of, read_toml};
-use crate::prompt_classify::parse_pair;
+use primer_options::PretrainOptions;
+use primer_options::config_file::{CONFIG_KEYS, config_fault, options_of, read_toml};
+use primer_options::task::parse_pair;
 
 /// One `[[task]]` table.
 #[derive(Debug, Deserialize)]

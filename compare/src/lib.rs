@@ -7,6 +7,7 @@ mod pairs;
 mod plan;
 mod report;
 mod results;
+mod stats;
 mod task_specs;
 
 use std::path::{Path, PathBuf};
@@ -21,11 +22,12 @@ use primer_objectives::ObjectiveConfig;
 use primer_trainer::config::TrainConfig;
 use primer_trainer::run::valid_starts;
 
-use crate::data;
-use crate::options::PretrainOptions;
 use exec::{Finish, Runner, shell_word};
-use plan::{CompareSpec, FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};
+pub use plan::CompareSpec;
+use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
+use primer_options::PretrainOptions;
+use primer_options::data;
 
 /// Arguments of `primer compare`.
 #[derive(clap::Args, Debug)]
@@ -50,7 +52,7 @@ pub struct CompareArgs {
     #[arg(long)]
     template: Option<String>,
     /// Zero-shot label words for the --task files, LABEL=WORD pairs [default: the named task's].
-    #[arg(long, value_delimiter = ',', value_parser = crate::prompt_classify::parse_pair)]
+    #[arg(long, value_delimiter = ',', value_parser = primer_options::task::parse_pair)]
     verbalizer: Vec<(String, String)>,
     /// Labelled examples per fine-tune, comma-separated counts or `all`.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000,all", value_parser = LabelBudget::parse)]
@@ -134,7 +136,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             (layout, spec, true)
         }
     };
-    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    let (train, _) = spec.pretrain.configs(1)?;
     let task_sizes = check(&spec, &train)?;
 
     // The report is locked for as long as this process runs: a second compare or resume on
@@ -380,14 +382,14 @@ fn workload(train: &TrainConfig, tasks: Vec<TaskSize>) -> Workload {
     Workload {
         pretrain_tokens: (train.steps * train.tokens_per_step()) as f64,
         eval_tokens: (train.eval_batches * train.batch_size * train.seq_len) as f64,
-        example_tokens: train.seq_len.min(crate::finetune::MAX_LEN) as f64,
+        example_tokens: train.seq_len.min(primer_options::task::FINETUNE_MAX_LEN) as f64,
         tasks,
     }
 }
 
 /// Validation interval: the flag, else ten evaluations per run.
 fn eval_every(spec: &CompareSpec) -> anyhow::Result<u64> {
-    let (train, _) = crate::pretrain::configs(&spec.pretrain, 1)?;
+    let (train, _) = spec.pretrain.configs(1)?;
     Ok(spec.pretrain.eval_every.unwrap_or((train.steps / 10).max(1)))
 }
 
@@ -402,7 +404,7 @@ fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedDa
     if !layout.tokenizer().exists() {
         tokenizer.save(&layout.tokenizer())?;
     }
-    let seq_len = crate::pretrain::configs(&options, 1)?.0.seq_len;
+    let seq_len = options.configs(1)?.0.seq_len;
     // Some objectives read more tokens per block than the model sees (clm one more).
     let block_len = spec
         .objectives
