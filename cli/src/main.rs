@@ -4,6 +4,7 @@ mod backends;
 mod classify;
 mod devices;
 mod eval;
+mod export;
 mod fill_mask;
 mod finetune;
 mod generate;
@@ -80,6 +81,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// The most likely tokens at each [MASK] of a text, from a masked-LM run.
     FillMask(fill_mask::FillMaskArgs),
+    /// Write a run as a Hugging Face transformers checkpoint (GPT-NeoX or GPT-2 layout, safetensors,
+    /// tokenizer files).
+    Export(export::ExportArgs),
     /// Per-document perplexity (causal runs) or pseudo-perplexity (masked runs) of a file.
     Score(score::ScoreArgs),
     /// Accuracy on minimal pairs (BLiMP): how often the run scores the acceptable sentence of a
@@ -187,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args)?,
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,
+        Command::Export(args) => export::run(args)?,
         Command::MinimalPairs(args) => minimal_pairs::run(args)?,
         Command::Backends { json } => backends::run(json)?,
         Command::Objectives => {

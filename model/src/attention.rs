@@ -251,9 +251,13 @@ mod tests {
         devices
     }
 
+    /// Equal up to float32 rounding. The weights below are sharp (std 0.3), and the draws are
+    /// not fixed (other tests draw from the same backend's generator at the same time): the two
+    /// paths sum in different orders, and some draws differ by a few 1e-5; a wrong layout or
+    /// mask differs by 1e-1.
     fn assert_close<const D: usize>(fused: Tensor<D>, composed: Tensor<D>, what: &str) {
         assert_eq!(fused.dims(), composed.dims(), "{what}");
-        let tolerance = Tolerance::absolute(2e-5).set_relative(1e-4);
+        let tolerance = Tolerance::absolute(1e-4).set_relative(1e-3);
         fused
             .into_data()
             .assert_approx_eq::<f32>(&composed.into_data(), tolerance);
@@ -264,9 +268,6 @@ mod tests {
     #[test]
     fn attention_matches_the_composed_path() {
         for device in fused_devices() {
-            // Fixed draws: with weights this sharp, some random draws put a float32 rounding
-            // difference just past the tolerance.
-            device.seed(7);
             for positions in [Positions::Rotary, Positions::Learned] {
                 let config = TransformerConfig::new(50)
                     .with_d_model(24)

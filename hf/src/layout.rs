@@ -1,0 +1,150 @@
+//! Where primer's layout and transformers' differ, and the conversions between them.
+//!
+//! - Names: primer's module paths (`blocks.0.attn.qkv.weight`) against GPT-NeoX's
+//!   (`gpt_neox.layers.0.attention.query_key_value.weight`) and GPT-2's
+//!   (`transformer.h.0.attn.c_attn.weight`): [`NEOX_KEYS`], [`GPT2_KEYS`].
+//! - Matrices: Burn's `Linear` stores `[d_input, d_output]`, PyTorch's `nn.Linear`
+//!   `[d_output, d_input]` (GPT-NeoX: every projection and the untied head), GPT-2's `Conv1D`
+//!   `[d_input, d_output]` like Burn (only its untied head is an `nn.Linear`).
+//! - The fused attention projection: primer stores all queries, then all keys, then all values;
+//!   GPT-NeoX groups them per head (`q_h, k_h, v_h`). Rotary positions: primer (like Burn)
+//!   rotates adjacent feature pairs `(2i, 2i + 1)`, GPT-NeoX the halves `(i, i + head_dim / 2)`
+//!   (`rotate_half`), with the same frequencies. [`neox_qkv_columns`] reorders the columns for
+//!   both; a permutation shared by a head's queries and keys leaves its attention scores as they
+//!   were. GPT-2's `c_attn` is primer's layout.
+
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{BurnToPyTorchAdapter, ModuleAdapter, ModuleContext};
+
+/// Primer's parameter paths and GPT-NeoX's, as regular-expression replacements.
+pub const NEOX_KEYS: &[(&str, &str)] = &[
+    (r"^token_embedding\.weight$", "gpt_neox.embed_in.weight"),
+    (r"^blocks\.(\d+)\.norm_1\.", "gpt_neox.layers.$1.input_layernorm."),
+    (
+        r"^blocks\.(\d+)\.norm_2\.",
+        "gpt_neox.layers.$1.post_attention_layernorm.",
+    ),
+    (
+        r"^blocks\.(\d+)\.attn\.qkv\.",
+        "gpt_neox.layers.$1.attention.query_key_value.",
+    ),
+    (r"^blocks\.(\d+)\.attn\.proj\.", "gpt_neox.layers.$1.attention.dense."),
+    (r"^blocks\.(\d+)\.mlp\.fc\.", "gpt_neox.layers.$1.mlp.dense_h_to_4h."),
+    (r"^blocks\.(\d+)\.mlp\.proj\.", "gpt_neox.layers.$1.mlp.dense_4h_to_h."),
+    (r"^norm\.", "gpt_neox.final_layer_norm."),
+    (r"^lm_head\.weight$", "embed_out.weight"),
+];
+
+/// Primer's parameter paths and GPT-2's, as regular-expression replacements.
+pub const GPT2_KEYS: &[(&str, &str)] = &[
+    (r"^token_embedding\.weight$", "transformer.wte.weight"),
+    (r"^position_embedding\.weight$", "transformer.wpe.weight"),
+    (r"^blocks\.(\d+)\.norm_1\.", "transformer.h.$1.ln_1."),
+    (r"^blocks\.(\d+)\.norm_2\.", "transformer.h.$1.ln_2."),
+    (r"^blocks\.(\d+)\.attn\.qkv\.", "transformer.h.$1.attn.c_attn."),
+    (r"^blocks\.(\d+)\.attn\.proj\.", "transformer.h.$1.attn.c_proj."),
+    (r"^blocks\.(\d+)\.mlp\.fc\.", "transformer.h.$1.mlp.c_fc."),
+    (r"^blocks\.(\d+)\.mlp\.proj\.", "transformer.h.$1.mlp.c_proj."),
+    (r"^norm\.", "transformer.ln_f."),
+    (r"^lm_head\.weight$", "lm_head.weight"),
+];
+
+/// The position, within one head, of GPT-NeoX's feature `j` among primer's: the first half
+/// holds the first element of each rotary pair, the second half the second.
+fn pair_feature(j: usize, head_dim: usize) -> usize {
+    let half = head_dim / 2;
+    if j < half { 2 * j } else { 2 * (j - half) + 1 }
+}
+
+/// For each column of GPT-NeoX's `query_key_value` (in Burn's `[d_input, d_output]` layout),
+/// the column of primer's `qkv` it takes: head by head, its queries, keys and values, the
+/// queries' and keys' features reordered from rotary pairs to halves.
+pub fn neox_qkv_columns(d_model: usize, heads: usize) -> Vec<usize> {
+    let head_dim = d_model / heads;
+    let mut columns = Vec::with_capacity(3 * d_model);
+    for head in 0..heads {
+        for part in 0..3 {
+            for j in 0..head_dim {
+                let feature = if part < 2 { pair_feature(j, head_dim) } else { j };
+                columns.push(part * d_model + head * head_dim + feature);
+            }
+        }
+    }
+    columns
+}
+
+/// Burn to PyTorch for GPT-2: LayerNorm's `gamma`/`beta` become `weight`/`bias`, and only the
+/// untied head (an `nn.Linear`) is transposed; GPT-2's `Conv1D` layers keep Burn's layout.
+#[derive(Debug, Clone, Default)]
+pub struct Gpt2Adapter;
+
+impl ModuleAdapter for Gpt2Adapter {
+    fn adapt(&self, tensor: PackTensor, ctx: ModuleContext<'_>) -> PackTensor {
+        let conv1d = ctx.module_type() == Some("Struct:Linear") && !tensor.name.starts_with("lm_head");
+        match conv1d {
+            true => tensor,
+            false => BurnToPyTorchAdapter.adapt(tensor, ctx),
+        }
+    }
+
+    fn get_alternative_param_name(&self, param_name: &str, container_type: &str) -> Option<String> {
+        BurnToPyTorchAdapter.get_alternative_param_name(param_name, container_type)
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::RotaryEncodingConfig;
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, Tolerance};
+
+    /// GPT-NeoX's rotation (`q * cos + rotate_half(q) * sin`) of `[1, seq, head_dim]` at
+    /// positions from 0, with base 10000.
+    fn neox_rotate(x: Tensor<3>) -> Tensor<3> {
+        let [_, seq, head_dim] = x.dims();
+        let half = head_dim / 2;
+        let device = x.device();
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        let angles: Vec<f32> = (0..seq)
+            .flat_map(|p| (0..head_dim).map(move |j| (p, j)))
+            .map(|(p, j)| p as f32 * inv_freq[j % half])
+            .collect();
+        let angles = Tensor::<3>::from_data(TensorData::new(angles, [1, seq, head_dim]), &device);
+        let first = x.clone().slice([0..1, 0..seq, 0..half]);
+        let second = x.clone().slice([0..1, 0..seq, half..head_dim]);
+        let rotated_half = Tensor::cat(vec![second.neg(), first], 2);
+        x * angles.clone().cos() + rotated_half * angles.sin()
+    }
+
+    #[test]
+    fn neox_order_turns_burns_pair_rotation_into_neoxs_half_rotation() {
+        let device = Device::flex();
+        let (seq, head_dim) = (5, 8);
+        let x = Tensor::<3>::random([1, seq, head_dim], Distribution::Normal(0.0, 1.0), &device);
+        let rotary = RotaryEncodingConfig::new(seq, head_dim).init(&device);
+        let order: Vec<i64> = (0..head_dim).map(|j| pair_feature(j, head_dim) as i64).collect();
+        let order = Tensor::<1, Int>::from_data(TensorData::new(order, [head_dim]), &device);
+        let burn_then_reorder = rotary.apply(x.clone(), 0).select(2, order.clone());
+        let reorder_then_neox = neox_rotate(x.select(2, order));
+        burn_then_reorder
+            .into_data()
+            .assert_approx_eq::<f32>(&reorder_then_neox.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn neox_columns_group_each_heads_queries_keys_and_values() {
+        // d_model 8, 2 heads of 4: head 0 takes q features 0, 2, 1, 3, then k, then v as is.
+        let columns = neox_qkv_columns(8, 2);
+        assert_eq!(&columns[..12], &[0, 2, 1, 3, 8, 10, 9, 11, 16, 17, 18, 19]);
+        assert_eq!(&columns[12..16], &[4, 6, 5, 7]);
+        let mut sorted = columns.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..24).collect::<Vec<_>>(), "a permutation");
+    }
+}
