@@ -81,6 +81,46 @@ pub type ByteSpan = (usize, usize);
 pub struct PrimerTokenizer {
     inner: Tokenizer,
     specials: SpecialTokens,
+    /// The role map read from [`ROLES_FILE`] beside the `tokenizer.json`, if any.
+    roles: Option<Roles>,
+}
+
+/// The file beside a `tokenizer.json` that names the token playing each special role, as
+/// transformers writes it (`{"eos_token": "<|endoftext|>", ...}`). With it primer reads
+/// tokenizers whose vocabulary lacks its own `[PAD]`...`[EOS]`, such as GPT-2's.
+pub const ROLES_FILE: &str = "special_tokens_map.json";
+
+/// The roles a [`ROLES_FILE`] names.
+const ROLES: [&str; 7] = [
+    "pad_token",
+    "unk_token",
+    "cls_token",
+    "sep_token",
+    "mask_token",
+    "bos_token",
+    "eos_token",
+];
+
+/// A role map: role → token text.
+type Roles = std::collections::BTreeMap<String, String>;
+
+/// The roles of the [`ROLES_FILE`] beside `tokenizer`, if there is one.
+fn read_roles(tokenizer: &Path) -> Result<Option<Roles>> {
+    let path = tokenizer.with_file_name(ROLES_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| tokenizer_error(&path, format!("not a JSON object ({e}): fix or delete it")))?;
+    let roles = ROLES
+        .iter()
+        .filter_map(|role| {
+            let value = map.get(*role)?;
+            let text = value.as_str().or_else(|| value.get("content")?.as_str())?;
+            Some((role.to_string(), text.to_string()))
+        })
+        .collect();
+    Ok(Some(roles))
 }
 
 fn tokenizer_error(path: &Path, message: impl Into<String>) -> DataError {
@@ -104,7 +144,7 @@ impl PrimerTokenizer {
                 format!("not a valid tokenizer.json ({e}): train one with `primer tokenizer train`"),
             )
         })?;
-        Self::from_tokenizer(inner, path)
+        Self::from_tokenizer(inner, path, read_roles(path)?)
     }
 
     /// Parses a `tokenizer.json` held in memory (`origin` names it in errors).
@@ -112,31 +152,39 @@ impl PrimerTokenizer {
         let inner: Tokenizer = json
             .parse()
             .map_err(|e| tokenizer_error(origin, format!("not a valid tokenizer.json ({e})")))?;
-        Self::from_tokenizer(inner, origin)
+        Self::from_tokenizer(inner, origin, None)
     }
 
-    fn from_tokenizer(inner: Tokenizer, origin: &Path) -> Result<Self> {
-        let id = |token: &str| {
+    /// Finds the special tokens: each role's token in `roles`, else primer's own name, else
+    /// (with a role map) the end-of-text token, which GPT-2 and Pythia use for every role.
+    fn from_tokenizer(inner: Tokenizer, origin: &Path, roles: Option<Roles>) -> Result<Self> {
+        let known = |token: &&String| inner.token_to_id(token).is_some();
+        let id = |role: &str, name: &str| {
+            let mapped = roles.as_ref().and_then(|roles| {
+                let end_of_text = || roles.get("eos_token").filter(|_| inner.token_to_id(name).is_none());
+                roles.get(role).filter(known).or_else(end_of_text)
+            });
+            let token = mapped.map_or(name, String::as_str);
             inner.token_to_id(token).ok_or_else(|| {
                 tokenizer_error(
                     origin,
                     format!(
-                        "has no `{token}` token: primer needs {}; train one with `primer tokenizer train` or add them as special tokens",
+                        "has no `{token}` token: primer needs {}; train one with `primer tokenizer train`, add them as special tokens, or name the tokens that play each role in a special_tokens_map.json beside it",
                         SPECIAL_TOKENS.join(" ")
                     ),
                 )
             })
         };
         let specials = SpecialTokens {
-            pad: id("[PAD]")?,
-            unk: id("[UNK]")?,
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            mask: id("[MASK]")?,
-            bos: id("[BOS]")?,
-            eos: id("[EOS]")?,
+            pad: id("pad_token", "[PAD]")?,
+            unk: id("unk_token", "[UNK]")?,
+            cls: id("cls_token", "[CLS]")?,
+            sep: id("sep_token", "[SEP]")?,
+            mask: id("mask_token", "[MASK]")?,
+            bos: id("bos_token", "[BOS]")?,
+            eos: id("eos_token", "[EOS]")?,
         };
-        Ok(Self { inner, specials })
+        Ok(Self { inner, specials, roles })
     }
 
     /// Trains a tokenizer on a corpus, streaming its documents.
@@ -200,11 +248,16 @@ impl PrimerTokenizer {
             }
         };
         inner.add_special_tokens(&specials);
-        Self::from_tokenizer(inner, Path::new(corpus.label()))
+        Self::from_tokenizer(inner, Path::new(corpus.label()), None)
     }
 
-    /// Writes the standard `tokenizer.json` atomically (temporary file, then rename).
+    /// Writes the standard `tokenizer.json` atomically (temporary file, then rename), and its
+    /// role map beside it when it has one.
     pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(roles) = &self.roles {
+            let text = serde_json::to_string_pretty(roles).expect("role maps serialize");
+            crate::files::atomic_write(&path.with_file_name(ROLES_FILE), text.as_bytes())?;
+        }
         crate::files::atomic_write(path, self.to_json().as_bytes())
     }
 
@@ -213,9 +266,15 @@ impl PrimerTokenizer {
         self.inner.to_string(true).expect("a loaded tokenizer serializes")
     }
 
-    /// sha256 of the `tokenizer.json` text: identifies the tokenizer in cache keys and configs.
+    /// sha256 of the `tokenizer.json` text (and of its role map, when it has one): identifies
+    /// the tokenizer in cache keys and configs.
     pub fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(self.to_json().as_bytes()))
+        let mut hash = Sha256::new();
+        hash.update(self.to_json().as_bytes());
+        if let Some(roles) = &self.roles {
+            hash.update(serde_json::to_string(roles).expect("role maps serialize").as_bytes());
+        }
+        hex::encode(hash.finalize())
     }
 
     /// Token ids of a text, without special tokens added.

@@ -19,6 +19,8 @@ pub struct SelfAttention {
     resid_dropout: Dropout,
     rotary: Option<RotaryEncoding>,
     n_heads: usize,
+    /// The features of each head that `rotary` rotates, the first ones.
+    rotary_dims: usize,
 }
 
 impl SelfAttention {
@@ -27,7 +29,7 @@ impl SelfAttention {
         let normal = |std| Initializer::Normal { mean: 0.0, std };
         let d = config.d_model;
         let rotary = (config.positions == Positions::Rotary)
-            .then(|| RotaryEncodingConfig::new(config.max_seq_len, config.head_dim()).init(device));
+            .then(|| RotaryEncodingConfig::new(config.max_seq_len, config.rotary_dims()).init(device));
         Self {
             qkv: crate::zero_bias(
                 LinearConfig::new(d, 3 * d)
@@ -43,6 +45,7 @@ impl SelfAttention {
             resid_dropout: DropoutConfig::new(config.dropout).init(),
             rotary,
             n_heads: config.n_heads,
+            rotary_dims: config.rotary_dims(),
         }
     }
 
@@ -85,8 +88,10 @@ impl SelfAttention {
         let head_dim = d_model / self.n_heads;
         let start = cache.as_ref().map_or(0, |cache| cache.len());
         let qkv = fused::linear(&self.qkv, x);
-        // Without padding, a cache or attention dropout, a fused kernel may do the rest.
-        if padding.is_none() && cache.is_none() && self.attn_dropout.prob == 0.0 {
+        // Without padding, a cache, attention dropout or partial rotary, a fused kernel may do
+        // the rest.
+        let whole_rotary = self.rotary.is_none() || self.rotary_dims == head_dim;
+        if padding.is_none() && cache.is_none() && self.attn_dropout.prob == 0.0 && whole_rotary {
             // [positions, head_dim, (cos, sin)] -> [seq, head_dim, 2]
             let angles = self
                 .rotary
@@ -103,8 +108,8 @@ impl SelfAttention {
         let mut qkv = qkv.chunk(3, 2).into_iter().map(heads);
         let (mut q, mut k, mut v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
         if let Some(rotary) = &self.rotary {
-            q = rotate(rotary, q, start);
-            k = rotate(rotary, k, start);
+            q = rotate_first(rotary, q, start, self.rotary_dims);
+            k = rotate_first(rotary, k, start, self.rotary_dims);
         }
         if let Some(cache) = cache {
             (k, v) = cache.append(k, v);
@@ -131,6 +136,20 @@ impl SelfAttention {
         let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model]);
         self.resid_dropout.forward(fused::linear(&self.proj, context))
     }
+}
+
+/// [`rotate`] of the first `dims` features of each head; the rest pass unchanged.
+///
+/// # Shapes
+/// - x: `[batch, heads, seq, head_dim]`
+/// - output: `[batch, heads, seq, head_dim]`
+fn rotate_first(rotary: &RotaryEncoding, x: Tensor<4>, start: usize, dims: usize) -> Tensor<4> {
+    let head_dim = x.dims()[3];
+    if dims == head_dim {
+        return rotate(rotary, x, start);
+    }
+    let rotated = rotate(rotary, x.clone().narrow(3, 0, dims), start);
+    Tensor::cat(vec![rotated, x.narrow(3, dims, head_dim - dims)], 3)
 }
 
 /// Rotary positions for positions `start..start + seq`: `x cos + rotate_pairs(x) sin`, where

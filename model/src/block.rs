@@ -2,10 +2,11 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu_approximate;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::attention::{LayerKv, SelfAttention};
-use crate::config::TransformerConfig;
+use crate::config::{Activation, TransformerConfig};
 use primer_kernels::{self as fused, AttentionMode};
 
 /// The position-wise MLP: `d_model -> d_ff -> GELU -> d_model`.
@@ -16,6 +17,8 @@ pub struct Mlp {
     /// Projection back to the residual stream (scaled init).
     pub proj: Linear,
     dropout: Dropout,
+    #[module(skip)]
+    activation: Activation,
 }
 
 impl Mlp {
@@ -33,6 +36,7 @@ impl Mlp {
                     .init(device),
             ),
             dropout: DropoutConfig::new(config.dropout).init(),
+            activation: config.activation,
         }
     }
 
@@ -40,12 +44,17 @@ impl Mlp {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout
-            .forward(fused::linear(&self.proj, fused::gelu(fused::linear(&self.fc, x))))
+        let hidden = fused::linear(&self.fc, x);
+        let hidden = match self.activation {
+            Activation::Gelu => fused::gelu(hidden),
+            Activation::GeluTanh => gelu_approximate(hidden),
+        };
+        self.dropout.forward(fused::linear(&self.proj, hidden))
     }
 }
 
-/// `x + attn(norm_1(x))`, then `x + mlp(norm_2(x))`.
+/// `x + attn(norm_1(x))`, then `x + mlp(norm_2(x))`; with a parallel residual,
+/// `x + attn(norm_1(x)) + mlp(norm_2(x))`.
 #[derive(Module, Debug)]
 pub struct Block {
     /// Norm before attention.
@@ -57,6 +66,7 @@ pub struct Block {
     /// MLP.
     pub mlp: Mlp,
     norm_eps: f64,
+    parallel_residual: bool,
 }
 
 impl Block {
@@ -74,6 +84,7 @@ impl Block {
             norm_2: norm(),
             mlp: Mlp::new(config, residual_std, device),
             norm_eps: config.norm_eps,
+            parallel_residual: config.parallel_residual,
         }
     }
 
@@ -81,8 +92,7 @@ impl Block {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, mode: AttentionMode) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.norm(&self.norm_1, x), mode);
-        x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
+        self.residuals(x, |normed| self.attn.forward(normed, mode))
     }
 
     /// [`forward`](Self::forward) with padding keys ignored.
@@ -92,8 +102,7 @@ impl Block {
     /// - padding: `[batch, seq]`, true at padding positions
     /// - output: `[batch, seq, d_model]`
     pub fn forward_padded(&self, x: Tensor<3>, mode: AttentionMode, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_padded(self.norm(&self.norm_1, x), mode, padding);
-        x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
+        self.residuals(x, |normed| self.attn.forward_padded(normed, mode, padding))
     }
 
     /// Forward of new positions after the cached ones (see
@@ -103,7 +112,20 @@ impl Block {
     /// - x: `[batch, new, d_model]`
     /// - output: `[batch, new, d_model]`
     pub fn forward_cached(&self, x: Tensor<3>, mode: AttentionMode, cache: &mut LayerKv) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward_cached(self.norm(&self.norm_1, x), mode, cache);
+        self.residuals(x, |normed| self.attn.forward_cached(normed, mode, cache))
+    }
+
+    /// The block's two residual branches around `attend`, in sequence or in parallel.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    fn residuals(&self, x: Tensor<3>, attend: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        let attended = attend(self.norm(&self.norm_1, x.clone()));
+        if self.parallel_residual {
+            return x.clone() + attended + self.mlp.forward(self.norm(&self.norm_2, x));
+        }
+        let x = x + attended;
         x.clone() + self.mlp.forward(self.norm(&self.norm_2, x))
     }
 

@@ -13,6 +13,16 @@ pub enum Positions {
     Rotary,
 }
 
+/// The MLP's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// GELU with the exact error function (PyTorch's `nn.GELU()`, BERT).
+    Gelu,
+    /// GELU's tanh approximation (GPT-2's `gelu_new`, PyTorch's `approximate="tanh"`).
+    GeluTanh,
+}
+
 /// Configuration of a [`Transformer`](crate::Transformer): a token embedding, optional learned
 /// positions, `n_layers` pre-LayerNorm blocks, a final LayerNorm and an LM head.
 #[derive(Config, Debug)]
@@ -49,6 +59,17 @@ pub struct TransformerConfig {
     /// Standard deviation of the normal initialisation (GPT-2: 0.02).
     #[config(default = 0.02)]
     pub init_std: f64,
+    /// Share of each head's features that rotary positions rotate, the first ones (GPT-NeoX's
+    /// `rotary_pct`); the rest carry no position. 1 rotates them all.
+    #[config(default = 1.0)]
+    pub rotary_fraction: f64,
+    /// Attention and MLP both read the block's input and add to it (GPT-NeoX's
+    /// `use_parallel_residual`), instead of the MLP reading the attention's output.
+    #[config(default = false)]
+    pub parallel_residual: bool,
+    /// The MLP's activation.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
 }
 
 impl TransformerConfig {
@@ -77,6 +98,21 @@ impl TransformerConfig {
                 format!(
                     "rotary positions need an even head width, got {}: change `d_model` or `n_heads`",
                     self.d_model / self.n_heads
+                ),
+            ));
+        }
+        let rotary_dims = self.rotary_dims();
+        let rotary_ok = self.rotary_fraction > 0.0
+            && self.rotary_fraction <= 1.0
+            && rotary_dims > 0
+            && rotary_dims.is_multiple_of(2);
+        if self.positions == Positions::Rotary && !rotary_ok {
+            return Err(FieldError::new(
+                "rotary_fraction",
+                format!(
+                    "`rotary_fraction` {} must be in (0, 1] and rotate an even number of a head's {} features (it rotates {rotary_dims})",
+                    self.rotary_fraction,
+                    self.head_dim()
                 ),
             ));
         }
@@ -117,7 +153,12 @@ impl TransformerConfig {
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_heads
+        self.d_model / self.n_heads.max(1)
+    }
+
+    /// The features of each head that rotary positions rotate (GPT-NeoX's `rotary_ndims`).
+    pub fn rotary_dims(&self) -> usize {
+        (self.head_dim() as f64 * self.rotary_fraction) as usize
     }
 }
 

@@ -14,7 +14,7 @@ mod transformer;
 pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
-pub use config::{FieldError, Positions, TransformerConfig};
+pub use config::{Activation, FieldError, Positions, TransformerConfig};
 pub use primer_kernels::AttentionMode;
 pub use transformer::{KvCache, Transformer};
 
@@ -138,8 +138,17 @@ mod tests {
     #[test]
     fn cached_decoding_gives_the_logits_of_a_full_forward() {
         let device = Device::flex();
-        for positions in [Positions::Learned, Positions::Rotary] {
-            let model = config().with_positions(positions).init(&device);
+        // GPT-NeoX's variants too: a quarter of each head rotated, parallel residual, tanh GELU.
+        let neox = config()
+            .with_rotary_fraction(0.25)
+            .with_parallel_residual(true)
+            .with_activation(Activation::GeluTanh);
+        for config in [
+            config().with_positions(Positions::Learned),
+            config().with_positions(Positions::Rotary),
+            neox,
+        ] {
+            let model = config.init(&device);
             let ids = vec![7i64, 3, 12, 9, 41, 5, 22, 8, 30];
             let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), &device);
             // Causal, and a prompt read both ways as a prefix.
