@@ -77,17 +77,14 @@ fn case(run: &Path, bidirectional: bool) -> Value {
     })
 }
 
-/// Runs `tests/hf/check_export.py` on an export with the torch venv's Python.
-fn check_with_transformers(export: &Path, case: &Value, dir: &Path) -> Value {
+/// Runs `tests/hf/SCRIPT` with the torch venv's Python, offline; the JSON of its last line.
+fn python(script: &str, args: &[&Path]) -> Value {
     let venv = std::env::var("VIRTUAL_ENV").expect("transformers lives in the torch venv: `. scripts/env`");
-    let case_path = dir.join("case.json");
-    std::fs::write(&case_path, case.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/hf/check_export.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/hf").join(script);
     let output = Command::new(Path::new(&venv).join("bin/python"))
         .args(["-W", "ignore"])
         .arg(script)
-        .arg(export)
-        .arg(&case_path)
+        .args(args)
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
         .output()
@@ -95,6 +92,13 @@ fn check_with_transformers(export: &Path, case: &Value, dir: &Path) -> Value {
     assert_ok(&output);
     let stdout = String::from_utf8(output.stdout).unwrap();
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// Runs `tests/hf/check_export.py` on an export.
+fn check_with_transformers(export: &Path, case: &Value, dir: &Path) -> Value {
+    let case_path = dir.join("case.json");
+    std::fs::write(&case_path, case.to_string()).unwrap();
+    python("check_export.py", &[export, &case_path])
 }
 
 #[test]
@@ -124,6 +128,20 @@ fn exports_load_in_transformers_and_give_primers_logits() {
         let diff = report["max_abs_diff"].as_f64().unwrap();
         assert!(diff < 1e-4, "{name}: logits differ by {diff}");
         eprintln!("{name} as {class}: largest logit difference {diff:.1e}");
+        // Imported back, the model gives primer's logits bit for bit.
+        let back = tmp.path().join(format!("{name}-back"));
+        primer_ok(
+            tmp.path(),
+            &format!("import --from {} --out {}", export.display(), back.display()),
+        );
+        let ids = PrimerTokenizer::from_file(&RunDir::new(&run).tokenizer())
+            .unwrap()
+            .encode(TEXTS[0])
+            .unwrap();
+        assert!(
+            logits_of(&back, &ids) == logits_of(&run, &ids),
+            "{name}: export then import changed the logits"
+        );
         assert_eq!(report["tokenizer_ids_equal"], true, "{name}: {report}");
         assert_eq!(report["mask_token"], "[MASK]", "{name}: {report}");
     }
@@ -157,5 +175,158 @@ fn exports_refuse_what_they_cannot_hold_and_never_overwrite() {
             out.display()
         ),
         &["none"],
+    );
+}
+
+/// Primer's logits for `ids` read as the run `run` reads text, flat.
+fn logits_of(run: &Path, ids: &[u32]) -> Vec<f32> {
+    let device = Device::flex();
+    let dir = RunDir::new(run);
+    let config = dir.read_config().unwrap();
+    let model = load_model(&dir, &config, &device).unwrap();
+    let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), &device);
+    let mode = config.objective.info().attention.clone();
+    model.forward(tokens, mode).into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// `tests/hf/make_checkpoints.py`'s random GPT-NeoX and GPT-2 checkpoints, in `dir`; their names.
+fn make_checkpoints(dir: &Path) -> Vec<String> {
+    serde_json::from_value(python("make_checkpoints.py", &[dir])).unwrap()
+}
+
+#[test]
+fn transformers_checkpoints_import_with_their_logits_and_round_trip_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoints = tmp.path().join("hf");
+    let names = make_checkpoints(&checkpoints);
+    assert_eq!(names.len(), 5);
+    for name in names {
+        let (from, run) = (checkpoints.join(&name), tmp.path().join(&name));
+        primer_ok(
+            tmp.path(),
+            &format!("import --format hf --from {} --out {}", from.display(), run.display()),
+        );
+        let expected = read_json(&from.join("expected.json"));
+        let ids: Vec<u32> = serde_json::from_value(expected["ids"].clone()).unwrap();
+        // GPT-2's and Pythia's tokenizers name one special token; its role map reads them.
+        let tokenizer = PrimerTokenizer::from_file(&RunDir::new(&run).tokenizer()).unwrap();
+        assert_eq!(
+            tokenizer.encode(expected["text"].as_str().unwrap()).unwrap(),
+            ids,
+            "{name}"
+        );
+        assert_eq!(tokenizer.specials().eos, 0, "{name}: <|endoftext|> plays [EOS]");
+        let theirs: Vec<f32> = expected["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+            .collect();
+        let ours = logits_of(&run, &ids);
+        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+        assert!(diff < 1e-4, "{name}: logits differ by {diff}");
+        eprintln!("{name}: largest logit difference {diff:.1e}");
+        // Export the imported run and import it again: the same numbers, bit for bit.
+        let (exported, again) = (
+            tmp.path().join(format!("{name}-out")),
+            tmp.path().join(format!("{name}-again")),
+        );
+        primer_ok(
+            tmp.path(),
+            &format!("export --run {} --out {}", run.display(), exported.display()),
+        );
+        primer_ok(
+            tmp.path(),
+            &format!("import --from {} --out {}", exported.display(), again.display()),
+        );
+        assert!(
+            logits_of(&again, &ids) == ours,
+            "{name}: the round trip changed the logits"
+        );
+    }
+}
+
+#[test]
+fn imported_checkpoints_continue_pre_training_resume_exactly_and_serve_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_checkpoints(&tmp.path().join("hf"));
+    let imported = tmp.path().join("pythia-like");
+    primer_ok(
+        tmp.path(),
+        &format!(
+            "import --from {} --out {}",
+            tmp.path().join("hf/neox-quarter-parallel-untied").display(),
+            imported.display()
+        ),
+    );
+    let continued = |out: &Path, extra: &str| {
+        primer_ok(
+            tmp.path(),
+            &format!(
+                "pretrain --init-from {} --objective clm --corpus {} --out {} --no-tui --seq-len 32 \
+                 --batch-size 4 --steps 8 --eval-every 4 --eval-batches 1 --checkpoint-every 4 {extra}",
+                imported.display(),
+                shakespeare(),
+                out.display()
+            ),
+        )
+    };
+    let (whole, halted) = (tmp.path().join("whole"), tmp.path().join("halted"));
+    continued(&whole, "");
+    continued(&halted, "--halt-after 4");
+    primer_ok(tmp.path(), &format!("pretrain --resume {} --no-tui", halted.display()));
+    let losses = |run: &Path| -> Vec<f64> { metrics(run).iter().map(|r| r["loss"].as_f64().unwrap()).collect() };
+    assert_eq!(
+        losses(&whole),
+        losses(&halted),
+        "a resumed continued run logs what an uninterrupted one does"
+    );
+    // It starts from the imported weights: its first loss is the imported model's, not a fresh draw's.
+    let fresh = tmp.path().join("fresh");
+    primer_ok(
+        tmp.path(),
+        &format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui --seq-len 32 --batch-size 4 --steps 1 \
+             --eval-every 1 --eval-batches 1 --tokenizer {} --layers 2 --d-model 32 --heads 2",
+            shakespeare(),
+            fresh.display(),
+            RunDir::new(&imported).tokenizer().display()
+        ),
+    );
+    assert_ne!(losses(&whole)[0], losses(&fresh)[0]);
+    assert_error(
+        tmp.path(),
+        &format!(
+            "pretrain --init-from {} --layers 3 --objective clm --corpus {} --out {}",
+            imported.display(),
+            shakespeare(),
+            tmp.path().join("x").display()
+        ),
+        &["--layers", "--init-from"],
+    );
+    // The commands after pre-training read an imported run like any other.
+    primer_ok(
+        tmp.path(),
+        &format!(
+            "generate --run {} --prompt First --max-new-tokens 5",
+            imported.display()
+        ),
+    );
+    let file = tmp.path().join("docs.txt");
+    std::fs::write(&file, "First Citizen: speak.\n\nAll: speak, speak.\n").unwrap();
+    primer_ok(
+        tmp.path(),
+        &format!("score --run {} --file {}", imported.display(), file.display()),
+    );
+    let (train, valid) = write_task(tmp.path());
+    primer_ok(
+        tmp.path(),
+        &format!(
+            "finetune --from {} --task {train} --valid-file {valid} --text-column sentence --epochs 1 --out {} --no-tui",
+            imported.display(),
+            tmp.path().join("classifier").display()
+        ),
     );
 }

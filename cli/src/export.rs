@@ -38,7 +38,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         &trained.model,
         &trained.config.model,
         &info.attention,
-        (&trained.dir.tokenizer(), trained.tokenizer.specials()),
+        (&trained.dir.tokenizer(), &trained.tokenizer),
         &args.out,
     )?;
     println!(

@@ -87,9 +87,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     }
     let host = Backend::Flex.device()?;
     let pretrained = TrainedRun::load(&args.from, &host)?;
-    if pretrained.tokenizer.vocab_size() != pretrained.config.model.vocab_size {
+    // A model's vocabulary may be padded beyond its tokenizer's (Pythia's is), never short of it.
+    if pretrained.tokenizer.vocab_size() > pretrained.config.model.vocab_size {
         bail!(
-            "{} has {} tokens but the model of {} has {}: the run's tokenizer was replaced; restore it",
+            "{} has {} tokens but the model of {} only {}: the run's tokenizer was replaced; restore it",
             pretrained.dir.tokenizer().display(),
             pretrained.tokenizer.vocab_size(),
             args.from.display(),

@@ -8,6 +8,7 @@ mod export;
 mod fill_mask;
 mod finetune;
 mod generate;
+mod import;
 #[cfg(feature = "tch")]
 mod libtorch;
 mod minimal_pairs;
@@ -84,6 +85,8 @@ enum Command {
     /// Write a run as a Hugging Face transformers checkpoint (GPT-NeoX or GPT-2 layout, safetensors,
     /// tokenizer files).
     Export(export::ExportArgs),
+    /// Read a Hugging Face transformers checkpoint (GPT-NeoX or GPT-2) as a primer run.
+    Import(import::ImportArgs),
     /// Per-document perplexity (causal runs) or pseudo-perplexity (masked runs) of a file.
     Score(score::ScoreArgs),
     /// Accuracy on minimal pairs (BLiMP): how often the run scores the acceptable sentence of a
@@ -192,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,
         Command::Export(args) => export::run(args)?,
+        Command::Import(args) => import::run(args)?,
         Command::MinimalPairs(args) => minimal_pairs::run(args)?,
         Command::Backends { json } => backends::run(json)?,
         Command::Objectives => {

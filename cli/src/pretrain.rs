@@ -90,6 +90,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("--peak-gflops {gflops} must be a positive rate in GFLOP/s, e.g. --peak-gflops 200");
     }
+    let init = init_from(&mut options)?;
     let (train, model) = options.configs(1)?;
     let objective = options.objective.clone().with_context(|| {
         format!(
@@ -98,9 +99,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let (data, tokenizer) = data::run_data(&options)?;
-    let model = TransformerConfig {
-        vocab_size: tokenizer.vocab_size(),
-        ..model
+    let model = match &init {
+        Some((dir, continued)) => continued_model(dir, &continued.model, &model, train.seq_len)?,
+        None => TransformerConfig {
+            vocab_size: tokenizer.vocab_size(),
+            ..model
+        },
     };
     let config = RunConfig {
         objective,
@@ -145,6 +149,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         peak_flops,
         host: Backend::Flex.device()?,
         minimal_pairs: &minimal_pairs,
+        init: init.as_ref().map(|(dir, _)| dir.model()),
     };
     RunStatus::now(RunState::Running, None).write(&run_dir)?;
     let outcome = pretrain(job, &device, &interrupter).inspect_err(|error| {
@@ -260,6 +265,71 @@ fn resume_options(run_dir: &RunDir, options: &mut PretrainOptions) -> anyhow::Re
     *options = options.clone().or(stored_options);
     options.tokenizer = Some(run_dir.tokenizer());
     Ok(lock)
+}
+
+/// With `--init-from RUN`, the run this one continues, whose tokenizer it uses; options that
+/// would shape another model are refused.
+fn init_from(options: &mut PretrainOptions) -> anyhow::Result<Option<(RunDir, RunConfig)>> {
+    let Some(path) = options.init_from.clone() else {
+        return Ok(None);
+    };
+    let shaping = [
+        ("--layers", options.layers.is_some()),
+        ("--d-model", options.d_model.is_some()),
+        ("--heads", options.heads.is_some()),
+        ("--d-ff", options.d_ff.is_some()),
+        ("--positions", options.positions.is_some()),
+        ("--tie-embeddings", options.tie_embeddings.is_some()),
+        ("--tokenizer-kind", options.tokenizer_kind.is_some()),
+        ("--vocab-size", options.vocab_size.is_some()),
+    ];
+    if let Some((flag, _)) = shaping.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} conflicts with --init-from: the model and tokenizer come from {}",
+            path.display()
+        );
+    }
+    let dir = RunDir::new(&path);
+    let config = dir.read_config()?;
+    let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
+    if let Some(given) = &options.tokenizer
+        && PrimerTokenizer::from_file(given)?.fingerprint() != tokenizer.fingerprint()
+    {
+        bail!(
+            "--tokenizer {} is not the tokenizer of --init-from {}: drop --tokenizer",
+            given.display(),
+            path.display()
+        );
+    }
+    options.tokenizer.get_or_insert(dir.tokenizer());
+    Ok(Some((dir, config)))
+}
+
+/// The model of a run that continues `continued` (of the run in `dir`): its sizes, with the
+/// dropout of this run's options.
+fn continued_model(
+    dir: &RunDir,
+    continued: &TransformerConfig,
+    options: &TransformerConfig,
+    seq_len: usize,
+) -> anyhow::Result<TransformerConfig> {
+    if !dir.model().exists() {
+        bail!(
+            "--init-from {} has no model.bpk: finish that run, or import a checkpoint with `primer import`",
+            dir.root.display()
+        );
+    }
+    if seq_len > continued.max_seq_len {
+        bail!(
+            "--seq-len {seq_len} is longer than the {} positions of --init-from {}: give at most that",
+            continued.max_seq_len,
+            dir.root.display()
+        );
+    }
+    Ok(TransformerConfig {
+        dropout: options.dropout,
+        ..continued.clone()
+    })
 }
 
 /// burn-train's TUI when stdout is a terminal, unless `no_tui`; plain lines otherwise.

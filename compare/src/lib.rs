@@ -254,6 +254,11 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
     if options.seed.is_some() {
         bail!("compare takes --seeds N (runs per objective), not --seed");
     }
+    if options.init_from.is_some() {
+        bail!(
+            "compare pre-trains every objective from its seed's weights, not --init-from: continue one run with `primer pretrain --init-from`"
+        );
+    }
     if args.seeds == 0 {
         bail!("--seeds 0 leaves nothing to compare: give at least 1");
     }

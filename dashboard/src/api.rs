@@ -250,7 +250,7 @@ pub struct StartRequest {
 }
 
 /// Options that name files: each must be a named data set or a path inside the allowed roots.
-const FILE_OPTIONS: [&str; 5] = ["corpus", "valid", "data", "tokenizer", "minimal-pairs"];
+const FILE_OPTIONS: [&str; 6] = ["corpus", "valid", "data", "tokenizer", "init-from", "minimal-pairs"];
 
 /// The options of a start request, typed, with every file they name confined.
 fn start_options(state: &AppState, form: serde_json::Map<String, Value>) -> Result<PretrainOptions, ApiError> {

@@ -2,15 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
 use burn::store::{BurnToPyTorchAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Int, Tensor, TensorData};
-use primer_datasets::tokenizer::SpecialTokens;
-use primer_model::{AttentionMode, Positions, Transformer, TransformerConfig};
+use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
+use primer_model::{Activation, AttentionMode, Positions, Transformer, TransformerConfig};
 use serde_json::{Value, json};
 
 use crate::HfError;
-use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, neox_qkv_columns};
+use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, neox_qkv_columns, reorder_qkv};
 use crate::tokenizer_files::{self, write_json};
 
 /// The transformers architecture a model is exported as.
@@ -59,7 +57,7 @@ pub fn export(
     model: &Transformer,
     config: &TransformerConfig,
     attention: &AttentionMode,
-    tokenizer: (&Path, &SpecialTokens),
+    tokenizer: (&Path, &PrimerTokenizer),
     out: &Path,
 ) -> Result<Exported, HfError> {
     if out.exists() {
@@ -75,6 +73,11 @@ pub fn export(
         }
     };
     let architecture = Architecture::of(config.positions);
+    if architecture == Architecture::Gpt2 && config.parallel_residual {
+        return Err(HfError::Unsupported(
+            "GPT-2 has no parallel residual: a learned-position model with one cannot be exported".into(),
+        ));
+    }
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -85,9 +88,9 @@ pub fn export(
         .tempdir_in(parent)
         .map_err(|e| HfError::write(parent, e))?;
     write_weights(model, config, architecture, &staging.path().join("model.safetensors"))?;
-    let hf_config = hf_config(config, architecture, bidirectional, tokenizer.1);
+    let hf_config = hf_config(config, architecture, bidirectional, tokenizer.1.specials());
     write_json(&staging.path().join("config.json"), &hf_config)?;
-    tokenizer_files::write(tokenizer.0, staging.path(), config.max_seq_len)?;
+    tokenizer_files::write(tokenizer.0, tokenizer.1, staging.path(), config.max_seq_len)?;
     let staged = staging.keep();
     std::fs::rename(&staged, out).map_err(|e| HfError::write(out, e))?;
     Ok(Exported {
@@ -106,12 +109,15 @@ fn write_weights(
     path: &Path,
 ) -> Result<(), HfError> {
     let (keys, adapter, model): (_, Box<dyn ModuleAdapter>, _) = match architecture {
-        Architecture::GptNeoX => (
-            NEOX_KEYS,
-            Box::new(BurnToPyTorchAdapter),
-            neox_order(model.clone(), config),
-        ),
-        Architecture::Gpt2 => (GPT2_KEYS, Box::new(Gpt2Adapter), model.clone()),
+        Architecture::GptNeoX => {
+            let columns = neox_qkv_columns(config.d_model, config.n_heads, config.rotary_dims());
+            (
+                NEOX_KEYS,
+                Box::new(BurnToPyTorchAdapter),
+                reorder_qkv(model.clone(), &columns),
+            )
+        }
+        Architecture::Gpt2 => (GPT2_KEYS, Box::new(Gpt2Adapter::TO_PYTORCH), model.clone()),
     };
     let mut store = SafetensorsStore::from_file(path)
         .clear_metadata()
@@ -146,27 +152,6 @@ impl ModuleAdapter for BoxedAdapter {
     }
 }
 
-/// `model` with each block's fused `qkv` columns in GPT-NeoX's order
-/// ([`neox_qkv_columns`]).
-fn neox_order(mut model: Transformer, config: &TransformerConfig) -> Transformer {
-    let columns: Vec<i64> = neox_qkv_columns(config.d_model, config.n_heads)
-        .into_iter()
-        .map(|c| c as i64)
-        .collect();
-    for block in &mut model.blocks {
-        let qkv = &mut block.attn.qkv;
-        let weight = qkv.weight.val();
-        let device = weight.device();
-        let order = Tensor::<1, Int>::from_data(TensorData::new(columns.clone(), [columns.len()]), &device);
-        qkv.weight = Param::from_tensor(weight.select(1, order.clone()));
-        qkv.bias = qkv
-            .bias
-            .take()
-            .map(|bias| Param::from_tensor(bias.val().select(0, order)));
-    }
-    model
-}
-
 /// transformers' `config.json` for `config` as `architecture`.
 fn hf_config(
     config: &TransformerConfig,
@@ -174,6 +159,10 @@ fn hf_config(
     bidirectional: bool,
     specials: &SpecialTokens,
 ) -> Value {
+    let activation = match config.activation {
+        Activation::Gelu => "gelu",
+        Activation::GeluTanh => "gelu_new",
+    };
     let mut value = match architecture {
         Architecture::GptNeoX => json!({
             "model_type": "gpt_neox",
@@ -181,12 +170,12 @@ fn hf_config(
             "num_hidden_layers": config.n_layers,
             "num_attention_heads": config.n_heads,
             "intermediate_size": config.d_ff,
-            "hidden_act": "gelu",
-            "rotary_pct": 1.0,
+            "hidden_act": activation,
+            "rotary_pct": config.rotary_fraction,
             "rotary_emb_base": 10000,
             "max_position_embeddings": config.max_seq_len,
             "layer_norm_eps": config.norm_eps,
-            "use_parallel_residual": false,
+            "use_parallel_residual": config.parallel_residual,
             "attention_bias": true,
             "attention_dropout": 0.0,
             "hidden_dropout": 0.0,
@@ -198,7 +187,7 @@ fn hf_config(
             "n_head": config.n_heads,
             "n_inner": config.d_ff,
             "n_positions": config.max_seq_len,
-            "activation_function": "gelu",
+            "activation_function": activation,
             "layer_norm_epsilon": config.norm_eps,
             "resid_pdrop": 0.0,
             "embd_pdrop": 0.0,

@@ -13,8 +13,54 @@
 //!   both; a permutation shared by a head's queries and keys leaves its attention scores as they
 //!   were. GPT-2's `c_attn` is primer's layout.
 
+use burn::module::Param;
 use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::{BurnToPyTorchAdapter, ModuleAdapter, ModuleContext};
+use burn::store::{BurnToPyTorchAdapter, ModuleAdapter, ModuleContext, PyTorchToBurnAdapter};
+use burn::tensor::{Int, Tensor, TensorData};
+use primer_model::Transformer;
+
+/// The inverse of [`neox_qkv_columns`]: for each column of primer's `qkv`, the column of
+/// GPT-NeoX's `query_key_value` it comes from.
+pub fn primer_qkv_columns(d_model: usize, heads: usize, rotary_dims: usize) -> Vec<usize> {
+    let mut inverse = vec![0; 3 * d_model];
+    for (neox, primer) in neox_qkv_columns(d_model, heads, rotary_dims).into_iter().enumerate() {
+        inverse[primer] = neox;
+    }
+    inverse
+}
+
+/// `model` with the columns of each block's fused `qkv` projection (and its bias) taken in
+/// `columns`' order ([`neox_qkv_columns`] or [`primer_qkv_columns`]).
+pub fn reorder_qkv(mut model: Transformer, columns: &[usize]) -> Transformer {
+    let columns: Vec<i64> = columns.iter().map(|&c| c as i64).collect();
+    for block in &mut model.blocks {
+        let qkv = &mut block.attn.qkv;
+        let weight = qkv.weight.val();
+        let order = Tensor::<1, Int>::from_data(TensorData::new(columns.clone(), [columns.len()]), &weight.device());
+        qkv.weight = Param::from_tensor(weight.select(1, order.clone()));
+        qkv.bias = qkv
+            .bias
+            .take()
+            .map(|bias| Param::from_tensor(bias.val().select(0, order)));
+    }
+    model
+}
+
+/// `keys` the other way round: from the target's names back to primer's paths.
+pub fn reversed(keys: &[(&str, &str)]) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|(primer, target)| {
+            let pattern = format!("^{}", target.replace('.', r"\.").replace("$1", r"(\d+)"));
+            let pattern = if primer.ends_with('$') {
+                format!("{pattern}$")
+            } else {
+                pattern
+            };
+            let path = primer.trim_start_matches('^').trim_end_matches('$');
+            (pattern, path.replace(r"(\d+)", "$1").replace(r"\.", "."))
+        })
+        .collect()
+}
 
 /// Primer's parameter paths and GPT-NeoX's, as regular-expression replacements.
 pub const NEOX_KEYS: &[(&str, &str)] = &[
@@ -58,14 +104,15 @@ fn pair_feature(j: usize, head_dim: usize) -> usize {
 
 /// For each column of GPT-NeoX's `query_key_value` (in Burn's `[d_input, d_output]` layout),
 /// the column of primer's `qkv` it takes: head by head, its queries, keys and values, the
-/// queries' and keys' features reordered from rotary pairs to halves.
-pub fn neox_qkv_columns(d_model: usize, heads: usize) -> Vec<usize> {
+/// first `rotary_dims` features of the queries and keys reordered from rotary pairs to halves.
+pub fn neox_qkv_columns(d_model: usize, heads: usize, rotary_dims: usize) -> Vec<usize> {
     let head_dim = d_model / heads;
     let mut columns = Vec::with_capacity(3 * d_model);
     for head in 0..heads {
         for part in 0..3 {
             for j in 0..head_dim {
-                let feature = if part < 2 { pair_feature(j, head_dim) } else { j };
+                let rotated = part < 2 && j < rotary_dims;
+                let feature = if rotated { pair_feature(j, rotary_dims) } else { j };
                 columns.push(part * d_model + head * head_dim + feature);
             }
         }
@@ -73,26 +120,44 @@ pub fn neox_qkv_columns(d_model: usize, heads: usize) -> Vec<usize> {
     columns
 }
 
-/// Burn to PyTorch for GPT-2: LayerNorm's `gamma`/`beta` become `weight`/`bias`, and only the
-/// untied head (an `nn.Linear`) is transposed; GPT-2's `Conv1D` layers keep Burn's layout.
-#[derive(Debug, Clone, Default)]
-pub struct Gpt2Adapter;
+/// Between Burn and PyTorch for GPT-2, either way: LayerNorm's `gamma`/`beta` are `weight`/`bias`,
+/// and only the untied head (an `nn.Linear`) is transposed; GPT-2's `Conv1D` layers keep
+/// Burn's layout.
+#[derive(Debug, Clone, Copy)]
+pub struct Gpt2Adapter {
+    to_burn: bool,
+}
+
+impl Gpt2Adapter {
+    /// For writing a GPT-2 checkpoint.
+    pub const TO_PYTORCH: Self = Self { to_burn: false };
+    /// For reading one.
+    pub const TO_BURN: Self = Self { to_burn: true };
+
+    /// Burn's own adapter in this direction.
+    fn pytorch(&self) -> Box<dyn ModuleAdapter> {
+        match self.to_burn {
+            true => Box::new(PyTorchToBurnAdapter),
+            false => Box::new(BurnToPyTorchAdapter),
+        }
+    }
+}
 
 impl ModuleAdapter for Gpt2Adapter {
     fn adapt(&self, tensor: PackTensor, ctx: ModuleContext<'_>) -> PackTensor {
         let conv1d = ctx.module_type() == Some("Struct:Linear") && !tensor.name.starts_with("lm_head");
         match conv1d {
             true => tensor,
-            false => BurnToPyTorchAdapter.adapt(tensor, ctx),
+            false => self.pytorch().adapt(tensor, ctx),
         }
     }
 
     fn get_alternative_param_name(&self, param_name: &str, container_type: &str) -> Option<String> {
-        BurnToPyTorchAdapter.get_alternative_param_name(param_name, container_type)
+        self.pytorch().get_alternative_param_name(param_name, container_type)
     }
 
     fn clone_box(&self) -> Box<dyn ModuleAdapter> {
-        Box::new(self.clone())
+        Box::new(*self)
     }
 }
 
@@ -100,7 +165,7 @@ impl ModuleAdapter for Gpt2Adapter {
 mod tests {
     use super::*;
     use burn::nn::RotaryEncodingConfig;
-    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, Tolerance};
+    use burn::tensor::{Device, Distribution, Tolerance};
 
     /// GPT-NeoX's rotation (`q * cos + rotate_half(q) * sin`) of `[1, seq, head_dim]` at
     /// positions from 0, with base 10000.
@@ -138,11 +203,32 @@ mod tests {
     }
 
     #[test]
+    fn reversed_keys_lead_back_to_primers_paths() {
+        let back = reversed(NEOX_KEYS);
+        assert_eq!(
+            back[1],
+            (
+                r"^gpt_neox\.layers\.(\d+)\.input_layernorm\.".into(),
+                "blocks.$1.norm_1.".into()
+            )
+        );
+        assert_eq!(
+            back[0],
+            (r"^gpt_neox\.embed_in\.weight$".into(), "token_embedding.weight".into())
+        );
+        let columns = neox_qkv_columns(8, 2, 2);
+        let inverse = primer_qkv_columns(8, 2, 2);
+        assert!((0..24).all(|primer| columns[inverse[primer]] == primer));
+    }
+
+    #[test]
     fn neox_columns_group_each_heads_queries_keys_and_values() {
         // d_model 8, 2 heads of 4: head 0 takes q features 0, 2, 1, 3, then k, then v as is.
-        let columns = neox_qkv_columns(8, 2);
+        let columns = neox_qkv_columns(8, 2, 4);
         assert_eq!(&columns[..12], &[0, 2, 1, 3, 8, 10, 9, 11, 16, 17, 18, 19]);
         assert_eq!(&columns[12..16], &[4, 6, 5, 7]);
+        // Half of each head rotated: features 2 and 3 keep their place.
+        assert_eq!(&neox_qkv_columns(8, 2, 2)[..4], &[0, 1, 2, 3]);
         let mut sorted = columns.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..24).collect::<Vec<_>>(), "a permutation");

@@ -1,15 +1,18 @@
-//! Hugging Face interop: a primer model as a `transformers` checkpoint.
+//! Hugging Face interop: primer models as `transformers` checkpoints, and back.
 //!
 //! [`export`] writes a directory that `transformers.AutoModelForCausalLM.from_pretrained`
 //! loads: rotary models as GPT-NeoX, learned-position models as GPT-2, with
 //! `model.safetensors` written by Burn's own store (`burn::store::SafetensorsStore`, with key
 //! remapping and an adapter), `config.json`, and the tokenizer files `AutoTokenizer` reads.
-//! Where the layouts differ they are converted, not approximated ([`layout`]).
+//! [`import`] reads such a directory (GPT-NeoX or GPT-2, public checkpoints included) back as
+//! a primer model. Where the layouts differ they are converted, not approximated ([`layout`]).
 
 mod error;
 mod export;
+mod import;
 pub mod layout;
 mod tokenizer_files;
 
 pub use error::HfError;
 pub use export::{Architecture, Exported, export};
+pub use import::{Imported, import};

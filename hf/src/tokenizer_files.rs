@@ -3,40 +3,43 @@
 
 use std::path::Path;
 
+use primer_datasets::tokenizer::PrimerTokenizer;
 use serde_json::{Value, json};
 
 use crate::HfError;
 
-/// Each transformers role and primer's special token that plays it.
-const ROLES: [(&str, &str); 7] = [
-    ("pad_token", "[PAD]"),
-    ("unk_token", "[UNK]"),
-    ("cls_token", "[CLS]"),
-    ("sep_token", "[SEP]"),
-    ("mask_token", "[MASK]"),
-    ("bos_token", "[BOS]"),
-    ("eos_token", "[EOS]"),
-];
-
-/// The special-token map: role → token.
-fn special_tokens() -> serde_json::Map<String, Value> {
-    ROLES
-        .iter()
-        .map(|(role, token)| (role.to_string(), json!(token)))
-        .collect()
+/// The special-token map: each transformers role and the token that plays it (primer's own
+/// `[PAD]`...`[EOS]`, or an imported tokenizer's).
+fn special_tokens(tokenizer: &PrimerTokenizer) -> serde_json::Map<String, Value> {
+    let ids = tokenizer.specials();
+    [
+        ("pad_token", ids.pad),
+        ("unk_token", ids.unk),
+        ("cls_token", ids.cls),
+        ("sep_token", ids.sep),
+        ("mask_token", ids.mask),
+        ("bos_token", ids.bos),
+        ("eos_token", ids.eos),
+    ]
+    .into_iter()
+    .filter_map(|(role, id)| Some((role.to_string(), json!(tokenizer.id_to_token(id)?))))
+    .collect()
 }
 
-/// Writes the tokenizer files into `dir`, from primer's `tokenizer.json` at `tokenizer`.
-/// `max_len` is the longest sequence the model reads.
-pub fn write(tokenizer: &Path, dir: &Path, max_len: usize) -> Result<(), HfError> {
+/// Writes the tokenizer files into `dir`: `tokenizer`'s `tokenizer.json` (saved at `path`) and
+/// its roles. `max_len` is the longest sequence the model reads.
+pub fn write(path: &Path, tokenizer: &PrimerTokenizer, dir: &Path, max_len: usize) -> Result<(), HfError> {
     let target = dir.join("tokenizer.json");
-    std::fs::copy(tokenizer, &target).map_err(|e| HfError::write(&target, e))?;
-    let mut config = special_tokens();
+    std::fs::copy(path, &target).map_err(|e| HfError::write(&target, e))?;
+    let mut config = special_tokens(tokenizer);
     config.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
     config.insert("model_max_length".into(), json!(max_len));
     config.insert("clean_up_tokenization_spaces".into(), json!(false));
     write_json(&dir.join("tokenizer_config.json"), &Value::Object(config))?;
-    write_json(&dir.join("special_tokens_map.json"), &Value::Object(special_tokens()))
+    write_json(
+        &dir.join("special_tokens_map.json"),
+        &Value::Object(special_tokens(tokenizer)),
+    )
 }
 
 /// Writes `value` as pretty JSON to `path`.

@@ -33,6 +33,9 @@ option_set! {
         data: PathBuf,
         /// A tokenizer.json; without it one is trained on the corpus.
         tokenizer: PathBuf,
+        /// A run (e.g. one `primer import` made) whose model, tokenizer and weights this run
+        /// starts from: continued pre-training. The model options then come from it.
+        init_from: PathBuf,
         /// Kind of tokenizer to train: bpe (byte-level), wordpiece or char.
         tokenizer_kind: TokenizerKind = TokenizerKind::Bpe,
         /// Vocabulary size of a trained tokenizer.

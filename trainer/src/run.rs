@@ -5,6 +5,7 @@
 //! exactly from a step. The loop still uses burn-train's pieces: its TUI renderer and system
 //! metrics (see [`crate::tui`]), burn's `ModuleOptimizer` and burnpack records.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -62,6 +63,9 @@ pub struct PretrainJob<'a> {
     /// Minimal pairs (acceptable, unacceptable), as token ids, scored at every evaluation; may
     /// be empty.
     pub minimal_pairs: &'a [[Vec<u32>; 2]],
+    /// The weights (`model.bpk` of another run) a new run starts from instead of its seed's
+    /// draws: continued pre-training. Its model config must be the run's.
+    pub init: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -395,6 +399,18 @@ fn restore(
     let train = &job.config.train;
     let companion = objective.companion(&job.config.model);
     let networks = Networks::init_on_host(&job.config.model, companion.as_ref(), train.seed, &job.host, device);
+    let networks = match &job.init {
+        Some(weights) => Networks {
+            model: load_weights(networks.model, weights).map_err(|e| {
+                TrainError::Invalid(format!(
+                    "{}: {e}: the run this one continues is corrupt or gone",
+                    weights.display()
+                ))
+            })?,
+            ..networks
+        },
+        None => networks,
+    };
     let optim = optimizer(train);
     let fresh = TrainState {
         step: 0,
