@@ -475,6 +475,21 @@ fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
             runs.join("done").display()
         ),
     );
+    // A fine-tune with a long name, of a task given as a long file path, for the layout checks.
+    let tasks = tmp.path().join("tasks-kept-in-a-folder-with-a-rather-long-name");
+    std::fs::create_dir_all(&tasks).unwrap();
+    let (train, valid) = write_task(&tasks);
+    let task = tasks.join("a-task-file-with-a-long-name.tsv");
+    std::fs::rename(&train, &task).unwrap();
+    primer_ok(
+        cache,
+        &format!(
+            "finetune --from {} --task {} --valid-file {valid} --text-column sentence --epochs 1 --no-tui --out {}",
+            runs.join("done").display(),
+            task.display(),
+            runs.join("a-fine-tune-of-the-finished-run-with-a-long-name").display()
+        ),
+    );
     let corpus_dir = tmp.path().join("corpora");
     std::fs::create_dir_all(&corpus_dir).unwrap();
     let corpus = corpus_dir.join("shakespeare.txt");
@@ -497,7 +512,14 @@ fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
     );
     assert!(output.status.success(), "browser test failed:\n{printed}");
     assert!(printed.contains("browser test passed"), "{printed}");
-    for shot in ["1-training", "2-stopped", "3-overlay", "4-detail"] {
+    for shot in [
+        "1-training",
+        "2-stopped",
+        "3-overlay",
+        "4-detail",
+        "5-layout-1500",
+        "5-layout-1024",
+    ] {
         let png = std::fs::read(shots.join(format!("{shot}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot}.png is a PNG");
     }

@@ -31,6 +31,9 @@ function rowValue(run, key) {
   return run[key];
 }
 
+// Text from run directories (names, task paths) as HTML text, never markup.
+const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
 function renderRuns() {
   const filter = document.getElementById("filter").value.toLowerCase();
   const { key, ascending } = state.sort;
@@ -53,10 +56,12 @@ function renderRuns() {
       run.status === "interrupted" && run.kind === "pretrain" ? `<button data-action="resume" data-testid="resume">resume</button>` : "",
       `<button data-action="detail">detail</button>`,
     ].join(" ");
-    tr.innerHTML = `<td>${box}</td><td>${run.id}</td><td>${run.kind}${run.task ? " " + run.task : ""}</td>
-      <td>${run.objective ?? ""}</td><td class="${run.status ?? ""}" data-testid="status">${run.status ?? "unknown"}</td>
+    // A task given as a file shows its file name; the whole path is in the tooltip.
+    const task = run.task ? ` <span title="${esc(run.task)}">${esc(run.task.split("/").pop())}</span>` : "";
+    tr.innerHTML = `<td>${box}</td><td>${esc(run.id)}</td><td>${run.kind}${task}</td>
+      <td>${esc(run.objective)}</td><td class="${run.status ?? ""}" data-testid="status">${run.status ?? "unknown"}</td>
       <td>${steps}</td><td>${run.tokens_seen ?? ""}</td><td>${fmt(rowValue(run, "valid_loss"))}</td>
-      <td>${fmt(rowValue(run, "valid_accuracy"))}</td><td>${run.backend ?? ""}</td><td>${fmt(run.elapsed_s, 0)}</td><td>${buttons}</td>`;
+      <td>${fmt(rowValue(run, "valid_accuracy"))}</td><td>${esc(run.backend)}</td><td>${fmt(run.elapsed_s, 0)}</td><td>${buttons}</td>`;
     return tr;
   }));
 }
@@ -148,6 +153,14 @@ function draw() {
     series: [{}, ...ids.map((id, i) => ({ label: seriesLabel(id), stroke: palette[i % palette.length], width: 2, spanGaps: true }))],
   }, data, chart);
 }
+
+// The chart follows its panel's width when the window (or the layout) changes.
+new ResizeObserver(() => {
+  const chart = document.getElementById("chart");
+  if (plot && chart.clientWidth > 0 && chart.clientWidth !== plot.width) {
+    plot.setSize({ width: chart.clientWidth, height: plot.height });
+  }
+}).observe(document.getElementById("chart"));
 
 document.querySelector("#runs thead").addEventListener("click", (event) => {
   const key = event.target.dataset.key;

@@ -4,7 +4,8 @@
 //
 // usage: node browser.mjs DASHBOARD_URL CORPUS_PATH SCREENSHOT_DIR
 // (run by tests/dashboard.rs, which starts the dashboard on a temporary runs directory holding
-// one finished causal run, "done", of 400 steps evaluated every 100)
+// one finished causal run, "done", of 400 steps evaluated every 100, and a fine-tune of it on a
+// task file with a long path)
 import { chromium } from "playwright-core";
 import { strict as assert } from "node:assert";
 import path from "node:path";
@@ -91,6 +92,45 @@ try {
   // Leave nothing running.
   await row("live").getByTestId("stop").click();
   await status("live").filter({ hasText: "interrupted" }).waitFor();
+
+  // Layout, with a long run name and a task given as a long file path: at 1500 and at 1024
+  // pixels wide no panel overlaps another, the runs table stays inside its panel (it scrolls)
+  // and the kind column shows the task's file name, not its path.
+  for (const width of [1500, 1024]) {
+    await page.setViewportSize({ width, height: 1000 });
+    // Let the chart follow its panel's new width.
+    await page.waitForFunction(() => {
+      const chart = document.querySelector("[data-testid=chart]");
+      const plot = chart.querySelector(".uplot");
+      return plot && plot.getBoundingClientRect().right <= chart.getBoundingClientRect().right + 1;
+    });
+    const layout = await page.evaluate(() => {
+      document.querySelector("[data-testid=runs-scroll]").scrollLeft = 0;
+      const box = (element) => {
+        const { left, right, top, bottom } = element.getBoundingClientRect();
+        return { left, right, top, bottom };
+      };
+      const sections = [...document.querySelectorAll("main > section")];
+      return {
+        sections: sections.map(box),
+        panel: box(sections[0]),
+        table: box(document.querySelector("[data-testid=runs-scroll]")),
+        metrics: box(sections[1]),
+        chart: box(document.querySelector("[data-testid=chart] .uplot")),
+        kinds: [...document.querySelectorAll("#runs tbody td:nth-child(3)")].map((td) => td.textContent),
+      };
+    });
+    const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    layout.sections.forEach((a, i) => layout.sections.slice(i + 1).forEach((b) =>
+      assert.ok(!overlap(a, b), `panels overlap at ${width}px: ${JSON.stringify([a, b])}`)));
+    assert.ok(layout.table.left >= layout.panel.left && layout.table.right <= layout.panel.right,
+      `the runs table leaves its panel at ${width}px: ${JSON.stringify(layout)}`);
+    assert.ok(layout.chart.left >= layout.metrics.left && layout.chart.right <= layout.metrics.right,
+      `the chart leaves its panel at ${width}px: ${JSON.stringify(layout)}`);
+    assert.ok(layout.kinds.some((kind) => kind.includes("a-task-file-with-a-long-name.tsv")), `${layout.kinds}`);
+    assert.ok(layout.kinds.every((kind) => !kind.includes("/")), `a task path in the kind column: ${layout.kinds}`);
+    await shot(`5-layout-${width}`);
+  }
 } catch (error) {
   failures.push(error.stack || String(error));
 } finally {
