@@ -419,6 +419,46 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
 }
 
 #[test]
+fn configs_of_selected_runs_are_compared_key_by_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    pretrain_tiny(tmp.path(), &runs.join("four"), "clm", 4);
+    pretrain_tiny(tmp.path(), &runs.join("six"), "mlm", 6);
+    let dashboard = Dashboard::start(tmp.path(), &runs, &[]);
+    let (status, body) = dashboard.get("/api/diff?runs=four,six");
+    assert_eq!(status, 200, "{body}");
+    let diff: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(diff["runs"], json!(["four", "six"]));
+    let keys: Vec<&str> = diff["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"train.steps") && keys.contains(&"objective.name"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"model.d_model"), "equal keys are left out: {keys:?}");
+    let steps = diff["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "train.steps")
+        .unwrap();
+    assert_eq!(steps["values"], json!([4, 6]));
+    for (path, expected) in [
+        ("/api/diff?runs=four", 400),
+        ("/api/diff?runs=four,nope", 404),
+        ("/api/diff?runs=four,../outside", 403),
+        ("/api/diff", 400),
+    ] {
+        let (status, body) = dashboard.get(path);
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+}
+
+#[test]
 fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path();

@@ -224,6 +224,47 @@ fn newest_samples(path: &Path) -> Vec<Value> {
     records.split_off(records.len().saturating_sub(SAMPLES_SHOWN))
 }
 
+/// The query of `GET /api/diff`: run ids, comma-separated.
+#[derive(Debug, Deserialize)]
+pub struct DiffQuery {
+    runs: String,
+}
+
+/// `GET /api/diff?runs=A,B,...`: the configs of two or more runs side by side, only the keys
+/// (dotted paths, `train.lr`) whose values differ; a key a run lacks is `null` for it.
+pub async fn diff(State(state): Shared, Query(q): Query<DiffQuery>) -> Result<Json<Value>, ApiError> {
+    let ids: Vec<&str> = q.runs.split(',').filter(|id| !id.is_empty()).collect();
+    if ids.len() < 2 {
+        return Err(ApiError::bad(format!(
+            "runs={:?} names {} run(s): give two or more, comma-separated",
+            q.runs,
+            ids.len()
+        )));
+    }
+    let configs = ids
+        .iter()
+        .map(|id| {
+            let config = runs::config_file(&run_dir(&state, id)?).unwrap_or(Value::Null);
+            Ok(runs::flatten(&config))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let keys: std::collections::BTreeSet<&String> = configs.iter().flat_map(|c| c.keys()).collect();
+    let differing: Vec<Value> = keys
+        .into_iter()
+        .filter_map(|key| {
+            let values: Vec<Value> = configs
+                .iter()
+                .map(|c| c.get(key).cloned().unwrap_or(Value::Null))
+                .collect();
+            values
+                .iter()
+                .any(|v| *v != values[0])
+                .then(|| json!({ "key": key, "values": values }))
+        })
+        .collect();
+    Ok(Json(json!({ "runs": ids, "keys": differing })))
+}
+
 /// `GET /report?run=ID`: a compare report's self-contained HTML.
 pub async fn report(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Response, ApiError> {
     let dir = run_dir(&state, &q.run)?;

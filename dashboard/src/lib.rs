@@ -128,6 +128,7 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
         .route("/api/objectives", get(api::objectives))
         .route("/api/options", get(api::options))
         .route("/api/run", get(api::detail))
+        .route("/api/diff", get(api::diff))
         .route("/api/metrics", get(api::metrics))
         .route("/api/events", get(api::events))
         .route("/api/stop", post(api::stop))

@@ -197,6 +197,25 @@ function sampleText(sample) {
   return [`step ${sample.step}: ${sample.text}`, ...fills].join("\n");
 }
 
+// The selected runs' configs side by side, only the keys that differ.
+async function showDiff() {
+  const pane = document.getElementById("config-diff");
+  const ids = [...state.selected.keys()];
+  if (ids.length < 2) {
+    pane.textContent = "select two or more runs to compare their configs";
+    return;
+  }
+  const diff = await api("/api/diff?runs=" + ids.map(encodeURIComponent).join(","));
+  const head = `<tr><th>config key</th>${diff.runs.map((id) => `<th>${esc(id)}</th>`).join("")}</tr>`;
+  const rows = diff.keys.map(({ key, values }) =>
+    `<tr><td>${esc(key)}</td>${values.map((v) => `<td>${esc(JSON.stringify(v))}</td>`).join("")}</tr>`);
+  pane.innerHTML = `<h3>${diff.keys.length} differing config keys</h3><div class="scroll"><table>${head}${rows.join("")}</table></div>`;
+}
+
+document.getElementById("diff").addEventListener("click", () => showDiff().catch((e) => {
+  document.getElementById("config-diff").textContent = e.message;
+}));
+
 async function showDetail(id) {
   const detail = await api("/api/run?run=" + encodeURIComponent(id));
   const pane = document.getElementById("detail");

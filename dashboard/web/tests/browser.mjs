@@ -82,6 +82,13 @@ try {
   await page.getByTestId("smoothing").fill("0.8");
   await shot("3-overlay");
 
+  // The two runs' configs side by side: what differs (their step budgets), and nothing alike.
+  await page.getByTestId("diff").click();
+  const diff = page.getByTestId("config-diff");
+  await diff.locator("td", { hasText: "train.steps" }).waitFor();
+  const keys = await diff.locator("tr td:first-child").allTextContents();
+  assert.ok(!keys.includes("model.n_layers"), `equal keys are left out: ${keys}`);
+
   // A causal run's detail holds the text it generated at each evaluation.
   await row("done").locator("[data-action=detail]").click();
   const samples = page.getByTestId("samples");
