@@ -14,11 +14,8 @@ use crate::devices::Devices;
 use crate::pretrain::{dashboard_mode, install_signal_handler};
 use crate::trained::TrainedRun;
 use primer_options::Backend;
-use primer_options::task::TaskArgs;
+use primer_options::task::{FINETUNE_MAX_LEN, TaskArgs};
 use primer_options::{BackendArgs, parse_name};
-
-/// Tokens per example at most when `--max-len` is not given (or the model's context if shorter).
-pub const MAX_LEN: usize = 128;
 
 /// Arguments of `primer finetune`.
 #[derive(clap::Args, Debug)]
@@ -116,7 +113,9 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         labels: task.labels.clone(),
         train_examples: task.train.len(),
         train_limit: args.task.train_limit,
-        max_len: args.max_len.unwrap_or(MAX_LEN.min(pretrained.config.model.max_seq_len)),
+        max_len: args
+            .max_len
+            .unwrap_or(FINETUNE_MAX_LEN.min(pretrained.config.model.max_seq_len)),
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr.unwrap_or(if args.freeze_encoder { 1e-3 } else { 1e-4 }),

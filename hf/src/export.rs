@@ -92,7 +92,10 @@ pub fn export(
     write_json(&staging.path().join("config.json"), &hf_config)?;
     tokenizer_files::write(tokenizer.0, tokenizer.1, staging.path(), config.max_seq_len)?;
     let staged = staging.keep();
-    std::fs::rename(&staged, out).map_err(|e| HfError::write(out, e))?;
+    std::fs::rename(&staged, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        HfError::write(out, e)
+    })?;
     Ok(Exported {
         dir: out.to_path_buf(),
         architecture,
