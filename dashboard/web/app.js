@@ -81,15 +81,16 @@ async function refreshRuns() {
   }
 }
 
-// An objective's own metrics (ELECTRA's discriminator_auc, ...) become metrics of the record,
-// and choices of the metric menu once seen.
+// An objective's own metrics (ELECTRA's discriminator_auc, ...) become metrics of the record;
+// every numeric field of a record, once seen, becomes a choice of the metric menu.
 function withObjectiveMetrics(record) {
-  const own = record.objective_metrics || {};
+  const merged = { ...(record.objective_metrics || {}), ...record };
   const menu = document.getElementById("metric");
-  for (const key of Object.keys(own)) {
+  for (const [key, value] of Object.entries(merged)) {
+    if (key === "step" || typeof value !== "number") continue;
     if (![...menu.options].some((option) => option.value === key)) menu.add(new Option(key, key));
   }
-  return { ...own, ...record };
+  return merged;
 }
 
 function follow(id) {

@@ -82,6 +82,11 @@ try {
   await page.getByTestId("smoothing").fill("0.8");
   await shot("3-overlay");
 
+  // Any numeric field of the records can be charted: the menu offers what the records hold.
+  await page.getByTestId("metric").selectOption("elapsed_s");
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=points]").dataset.count) > 0);
+  await page.getByTestId("metric").selectOption("loss");
+
   // The two runs' configs side by side: what differs (their step budgets), and nothing alike.
   await page.getByTestId("diff").click();
   const diff = page.getByTestId("config-diff");
