@@ -291,9 +291,9 @@ fn init_from(options: &mut PretrainOptions) -> anyhow::Result<Option<(RunDir, Ru
     }
     let dir = RunDir::new(&path);
     let config = dir.read_config()?;
-    let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
     if let Some(given) = &options.tokenizer
-        && PrimerTokenizer::from_file(given)?.fingerprint() != tokenizer.fingerprint()
+        && PrimerTokenizer::from_file(given)?.fingerprint()
+            != PrimerTokenizer::from_file(&dir.tokenizer())?.fingerprint()
     {
         bail!(
             "--tokenizer {} is not the tokenizer of --init-from {}: drop --tokenizer",

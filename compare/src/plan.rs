@@ -8,6 +8,7 @@ use primer_objectives::info::Scoring;
 use serde::{Deserialize, Serialize};
 
 use primer_options::PretrainOptions;
+use primer_trainer::config::flatten;
 
 /// How many labelled training examples a fine-tune gets; a number or `"all"` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -210,35 +211,18 @@ impl CompareSpec {
             serde_json::to_value(self).expect("specs serialize"),
             serde_json::to_value(other).expect("specs serialize"),
         );
-        let mut names = Vec::new();
-        diff_keys(&a, &b, "", &mut names);
-        names
-    }
-}
-
-fn diff_keys(a: &serde_json::Value, b: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
-    match (a.as_object(), b.as_object()) {
-        (Some(a_map), Some(b_map)) => {
-            let mut keys: Vec<&String> = a_map.keys().chain(b_map.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            let null = serde_json::Value::Null;
-            for key in keys {
-                let name = if prefix.is_empty() || prefix == "pretrain" {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                diff_keys(
-                    a_map.get(key).unwrap_or(&null),
-                    b_map.get(key).unwrap_or(&null),
-                    &name,
-                    out,
-                );
-            }
-        }
-        _ if a != b => out.push(prefix.to_string()),
-        _ => {}
+        let (a, b) = (flatten(&a), flatten(&b));
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|key| {
+                let null = serde_json::Value::Null;
+                a.get(*key).unwrap_or(&null) != b.get(*key).unwrap_or(&null)
+            })
+            // The shared pre-training options are named as their flags are.
+            .map(|key| key.strip_prefix("pretrain.").unwrap_or(key).to_string())
+            .collect()
     }
 }
 

@@ -245,7 +245,7 @@ pub async fn diff(State(state): Shared, Query(q): Query<DiffQuery>) -> Result<Js
         .iter()
         .map(|id| {
             let config = runs::config_file(&run_dir(&state, id)?).unwrap_or(Value::Null);
-            Ok(runs::flatten(&config))
+            Ok(primer_trainer::config::flatten(&config))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let keys: std::collections::BTreeSet<&String> = configs.iter().flat_map(|c| c.keys()).collect();

@@ -212,30 +212,6 @@ pub fn config_file(dir: &Path) -> Option<Value> {
     Some(read_json(&path).unwrap_or(Value::Null))
 }
 
-/// A config as dotted paths to its leaves (`train.lr`), for side-by-side comparison.
-pub fn flatten(config: &Value) -> std::collections::BTreeMap<String, Value> {
-    fn walk(prefix: &str, value: &Value, out: &mut std::collections::BTreeMap<String, Value>) {
-        match value {
-            Value::Object(map) if !map.is_empty() => {
-                for (key, value) in map {
-                    let path = if prefix.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{prefix}.{key}")
-                    };
-                    walk(&path, value, out);
-                }
-            }
-            leaf => {
-                out.insert(prefix.to_string(), leaf.clone());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk("", config, &mut out);
-    out
-}
-
 /// A JSON file's contents, `None` when it is missing or not JSON.
 pub fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()

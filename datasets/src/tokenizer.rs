@@ -71,6 +71,12 @@ impl SpecialTokens {
     pub fn all(&self) -> [u32; 7] {
         [self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos]
     }
+
+    /// Each id with the role a [`ROLES_FILE`] names it by (`pad_token`, ...).
+    pub fn by_role(&self) -> [(&'static str, u32); 7] {
+        let ids = self.all();
+        std::array::from_fn(|i| (ROLES[i], ids[i]))
+    }
 }
 
 /// The bytes `start..end` of a text that a token covers.
@@ -90,7 +96,7 @@ pub struct PrimerTokenizer {
 /// tokenizers whose vocabulary lacks its own `[PAD]`...`[EOS]`, such as GPT-2's.
 pub const ROLES_FILE: &str = "special_tokens_map.json";
 
-/// The roles a [`ROLES_FILE`] names.
+/// The roles a [`ROLES_FILE`] names, in the order of [`SpecialTokens::all`].
 const ROLES: [&str; 7] = [
     "pad_token",
     "unk_token",
@@ -175,14 +181,22 @@ impl PrimerTokenizer {
                 )
             })
         };
+        let ids = ROLES
+            .iter()
+            .zip(SPECIAL_TOKENS)
+            .map(|(role, name)| id(role, name))
+            .collect::<Result<Vec<u32>>>()?;
+        let [pad, unk, cls, sep, mask, bos, eos] = ids[..] else {
+            unreachable!("seven roles, seven tokens")
+        };
         let specials = SpecialTokens {
-            pad: id("pad_token", "[PAD]")?,
-            unk: id("unk_token", "[UNK]")?,
-            cls: id("cls_token", "[CLS]")?,
-            sep: id("sep_token", "[SEP]")?,
-            mask: id("mask_token", "[MASK]")?,
-            bos: id("bos_token", "[BOS]")?,
-            eos: id("eos_token", "[EOS]")?,
+            pad,
+            unk,
+            cls,
+            sep,
+            mask,
+            bos,
+            eos,
         };
         Ok(Self { inner, specials, roles })
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::store::{BurnToPyTorchAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
 use primer_model::{Activation, AttentionMode, Positions, Transformer, TransformerConfig};
 use serde_json::{Value, json};
@@ -111,48 +111,25 @@ fn write_weights(
     architecture: Architecture,
     path: &Path,
 ) -> Result<(), HfError> {
-    let (keys, adapter, model): (_, Box<dyn ModuleAdapter>, _) = match architecture {
+    let store = SafetensorsStore::from_file(path)
+        .clear_metadata()
+        .metadata("format", "pt");
+    // Only GPT-NeoX needs the weights rearranged, in a copy.
+    let reordered;
+    let (keys, mut store, model) = match architecture {
         Architecture::GptNeoX => {
             let columns = neox_qkv_columns(config.d_model, config.n_heads, config.rotary_dims());
-            (
-                NEOX_KEYS,
-                Box::new(BurnToPyTorchAdapter),
-                reorder_qkv(model.clone(), &columns),
-            )
+            reordered = reorder_qkv(model.clone(), &columns);
+            (NEOX_KEYS, store.with_to_adapter(BurnToPyTorchAdapter), &reordered)
         }
-        Architecture::Gpt2 => (GPT2_KEYS, Box::new(Gpt2Adapter::TO_PYTORCH), model.clone()),
+        Architecture::Gpt2 => (GPT2_KEYS, store.with_to_adapter(Gpt2Adapter::TO_PYTORCH), model),
     };
-    let mut store = SafetensorsStore::from_file(path)
-        .clear_metadata()
-        .metadata("format", "pt")
-        .with_to_adapter(BoxedAdapter(adapter));
     for &(from, to) in keys {
         store = store.with_key_remapping(from, to);
     }
     model
         .save_into(&mut store)
         .map_err(|e| HfError::write(path, format!("{e:?}")))
-}
-
-/// [`ModuleAdapter`] of a boxed adapter, so that one store takes either architecture's.
-struct BoxedAdapter(Box<dyn ModuleAdapter>);
-
-impl ModuleAdapter for BoxedAdapter {
-    fn adapt(
-        &self,
-        tensor: burn::store::burn_pack::Tensor,
-        ctx: burn::store::ModuleContext<'_>,
-    ) -> burn::store::burn_pack::Tensor {
-        self.0.adapt(tensor, ctx)
-    }
-
-    fn get_alternative_param_name(&self, param_name: &str, container_type: &str) -> Option<String> {
-        self.0.get_alternative_param_name(param_name, container_type)
-    }
-
-    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
-        Box::new(BoxedAdapter(self.0.clone_box()))
-    }
 }
 
 /// transformers' `config.json` for `config` as `architecture`.

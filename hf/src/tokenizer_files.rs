@@ -11,19 +11,12 @@ use crate::HfError;
 /// The special-token map: each transformers role and the token that plays it (primer's own
 /// `[PAD]`...`[EOS]`, or an imported tokenizer's).
 fn special_tokens(tokenizer: &PrimerTokenizer) -> serde_json::Map<String, Value> {
-    let ids = tokenizer.specials();
-    [
-        ("pad_token", ids.pad),
-        ("unk_token", ids.unk),
-        ("cls_token", ids.cls),
-        ("sep_token", ids.sep),
-        ("mask_token", ids.mask),
-        ("bos_token", ids.bos),
-        ("eos_token", ids.eos),
-    ]
-    .into_iter()
-    .filter_map(|(role, id)| Some((role.to_string(), json!(tokenizer.id_to_token(id)?))))
-    .collect()
+    tokenizer
+        .specials()
+        .by_role()
+        .into_iter()
+        .filter_map(|(role, id)| Some((role.to_string(), json!(tokenizer.id_to_token(id)?))))
+        .collect()
 }
 
 /// Writes the tokenizer files into `dir`: `tokenizer`'s `tokenizer.json` (saved at `path`) and

@@ -1,5 +1,7 @@
 //! The resolved configuration of a pre-training run, saved as `RUN_DIR/config.json`.
 
+use std::collections::BTreeMap;
+
 use primer_model::FieldError;
 use primer_model::TransformerConfig;
 use primer_objectives::ObjectiveConfig;
@@ -128,26 +130,37 @@ impl RunConfig {
             value.as_object_mut().expect("an object").remove("options");
             value
         };
-        let (ours, theirs) = (compared(self), compared(other));
-        let mut out = Vec::new();
-        diff("", &ours, &theirs, &mut out);
-        out
+        let (ours, theirs) = (flatten(&compared(self)), flatten(&compared(other)));
+        ours.iter()
+            .filter_map(|(key, value)| {
+                let theirs = theirs.get(key).unwrap_or(&serde_json::Value::Null);
+                (value != theirs).then(|| format!("{key}: {value} vs {theirs}"))
+            })
+            .collect()
     }
 }
 
-fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    match (a, b) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (key, value) in a {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                diff(&name, value, b.get(key).unwrap_or(&serde_json::Value::Null), out);
+/// A JSON value as dotted paths to its leaves (`train.lr`), for comparing configs key by key;
+/// an empty object has none.
+pub fn flatten(value: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, value, out);
+                }
+            }
+            leaf => {
+                out.insert(prefix.to_string(), leaf.clone());
             }
         }
-        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
-        _ => {}
     }
+    let mut out = BTreeMap::new();
+    walk("", value, &mut out);
+    out
 }
