@@ -213,7 +213,7 @@ fn other_sites_rebinding_links_and_planted_pids_cannot_drive_the_dashboard() {
     assert_eq!(raw_status(port, "GET", "/", &rebound, ""), 403);
     let rebound_origin = format!("Origin: http://evil.example:{port}\r\n");
     assert_eq!(
-        post("/api/runs", &format!("{rebound}{rebound_origin}{json_type}{token}")),
+        post("/api/jobs", &format!("{rebound}{rebound_origin}{json_type}{token}")),
         403
     );
     // The dashboard's own page may (same origin, its token).
@@ -242,8 +242,8 @@ fn other_sites_rebinding_links_and_planted_pids_cannot_drive_the_dashboard() {
     let (status, body) = dashboard.get("/report?run=linked");
     assert_eq!(status, 403, "{body}");
     assert!(!body.contains("not for the dashboard"));
-    let start = json!({"name": "elsewhere/run", "objective": "clm", "corpus": "tinyshakespeare"});
-    let (status, value) = dashboard.post("/api/runs", &start.to_string());
+    let start = json!({"command": "pretrain", "options": {"out": "elsewhere/run", "objective": "clm", "corpus": "tinyshakespeare"}});
+    let (status, value) = dashboard.post("/api/jobs", &start.to_string());
     assert_eq!(status, 403, "{value}");
     assert!(
         std::fs::read_dir(&outside).unwrap().next().is_none(),
@@ -332,11 +332,16 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
         assert_eq!(status, expected, "{path}: {body}");
         assert!(body.contains("error") || status == 400, "{path}: {body}");
     }
-    let start = |body: Value| dashboard.post("/api/runs", &body.to_string());
+    let start = |options: Value| {
+        dashboard.post(
+            "/api/jobs",
+            &json!({"command": "pretrain", "options": options}).to_string(),
+        )
+    };
     let good = json!({
-        "name": "live", "objective": "clm", "corpus": corpus_dir.join("shakespeare.txt"),
-        "tokenizer_kind": "char", "layers": 1, "d_model": 16, "heads": 2, "seq_len": 16,
-        "batch_size": 4, "steps": 1_000_000, "eval_every": 25, "backend": "flex",
+        "out": "live", "objective": "clm", "corpus": corpus_dir.join("shakespeare.txt"),
+        "tokenizer_kind": "char", "layers": 1, "d-model": 16, "heads": 2, "seq-len": 16,
+        "batch-size": 4, "steps": 1_000_000, "eval-every": 25, "backend": "flex",
     });
     let with = |key: &str, value: Value| {
         let mut body = good.clone();
@@ -344,20 +349,44 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
         body
     };
     for (body, expected, needle) in [
-        (dashboard.post("/api/runs", "not json"), 400, ""),
-        (start(json!({"name": "x"})), 400, "objective"),
-        (start(with("unknown_option", json!(1))), 400, "unknown_option"),
-        (start(with("name", json!("../escape"))), 403, "without `..`"),
+        (dashboard.post("/api/jobs", "not json"), 400, ""),
+        (
+            dashboard.post("/api/jobs", r#"{"command": "pretrain", "extra": 1}"#),
+            400,
+            "extra",
+        ),
+        (
+            dashboard.post("/api/jobs", r#"{"command": "generate"}"#),
+            400,
+            "the dashboard runs pretrain, finetune, compare",
+        ),
+        (
+            start(json!({"out": "x", "corpus": "tinyshakespeare"})),
+            400,
+            "objective",
+        ),
+        (start(with("unknown_option", json!(1))), 400, "unknown-option"),
+        (start(with("layers", json!("two"))), 400, "--layers"),
+        (start(with("layers", json!({"n": 2}))), 400, "layers"),
+        (start(with("out", json!("../escape"))), 403, "without `..`"),
         (start(with("corpus", json!("/etc/passwd"))), 403, "allowed roots"),
         (start(with("corpus", json!("no-such-corpus"))), 400, "no-such-corpus"),
         (start(with("heads", json!(3))), 400, "heads"),
         (start(with("objective", json!("t5"))), 400, "t5"),
-        (start(with("name", json!("done"))), 400, "already exists"),
+        (start(with("out", json!("done"))), 400, "already exists"),
     ] {
         let (status, value) = body;
         assert_eq!(status, expected, "{value}");
-        assert!(value["error"].as_str().unwrap_or("").contains(needle), "{value}");
+        assert!(
+            value["error"].as_str().unwrap_or("").contains(needle),
+            "{needle}: {value}"
+        );
     }
+    assert_eq!(
+        dashboard.json("/api/queue")["jobs"],
+        json!([]),
+        "jobs the CLI refused at once are not kept"
+    );
     assert!(!runs.join("escape").exists() && !tmp.path().join("escape").exists());
     assert_eq!(dashboard.post("/api/stop?run=done", "").0, 409);
     assert_eq!(dashboard.post("/api/resume?run=done", "").0, 409);
@@ -367,7 +396,12 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
     // continues it.
     let (status, value) = start(good.clone());
     assert_eq!(status, 202, "{value}");
-    assert_eq!(value["id"], "live");
+    assert_eq!(
+        (value["id"].as_str(), value["state"].as_str()),
+        (Some("live"), Some("running"))
+    );
+    let (status, value) = start(good.clone());
+    assert_eq!(status, 409, "a second job writing the same run: {value}");
     let running = dashboard.wait_for("live", "a validation", |r| {
         r["status"] == "running" && r["valid"].is_object()
     });
@@ -411,11 +445,150 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
         r["status"] == "running" && r["step"].as_u64().unwrap() > stopped_at
     });
     assert_eq!(dashboard.post("/api/resume?run=live", "").0, 409, "already running");
+    // Each start and resume was a job of the queue, with its CPU and memory while it runs.
+    let queue = dashboard.json("/api/queue");
+    let jobs = queue["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{queue}");
+    assert_eq!(
+        (jobs[0]["state"].as_str(), jobs[1]["state"].as_str()),
+        (Some("stopped"), Some("running")),
+        "{queue}"
+    );
+    assert!(jobs[1]["load"]["rss_mib"].as_f64().unwrap() > 1.0, "{queue}");
+    assert!(dashboard.run_info("live")["load"]["cpu_percent"].is_number());
     assert_eq!(dashboard.post("/api/stop?run=live", "").0, 202);
     dashboard.wait_for("live", "the second stop", |r| r["status"] == "interrupted");
     let detail = dashboard.json("/api/run?run=live");
     let log = detail["log"].as_array().unwrap();
     assert!(!log.is_empty(), "the dashboard keeps the run's log");
+}
+
+/// The queue's jobs by number: their state and place.
+fn jobs_of(dashboard: &Dashboard) -> Vec<Value> {
+    dashboard.json("/api/queue")["jobs"].as_array().unwrap().clone()
+}
+
+fn job(dashboard: &Dashboard, id: u64) -> Value {
+    jobs_of(dashboard).into_iter().find(|job| job["id"] == id).unwrap()
+}
+
+#[test]
+fn jobs_wait_their_turn_move_cancel_and_outlive_a_restart_of_the_dashboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    pretrain_tiny(cache, &runs.join("done"), "clm", 4);
+    let corpus_dir = tmp.path().join("corpora");
+    std::fs::create_dir_all(&corpus_dir).unwrap();
+    let corpus = corpus_dir.join("shakespeare.txt");
+    std::fs::copy(shakespeare(), &corpus).unwrap();
+    let allow = ["--allow", corpus_dir.to_str().unwrap()];
+    let dashboard = Dashboard::start(cache, &runs, &[&allow[..], &["--jobs", "1"]].concat());
+    let pretrain = |out: &str, steps: u64| {
+        json!({"command": "pretrain", "options": {
+            "out": out, "objective": "clm", "corpus": corpus, "tokenizer-kind": "char", "layers": 1,
+            "d-model": 16, "heads": 2, "seq-len": 16, "batch-size": 4, "steps": steps, "eval-every": 500,
+        }})
+    };
+    let submit = |body: Value| dashboard.post("/api/jobs", &body.to_string());
+    // The first runs until it is stopped; the rest wait for it.
+    let (status, first) = submit(pretrain("first", 1_000_000));
+    assert_eq!((status, first["state"].as_str()), (202, Some("running")), "{first}");
+    let (_, second) = submit(pretrain("second", 20));
+    assert_eq!(
+        (second["state"].as_str(), second["place"].as_u64()),
+        (Some("queued"), Some(1))
+    );
+    let (_, eval) = submit(json!({"command": "eval", "options": {"run-dir": "done", "json": true}}));
+    assert_eq!(eval["place"], 2, "{eval}");
+    let (_, dropped) = submit(pretrain("dropped", 20));
+    assert_eq!(dropped["place"], 3, "{dropped}");
+    let id = |reply: &Value| reply["job"].as_u64().unwrap();
+    let (first, second, eval, dropped) = (id(&first), id(&second), id(&eval), id(&dropped));
+    assert_eq!(dashboard.post(&format!("/api/jobs/cancel?job={dropped}"), "").0, 202);
+    assert_eq!(dashboard.post(&format!("/api/jobs/move?job={eval}&place=1"), "").0, 202);
+    assert_eq!(
+        (
+            job(&dashboard, eval)["place"].as_u64(),
+            job(&dashboard, second)["place"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(job(&dashboard, dropped)["state"], "cancelled");
+
+    // Refusals: what is not there, not queued, or out of range.
+    for (path, body, expected, needle) in [
+        ("/api/jobs/cancel?job=999".to_string(), "", 409, "no job 999"),
+        ("/api/jobs/cancel".into(), "", 400, "job"),
+        (format!("/api/jobs/cancel?job={dropped}"), "", 409, "already ended"),
+        ("/api/jobs/move?job=999&place=1".into(), "", 409, "not queued"),
+        (format!("/api/jobs/move?job={first}&place=1"), "", 409, "not queued"),
+        (format!("/api/jobs/move?job={eval}&place=0"), "", 400, "place"),
+        (format!("/api/jobs/move?job={eval}"), "", 400, "place"),
+        ("/api/queue/limit".into(), r#"{"limit": 0}"#, 400, "1 to 64"),
+        ("/api/queue/limit".into(), r#"{"limit": 65}"#, 400, "1 to 64"),
+        ("/api/queue/limit".into(), r#"{"limit": "two"}"#, 400, "limit"),
+        ("/api/queue/limit".into(), r#"{}"#, 400, "limit"),
+        ("/api/resume?run=done".into(), "", 409, "finished"),
+    ] {
+        let (status, value) = dashboard.post(&path, body);
+        assert_eq!(status, expected, "{path}: {value}");
+        assert!(
+            value["error"].as_str().unwrap_or("").contains(needle),
+            "{path}: {value}"
+        );
+    }
+    assert_eq!(dashboard.get("/api/jobs/log?job=999").0, 404);
+    assert_eq!(dashboard.get("/api/jobs/log?job=x").0, 400);
+    let machine = &dashboard.json("/api/queue")["machine"];
+    assert!(
+        machine["cpus"].as_u64().unwrap() >= 1 && machine["load_average"].is_array(),
+        "{machine}"
+    );
+
+    // A restart mid-queue: the running job runs on, the new dashboard watches it end and starts
+    // the queued ones in their order, with the limit the queue file kept.
+    drop(dashboard);
+    let dashboard = Dashboard::start(cache, &runs, &allow);
+    assert_eq!(dashboard.json("/api/queue")["limit"], 1);
+    assert_eq!(
+        job(&dashboard, first)["state"],
+        "running",
+        "the first job outlived the dashboard"
+    );
+    assert_eq!(dashboard.post("/api/stop?run=first", "").0, 202);
+    let started = Instant::now();
+    while jobs_of(&dashboard)
+        .iter()
+        .any(|job| job["state"] == "running" || job["state"] == "queued")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{:?}",
+            jobs_of(&dashboard)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (first, eval, second) = (job(&dashboard, first), job(&dashboard, eval), job(&dashboard, second));
+    assert_eq!(
+        first["state"], "stopped",
+        "its run's status tells how it ended: {first}"
+    );
+    for job in [&eval, &second] {
+        assert_eq!(job["state"], "done", "{job}");
+    }
+    let time = |job: &Value, key: &str| job[key].as_f64().unwrap();
+    assert!(time(&first, "ended_at") <= time(&eval, "started_at"), "one at a time");
+    assert!(
+        time(&eval, "ended_at") <= time(&second, "started_at"),
+        "in the order set"
+    );
+    assert!(!runs.join("dropped").exists(), "a cancelled job never starts");
+    let log = dashboard.json(&format!("/api/jobs/log?job={}", eval["id"]));
+    assert!(
+        log["log"].to_string().contains("ppl"),
+        "the eval's output is its log: {log}"
+    );
 }
 
 #[test]

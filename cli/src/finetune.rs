@@ -15,7 +15,7 @@ use crate::pretrain::{dashboard_mode, install_signal_handler};
 use crate::trained::TrainedRun;
 use primer_options::Backend;
 use primer_options::task::{FINETUNE_MAX_LEN, TaskArgs};
-use primer_options::{BackendArgs, parse_name};
+use primer_options::{BackendArgs, parser};
 
 /// Arguments of `primer finetune`.
 #[derive(clap::Args, Debug)]
@@ -40,7 +40,7 @@ pub struct FinetuneArgs {
     from_scratch: bool,
     /// Pooling: first ([CLS]), last (last token) or mean [default: first for mlm runs, last for
     /// clm runs].
-    #[arg(long, value_parser = parse_name::<Pooling>)]
+    #[arg(long, value_parser = parser::<Pooling>())]
     pooling: Option<Pooling>,
     /// Passes over the training examples at most.
     #[arg(long, default_value_t = 10)]

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use primer_datasets::prepare::SplitOptions;
 use primer_datasets::tokenizer::TokenizerKind;
 
-use primer_options::{CorpusArgs, data, parse_name};
+use primer_options::{CorpusArgs, data, parser};
 
 /// mimalloc keeps freed tensor buffers for reuse. glibc's malloc serves each buffer of more
 /// than a few hundred KB with its own mmap and unmaps it on free, so every training step paid
@@ -71,7 +71,8 @@ enum Command {
     /// Compare objectives: pre-train each on one corpus with the same tokenizer, model size,
     /// budget and seeds, fine-tune, probe and prompt them on tasks, and write a report.
     Compare(Box<primer_compare::CompareArgs>),
-    /// Serve a web dashboard of the runs under a directory: live charts, start, stop, resume.
+    /// Serve a web dashboard of the runs under a directory: live charts, run tables, config diffs,
+    /// and any job (pretrain, finetune, compare, eval, ...) run through a queue.
     Dashboard(primer_dashboard::DashboardArgs),
     /// Label texts with a fine-tuned classifier.
     Classify(classify::ClassifyArgs),
@@ -116,7 +117,7 @@ enum TokenizerCommand {
         #[arg(long, default_value_t = 8192)]
         vocab_size: usize,
         /// bpe (byte-level), wordpiece or char.
-        #[arg(long, default_value = "bpe", value_parser = parse_name::<TokenizerKind>)]
+        #[arg(long, default_value = "bpe", value_parser = parser::<TokenizerKind>())]
         kind: TokenizerKind,
         /// Where to write tokenizer.json.
         #[arg(long)]
@@ -188,7 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
         Command::Compare(args) => return primer_compare::run(*args),
-        Command::Dashboard(args) => primer_dashboard::run(args)?,
+        Command::Dashboard(args) => primer_dashboard::run(args, <Cli as clap::CommandFactory>::command())?,
         Command::Classify(args) => classify::run(args)?,
         Command::PromptClassify(args) => prompt_classify::run(args)?,
         Command::Generate(args) => generate::run(args)?,

@@ -22,7 +22,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     file: String,
     /// How a .txt file splits into documents: line, paragraph (blank lines) or file.
-    #[arg(long, default_value = "line", value_parser = primer_options::parse_name::<DocSplit>)]
+    #[arg(long, default_value = "line", value_parser = primer_options::parser::<DocSplit>())]
     doc_split: DocSplit,
     /// MLM: masked copies scored per batch.
     #[arg(long, default_value_t = 32)]

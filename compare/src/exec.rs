@@ -16,6 +16,10 @@ use primer_trainer::run_dir::RunDir;
 
 use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method, Workload};
 
+/// The file of a report directory that says how far its comparison is: each job's state and the
+/// ETA, rewritten as each job starts and when all are done.
+pub const PROGRESS_FILE: &str = "progress.json";
+
 /// How a comparison's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -92,15 +96,15 @@ impl<'a> Runner<'a> {
         let view = ProgressView::new(total, finished);
         let mut timed: HashMap<&'static str, Timed> = HashMap::new();
         let work = |job: &Job| self.workload.of(self.spec, job);
+        let began = Instant::now();
         for (index, job) in jobs.iter().enumerate() {
             if self.is_done(job) {
                 continue;
             }
             let remaining = &jobs[index..];
-            view.start(
-                &job.describe(self.spec),
-                eta(remaining, &timed, work, |j| self.is_done(j)),
-            );
+            let eta_s = eta(remaining, &timed, work, |j| self.is_done(j));
+            view.start(&job.describe(self.spec), eta_s);
+            self.write_progress(jobs, Some(index), eta_s, began)?;
             let started = Instant::now();
             let log = self.layout.logs().join(format!(
                 "{}.log",
@@ -131,7 +135,45 @@ impl<'a> Runner<'a> {
             view.done(&job.describe(self.spec), started.elapsed());
         }
         view.finish();
+        self.write_progress(jobs, None, Some(0.0), began)?;
         Ok(Finish::Complete)
+    }
+
+    /// Writes [`PROGRESS_FILE`]: every job done, running (`running`, the index) or pending, the
+    /// seconds this invocation has run, and the ETA, for the dashboard.
+    fn write_progress(
+        &self,
+        jobs: &[Job],
+        running: Option<usize>,
+        eta_s: Option<f64>,
+        began: Instant,
+    ) -> anyhow::Result<()> {
+        let states: Vec<serde_json::Value> = jobs
+            .iter()
+            .enumerate()
+            .map(|(index, job)| {
+                let state = if self.is_done(job) {
+                    "done"
+                } else if running == Some(index) {
+                    "running"
+                } else {
+                    "pending"
+                };
+                serde_json::json!({ "what": job.describe(self.spec), "state": state })
+            })
+            .collect();
+        let progress = serde_json::json!({
+            "total": jobs.len(),
+            "done": jobs.iter().filter(|job| self.is_done(job)).count(),
+            "eta_s": eta_s,
+            "elapsed_s": began.elapsed().as_secs_f64(),
+            "jobs": states,
+        });
+        let json = serde_json::to_vec_pretty(&progress).expect("progress serializes");
+        Ok(primer_datasets::files::atomic_write(
+            &self.layout.root.join(PROGRESS_FILE),
+            &json,
+        )?)
     }
 
     /// Runs one job; returns its exit code (`None` when a signal ended it).

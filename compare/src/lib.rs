@@ -22,6 +22,7 @@ use primer_objectives::ObjectiveConfig;
 use primer_trainer::config::TrainConfig;
 use primer_trainer::run::valid_starts;
 
+pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
 pub use plan::CompareSpec;
 use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};

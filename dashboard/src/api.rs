@@ -1,113 +1,68 @@
-//! The dashboard's HTTP API: runs, metrics (whole or followed as server-sent events), run
-//! detail, starting, stopping and resuming pre-training runs.
+//! The dashboard's HTTP API for reading: runs, metrics (whole or followed as server-sent
+//! events), run detail, config differences, reports. Jobs are in [`crate::control`].
 
 use std::convert::Infallible;
-use std::path::{Component, Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use primer_options::{OptionSpec, PretrainOptions};
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::runs;
-
-/// How long a start or resume waits for the CLI to accept or refuse its options.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::error::ApiError;
+use crate::jobs::Catalogue;
+use crate::paths::Roots;
+use crate::queue::Queue;
+use crate::runs;
+use crate::system::Sampler;
 
 /// Shared by every request.
 pub struct AppState {
-    /// The runs directory (canonical).
-    pub root: PathBuf,
-    /// Other directories that corpus paths may name (canonical).
-    pub allowed: Vec<PathBuf>,
-    /// The `primer` executable that runs started here use.
-    pub exe: PathBuf,
+    /// The runs directory and the directories jobs may read.
+    pub roots: Roots,
+    /// The commands jobs may run, with their options.
+    pub catalogue: Catalogue,
+    /// The job queue.
+    pub queue: Queue,
+    /// CPU and memory readings of the processes shown.
+    pub sampler: Sampler,
     /// The token every state change carries (and, with `token_for_reads`, every request).
     pub token: String,
     /// Whether reads need the token too (the dashboard listens beyond localhost).
     pub token_for_reads: bool,
-    /// Children started here, reaped as they end.
-    pub children: Mutex<Vec<Child>>,
 }
 
-/// An error answered as `{"error": ...}` with a 4xx or 5xx status.
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    fn bad(message: impl Into<String>) -> Self {
-        Self(StatusCode::BAD_REQUEST, message.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-type Shared = State<Arc<AppState>>;
+pub type Shared = State<Arc<AppState>>;
 
 /// `?run=ID`.
 #[derive(Deserialize)]
 pub struct RunQuery {
-    run: String,
+    pub run: String,
     #[serde(default)]
     offset: u64,
 }
 
-/// A relative id that stays inside the root: no absolute paths, no `..`.
-fn confined(id: &str) -> Result<PathBuf, ApiError> {
-    let path = Path::new(id);
-    if id.is_empty() || path.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{id:?}: give a path relative to the runs directory, without `..`"),
-        ));
-    }
-    Ok(path.to_path_buf())
-}
-
 /// The directory of an existing run or report.
 fn run_dir(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
-    let dir = state.root.join(confined(id)?);
-    let canonical = dir
-        .canonicalize()
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no run {id:?} under the runs directory")))?;
-    if !canonical.starts_with(&state.root) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{id:?} leads outside the runs directory"),
-        ));
-    }
-    if runs::escapes(&state.root, &canonical) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{id:?} holds a link that leads outside the runs directory"),
-        ));
-    }
-    if runs::describe(&state.root, &canonical).is_none() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("{id:?} is not a run directory"),
-        ));
-    }
-    Ok(canonical)
+    state.roots.run_dir(id)
 }
 
-/// `GET /api/runs`.
+/// `GET /api/runs`: every run and report, with the CPU and memory of the processes running
+/// them.
 pub async fn list(State(state): Shared) -> Json<Vec<runs::RunInfo>> {
-    reap(&state);
-    Json(runs::scan(&state.root))
+    let mut list = runs::scan(&state.roots.root);
+    for run in list.iter_mut().filter(|run| run.status == Some(RunState::Running)) {
+        let holder = primer_datasets::lock::holder(&state.roots.root.join(&run.id));
+        run.load = holder.and_then(|pid| state.sampler.process(pid));
+    }
+    Json(list)
 }
 
 /// `GET /api/objectives`: every objective of the registry, with its description and default
@@ -131,8 +86,7 @@ pub async fn objectives() -> Json<Value> {
 /// `GET /api/metrics?run=ID&offset=N`: complete records after byte N, and the next offset.
 pub async fn metrics(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;
-    let (records, offset) = runs::read_from(&RunDir::new(&dir).metrics(), q.offset)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (records, offset) = runs::read_from(&RunDir::new(&dir).metrics(), q.offset).map_err(ApiError::internal)?;
     Ok(Json(json!({ "records": records, "offset": offset })))
 }
 
@@ -185,37 +139,49 @@ pub async fn events(
 /// Samples shown per run: the newest ones.
 const SAMPLES_SHOWN: usize = 20;
 
-/// `GET /api/run?run=ID`: config, status, summary, checkpoints, the newest samples, the
-/// dashboard's log of it.
+/// `GET /api/run?run=ID`: config, status, summary, checkpoints, the newest samples, a compare's
+/// progress, and the log of the newest job that wrote it.
 pub async fn detail(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Json<Value>, ApiError> {
     let dir = run_dir(&state, &q.run)?;
     let run = RunDir::new(&dir);
     let config = runs::config_file(&dir).unwrap_or(Value::Null);
-    let log_path = runs::log_path(&state.root, &q.run);
-    let log = if runs::inside(&state.root, &log_path) {
-        std::fs::read_to_string(log_path).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let log_tail: Vec<&str> = log
-        .lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let job = state
+        .queue
+        .with(|file| {
+            file.jobs
+                .iter()
+                .rev()
+                .find(|job| job.run.as_deref() == Some(&q.run))
+                .map(|job| job.id)
+        })
+        .map_err(ApiError::internal)?;
+    let log = job.map(|id| log_tail(&state.queue.log_path(id))).unwrap_or_default();
     Ok(Json(json!({
         "id": q.run,
-        "info": runs::describe(&state.root, &dir),
+        "info": runs::describe(&state.roots.root, &dir),
         "config": config,
         "summary": runs::read_json(&run.summary()),
         "status": RunStatus::read(&run),
         "checkpoints": runs::checkpoints(&dir),
         "samples": newest_samples(&run.samples()),
-        "log": log_tail,
+        "progress": runs::read_json(&dir.join(primer_compare::PROGRESS_FILE)),
+        "job": job,
+        "log": log,
         "report": dir.join("report.html").exists(),
     })))
+}
+
+/// Lines of a log shown: the last ones.
+const LOG_LINES: usize = 40;
+
+/// The last [`LOG_LINES`] lines of a job's log.
+pub fn log_tail(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_LINES)..]
+        .iter()
+        .map(|line| line.to_string())
+        .collect()
 }
 
 /// The newest [`SAMPLES_SHOWN`] whole records of `samples.jsonl`, oldest first.
@@ -269,252 +235,11 @@ pub async fn diff(State(state): Shared, Query(q): Query<DiffQuery>) -> Result<Js
 pub async fn report(State(state): Shared, Query(q): Query<RunQuery>) -> Result<Response, ApiError> {
     let dir = run_dir(&state, &q.run)?;
     let html = std::fs::read_to_string(dir.join("report.html"))
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("{:?} has no report.html", q.run)))?;
+        .map_err(|_| ApiError::not_found(format!("{:?} has no report.html", q.run)))?;
     Ok(axum::response::Html(html).into_response())
-}
-
-/// `GET /api/options`: every pre-training option (key, help, kind, choices, default), from
-/// which the start form builds its fields.
-pub async fn options() -> Json<Vec<OptionSpec>> {
-    Json(PretrainOptions::schema())
-}
-
-/// The start-run form: a run directory and pre-training options, by their config keys (the
-/// form's `d_model` is the key `d-model`).
-#[derive(Debug, Deserialize)]
-pub struct StartRequest {
-    /// Run directory, relative to the runs directory.
-    name: String,
-    /// The options.
-    #[serde(flatten)]
-    options: serde_json::Map<String, Value>,
-}
-
-/// Options that name files: each must be a named data set or a path inside the allowed roots.
-const FILE_OPTIONS: [&str; 6] = ["corpus", "valid", "data", "tokenizer", "init-from", "minimal-pairs"];
-
-/// The options of a start request, typed, with every file they name confined.
-fn start_options(state: &AppState, form: serde_json::Map<String, Value>) -> Result<PretrainOptions, ApiError> {
-    let keys: Vec<String> = PretrainOptions::schema().into_iter().map(|spec| spec.key).collect();
-    let mut options = serde_json::Map::new();
-    for (key, mut value) in form {
-        let dashed = key.replace('_', "-");
-        let key = if keys.contains(&dashed) { dashed } else { key };
-        if FILE_OPTIONS.contains(&key.as_str()) {
-            value = confine(state, &key, value)?;
-        }
-        options.insert(key, value);
-    }
-    serde_json::from_value(Value::Object(options)).map_err(|e| ApiError::bad(e.to_string()))
-}
-
-/// A file option's value with each name or path confined ([`file_arg`]); a corpus as a list.
-fn confine(state: &AppState, key: &str, value: Value) -> Result<Value, ApiError> {
-    match value {
-        Value::String(text) => {
-            let confined = Value::String(file_arg(state, key, &text)?);
-            Ok(if key == "corpus" {
-                Value::Array(vec![confined])
-            } else {
-                confined
-            })
-        }
-        Value::Array(items) => items.into_iter().map(|item| confine_item(state, key, item)).collect(),
-        other => Ok(other),
-    }
-}
-
-/// One element of a list of files.
-fn confine_item(state: &AppState, key: &str, item: Value) -> Result<Value, ApiError> {
-    match item {
-        Value::String(text) => Ok(Value::String(file_arg(state, key, &text)?)),
-        other => Ok(other),
-    }
-}
-
-/// `POST /api/runs`: starts `primer pretrain` with the form's options. Answers once the CLI
-/// has accepted them (the run directory exists) or refused them (its one-line error, 400).
-pub async fn start(
-    State(state): Shared,
-    body: Result<Json<StartRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(form) = body.map_err(|e| ApiError::bad(e.body_text()))?;
-    let out = output_dir(&state, &form.name)?;
-    let options = start_options(&state, form.options)?;
-    let mut args: Vec<String> = vec!["pretrain".into()];
-    args.extend(options.to_args());
-    args.extend(["--out".into(), out.display().to_string(), "--no-tui".into()]);
-    let id = runs::id_of(&state.root, &out);
-    let run = RunDir::new(&out);
-    spawn_and_wait(&state, &id, &args, |pid| {
-        RunStatus::read(&run).is_some_and(|s| s.pid == pid)
-    })
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
-}
-
-/// Where a run named `name` is created: under the runs directory once every link on the
-/// way is resolved, so a linked folder cannot send it elsewhere.
-fn output_dir(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
-    let out = state.root.join(confined(name)?);
-    let existing = out.ancestors().find(|path| path.exists()).unwrap_or(&state.root);
-    if !runs::inside(&state.root, existing) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{name:?} leads outside the runs directory through a link"),
-        ));
-    }
-    Ok(out)
-}
-
-/// The file option `key`'s value `corpus`: a named data set (or the named minimal pairs) as it
-/// is; a path only inside the allowed roots.
-fn file_arg(state: &AppState, key: &str, corpus: &str) -> Result<String, ApiError> {
-    let is_named = match key {
-        "corpus" | "valid" => primer_datasets::named::lookup(corpus).is_some(),
-        "minimal-pairs" => corpus == "blimp",
-        _ => false,
-    };
-    if is_named && !Path::new(corpus).exists() {
-        return Ok(corpus.to_string());
-    }
-    let path = Path::new(corpus);
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        state.root.join(path)
-    };
-    let canonical = absolute.canonicalize().map_err(|_| {
-        ApiError::bad(format!(
-            "{key} {corpus:?} is neither a named data set nor an existing path"
-        ))
-    })?;
-    if !std::iter::once(&state.root)
-        .chain(&state.allowed)
-        .any(|root| canonical.starts_with(root))
-    {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{key} {corpus:?} is outside the dashboard's allowed roots (--runs and --allow)"),
-        ));
-    }
-    Ok(canonical.display().to_string())
-}
-
-/// `POST /api/stop?run=ID`: asks the process training the run to stop; it saves a checkpoint
-/// and exits, and the run can be resumed. The signal goes only to the process the kernel says
-/// holds the run's lock, never to a pid read from a file.
-pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let dir = run_dir(&state, &q.run)?;
-    match primer_datasets::lock::holder(&dir) {
-        Some(pid) => {
-            primer_trainer::status::terminate(pid);
-            Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run, "stopping": pid }))))
-        }
-        None => Err(ApiError(StatusCode::CONFLICT, format!("{:?} is not running", q.run))),
-    }
-}
-
-/// `POST /api/resume?run=ID`: continues an interrupted pre-training run from its checkpoint.
-pub async fn resume(State(state): Shared, Query(q): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let dir = run_dir(&state, &q.run)?;
-    let run = RunDir::new(&dir);
-    if !run.config().exists() {
-        return Err(ApiError::bad(format!("{:?} is not a pre-training run", q.run)));
-    }
-    let before = RunStatus::read(&run);
-    match before.as_ref().map(|status| status.effective_state(&run)) {
-        Some(RunState::Running) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} is running", q.run))),
-        Some(RunState::Finished) => return Err(ApiError(StatusCode::CONFLICT, format!("{:?} has finished", q.run))),
-        _ => {}
-    }
-    let args: Vec<String> = vec![
-        "pretrain".into(),
-        "--resume".into(),
-        dir.display().to_string(),
-        "--no-tui".into(),
-    ];
-    spawn_and_wait(&state, &q.run, &args, |pid| {
-        RunStatus::read(&run).is_some_and(|s| s.pid == pid && s.state == RunState::Running)
-    })
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run }))))
-}
-
-/// Starts `primer ARGS` with its output in the run's dashboard log, then waits until
-/// `accepted` holds (answer: started) or the child exits first (answer: its error).
-async fn spawn_and_wait(
-    state: &AppState,
-    id: &str,
-    args: &[String],
-    accepted: impl Fn(u32) -> bool,
-) -> Result<(), ApiError> {
-    let log = runs::log_path(&state.root, id);
-    let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let logs = log.parent().expect("logs have a folder");
-    std::fs::create_dir_all(logs).map_err(internal)?;
-    if !runs::inside(&state.root, logs) || log.is_symlink() {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{} leads outside the runs directory through a link", log.display()),
-        ));
-    }
-    let file = std::fs::File::create(&log).map_err(internal)?;
-    let mut child = Command::new(&state.exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().map_err(internal)?)
-        .stderr(file)
-        .spawn()
-        .map_err(internal)?;
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().map_err(internal)? {
-            if accepted(pid) || status.success() {
-                return Ok(());
-            }
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("error"))
-                .unwrap_or("primer stopped without an error message")
-                .trim_start_matches("error: ")
-                .to_string();
-            return Err(if status.code() == Some(2) {
-                ApiError::bad(line)
-            } else {
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, line)
-            });
-        }
-        if accepted(pid) {
-            state.children.lock().expect("children lock").push(child);
-            return Ok(());
-        }
-        if started.elapsed() > ACCEPT_TIMEOUT {
-            state.children.lock().expect("children lock").push(child);
-            return Err(ApiError(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "primer has not started {id:?} after {}s; see its log",
-                    ACCEPT_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Collects the exit status of finished children, so none lingers as a zombie.
-fn reap(state: &AppState) {
-    state
-        .children
-        .lock()
-        .expect("children lock")
-        .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
 }
 
 /// The reply to any path the dashboard does not serve.
 pub async fn not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "no such page or endpoint".into())
+    ApiError::not_found("no such page or endpoint")
 }

@@ -1,12 +1,20 @@
-//! `primer dashboard`: a local web UI that lists the runs under a directory, charts their
-//! metrics live, and starts, stops and resumes pre-training runs.
+//! `primer dashboard`: a local web UI that lists the runs under a directory, charts and
+//! compares them live, and runs any primer job (pre-training, fine-tuning, compare, evaluation,
+//! ...) through a queue that lets a set number run at once.
 
 mod api;
+mod control;
+mod error;
+mod jobs;
+mod paths;
+mod queue;
 mod runs;
+mod system;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Router;
@@ -18,6 +26,9 @@ use axum::routing::{get, post};
 use rand::Rng;
 
 use api::AppState;
+use jobs::Catalogue;
+use paths::Roots;
+use queue::Queue;
 
 /// Arguments of `primer dashboard`.
 #[derive(clap::Args, Debug)]
@@ -33,9 +44,14 @@ pub struct DashboardArgs {
     /// at start on every request. Requests must name the server by IP address or localhost.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// A further directory whose files the start-run form may use as corpora (repeatable).
+    /// A further directory whose files jobs started from the page may read: corpora, tasks,
+    /// checkpoints to import (repeatable).
     #[arg(long, value_name = "DIR")]
     allow: Vec<PathBuf>,
+    /// Jobs that may run at once; the rest wait in the queue [default: the queue's setting,
+    /// 1 for a new queue: two training jobs on one machine halve each other's speed].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
 }
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -43,8 +59,9 @@ const APP_JS: &str = include_str!("../web/app.js");
 const UPLOT_JS: &str = include_str!("../web/vendor/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../web/vendor/uPlot.min.css");
 
-/// Runs `primer dashboard` until Ctrl-C.
-pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
+/// Runs `primer dashboard` until Ctrl-C; `cli` is the whole `primer` command line, whose
+/// commands and options the page's forms offer.
+pub fn run(args: DashboardArgs, cli: clap::Command) -> anyhow::Result<()> {
     let root = args.runs.canonicalize().map_err(|e| {
         anyhow::anyhow!(
             "--runs {}: {e}: give an existing directory (create it with mkdir)",
@@ -66,13 +83,15 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
     let token: String = (0..32)
         .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
         .collect();
+    let exe = std::env::current_exe().context("cannot find the primer executable")?;
+    let queue = Queue::open(&root, exe, args.jobs.map(usize::from))?;
     let state = AppState {
-        root,
-        allowed,
-        exe: std::env::current_exe().context("cannot find the primer executable")?,
+        roots: Roots { root, allowed },
+        catalogue: Catalogue::new(cli),
+        queue,
+        sampler: Default::default(),
         token,
         token_for_reads: !args.host.is_loopback(),
-        children: Mutex::new(Vec::new()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -102,13 +121,14 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
     } else {
         (format!("http://{bound}/"), "")
     };
-    println!("dashboard of {} at {url}{token_note}", state.root.display());
+    println!("dashboard of {} at {url}{token_note}", state.roots.root.display());
     let guard = Arc::new(Guard { bound });
     let index = INDEX_HTML.replace(
         r#"<meta name="primer-token" content="">"#,
         &format!(r#"<meta name="primer-token" content="{}">"#, state.token),
     );
     let state = Arc::new(state);
+    tokio::spawn(run_queue(state.clone()));
     let app = Router::new()
         .route("/", get(|| async { axum::response::Html(index) }))
         .route(
@@ -124,15 +144,21 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], UPLOT_CSS) }),
         )
         .route("/report", get(api::report))
-        .route("/api/runs", get(api::list).post(api::start))
+        .route("/api/runs", get(api::list))
         .route("/api/objectives", get(api::objectives))
-        .route("/api/options", get(api::options))
         .route("/api/run", get(api::detail))
         .route("/api/diff", get(api::diff))
         .route("/api/metrics", get(api::metrics))
         .route("/api/events", get(api::events))
-        .route("/api/stop", post(api::stop))
-        .route("/api/resume", post(api::resume))
+        .route("/api/commands", get(control::commands))
+        .route("/api/jobs", post(control::submit))
+        .route("/api/jobs/cancel", post(control::cancel))
+        .route("/api/jobs/move", post(control::move_job))
+        .route("/api/jobs/log", get(control::job_log))
+        .route("/api/queue", get(control::queue))
+        .route("/api/queue/limit", post(control::limit))
+        .route("/api/stop", post(control::stop))
+        .route("/api/resume", post(control::resume))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         .layer(axum::middleware::from_fn_with_state(guard, same_site_only))
@@ -143,6 +169,17 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
         })
         .await
         .context("the dashboard server stopped")
+}
+
+/// Starts queued jobs as slots free, every second, for as long as the dashboard serves.
+async fn run_queue(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.queue.advance() {
+            eprintln!("the job queue: {e:#}");
+        }
+    }
 }
 
 /// What requests must name to be served: the address the dashboard listens on.

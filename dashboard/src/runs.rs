@@ -2,9 +2,10 @@
 //! themselves: `config.json`/`finetune.json`, `status.json`, `summary.json` and the tail of
 //! `metrics.jsonl`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use primer_compare::CompareSpec;
 use primer_options::{Backend, PretrainOptions};
@@ -15,6 +16,8 @@ use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::system::ProcessLoad;
 
 /// Bytes read from the end of `metrics.jsonl` for the latest records.
 const TAIL_BYTES: u64 = 16 * 1024;
@@ -56,6 +59,12 @@ pub struct RunInfo {
     pub backend: Option<String>,
     /// Wall-clock seconds so far.
     pub elapsed_s: Option<f64>,
+    /// Every value known of it, by dotted key, for the table's chosen columns, filters and
+    /// groups: `config.*` (its config file), `summary.*`, and the latest `train.*` and
+    /// `valid.*` metrics.
+    pub fields: BTreeMap<String, Value>,
+    /// CPU and memory of the process running it.
+    pub load: Option<ProcessLoad>,
 }
 
 /// Every run and report under `root`, sorted by id.
@@ -111,7 +120,13 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     let config = Config::of(dir)?;
     let kind = config.kind();
     let status = match kind {
-        Kind::Report => dir.join("report.md").exists().then_some(RunState::Finished),
+        Kind::Report => Some(if dir.join("report.md").exists() {
+            RunState::Finished
+        } else if primer_datasets::lock::is_locked(dir) {
+            RunState::Running
+        } else {
+            RunState::Interrupted
+        }),
         _ => RunStatus::read(&run)
             .map(|s| s.effective_state(&run))
             .or_else(|| run.summary().exists().then_some(RunState::Finished)),
@@ -119,6 +134,7 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     let (records, _) = tail_records(&run.metrics());
     let last = records.last();
     let valid = records.iter().rev().find(|r| r["split"] == "valid").cloned();
+    let progress = read_json(&dir.join(primer_compare::PROGRESS_FILE));
     let (objective, task, total_steps, backend) = match &config {
         Config::Pretrain(config) => (
             Some(config.objective.label()),
@@ -135,19 +151,50 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
         ),
         Config::Unreadable(_) => (None, None, None, None),
     };
+    // A comparison counts its jobs as steps.
+    let jobs = |key: &str| progress.as_ref().and_then(|p| p[key].as_u64());
     Some(RunInfo {
         id: id_of(root, dir),
         kind,
         objective,
         task,
         status,
-        step: last.and_then(|r| r["step"].as_u64()).unwrap_or(0),
-        total_steps,
+        step: last.and_then(|r| r["step"].as_u64()).or(jobs("done")).unwrap_or(0),
+        total_steps: total_steps.or(jobs("total")),
         tokens_seen: last.and_then(|r| r["tokens_seen"].as_u64()),
+        fields: fields(dir, &records),
         valid,
         backend,
         elapsed_s: last.and_then(|r| r["elapsed_s"].as_f64()),
+        load: None,
     })
+}
+
+/// The values of a run by dotted key: its config, its summary, and the latest record of each
+/// split (an objective's own metrics among them).
+fn fields(dir: &Path, records: &[Value]) -> BTreeMap<String, Value> {
+    let mut fields = BTreeMap::new();
+    let mut add = |prefix: &str, value: &Value| {
+        for (key, value) in primer_trainer::config::flatten(value) {
+            fields.insert(format!("{prefix}.{key}"), value);
+        }
+    };
+    if let Some(config) = config_file(dir) {
+        add("config", &config);
+    }
+    if let Some(summary) = read_json(&RunDir::new(dir).summary()) {
+        add("summary", &summary);
+    }
+    for split in ["train", "valid"] {
+        if let Some(mut record) = records.iter().rev().find(|r| r["split"] == split).cloned() {
+            if let Some(own) = record.as_object_mut().and_then(|r| r.remove("objective_metrics")) {
+                add(split, &own);
+            }
+            record.as_object_mut().map(|r| r.remove("split"));
+            add(split, &record);
+        }
+    }
+    fields
 }
 
 /// The backend a run's stored options name, if any.
@@ -263,13 +310,6 @@ pub fn checkpoints(dir: &Path) -> Vec<String> {
         .iter()
         .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
         .collect()
-}
-
-/// The log the dashboard keeps of a run it started.
-pub fn log_path(root: &Path, id: &str) -> PathBuf {
-    root.join(".dashboard")
-        .join("logs")
-        .join(format!("{}.log", id.replace('/', "__")))
 }
 
 #[cfg(test)]

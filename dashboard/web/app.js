@@ -21,49 +21,146 @@ const state = {
   runs: [],
   sort: { key: "id", ascending: true },
   selected: new Map(), // run id -> { records: [], source: EventSource }
+  // The table's columns: keys of a run's row (kind, status, ...) or of its fields (config.*,
+  // summary.*, train.*, valid.*).
+  columns: ["kind", "objective", "status", "step", "tokens_seen", "valid.loss", "valid.accuracy", "backend", "elapsed_s", "load"],
+  groupBy: "",
 };
+
+const COLUMN_LABELS = {
+  id: "run", kind: "kind", objective: "objective", status: "status", step: "step", tokens_seen: "tokens",
+  "valid.loss": "valid loss", "valid.accuracy": "valid acc", backend: "backend", elapsed_s: "time (s)",
+  load: "cpu · memory · tokens/s",
+};
+const ROW_KEYS = ["id", "kind", "objective", "status", "step", "tokens_seen", "backend", "elapsed_s", "task", "total_steps"];
 
 const fmt = (v, digits) => v === undefined || v === null ? "" : typeof v === "number" ? +v.toFixed(digits ?? 4) : v;
 
-function rowValue(run, key) {
-  if (key === "valid_loss") return run.valid ? run.valid.loss : undefined;
-  if (key === "valid_accuracy") return run.valid ? run.valid.accuracy : undefined;
-  return run[key];
+// A run's value of a column: a key of its row, or of its fields.
+function value(run, key) {
+  if (key === "load") return run.load ? run.load.cpu_percent : undefined;
+  if (ROW_KEYS.includes(key)) return run[key];
+  return run.fields ? run.fields[key] : undefined;
 }
 
 // Text from run directories (names, task paths) as HTML text, never markup.
 const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function renderRuns() {
-  const filter = document.getElementById("filter").value.toLowerCase();
-  const { key, ascending } = state.sort;
-  const runs = state.runs
-    .filter((r) => JSON.stringify([r.id, r.kind, r.objective, r.status, r.backend, r.task]).toLowerCase().includes(filter))
-    .sort((a, b) => {
-      const x = rowValue(a, key), y = rowValue(b, key);
-      const order = x === y ? 0 : x === undefined || x === null ? 1 : y === undefined || y === null ? -1 : x < y ? -1 : 1;
-      return ascending ? order : -order;
-    });
-  const body = document.querySelector("#runs tbody");
-  body.replaceChildren(...runs.map((run) => {
-    const tr = document.createElement("tr");
-    tr.dataset.run = run.id;
-    const charted = run.kind !== "report";
-    const box = charted ? `<input type="checkbox" data-testid="select" ${state.selected.has(run.id) ? "checked" : ""}>` : "";
-    const steps = run.total_steps ? `${run.step}/${run.total_steps}` : run.step;
-    const buttons = [
-      run.status === "running" && run.kind === "pretrain" ? `<button data-action="stop" data-testid="stop">stop</button>` : "",
-      run.status === "interrupted" && run.kind === "pretrain" ? `<button data-action="resume" data-testid="resume">resume</button>` : "",
-      `<button data-action="detail">detail</button>`,
-    ].join(" ");
+// The filter: words match a run's name, kind, objective, status, backend or task; `key>N`,
+// `key<=N`, `key=V`, `key!=V`, ... compare a column's value.
+function matches(run, filter) {
+  for (const term of filter.trim().split(/\s+/).filter(Boolean)) {
+    const condition = term.match(/^([\w.\-]+)(>=|<=|!=|=|>|<)(.*)$/);
+    if (!condition) {
+      const text = JSON.stringify([run.id, run.kind, run.objective, run.status, run.backend, run.task]).toLowerCase();
+      if (!text.includes(term.toLowerCase())) return false;
+      continue;
+    }
+    const [, key, op, wanted] = condition;
+    const have = value(run, key);
+    if (have === undefined || have === null) return false;
+    const [x, y] = typeof have === "number" && wanted !== "" && !isNaN(+wanted) ? [have, +wanted] : [String(have).toLowerCase(), wanted.toLowerCase()];
+    const holds = { ">": x > y, "<": x < y, ">=": x >= y, "<=": x <= y, "=": x === y, "!=": x !== y }[op];
+    if (!holds) return false;
+  }
+  return true;
+}
+
+function compare(x, y) {
+  return x === y ? 0 : x === undefined || x === null ? 1 : y === undefined || y === null ? -1 : x < y ? -1 : 1;
+}
+
+// One cell of a run's row.
+function cell(run, key) {
+  if (key === "kind") {
     // A task given as a file shows its file name; the whole path is in the tooltip.
     const task = run.task ? ` <span title="${esc(run.task)}">${esc(run.task.split("/").pop())}</span>` : "";
-    tr.innerHTML = `<td>${box}</td><td>${esc(run.id)}</td><td>${run.kind}${task}</td>
-      <td>${esc(run.objective)}</td><td class="${run.status ?? ""}" data-testid="status">${run.status ?? "unknown"}</td>
-      <td>${steps}</td><td>${run.tokens_seen ?? ""}</td><td>${fmt(rowValue(run, "valid_loss"))}</td>
-      <td>${fmt(rowValue(run, "valid_accuracy"))}</td><td>${esc(run.backend)}</td><td>${fmt(run.elapsed_s, 0)}</td><td>${buttons}</td>`;
-    return tr;
-  }));
+    return `<td>${esc(run.kind)}${task}</td>`;
+  }
+  if (key === "status") return `<td class="${esc(run.status)}" data-testid="status">${esc(run.status ?? "unknown")}</td>`;
+  if (key === "step") return `<td>${run.total_steps ? `${run.step}/${run.total_steps}` : run.step}</td>`;
+  if (key === "elapsed_s") return `<td>${fmt(run.elapsed_s, 0)}</td>`;
+  if (key === "load") {
+    if (!run.load) return "<td></td>";
+    const speed = run.fields && run.fields["train.tokens_per_s"];
+    return `<td data-testid="load">${run.load.cpu_percent}% · ${Math.round(run.load.rss_mib)} MiB${speed ? ` · ${Math.round(speed)}/s` : ""}</td>`;
+  }
+  const v = value(run, key);
+  return `<td>${esc(typeof v === "object" && v !== null ? JSON.stringify(v) : fmt(v))}</td>`;
+}
+
+function runRow(run) {
+  const tr = document.createElement("tr");
+  tr.dataset.run = run.id;
+  const charted = run.kind !== "report";
+  const box = charted ? `<input type="checkbox" data-testid="select" ${state.selected.has(run.id) ? "checked" : ""}>` : "";
+  const resumable = run.kind === "pretrain" || run.kind === "report";
+  const buttons = [
+    run.status === "running" && resumable ? `<button data-action="stop" data-testid="stop">stop</button>` : "",
+    run.status === "interrupted" && resumable ? `<button data-action="resume" data-testid="resume">resume</button>` : "",
+    `<button data-action="detail">detail</button>`,
+  ].join(" ");
+  tr.innerHTML = `<td>${box}</td><td>${esc(run.id)}</td>${state.columns.map((key) => cell(run, key)).join("")}<td>${buttons}</td>`;
+  return tr;
+}
+
+// A group's heading row: its value, its size, and each numeric column's mean ± standard deviation.
+function groupRow(group, runs) {
+  const tr = document.createElement("tr");
+  tr.className = "group";
+  tr.dataset.group = group;
+  const stats = state.columns.map((key) => {
+    const xs = runs.map((run) => value(run, key)).filter((v) => typeof v === "number");
+    if (xs.length === 0) return "<td></td>";
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+    return `<td data-testid="group-stat" title="mean ± standard deviation of ${xs.length}">${fmt(mean)} ± ${fmt(sd)}</td>`;
+  });
+  tr.innerHTML = `<td></td><td data-testid="group-name">${esc(state.groupBy)} = ${esc(group)} (${runs.length} runs)</td>${stats.join("")}<td></td>`;
+  return tr;
+}
+
+function renderHead() {
+  const head = document.querySelector("#runs thead");
+  const sortMark = (key) => state.sort.key === key ? (state.sort.ascending ? " ▲" : " ▼") : "";
+  const th = (key, removable) => `<th><span data-sort="${esc(key)}" title="${esc(key)}">${esc(COLUMN_LABELS[key] ?? key)}${sortMark(key)}</span>` +
+    (removable ? `<button class="remove" data-remove="${esc(key)}" title="remove this column">×</button>` : "") + "</th>";
+  head.innerHTML = `<tr><th></th>${th("id", false)}${state.columns.map((key) => th(key, true)).join("")}<th></th></tr>`;
+}
+
+// The column and group menus offer every key some run has.
+function renderMenus() {
+  const keys = new Set(["kind", "objective", "status", "backend", "step", "tokens_seen", "elapsed_s", "load"]);
+  for (const run of state.runs) for (const key of Object.keys(run.fields || {})) keys.add(key);
+  const sorted = [...keys].sort();
+  for (const [id, first] of [["add-column", "choose…"], ["group-by", "none"]]) {
+    const menu = document.getElementById(id);
+    const chosen = menu.value;
+    if (menu.options.length === sorted.length + 1) continue;
+    menu.replaceChildren(new Option(first, ""), ...sorted.map((key) => new Option(key, key)));
+    menu.value = chosen;
+  }
+}
+
+function renderRuns() {
+  renderHead();
+  renderMenus();
+  const filter = document.getElementById("filter").value;
+  const { key, ascending } = state.sort;
+  const runs = state.runs.filter((run) => matches(run, filter))
+    .sort((a, b) => (ascending ? 1 : -1) * compare(value(a, key), value(b, key)));
+  const body = document.querySelector("#runs tbody");
+  if (!state.groupBy) {
+    body.replaceChildren(...runs.map(runRow));
+    return;
+  }
+  const groups = new Map();
+  for (const run of runs) {
+    const group = String(value(run, state.groupBy) ?? "(none)");
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push(run);
+  }
+  body.replaceChildren(...[...groups.keys()].sort().flatMap((group) => [groupRow(group, groups.get(group)), ...groups.get(group).map(runRow)]));
 }
 
 // A run's name in the chart legend, with its objective's label (`mlm:span`) when it has one.
@@ -164,9 +261,19 @@ new ResizeObserver(() => {
 }).observe(document.getElementById("chart"));
 
 document.querySelector("#runs thead").addEventListener("click", (event) => {
-  const key = event.target.dataset.key;
-  if (!key) return;
-  state.sort = { key, ascending: state.sort.key === key ? !state.sort.ascending : true };
+  const { sort, remove } = event.target.dataset;
+  if (sort) state.sort = { key: sort, ascending: state.sort.key === sort ? !state.sort.ascending : true };
+  if (remove) state.columns = state.columns.filter((key) => key !== remove);
+  if (sort || remove) renderRuns();
+});
+document.getElementById("add-column").addEventListener("change", (event) => {
+  const key = event.target.value;
+  if (key && !state.columns.includes(key)) state.columns.push(key);
+  event.target.value = "";
+  renderRuns();
+});
+document.getElementById("group-by").addEventListener("change", (event) => {
+  state.groupBy = event.target.value;
   renderRuns();
 });
 
@@ -217,19 +324,31 @@ document.getElementById("diff").addEventListener("click", () => showDiff().catch
   document.getElementById("config-diff").textContent = e.message;
 }));
 
+// A comparison's jobs, each done, running or pending, and its ETA.
+function progressTable(progress) {
+  const eta = progress.eta_s === null || progress.eta_s === undefined ? "ETA after the first job"
+    : progress.eta_s === 0 ? "all done" : `about ${Math.round(progress.eta_s)} s left`;
+  const rows = progress.jobs.map((job) => `<tr><td>${esc(job.what)}</td><td class="${esc(job.state)}">${esc(job.state)}</td></tr>`);
+  return `<h4 data-testid="progress-summary">${progress.done} of ${progress.total} jobs done; ${eta}</h4>` +
+    `<div class="scroll"><table data-testid="progress"><tr><th>job</th><th>state</th></tr>${rows.join("")}</table></div>`;
+}
+
+let detailShown = null;
 async function showDetail(id) {
+  detailShown = id;
   const detail = await api("/api/run?run=" + encodeURIComponent(id));
   const pane = document.getElementById("detail");
-  const parts = [`<h3>${id}</h3>`];
+  const parts = [`<h3>${esc(id)}</h3>`];
+  if (detail.progress) parts.push(progressTable(detail.progress));
   if (detail.report) {
     const url = withToken("/report?run=" + encodeURIComponent(id));
     parts.push(`<p><a href="${url}" target="_blank">open the comparison report in its own tab</a></p>`,
       `<iframe data-testid="report" src="${url}" style="width:100%;height:40em;border:1px solid #ddd"></iframe>`);
   }
-  parts.push(`<p>status: ${detail.status ? detail.status.state : "none"}; checkpoints: ${detail.checkpoints.join(", ") || "none"}</p>`);
+  parts.push(`<p>status: ${esc(detail.status ? detail.status.state : detail.info?.status ?? "none")}; checkpoints: ${esc(detail.checkpoints.join(", ") || "none")}</p>`);
   const block = (title, testid) => `<h4>${title}</h4><pre data-testid="${testid}"></pre>`;
   parts.push(block("samples at each evaluation", "samples"), block("summary", "summary"), block("config", "config"),
-    block("log (runs started here)", "log"));
+    block(`log of job ${detail.job ?? "(none started here)"}`, "log"));
   pane.innerHTML = parts.join("");
   const text = (testid, value) => { pane.querySelector(`[data-testid="${testid}"]`).textContent = value; };
   text("samples", detail.samples.length ? detail.samples.map(sampleText).join("\n\n") : "none yet");
@@ -238,91 +357,189 @@ async function showDetail(id) {
   text("log", detail.log.join("\n"));
 }
 
-document.getElementById("start").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const body = {};
-  for (const [key, value] of form.entries()) {
-    if (value === "") continue;
-    const field = event.target.elements[key];
-    const kind = field.dataset.kind;
-    body[key] = kind === "integer" || kind === "number" ? Number(value) : kind === "bool" ? value === "true" : value;
-  }
-  const error = document.getElementById("form-error");
-  error.textContent = "starting…";
-  error.className = "ok";
-  try {
-    const { id } = await post("/api/runs", body);
-    error.textContent = `started ${id}`;
-    await refreshRuns();
-    if (!state.selected.has(id)) follow(id);
-    renderRuns();
-  } catch (e) {
-    error.className = "";
-    error.textContent = e.message;
-  }
-});
+// A running comparison's detail follows its progress.
+setInterval(() => {
+  const run = state.runs.find((r) => r.id === detailShown);
+  if (run && run.kind === "report" && run.status === "running") showDetail(detailShown).catch(console.error);
+}, 3000);
 
 for (const id of ["metric", "split", "xaxis", "smoothing", "logx", "logy"]) {
   document.getElementById(id).addEventListener("input", scheduleDraw);
 }
 document.getElementById("filter").addEventListener("input", renderRuns);
 
-// The form's fields are primer's pre-training options, from its option schema: the common ones
-// shown, the rest under "more options". An empty field leaves the option at its default (the
-// placeholder). The objectives come from primer's registry.
-const SHOWN_OPTIONS = ["objective", "corpus", "tokenizer-kind", "layers", "d-model", "heads", "seq-len",
-  "batch-size", "steps", "eval-every", "backend"];
+// The job form: the chosen command's options, as primer's CLI declares them (/api/commands).
+// The common ones are shown, the rest under "more options"; an empty field leaves the option at
+// its default (the placeholder).
+const SHOWN_OPTIONS = {
+  pretrain: ["out", "objective", "corpus", "tokenizer-kind", "layers", "d-model", "heads", "seq-len", "batch-size", "steps", "eval-every", "backend"],
+  finetune: ["from", "task", "out", "freeze-encoder", "from-scratch", "epochs", "train-limit", "backend"],
+  compare: ["out", "corpus", "objectives", "task", "seeds", "steps", "label-budgets", "backend"],
+};
+const jobs = { commands: [], objectives: [] };
 
-function optionField(spec, objectives) {
-  const name = spec.key.replaceAll("-", "_");
+function optionField(spec) {
+  const wrap = document.createElement("div");
+  wrap.className = "field" + (spec.kind === "flag" ? " flag" : "");
   const defaultText = spec.default_text ? `default: ${spec.default_text}` : "";
   let field;
-  if (spec.kind === "objective" || spec.kind === "choice" || spec.kind === "bool") {
+  if (spec.kind === "flag") {
+    field = document.createElement("input");
+    field.type = "checkbox";
+  } else if (spec.kind === "choice" || spec.kind === "bool" || (spec.kind === "objective" && !spec.list)) {
     field = document.createElement("select");
-    const values = spec.kind === "objective" ? objectives.map((o) => o.name)
-      : spec.kind === "bool" ? ["true", "false"] : spec.choices;
-    const choices = spec.kind === "objective" ? [] : [["", defaultText || "default"]];
-    for (const [value, text] of [...choices, ...values.map((v) => [v, v])]) {
-      const option = document.createElement("option");
-      option.value = value;
-      option.textContent = text;
-      const objective = objectives.find((o) => o.name === value);
+    const values = spec.kind === "bool" ? ["true", "false"] : spec.choices;
+    const first = spec.kind === "objective" ? [] : [["", defaultText || "default"]];
+    for (const [v, text] of [...first, ...values.map((v) => [v, v])]) {
+      const option = new Option(text, v);
+      const objective = jobs.objectives.find((o) => o.name === v);
       if (spec.kind === "objective" && objective) option.title = objective.description;
       field.append(option);
     }
-    if (spec.kind === "objective") field.dataset.testid = "objectives";
   } else {
     field = document.createElement("input");
     if (spec.kind === "integer" || spec.kind === "number") {
       field.type = "number";
       field.step = spec.kind === "integer" ? "1" : "any";
     }
-    field.placeholder = spec.key === "corpus" ? "tinyshakespeare or a path" : defaultText;
-    if (spec.key === "corpus") field.required = true;
+    field.placeholder = spec.list ? `${defaultText || "a,b,…"}` : defaultText || spec.kind;
+    field.required = spec.required;
   }
-  field.name = name;
+  field.name = spec.key;
   field.dataset.kind = spec.kind;
   field.title = spec.help;
   const label = document.createElement("label");
-  label.textContent = name;
+  label.textContent = spec.key + (spec.required ? " *" : "");
   label.title = spec.help;
-  return [label, field];
+  const error = document.createElement("span");
+  error.className = "field-error";
+  error.dataset.testid = `error-${spec.key}`;
+  if (spec.kind === "flag") wrap.append(field, label, error);
+  else wrap.append(label, field, error);
+  return wrap;
 }
 
-async function loadOptionFields() {
-  const [schema, objectives] = await Promise.all([api("/api/options"), api("/api/objectives")]);
-  const shown = document.getElementById("option-fields");
-  const more = document.getElementById("more-option-fields");
-  for (const key of SHOWN_OPTIONS) {
-    const spec = schema.find((s) => s.key === key);
-    if (spec) shown.append(...optionField(spec, objectives));
-  }
-  for (const spec of schema.filter((s) => !SHOWN_OPTIONS.includes(s.key))) {
-    more.append(...optionField(spec, objectives));
+function showCommand(name) {
+  const command = jobs.commands.find((c) => c.name === name);
+  document.getElementById("job-about").textContent = command.about;
+  const shown = SHOWN_OPTIONS[name] ?? [];
+  const common = (spec) => spec.required || spec.positional || shown.includes(spec.key) || ["out", "run", "from"].includes(spec.key);
+  document.getElementById("job-fields").replaceChildren(...command.options.filter(common).map(optionField));
+  document.getElementById("more-job-fields").replaceChildren(...command.options.filter((s) => !common(s)).map(optionField));
+  document.getElementById("job-message").textContent = "";
+}
+
+// The CLI's error names the option at fault (`--heads`): it is shown beside that field too.
+function showJobError(message) {
+  const line = document.getElementById("job-message");
+  line.className = "";
+  line.textContent = message;
+  const form = document.getElementById("job-form");
+  for (const flag of message.matchAll(/--([a-z0-9-]+)/g)) {
+    const error = form.querySelector(`[data-testid="error-${flag[1]}"]`);
+    if (error) error.textContent = message;
   }
 }
 
-loadOptionFields().catch(console.error);
+document.getElementById("job-command").addEventListener("change", (event) => showCommand(event.target.value));
+
+document.getElementById("job-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const command = document.getElementById("job-command").value;
+  const options = {};
+  for (const field of form.querySelectorAll("[name]")) {
+    const kind = field.dataset.kind;
+    if (kind === "flag") { if (field.checked) options[field.name] = true; continue; }
+    if (field.value === "") continue;
+    options[field.name] = kind === "integer" || kind === "number" ? Number(field.value) : kind === "bool" ? field.value === "true" : field.value;
+  }
+  form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+  const line = document.getElementById("job-message");
+  line.className = "ok";
+  line.textContent = "checking…";
+  try {
+    const reply = await post("/api/jobs", { command, options });
+    line.textContent = reply.state === "queued" ? `queued job ${reply.job} (place ${reply.place})` : `started job ${reply.job}${reply.id ? `: ${reply.id}` : ""}`;
+    await Promise.all([refreshRuns(), refreshQueue()]);
+    if (reply.id && command === "pretrain" && !state.selected.has(reply.id)) { follow(reply.id); renderRuns(); }
+  } catch (e) {
+    showJobError(e.message);
+  }
+});
+
+// The queue: queued jobs in their order (move up, move down, cancel), running ones with their
+// CPU and memory, ended ones newest first with their errors; each job's log on demand.
+function queueRow(job) {
+  const tr = document.createElement("tr");
+  tr.dataset.job = job.id;
+  const load = job.load ? [`${job.load.cpu_percent}%`, `${Math.round(job.load.rss_mib)} MiB`] : ["", ""];
+  const actions = [
+    job.state === "queued" ? `<button data-action="up" title="start earlier">↑</button><button data-action="down" title="start later">↓</button>` : "",
+    job.state === "queued" || job.state === "running" ? `<button data-action="cancel" data-testid="cancel">cancel</button>` : "",
+    `<button data-action="log">log</button>`,
+  ].join(" ");
+  const state = job.error ? `<span title="${esc(job.error)}">${job.state}</span>` : job.state;
+  tr.innerHTML = `<td>${job.id}</td><td>${esc(job.command)}</td><td>${esc(job.run ?? "")}</td>
+    <td class="${job.state}" data-testid="job-state">${state}</td><td data-testid="place">${job.place ?? ""}</td>
+    <td>${load[0]}</td><td>${load[1]}</td><td>${actions}</td>`;
+  return tr;
+}
+
+async function refreshQueue() {
+  try {
+    const queue = await api("/api/queue");
+    const order = { running: 0, queued: 1 };
+    const jobsShown = queue.jobs.slice().sort((a, b) =>
+      (order[a.state] ?? 2) - (order[b.state] ?? 2) || (a.state === "queued" ? a.place - b.place : b.id - a.id));
+    document.querySelector("#queue tbody").replaceChildren(...jobsShown.map(queueRow));
+    const limit = document.getElementById("limit");
+    if (document.activeElement !== limit) limit.value = queue.limit;
+    const m = queue.machine;
+    const gib = (mib) => (mib / 1024).toFixed(1);
+    document.getElementById("machine").textContent = `${m.cpus} CPUs, load ${m.load_average.map((l) => l.toFixed(2)).join(" ")}` +
+      (m.memory_total_mib ? `, memory ${gib(m.memory_total_mib - m.memory_available_mib)} of ${gib(m.memory_total_mib)} GiB in use` : "");
+  } catch (e) {
+    console.error(e);
+  }
+}
+
+document.querySelector("#queue tbody").addEventListener("click", async (event) => {
+  const row = event.target.closest("tr");
+  const action = event.target.dataset.action;
+  if (!row || !action) return;
+  const job = row.dataset.job;
+  const place = Number(row.querySelector("[data-testid=place]").textContent);
+  try {
+    if (action === "cancel") await post(`/api/jobs/cancel?job=${job}`);
+    if (action === "up") await post(`/api/jobs/move?job=${job}&place=${Math.max(1, place - 1)}`);
+    if (action === "down") await post(`/api/jobs/move?job=${job}&place=${place + 1}`);
+    if (action === "log") {
+      const log = document.getElementById("job-log");
+      log.hidden = false;
+      log.textContent = `job ${job}:\n` + (await api(`/api/jobs/log?job=${job}`)).log.join("\n");
+    }
+  } catch (e) {
+    alert(e.message);
+  }
+  refreshQueue();
+});
+
+document.getElementById("set-limit").addEventListener("click", async () => {
+  try { await post("/api/queue/limit", { limit: Number(document.getElementById("limit").value) }); }
+  catch (e) { alert(e.message); }
+  refreshQueue();
+});
+
+async function loadCommands() {
+  [jobs.commands, jobs.objectives] = await Promise.all([api("/api/commands"), api("/api/objectives")]);
+  const menu = document.getElementById("job-command");
+  menu.replaceChildren(...jobs.commands.map((c) => new Option(c.name, c.name)));
+  showCommand(menu.value);
+}
+
+loadCommands().catch(console.error);
 refreshRuns();
+refreshQueue();
 setInterval(refreshRuns, 3000);
+setInterval(refreshQueue, 2000);

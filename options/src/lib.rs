@@ -1,7 +1,7 @@
 //! What a primer job is asked to do, typed: every option with its flag, its config key and its
 //! default, declared once ([`schema::option_set!`]) and read by the CLI's flags, `--config`
-//! TOML files, a run's `config.json`, `primer compare` and the web dashboard's form (which
-//! gets [`PretrainOptions::schema`] as JSON); and what the options resolve to: the model and
+//! TOML files, a run's `config.json`, `primer compare` and the web dashboard's forms (which
+//! get every command's options from clap through [`options_of`], as JSON); and what the options resolve to: the model and
 //! training configs, the corpus, the tokenizer, the prepared data, the task.
 
 pub mod backend;
@@ -15,5 +15,5 @@ pub mod task;
 pub use backend::{Backend, BackendArgs};
 pub use corpus::CorpusArgs;
 pub use pretrain::{PretrainOptions, flag_error};
-pub use schema::{OptionSpec, parse_name};
+pub use schema::{OptionSpec, options_of, parse_name, parser};
 pub use task::TaskArgs;

@@ -173,8 +173,9 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_lists_every_option_once_with_its_default() {
-        let schema = PretrainOptions::schema();
+    fn the_schema_lists_every_option_once_with_its_default_and_choices() {
+        use clap::Args;
+        let schema = crate::options_of(&PretrainOptions::augment_args(clap::Command::new("pretrain")));
         let keys: Vec<&str> = schema.iter().map(|spec| spec.key.as_str()).collect();
         let mut unique = keys.clone();
         unique.sort_unstable();
@@ -188,18 +189,26 @@ mod tests {
         for key in serde_json::to_value(&everything).unwrap().as_object().unwrap().keys() {
             assert!(keys.contains(&key.as_str()), "{key} is not in the schema");
         }
-        let seq_len = schema.iter().find(|spec| spec.key == "seq-len").unwrap();
+        let spec = |key: &str| schema.iter().find(|spec| spec.key == key).unwrap().clone();
+        let seq_len = spec("seq-len");
+        assert_eq!((seq_len.kind, seq_len.default_text.as_deref()), ("integer", Some("64")));
+        let min_lr = spec("min-lr");
         assert_eq!(
-            (seq_len.kind, seq_len.default.clone()),
-            ("integer", Some(serde_json::json!(64)))
+            (min_lr.kind, min_lr.default_text.as_deref()),
+            ("number", Some("lr / 10"))
         );
-        let min_lr = schema.iter().find(|spec| spec.key == "min-lr").unwrap();
+        let positions = spec("positions");
         assert_eq!(
-            (min_lr.default.clone(), min_lr.default_text.as_deref()),
-            (None, Some("lr / 10"))
+            (positions.kind, positions.choices.clone()),
+            ("choice", vec!["rotary".into(), "learned".into()])
         );
-        let positions = schema.iter().find(|spec| spec.key == "positions").unwrap();
-        assert_eq!(positions.choices, ["rotary", "learned"]);
+        let objective = spec("objective");
+        assert_eq!(
+            (objective.kind, objective.choices.len()),
+            ("objective", primer_objectives::registry::names().len())
+        );
+        assert_eq!((spec("corpus").kind, spec("corpus").list), ("text", true));
+        assert_eq!((spec("init-from").kind, spec("tie-embeddings").kind), ("path", "bool"));
     }
 
     #[test]

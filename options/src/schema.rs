@@ -1,35 +1,157 @@
-//! The schema of an option set: each option's key, flag, help, kind, choices and default, as
-//! [`option_set!`] declares them once. The CLI's flags, `--config` TOML keys, `config.json`'s
-//! `options` and the dashboard's form (served as JSON) all come from it.
+//! Options declared once: [`option_set!`] makes each option a flag, a config key and a default,
+//! from which the CLI's flags, `--config` TOML keys and `config.json`'s `options` all come; and
+//! [`options_of`] reads any command's options back from clap (key, help, kind, choices,
+//! default), as the dashboard serves them to its forms.
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
-use primer_model::Positions;
+use primer_model::{Pooling, Positions};
 use primer_objectives::ObjectiveConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Backend;
 
-/// One option: what a form, a help text or a config reader needs to know of it.
+/// One option of a command, as clap declares it: what a form, a help text or a config reader
+/// needs to know of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OptionSpec {
-    /// Its config key (`seq-len`); the flag is `--` and the key.
+    /// Its key (`seq-len`): the flag is `--` and the key; a positional argument's name.
     pub key: String,
     /// What it does.
     pub help: String,
-    /// What its values are: `integer`, `number`, `text`, `path`, `paths`, `bool`, `choice` or
-    /// `objective`.
+    /// What its values are: `integer`, `number`, `text`, `path`, `bool` (a value, `true` or
+    /// `false`), `flag` (present or not), `choice` or `objective`.
     pub kind: &'static str,
-    /// The values of a `choice`.
-    pub choices: Vec<&'static str>,
-    /// The value it takes when unset, if it is a value.
-    pub default: Option<serde_json::Value>,
+    /// The values of a `choice` (an `objective`: the registry's names).
+    pub choices: Vec<String>,
     /// The default said in words: the value, or how it follows from other options
     /// (`lr / 10`).
     pub default_text: Option<String>,
+    /// Whether the command needs it.
+    pub required: bool,
+    /// Whether it is given by position, without a flag.
+    pub positional: bool,
+    /// Whether it takes several values, comma-separated.
+    pub list: bool,
+}
+
+/// Every option of a clap command (flags and positional arguments, `--help` and hidden ones
+/// left out), in declaration order: the same definitions the command line parses.
+pub fn options_of(command: &clap::Command) -> Vec<OptionSpec> {
+    command
+        .get_arguments()
+        .filter(|arg| !arg.is_hide_set() && !matches!(arg.get_id().as_str(), "help" | "version"))
+        .map(|arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let default_text = if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+                None
+            } else if defaults.is_empty() {
+                stated_default(&help)
+            } else {
+                Some(defaults.join(","))
+            };
+            let choices: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect();
+            let list = arg.get_value_delimiter().is_some() || arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+            OptionSpec {
+                key: arg
+                    .get_long()
+                    .map_or_else(|| arg.get_id().as_str().replace('_', "-"), str::to_string),
+                kind: kind_of(arg, !choices.is_empty()),
+                help,
+                choices,
+                default_text,
+                required: arg.is_required_set(),
+                positional: arg.is_positional(),
+                list,
+            }
+        })
+        .collect()
+}
+
+/// The kind of an argument's values, from the type its parser makes.
+fn kind_of(arg: &clap::Arg, has_choices: bool) -> &'static str {
+    use std::any::TypeId;
+    if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+        return "flag";
+    }
+    let made = arg.get_value_parser().type_id();
+    let is = |id: TypeId| made == id;
+    if is(TypeId::of::<ObjectiveConfig>()) {
+        "objective"
+    } else if has_choices {
+        "choice"
+    } else if [TypeId::of::<u64>(), TypeId::of::<usize>(), TypeId::of::<u32>()]
+        .into_iter()
+        .any(is)
+    {
+        "integer"
+    } else if is(TypeId::of::<f64>()) {
+        "number"
+    } else if is(TypeId::of::<bool>()) {
+        "bool"
+    } else if is(TypeId::of::<PathBuf>()) {
+        "path"
+    } else {
+        "text"
+    }
+}
+
+/// The default an option's help states (`[default: X]`, as [`help`] writes it).
+fn stated_default(help: &str) -> Option<String> {
+    let start = help.rfind("[default: ")?;
+    let rest = &help[start + "[default: ".len()..];
+    Some(rest.strip_suffix(']').unwrap_or(rest).to_string())
+}
+
+/// clap's parser of an [`OptionValue`]: [`OptionValue::parse`], and the choices it accepts, so
+/// that `--help` and the dashboard's forms list them.
+#[derive(Debug)]
+pub struct OptionParser<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Clone for OptionParser<T> {
+    fn clone(&self) -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// The clap parser of option values of type `T` (`value_parser = parser::<DocSplit>()`).
+pub fn parser<T: OptionValue>() -> OptionParser<T> {
+    OptionParser(std::marker::PhantomData)
+}
+
+impl<T: OptionValue + 'static> TypedValueParser for OptionParser<T> {
+    type Value = T::Item;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T::Item, clap::Error> {
+        // A function parser words the error as clap does (`invalid value 'x' for '--flag'`).
+        let parse: fn(&str) -> Result<T::Item, String> = T::parse;
+        parse.parse_ref(command, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let choices = T::choices();
+        (!choices.is_empty()).then(|| {
+            Box::new(choices.into_iter().map(clap::builder::PossibleValue::new)) as Box<dyn Iterator<Item = _>>
+        })
+    }
 }
 
 /// A type an option can hold.
@@ -151,6 +273,7 @@ macro_rules! named_values {
 
 named_values!(
     TokenizerKind: ["bpe", "wordpiece", "char"],
+    Pooling: ["first", "last", "mean"],
     Positions: ["rotary", "learned"],
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
@@ -205,7 +328,7 @@ macro_rules! option_set {
                 #[arg(
                     long,
                     help = $crate::schema::help(&[$($doc),*], Self::default_text_of(stringify!($name))),
-                    value_parser = <$ty as $crate::schema::OptionValue>::parse
+                    value_parser = $crate::schema::parser::<$ty>()
                     $(, $($arg)*)?
                 )]
                 #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,24 +361,6 @@ macro_rules! option_set {
                     )*
                     _ => None,
                 }
-            }
-
-            /// Every option of the set, flattened ones first, in declaration order.
-            pub fn schema() -> Vec<$crate::schema::OptionSpec> {
-                let mut specs = Vec::new();
-                $( specs.extend(<$Flat>::schema()); )*
-                $(
-                    let default: Option<$ty> = None $( .or(Some($default)) )?;
-                    specs.push($crate::schema::OptionSpec {
-                        key: stringify!($name).replace('_', "-"),
-                        help: $crate::schema::help(&[$($doc),*], None),
-                        kind: <$ty as $crate::schema::OptionValue>::KIND,
-                        choices: <$ty as $crate::schema::OptionValue>::choices(),
-                        default: default.map(|value| serde_json::to_value(value).expect("defaults serialize")),
-                        default_text: Self::default_text_of(stringify!($name)),
-                    });
-                )*
-                specs
             }
 
             /// The options that are set, as command-line arguments (`--seq-len 64 ...`).
