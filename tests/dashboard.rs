@@ -315,6 +315,37 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
     assert_eq!(names, ["mlm", "clm", "prefix", "electra"]);
     assert_eq!(objectives[0]["settings"]["mask_rate"], 0.15);
 
+    // The job forms: every command that writes a run, a report or a result, with its options
+    // as the CLI declares them.
+    let commands = dashboard.json("/api/commands");
+    let names: Vec<&str> = commands
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "pretrain",
+            "finetune",
+            "compare",
+            "eval",
+            "minimal-pairs",
+            "prompt-classify",
+            "score",
+            "export",
+            "import"
+        ]
+    );
+    let finetune = &commands[1]["options"];
+    let option = |key: &str| finetune.as_array().unwrap().iter().find(|o| o["key"] == key).cloned();
+    assert_eq!(option("from").unwrap()["required"], true);
+    assert_eq!(option("epochs").unwrap()["default_text"], "10");
+    assert_eq!(option("pooling").unwrap()["choices"], json!(["first", "last", "mean"]));
+    assert_eq!(option("freeze-encoder").unwrap()["kind"], "flag");
+    assert!(option("no-tui").is_none(), "the dashboard sets --no-tui itself");
+
     // Bad input: 4xx with a message, never a crash.
     for (path, expected) in [
         ("/api/metrics?run=../../etc", 403),
@@ -665,10 +696,11 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
 
 /// The dashboard in a real headless Chromium (Debian's `chromium`, driven by `playwright-core`
 /// from `dashboard/web`, both installed by `scripts/setup-browser`): `dashboard/web/tests/browser.mjs`
-/// starts a run from the form, watches its chart grow, stops, resumes and overlays it. Its
-/// screenshots are kept under `target/tmp/browser-screenshots/`.
+/// starts and restarts the dashboard itself, runs, queues, cancels and compares jobs from the
+/// page, works the runs table and checks the layout. Its screenshots are kept under
+/// `target/tmp/browser-screenshots/`.
 #[test]
-fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
+fn in_a_browser_jobs_are_queued_watched_stopped_compared_and_tabulated() {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/web");
     assert!(
         web.join("node_modules/playwright-core").is_dir(),
@@ -703,19 +735,35 @@ fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
             runs.join("a-fine-tune-of-the-finished-run-with-a-long-name").display()
         ),
     );
+    // The same task with a `text` column, as compare and the page's fine-tune read it.
+    let text_task = tasks.join("text-task.tsv");
+    std::fs::write(
+        &text_task,
+        std::fs::read_to_string(&task).unwrap().replacen("sentence", "text", 1),
+    )
+    .unwrap();
     let corpus_dir = tmp.path().join("corpora");
     std::fs::create_dir_all(&corpus_dir).unwrap();
     let corpus = corpus_dir.join("shakespeare.txt");
     std::fs::copy(shakespeare(), &corpus).unwrap();
-    let dashboard = Dashboard::start(cache, &runs, &["--allow", corpus_dir.to_str().unwrap()]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
     let output = std::process::Command::new("node")
         .arg(web.join("tests/browser.mjs"))
-        .arg(&dashboard.url)
-        .arg(&corpus)
-        .arg(&shots)
+        .args([
+            env!("CARGO_BIN_EXE_primer").as_ref(),
+            runs.as_os_str(),
+            corpus.as_os_str(),
+        ])
+        .args([text_task.as_os_str(), shots.as_os_str()])
+        .args(["--jobs", "1", "--allow"])
+        .arg(&corpus_dir)
+        .arg("--allow")
+        .arg(&tasks)
+        .env("PRIMER_DATA", shared_data())
+        .env("PRIMER_CACHE", cache)
+        .env_remove("PRIMER_BACKEND")
         .output()
         .expect("node runs (install Node.js)");
     let printed = format!(
@@ -730,12 +778,20 @@ fn in_a_browser_a_run_is_started_watched_stopped_resumed_and_overlaid() {
         "2-stopped",
         "3-overlay",
         "4-detail",
-        "5-layout-1500",
-        "5-layout-1024",
+        "5-queue",
+        "6-restarted",
+        "7-compare",
+        "8-table",
+        "9-layout-1500",
+        "9-layout-1024",
     ] {
         let png = std::fs::read(shots.join(format!("{shot}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot}.png is a PNG");
     }
-    // Nothing left running: the page stopped its run.
-    assert_eq!(dashboard.run_info("live")["status"], "interrupted");
+    // Nothing left running: the page stopped its runs.
+    for run in ["live", "q-long"] {
+        let status: Value =
+            serde_json::from_str(&std::fs::read_to_string(runs.join(run).join("status.json")).unwrap()).unwrap();
+        assert_eq!(status["state"], "interrupted", "{run}");
+    }
 }

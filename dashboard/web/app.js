@@ -389,7 +389,7 @@ function optionField(spec) {
   } else if (spec.kind === "choice" || spec.kind === "bool" || (spec.kind === "objective" && !spec.list)) {
     field = document.createElement("select");
     const values = spec.kind === "bool" ? ["true", "false"] : spec.choices;
-    const first = spec.kind === "objective" ? [] : [["", defaultText || "default"]];
+    const first = [["", defaultText || (spec.kind === "objective" ? "none" : "default")]];
     for (const [v, text] of [...first, ...values.map((v) => [v, v])]) {
       const option = new Option(text, v);
       const objective = jobs.objectives.find((o) => o.name === v);
@@ -460,9 +460,11 @@ document.getElementById("job-form").addEventListener("submit", async (event) => 
   line.textContent = "checking…";
   try {
     const reply = await post("/api/jobs", { command, options });
-    line.textContent = reply.state === "queued" ? `queued job ${reply.job} (place ${reply.place})` : `started job ${reply.job}${reply.id ? `: ${reply.id}` : ""}`;
+    const what = `job ${reply.job}${reply.id ? `: ${reply.id}` : ""}`;
+    line.textContent = reply.state === "queued" ? `queued ${what} (place ${reply.place})` : `started ${what}`;
     await Promise.all([refreshRuns(), refreshQueue()]);
-    if (reply.id && command === "pretrain" && !state.selected.has(reply.id)) { follow(reply.id); renderRuns(); }
+    const started = reply.state !== "queued";
+    if (started && reply.id && command === "pretrain" && !state.selected.has(reply.id)) { follow(reply.id); renderRuns(); }
   } catch (e) {
     showJobError(e.message);
   }
