@@ -69,8 +69,8 @@ fn describe(backend: Backend) -> anyhow::Result<(Device, String)> {
     }
 }
 
-/// Runs `primer backends`.
-pub fn run(json: bool) -> anyhow::Result<()> {
+/// Runs `primer backends`; `ranks` is the number of processes this one was launched among.
+pub fn run(json: bool, ranks: usize) -> anyhow::Result<()> {
     let reference = matmul(&Device::flex());
     for backend in Backend::ALL {
         let probe = if !backend.compiled() {
@@ -121,5 +121,27 @@ pub fn run(json: bool) -> anyhow::Result<()> {
             );
         }
     }
+    data_parallel(json, ranks);
     Ok(())
+}
+
+/// Says whether data-parallel pre-training on MPI is compiled in, with which MPI library, and
+/// how many ranks this process was launched among.
+fn data_parallel(json: bool, ranks: usize) {
+    let library = primer_distributed::mpi_library();
+    if json {
+        let line = serde_json::json!({
+            "data_parallel": "mpi",
+            "compiled": library.is_some(),
+            "library": library,
+            "world_size": ranks,
+        });
+        println!("{line}");
+        return;
+    }
+    let (compiled, what) = match library {
+        Some(library) => ("compiled", format!("{library}; world size {ranks}")),
+        None => ("-", "not compiled in (cargo feature `mpi`)".to_string()),
+    };
+    println!("{:<5} {compiled:<12} {what}", "mpi");
 }

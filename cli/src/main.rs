@@ -20,6 +20,7 @@ mod trained;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use primer_datasets::prepare::SplitOptions;
 use primer_datasets::tokenizer::TokenizerKind;
@@ -147,16 +148,35 @@ fn main() -> ExitCode {
     keep_freed_pages();
     devices::quiet_mesa();
     let cli = Cli::parse();
-    match run(cli) {
+    let world = match primer_distributed::World::join() {
+        Ok(world) => world,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli, &world) {
         Ok(code) => code,
         Err(error) => {
+            let ranks = world.collective();
+            if ranks.size() > 1 {
+                // One line naming the rank, then every rank ends: none waits for this one.
+                eprintln!("error: rank {} of {}: {error}", ranks.rank(), ranks.size());
+                world.abort(2);
+            }
             eprintln!("error: {error}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> {
+    let ranks = world.collective().size();
+    if ranks > 1 && !matches!(cli.command, Command::Pretrain(_) | Command::Backends { .. }) {
+        bail!(
+            "launched as one of {ranks} ranks: only `primer pretrain` trains data-parallel; run other commands as one process"
+        );
+    }
     match cli.command {
         Command::Tokenizer {
             command:
@@ -185,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data = data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?;
             println!("{}", data.dir.display());
         }
-        Command::Pretrain(args) => return pretrain::run(*args),
+        Command::Pretrain(args) => return pretrain::run(*args, world.collective()),
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
         Command::Compare(args) => return primer_compare::run(*args),
@@ -198,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(args)?,
         Command::Import(args) => import::run(args)?,
         Command::MinimalPairs(args) => minimal_pairs::run(args)?,
-        Command::Backends { json } => backends::run(json)?,
+        Command::Backends { json } => backends::run(json, ranks)?,
         Command::Objectives => {
             for registration in primer_objectives::OBJECTIVES {
                 let info = registration.info;

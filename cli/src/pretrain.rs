@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
+use burn::tensor::Device;
 use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
+use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::TransformerConfig;
+use primer_trainer::collective::Collective;
 use primer_trainer::config::{DataInfo, RunConfig};
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
@@ -59,12 +62,78 @@ pub struct PretrainArgs {
     peak_gflops: Option<f64>,
 }
 
-/// Runs `primer pretrain`.
-pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
-    let mut options = args.options.clone();
-    if let Some(path) = &args.config {
-        options = options.or(read_config(path)?);
+/// Everything a run trains from, checked.
+struct Inputs {
+    config: RunConfig,
+    data: PreparedData,
+    tokenizer: PrimerTokenizer,
+    /// The run this one continues (`--init-from`).
+    init: Option<RunDir>,
+    minimal_pairs: Vec<[Vec<u32>; 2]>,
+    backend: Backend,
+    device: Device,
+}
+
+/// Runs `primer pretrain`, as the one process of the run or as one rank of `collective`: rank 0
+/// checks every input and writes the run directory while the others wait, then they read it
+/// and all train together.
+pub fn run(args: PretrainArgs, collective: &dyn Collective) -> anyhow::Result<ExitCode> {
+    let (run_dir, mode) = run_dir_of(&args)?;
+    let (inputs, _lock) = if collective.writes() {
+        let (inputs, lock) = check_and_create(&args, &run_dir, mode, collective.size())?;
+        RunStatus::now(RunState::Running, None).write(&run_dir)?;
+        collective.barrier();
+        (inputs, Some(lock))
+    } else {
+        collective.barrier();
+        (read_created(&run_dir, &args)?, None)
+    };
+    let peak_flops = match (args.peak_gflops, collective.writes()) {
+        (Some(gflops), _) => gflops * 1e9,
+        (None, true) => primer_trainer::mfu::measured_matmul_flops(&inputs.device),
+        // Only rank 0 logs MFU.
+        (None, false) => f64::NAN,
+    };
+    if collective.writes() {
+        announce(
+            &inputs.config,
+            inputs.backend.name(),
+            peak_flops,
+            args.peak_gflops.is_some(),
+            collective.size(),
+        );
     }
+    let interrupter = Interrupter::new();
+    install_signal_handler(&interrupter);
+    let job = PretrainJob {
+        run_dir: &run_dir,
+        config: &inputs.config,
+        data: &inputs.data,
+        tokenizer: &inputs.tokenizer,
+        resume: mode == RunDirMode::Resume,
+        halt_after: args.halt_after,
+        dashboard: dashboard_mode(args.no_tui),
+        tensorboard: args.tensorboard || (mode == RunDirMode::Resume && run_dir.tensorboard().is_dir()),
+        peak_flops,
+        host: Backend::Flex.device()?,
+        minimal_pairs: &inputs.minimal_pairs,
+        init: inputs.init.as_ref().map(RunDir::model),
+        collective,
+    };
+    let outcome = pretrain(job, &inputs.device, &interrupter).inspect_err(|error| {
+        if collective.writes() {
+            let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
+        }
+    })?;
+    if collective.writes() {
+        finished(outcome, &run_dir)
+    } else {
+        Ok(exit_code(&outcome))
+    }
+}
+
+/// The run directory the arguments name, and what to do with it.
+fn run_dir_of(args: &PretrainArgs) -> anyhow::Result<(RunDir, RunDirMode)> {
     if args.resume.is_some() && args.overwrite {
         bail!("--resume and --overwrite contradict each other: pick one");
     }
@@ -76,10 +145,24 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         (None, Some(out)) => (out.clone(), RunDirMode::New),
         (None, None) => bail!("no --out given: name the run directory, e.g. --out runs/clm"),
     };
-    let run_dir = RunDir::new(root);
+    Ok((RunDir::new(root), mode))
+}
+
+/// Checks every option and input, then creates (or, resuming, locks and checks) the run
+/// directory; returns the inputs and the run's lock. `ranks` processes will train it.
+fn check_and_create(
+    args: &PretrainArgs,
+    run_dir: &RunDir,
+    mode: RunDirMode,
+    ranks: usize,
+) -> anyhow::Result<(Inputs, FolderLock)> {
+    let mut options = args.options.clone();
+    if let Some(path) = &args.config {
+        options = options.or(read_config(path)?);
+    }
     // A resumed run is locked before anything else, so a second process fails at once.
     let resumed_lock = match mode {
-        RunDirMode::Resume => Some(resume_options(&run_dir, &mut options)?),
+        RunDirMode::Resume => Some(resume_options(run_dir, &mut options)?),
         _ => None,
     };
 
@@ -92,6 +175,13 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     }
     let init = init_from(&mut options)?;
     let (train, model) = options.configs(1)?;
+    if !train.grad_accum.is_multiple_of(ranks) {
+        bail!(
+            "--grad-accum {} does not split over {ranks} ranks: each rank takes an equal share of a step's micro-batches; give --grad-accum {ranks} (or a multiple), or launch {} ranks",
+            train.grad_accum,
+            ranks_dividing(train.grad_accum)
+        );
+    }
     let objective = options.objective.clone().with_context(|| {
         format!(
             "no --objective given: pass one of {}",
@@ -121,47 +211,64 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
     valid_starts(&data, block_len, 1)?;
     let minimal_pairs = minimal_pairs(&options, &tokenizer, config.train.seed)?;
     primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
-    let _lock = match resumed_lock {
+    let lock = match resumed_lock {
         Some(lock) => {
             run_dir.check_resume(&config)?;
             lock
         }
         None => run_dir.create(mode == RunDirMode::Overwrite, &config, &tokenizer)?,
     };
+    let inputs = Inputs {
+        config,
+        data,
+        tokenizer,
+        init: init.map(|(dir, _)| dir),
+        minimal_pairs,
+        backend,
+        device,
+    };
+    Ok((inputs, lock))
+}
 
-    let peak_flops = match args.peak_gflops {
-        Some(gflops) => gflops * 1e9,
-        None => primer_trainer::mfu::measured_matmul_flops(&device),
-    };
-    announce(&config, backend.name(), peak_flops, args.peak_gflops.is_some());
-    let interrupter = Interrupter::new();
-    install_signal_handler(&interrupter);
-    let dashboard = dashboard_mode(args.no_tui);
-    let job = PretrainJob {
-        run_dir: &run_dir,
-        config: &config,
-        data: &data,
-        tokenizer: &tokenizer,
-        resume: mode == RunDirMode::Resume,
-        halt_after: args.halt_after,
-        dashboard,
-        tensorboard: args.tensorboard || (mode == RunDirMode::Resume && run_dir.tensorboard().is_dir()),
-        peak_flops,
-        host: Backend::Flex.device()?,
-        minimal_pairs: &minimal_pairs,
-        init: init.as_ref().map(|(dir, _)| dir.model()),
-    };
-    RunStatus::now(RunState::Running, None).write(&run_dir)?;
-    let outcome = pretrain(job, &device, &interrupter).inspect_err(|error| {
-        let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
-    })?;
-    finished(outcome, &run_dir)
+/// The rank counts that split `grad_accum` micro-batches evenly, as a list for an error.
+fn ranks_dividing(grad_accum: usize) -> String {
+    let counts: Vec<String> = (1..=grad_accum)
+        .filter(|n| grad_accum.is_multiple_of(*n))
+        .map(|n| n.to_string())
+        .collect();
+    counts.join(", ")
+}
+
+/// The inputs of a run rank 0 has checked and written, as a rank that does not write reads
+/// them: its config, tokenizer and prepared data, with the backend of this rank's options.
+fn read_created(run_dir: &RunDir, args: &PretrainArgs) -> anyhow::Result<Inputs> {
+    let config = run_dir.read_config()?;
+    let mut options: PretrainOptions = serde_json::from_value(config.options.clone())
+        .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
+    options.tokenizer = Some(run_dir.tokenizer());
+    let (backend, device) = crate::devices::resolve(&args.options.backend.clone().or(options.backend.clone()))?;
+    let (data, tokenizer) = data::run_data(&options)?;
+    let init = options.init_from.as_ref().map(RunDir::new);
+    Ok(Inputs {
+        config,
+        data,
+        tokenizer,
+        init,
+        // Only rank 0 evaluates.
+        minimal_pairs: Vec::new(),
+        backend,
+        device,
+    })
 }
 
 /// Says on stderr what is about to train, and against what peak MFU is measured.
-fn announce(config: &RunConfig, backend: &str, peak_flops: f64, peak_given: bool) {
+fn announce(config: &RunConfig, backend: &str, peak_flops: f64, peak_given: bool, ranks: usize) {
+    let ranks = match ranks {
+        1 => String::new(),
+        n => format!(" on {n} ranks"),
+    };
     eprintln!(
-        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {backend}; \
+        "{} model: {} parameters ({} layers, d_model {}, {} heads, vocab {}), {} steps of {} tokens, backend {backend}{ranks}; \
          MFU against {:.0} GFLOP/s ({})",
         config.objective,
         config.model.num_params(),
@@ -190,7 +297,8 @@ fn finished(outcome: Outcome, run_dir: &RunDir) -> anyhow::Result<ExitCode> {
         Outcome::Interrupted(step) => RunStatus::now(RunState::Interrupted, Some(format!("stopped after step {step}"))),
     };
     state.write(run_dir)?;
-    Ok(match outcome {
+    let code = exit_code(&outcome);
+    match outcome {
         Outcome::Completed(summary) => {
             let v = summary.valid;
             println!(
@@ -204,17 +312,23 @@ fn finished(outcome: Outcome, run_dir: &RunDir) -> anyhow::Result<ExitCode> {
                 v.accuracy,
                 run_dir.model().display()
             );
-            ExitCode::SUCCESS
         }
         Outcome::Halted(step) => {
             println!("halted after step {step} (checkpoint saved); continue with: {resume_hint}");
-            ExitCode::SUCCESS
         }
         Outcome::Interrupted(step) => {
             println!("interrupted after step {step} (checkpoint saved); continue with: {resume_hint}");
-            ExitCode::from(130)
         }
-    })
+    }
+    Ok(code)
+}
+
+/// The exit code of an outcome: 130 after an interruption.
+fn exit_code(outcome: &Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Interrupted(_) => ExitCode::from(130),
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 /// The minimal pairs of `--minimal-pairs`, as token ids: at most `--minimal-pairs-limit` of

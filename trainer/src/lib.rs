@@ -2,6 +2,7 @@
 //! run directories and the terminal UI. It takes a [`burn::tensor::Device`] and never names a backend.
 
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
 pub mod error;
 pub mod eval;

@@ -55,6 +55,10 @@ pub struct MetricsRecord {
     /// Memory in use on the machine, GB (train only, when measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<f64>,
+    /// Seconds rank 0 spent summing the step's gradients and counts over the ranks, waiting for
+    /// the slowest included (train only, data-parallel runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_s: Option<f64>,
     /// Share of the run's minimal pairs scored right (valid only, with `--minimal-pairs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimal_pairs_accuracy: Option<f64>,

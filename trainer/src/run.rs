@@ -21,6 +21,7 @@ use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
+use crate::collective::{Collective, my_micro_batches, sum_gradients};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
@@ -66,6 +67,9 @@ pub struct PretrainJob<'a> {
     /// The weights (`model.bpk` of another run) a new run starts from instead of its seed's
     /// draws: continued pre-training. Its model config must be the run's.
     pub init: Option<PathBuf>,
+    /// The processes that train the run together ([`Alone`](crate::collective::Alone) for one):
+    /// each computes its share of every step's micro-batches, and only rank 0 writes.
+    pub collective: &'a dyn Collective,
 }
 
 /// How a run ended.
@@ -140,6 +144,8 @@ struct StepResult {
     correct: i64,
     targets: usize,
     grad_norm: f64,
+    /// Seconds spent in the sums over ranks.
+    sync_s: f64,
 }
 
 /// Trains, evaluating, logging and checkpointing as configured, until done, halted or
@@ -182,23 +188,37 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         clock: (Instant::now(), state.elapsed_s),
     };
     let parameters = networks.num_params();
-    let mut outputs = Outputs::open(&job, state.step, interrupter)?;
+    // Only rank 0 writes metrics and samples and shows progress.
+    let mut outputs = if job.collective.writes() {
+        Some(Outputs::open(&job, state.step, interrupter)?)
+    } else {
+        None
+    };
     let mut stream = BlockStream::new(job.data.train.len(), block_len, train.seed);
     // Validation of the newest weights; the summary reuses it rather than evaluating again.
     let mut last_valid: Option<(u64, EvalMetrics)> = None;
     while state.step < train.steps {
         networks = run.train_step(networks, &mut optim, &mut state, &mut stream, &mut outputs)?;
-        if state.step.is_multiple_of(train.eval_every) || state.step == train.steps {
-            last_valid = Some((state.step, run.evaluate_and_sample(&networks, &state, &mut outputs)?));
+        if let Some(outputs) = outputs.as_mut()
+            && (state.step.is_multiple_of(train.eval_every) || state.step == train.steps)
+        {
+            last_valid = Some((state.step, run.evaluate_and_sample(&networks, &state, outputs)?));
         }
         let stop = run.checkpoint_or_stop(&networks, &optim, &state, &mut stream, &mut outputs, interrupter)?;
         if let Some(outcome) = stop {
-            outputs.dashboard.finish();
+            finish_progress(&mut outputs);
             return Ok(outcome);
         }
     }
-    outputs.dashboard.finish();
+    finish_progress(&mut outputs);
     run.finish(networks, &state, last_valid, parameters)
+}
+
+/// Closes the progress view of the rank that shows one.
+fn finish_progress(outputs: &mut Option<Outputs>) {
+    if let Some(outputs) = outputs {
+        outputs.dashboard.finish();
+    }
 }
 
 /// What the loop reads at every step.
@@ -260,18 +280,19 @@ impl Loop<'_> {
         optim: &mut burn::optim::ModuleOptimizer,
         state: &mut TrainState,
         stream: &mut BlockStream,
-        outputs: &mut Outputs,
+        outputs: &mut Option<Outputs>,
     ) -> Result<Networks, TrainError> {
         let train = &self.job.config.train;
         let step = state.step + 1;
         let started = Instant::now();
         self.device.seed(batch_seed(train.seed, step, DROPOUT_SEED_MICRO));
         let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
-        let batches = step_batches(self.job, self.objective, stream, state, &self.device, train.grad_accum);
-        let (result, grads) = gradient_step(&networks, batches, self.objective, train.grad_clip);
+        let micros = my_micro_batches(self.job.collective, train.grad_accum);
+        let batches = step_batches(self.job, self.objective, stream, state, &self.device, &micros);
+        let (result, grads) = gradient_step(&networks, batches, self.objective, train.grad_clip, self.job.collective);
         let loss = result.nll / result.targets as f64;
         if let Err(error) = self.health.check(step, loss, result.grad_norm, &self.checkpointer) {
-            outputs.dashboard.finish();
+            finish_progress(outputs);
             return Err(error);
         }
         let networks = optim.step(lr, networks, grads);
@@ -280,6 +301,9 @@ impl Loop<'_> {
         state.cursor += (train.grad_accum * train.batch_size) as u64;
         state.tokens_seen += train.tokens_per_step();
         state.elapsed_s = self.clock.1 + self.clock.0.elapsed().as_secs_f64();
+        let Some(outputs) = outputs.as_mut() else {
+            return Ok(networks);
+        };
         let metrics = crate::eval::metrics(
             result.nll,
             result.correct,
@@ -293,6 +317,7 @@ impl Loop<'_> {
             mfu: Some(mfu(self.flops_per_token, metrics.tokens_per_s, self.job.peak_flops)),
             cpu_percent,
             memory_gb,
+            sync_s: (self.job.collective.size() > 1).then_some(result.sync_s),
             ..make_record(step, Split::Train, state, lr, &metrics)
         };
         outputs.log.append(&record)?;
@@ -335,20 +360,24 @@ impl Loop<'_> {
         optim: &burn::optim::ModuleOptimizer,
         state: &TrainState,
         stream: &mut BlockStream,
-        outputs: &mut Outputs,
+        outputs: &mut Option<Outputs>,
         interrupter: &Interrupter,
     ) -> Result<Option<Outcome>, TrainError> {
         let (train, step) = (&self.job.config.train, state.step);
         let halted = self.job.halt_after.is_some_and(|h| step >= h);
-        let interrupted = interrupter.should_stop();
+        // A signal to any rank stops them all after the same step.
+        let interrupted = self.job.collective.any(interrupter.should_stop());
         if step.is_multiple_of(train.checkpoint_every) || step == train.steps || halted || interrupted {
+            // Every rank probes (they hold the same weights), so all stop on divergence alike.
             let inference = networks.valid();
-            let next = step_batches(self.job, self.objective, stream, state, &inference.devices()[0], 1);
+            let next = step_batches(self.job, self.objective, stream, state, &inference.devices()[0], &[0]);
             if let Err(error) = self.health.probe(&inference, next, step, &self.checkpointer) {
-                outputs.dashboard.finish();
+                finish_progress(outputs);
                 return Err(error);
             }
-            self.checkpointer.save(networks, optim, state)?;
+            if self.job.collective.writes() {
+                self.checkpointer.save(networks, optim, state)?;
+            }
         }
         Ok(match (halted, interrupted) {
             (true, _) => Some(Outcome::Halted(step)),
@@ -381,6 +410,9 @@ impl Loop<'_> {
             peak_rss_gb: peak_rss_gb(),
             valid,
         };
+        if !self.job.collective.writes() {
+            return Ok(Outcome::Completed(summary));
+        }
         save_networks(&final_networks, &self.job.run_dir.model())?;
         let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
         primer_datasets::files::atomic_write(&self.job.run_dir.summary(), &json)?;
@@ -421,7 +453,10 @@ fn restore(
     if !job.resume {
         return Ok((networks, optim, fresh));
     }
-    checkpointer.remove_leftovers()?;
+    // What killed writers left is the writer's to remove.
+    if job.collective.writes() {
+        checkpointer.remove_leftovers()?;
+    }
     let (networks, optim, state) = match checkpointer.load_latest(networks, optim)? {
         (networks, optim, Some(state)) => (networks, optim, state),
         (networks, optim, None) => return Ok((networks, optim, fresh)),
@@ -443,20 +478,21 @@ fn restore(
     Ok((networks, optim, state))
 }
 
-/// The first `micros` micro-batches of the step after `state`, on `device`.
+/// The micro-batches numbered `micros` of the step after `state`, on `device`.
 fn step_batches(
     job: &PretrainJob,
     objective: &dyn Objective,
     stream: &mut BlockStream,
     state: &TrainState,
     device: &Device,
-    micros: usize,
+    micros: &[usize],
 ) -> Vec<LmBatch> {
     let train = &job.config.train;
     let block_len = objective.block_len(train.seq_len);
     let step = state.step + 1;
-    (0..micros)
-        .map(|micro| {
+    micros
+        .iter()
+        .map(|&micro| {
             let cursor = state.cursor + (micro * train.batch_size) as u64;
             let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
             objective.batch(
@@ -469,17 +505,23 @@ fn step_batches(
         .collect()
 }
 
-/// Forward and backward passes over a step's micro-batches, the gradients accumulated and
-/// clipped.
+/// Forward and backward passes over this process's micro-batches of a step, the gradients
+/// accumulated, summed over the group and clipped.
 fn gradient_step(
     networks: &Networks,
     batches: Vec<LmBatch>,
     objective: &dyn Objective,
     grad_clip: f64,
+    collective: &dyn Collective,
 ) -> (StepResult, GradientsParams) {
-    // Normalise by the targets of the whole accumulated batch, not per micro-batch, so
-    // accumulation equals one large batch even when MLM draws uneven mask counts.
-    let targets: usize = batches.iter().map(|b| objective.n_targets(b)).sum();
+    // Normalise by the targets of the whole accumulated batch (of every rank), not per
+    // micro-batch, so accumulation, and its sum over ranks, equal one large batch even when MLM
+    // draws uneven mask counts.
+    let mut targets = [batches.iter().map(|b| objective.n_targets(b)).sum::<usize>() as f64];
+    let synced = Instant::now();
+    collective.sum_f64(&mut targets);
+    let mut sync_s = synced.elapsed().as_secs_f64();
+    let targets = targets[0] as usize;
     let mut accumulator = GradientsAccumulator::new();
     let (mut nll, mut correct) = (0.0, 0i64);
     for batch in batches {
@@ -491,12 +533,19 @@ fn gradient_step(
         correct += sums.correct.into_scalar::<i64>();
     }
     let mut grads = accumulator.grads();
+    let synced = Instant::now();
+    sum_gradients(networks, &mut grads, collective);
+    let mut sums = [nll, correct as f64];
+    collective.sum_f64(&mut sums);
+    sync_s += synced.elapsed().as_secs_f64();
+    let (nll, correct) = (sums[0], sums[1] as i64);
     let grad_norm = clip_global_norm(networks, &mut grads, grad_clip);
     let result = StepResult {
         nll,
         correct,
         targets,
         grad_norm,
+        sync_s,
     };
     (result, grads)
 }
@@ -582,6 +631,7 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
         mfu: None,
         cpu_percent: None,
         memory_gb: None,
+        sync_s: None,
         minimal_pairs_accuracy: metrics.minimal_pairs_accuracy,
         objective_metrics: metrics.objective_metrics.clone(),
     }
