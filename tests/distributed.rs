@@ -126,6 +126,24 @@ mod with_mpi {
             1e-4,
         );
 
+        // A run halted by one process resumes under two ranks, logging what one process would.
+        let switched = tmp.path().join("switched");
+        primer_ok(cache, &format!("{} --halt-after 10", tiny_args(&switched, 20)));
+        let output = mpirun(cache, 2, &format!("pretrain --resume {} --no-tui", switched.display()))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "the resume under two ranks failed:\n{}",
+            text(&output)
+        );
+        assert_close(
+            "train loss of step",
+            &train_losses(&switched),
+            &train_losses(&single),
+            1e-5,
+        );
+
         // primer backends, launched as two ranks, says MPI is in and the world's size.
         let output = mpirun(cache, 2, "backends --json").output().unwrap();
         let lines = json_lines(&String::from_utf8_lossy(&output.stdout));

@@ -309,7 +309,10 @@ impl Queue {
             job.exit_code = Some(code);
         }
         if job.state == JobState::Failed {
-            job.error = Some(error.unwrap_or_else(|| format!("exit code {}", job.exit_code.unwrap_or(-1))));
+            job.error = Some(error.unwrap_or_else(|| match job.exit_code {
+                Some(code) => format!("exit code {code}, with no error in its log"),
+                None => "it ended while no dashboard watched it, with no error in its log".to_string(),
+            }));
         }
     }
 
