@@ -243,9 +243,7 @@ fn ranks_dividing(grad_accum: usize) -> String {
 /// them: its config, tokenizer and prepared data, with the backend of this rank's options.
 fn read_created(run_dir: &RunDir, args: &PretrainArgs) -> anyhow::Result<Inputs> {
     let config = run_dir.read_config()?;
-    let mut options: PretrainOptions = serde_json::from_value(config.options.clone())
-        .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
-    options.tokenizer = Some(run_dir.tokenizer());
+    let options = stored_options(run_dir, &config)?;
     let (backend, device) = crate::devices::resolve(&args.options.backend.clone().or(options.backend.clone()))?;
     let (data, tokenizer) = data::run_data(&options)?;
     let init = options.init_from.as_ref().map(RunDir::new);
@@ -374,11 +372,21 @@ fn resume_options(run_dir: &RunDir, options: &mut PretrainOptions) -> anyhow::Re
             run_dir.tokenizer().display()
         );
     }
-    let stored_options: PretrainOptions = serde_json::from_value(stored.options)
-        .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
-    *options = options.clone().or(stored_options);
-    options.tokenizer = Some(run_dir.tokenizer());
+    // The run's own tokenizer, whatever --tokenizer says.
+    let stored = stored_options(run_dir, &stored)?;
+    *options = PretrainOptions {
+        tokenizer: stored.tokenizer.clone(),
+        ..options.clone().or(stored)
+    };
     Ok(lock)
+}
+
+/// The options a run was started with (`config.json`'s `options`), with the run's own tokenizer.
+fn stored_options(run_dir: &RunDir, stored: &RunConfig) -> anyhow::Result<PretrainOptions> {
+    let mut options: PretrainOptions = serde_json::from_value(stored.options.clone())
+        .with_context(|| format!("{}: corrupt run config options", run_dir.config().display()))?;
+    options.tokenizer = Some(run_dir.tokenizer());
+    Ok(options)
 }
 
 /// With `--init-from RUN`, the run this one continues, whose tokenizer it uses; options that

@@ -148,26 +148,30 @@ impl<'a> Runner<'a> {
         eta_s: Option<f64>,
         began: Instant,
     ) -> anyhow::Result<()> {
-        let states: Vec<serde_json::Value> = jobs
+        let states: Vec<&str> = jobs
             .iter()
             .enumerate()
             .map(|(index, job)| {
-                let state = if self.is_done(job) {
+                if self.is_done(job) {
                     "done"
                 } else if running == Some(index) {
                     "running"
                 } else {
                     "pending"
-                };
-                serde_json::json!({ "what": job.describe(self.spec), "state": state })
+                }
             })
+            .collect();
+        let listed: Vec<serde_json::Value> = jobs
+            .iter()
+            .zip(&states)
+            .map(|(job, state)| serde_json::json!({ "what": job.describe(self.spec), "state": state }))
             .collect();
         let progress = serde_json::json!({
             "total": jobs.len(),
-            "done": jobs.iter().filter(|job| self.is_done(job)).count(),
+            "done": states.iter().filter(|state| **state == "done").count(),
             "eta_s": eta_s,
             "elapsed_s": began.elapsed().as_secs_f64(),
-            "jobs": states,
+            "jobs": listed,
         });
         let json = serde_json::to_vec_pretty(&progress).expect("progress serializes");
         Ok(primer_datasets::files::atomic_write(

@@ -57,30 +57,14 @@ pub async fn submit(State(state): Shared, body: Result<Json<JobRequest>, JsonRej
     enqueue(&state, line).await
 }
 
-/// Queues a checked command line unless another job writes its run: one queued, or one running
-/// that holds the run's lock.
+/// Queues a checked command line, unless another job writes its run (409).
 async fn enqueue(state: &crate::api::AppState, line: JobLine) -> Accepted {
-    let root = &state.roots.root;
-    state.queue.advance().map_err(ApiError::internal)?;
-    if let Some(dir) = &line.run {
-        let run = runs::id_of(root, dir);
-        let locked = primer_datasets::lock::is_locked(dir);
-        let busy = state
-            .queue
-            .with(|file| {
-                file.jobs.iter().any(|job| {
-                    job.run.as_ref() == Some(&run)
-                        && (job.state == JobState::Queued || (job.state == JobState::Running && locked))
-                })
-            })
-            .map_err(ApiError::internal)?;
-        if busy {
-            return Err(ApiError::conflict(format!("{run:?} is already queued or running")));
-        }
-    }
-    let id = state.queue.submit(root, line).map_err(ApiError::internal)?;
-    let job = accepted(state, id).await?;
-    let place = state.queue.with(|file| file.place(id)).map_err(ApiError::internal)?;
+    let id = state
+        .queue
+        .submit(line)
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::conflict)?;
+    let (job, place) = accepted(state, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "job": id, "state": job.state, "place": place, "id": job.run })),
@@ -88,15 +72,15 @@ async fn enqueue(state: &crate::api::AppState, line: JobLine) -> Accepted {
 }
 
 /// Starts what the queue allows and, when job `id` started, watches it until the CLI accepts
-/// it. A job the CLI refuses at once is forgotten, and its error is the answer.
-async fn accepted(state: &crate::api::AppState, id: u64) -> Result<Job, ApiError> {
+/// it; returns the job and its place if it waits. A job the CLI refuses at once is forgotten,
+/// and its error is the answer.
+async fn accepted(state: &crate::api::AppState, id: u64) -> Result<(Job, Option<usize>), ApiError> {
     let started = Instant::now();
     loop {
-        state.queue.advance().map_err(ApiError::internal)?;
-        let job = state
-            .queue
-            .with(|file| file.job(id).cloned())
-            .map_err(ApiError::internal)?
+        let file = state.queue.advance().map_err(ApiError::internal)?;
+        let job = file
+            .job(id)
+            .cloned()
             .ok_or_else(|| ApiError::internal(format!("job {id} left the queue")))?;
         match job.state {
             JobState::Running if !is_accepted(&state.roots.root, &job, started.elapsed()) => {}
@@ -109,7 +93,7 @@ async fn accepted(state: &crate::api::AppState, id: u64) -> Result<Job, ApiError
                     ApiError::internal(error)
                 });
             }
-            _ => return Ok(job),
+            _ => return Ok((job, file.place(id))),
         }
         if started.elapsed() > ACCEPT_TIMEOUT {
             return Err(ApiError(
@@ -140,8 +124,7 @@ fn is_accepted(root: &Path, job: &Job, waited: Duration) -> bool {
 /// `GET /api/queue`: the limit, every job (queued ones with their place, running ones with
 /// their CPU and memory) and the machine's load.
 pub async fn queue(State(state): Shared) -> Result<Json<Value>, ApiError> {
-    state.queue.advance().map_err(ApiError::internal)?;
-    let file = state.queue.with(|file| file.clone()).map_err(ApiError::internal)?;
+    let file = state.queue.advance().map_err(ApiError::internal)?;
     let jobs: Vec<Value> = file
         .jobs
         .iter()

@@ -2,7 +2,7 @@
 //! definitions, and a form's values turned into a command line the CLI's parser accepts, with
 //! every file it names confined.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use primer_options::OptionSpec;
 use serde::Serialize;
@@ -39,8 +39,11 @@ pub struct CommandSpec {
     pub name: String,
     /// What it does: its first help line.
     pub about: String,
-    /// Its options, as clap declares them.
+    /// Its options, as clap declares them, less those the dashboard sets.
     pub options: Vec<OptionSpec>,
+    /// The flags of [`SET_BY_DASHBOARD`] it has, which every job of it gets.
+    #[serde(skip)]
+    set_by_dashboard: Vec<String>,
 }
 
 /// The job commands of the CLI, and its parser to check a job's command line with.
@@ -67,13 +70,16 @@ impl Catalogue {
         let commands = JOB_COMMANDS
             .iter()
             .filter_map(|name| cli.find_subcommand(name))
-            .map(|command| CommandSpec {
-                name: command.get_name().to_string(),
-                about: command.get_about().map(|a| a.to_string()).unwrap_or_default(),
-                options: primer_options::options_of(command)
+            .map(|command| {
+                let (set, options) = primer_options::options_of(command)
                     .into_iter()
-                    .filter(|spec| !SET_BY_DASHBOARD.contains(&spec.key.as_str()))
-                    .collect(),
+                    .partition::<Vec<_>, _>(|spec| SET_BY_DASHBOARD.contains(&spec.key.as_str()));
+                CommandSpec {
+                    name: command.get_name().to_string(),
+                    about: command.get_about().map(|a| a.to_string()).unwrap_or_default(),
+                    options,
+                    set_by_dashboard: set.into_iter().map(|spec| format!("--{}", spec.key)).collect(),
+                }
             })
             .collect();
         Self { cli, commands }
@@ -128,13 +134,7 @@ impl Catalogue {
         }
         // Positional values first: a list option (`--corpus a b`) would take them as its own.
         line.args.splice(0..0, positional);
-        if self
-            .cli
-            .find_subcommand(command)
-            .is_some_and(|c| c.get_arguments().any(|a| a.get_id() == "no_tui"))
-        {
-            line.args.push("--no-tui".into());
-        }
+        line.args.extend(spec.set_by_dashboard.iter().cloned());
         self.check(&line)?;
         Ok(line)
     }
@@ -195,10 +195,9 @@ fn confine(roots: &Roots, option: &OptionSpec, text: &str, run: &mut Option<Path
             Ok(out.display().to_string())
         }
         "resume" => {
-            let id = text
-                .trim_start_matches(&format!("{}/", roots.root.display()))
-                .to_string();
-            let dir = roots.run_dir(&id)?;
+            // A run by its id, or by its path under the runs directory.
+            let id = Path::new(text).strip_prefix(&roots.root).unwrap_or(Path::new(text));
+            let dir = roots.run_dir(&id.to_string_lossy())?;
             *run = Some(dir.clone());
             Ok(dir.display().to_string())
         }

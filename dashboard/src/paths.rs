@@ -41,7 +41,7 @@ impl Roots {
                 "{id:?} holds a link that leads outside the runs directory"
             )));
         }
-        if runs::describe(&self.root, &canonical).is_none() {
+        if runs::config_path(&canonical).is_none() {
             return Err(ApiError::not_found(format!("{id:?} is not a run directory")));
         }
         Ok(canonical)

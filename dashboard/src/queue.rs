@@ -150,8 +150,8 @@ impl QueueFile {
 
 /// The queue of one runs directory, and the processes this dashboard started.
 pub struct Queue {
-    /// `.dashboard` of the runs directory.
-    dir: PathBuf,
+    /// The runs directory; the queue's files are in its `.dashboard`.
+    root: PathBuf,
     /// The `primer` executable jobs run.
     exe: PathBuf,
     /// The processes started here, by job number, reaped as they end.
@@ -180,12 +180,12 @@ impl Queue {
     /// the number of jobs that may run at once from now on.
     pub fn open(root: &Path, exe: PathBuf, limit: Option<usize>) -> anyhow::Result<Self> {
         let queue = Self {
-            dir: root.join(".dashboard"),
+            root: root.to_path_buf(),
             exe,
             children: Mutex::new(HashMap::new()),
         };
-        std::fs::create_dir_all(queue.dir.join("logs"))
-            .with_context(|| format!("cannot create {}", queue.dir.display()))?;
+        std::fs::create_dir_all(queue.dir().join("logs"))
+            .with_context(|| format!("cannot create {}", queue.dir().display()))?;
         queue.with(|file| {
             if let Some(limit) = limit {
                 file.limit = limit;
@@ -194,9 +194,14 @@ impl Queue {
         Ok(queue)
     }
 
+    /// The dashboard's folder of the runs directory.
+    fn dir(&self) -> PathBuf {
+        self.root.join(".dashboard")
+    }
+
     /// The log of job `id`: its standard output and error.
     pub fn log_path(&self, id: u64) -> PathBuf {
-        self.dir.join("logs").join(format!("job-{id}.log"))
+        self.dir().join("logs").join(format!("job-{id}.log"))
     }
 
     /// Reads the queue file under its lock, lets `change` change it, and writes it back
@@ -212,8 +217,8 @@ impl Queue {
         change: impl FnOnce(&mut QueueFile, &mut HashMap<u64, Child>) -> R,
     ) -> anyhow::Result<R> {
         let mut children = self.children.lock().expect("queue lock");
-        let _lock = FolderLock::wait_for(&self.dir.join("queue.lock"))?;
-        let path = self.dir.join("queue.json");
+        let _lock = FolderLock::wait_for(&self.dir().join("queue.lock"))?;
+        let path = self.dir().join("queue.json");
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -237,16 +242,29 @@ impl Queue {
         Ok(result)
     }
 
-    /// Queues a job; returns its number.
-    pub fn submit(&self, root: &Path, line: JobLine) -> anyhow::Result<u64> {
-        self.with(|file| {
+    /// Queues a job and returns its number, unless another job writes its run: one queued, or
+    /// one running that holds the run's lock (the refusal says so).
+    pub fn submit(&self, line: JobLine) -> anyhow::Result<Result<u64, String>> {
+        self.with_children(|file, children| {
+            self.note_ends(file, children);
+            let run = line.run.map(|dir| crate::runs::id_of(&self.root, &dir));
+            if let Some(run) = &run {
+                let locked = primer_datasets::lock::is_locked(&self.root.join(run));
+                let busy = file.jobs.iter().any(|job| {
+                    job.run.as_ref() == Some(run)
+                        && (job.state == JobState::Queued || (job.state == JobState::Running && locked))
+                });
+                if busy {
+                    return Err(format!("{run:?} is already queued or running"));
+                }
+            }
             let id = file.next_id;
             file.next_id += 1;
             file.jobs.push(Job {
                 id,
                 command: line.command,
                 args: line.args,
-                run: line.run.map(|dir| crate::runs::id_of(root, &dir)),
+                run,
                 state: JobState::Queued,
                 pid: None,
                 start_ticks: None,
@@ -257,16 +275,15 @@ impl Queue {
                 error: None,
                 cancelling: false,
             });
-            id
+            Ok(id)
         })
     }
 
-    /// Notes the jobs that ended and starts queued ones while slots are free.
-    pub fn advance(&self) -> anyhow::Result<()> {
+    /// Notes the jobs that ended and starts queued ones while slots are free; returns the queue
+    /// as it then is.
+    pub fn advance(&self) -> anyhow::Result<QueueFile> {
         self.with_children(|file, children| {
-            for job in file.jobs.iter_mut().filter(|job| job.state == JobState::Running) {
-                self.note_end(job, children);
-            }
+            self.note_ends(file, children);
             while file.running().count() < file.limit {
                 let Some(job) = file.jobs.iter_mut().find(|job| job.state == JobState::Queued) else {
                     break;
@@ -274,7 +291,15 @@ impl Queue {
                 self.start(job, children);
             }
             file.trim();
+            file.clone()
         })
+    }
+
+    /// Records how each running job ended, if it has.
+    fn note_ends(&self, file: &mut QueueFile, children: &mut HashMap<u64, Child>) {
+        for job in file.jobs.iter_mut().filter(|job| job.state == JobState::Running) {
+            self.note_end(job, children);
+        }
     }
 
     /// Records how a running job ended, if it has.
@@ -294,7 +319,7 @@ impl Queue {
         let run_state = job
             .run
             .as_ref()
-            .and_then(|run| RunStatus::read(&RunDir::new(self.dir.parent().expect("the runs directory").join(run))))
+            .and_then(|run| RunStatus::read(&RunDir::new(self.root.join(run))))
             .map(|status| status.state);
         job.ended_at = Some(now());
         job.state = match (ended, run_state) {
@@ -437,8 +462,8 @@ mod tests {
             args: Vec::new(),
             run: None,
         };
-        let first = queue.submit(dir.path(), line("a")).unwrap();
-        let second = queue.submit(dir.path(), line("b")).unwrap();
+        let first = queue.submit(line("a")).unwrap().unwrap();
+        let second = queue.submit(line("b")).unwrap().unwrap();
         queue.advance().unwrap();
         let state = |queue: &Queue, id| queue.with(|f| f.job(id).unwrap().state).unwrap();
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use primer_compare::CompareSpec;
 use primer_options::{Backend, PretrainOptions};
@@ -249,14 +249,19 @@ impl Config {
     }
 }
 
+/// The config file that makes `dir` a run or a report (`finetune.json`, `config.json` or
+/// `compare.json`), or `None` when it is neither.
+pub fn config_path(dir: &Path) -> Option<PathBuf> {
+    let run = RunDir::new(dir);
+    [run.finetune_config(), run.config(), dir.join("compare.json")]
+        .into_iter()
+        .find(|path| path.exists())
+}
+
 /// The config file of `dir` as it is on disk, for display (`Null` when unreadable), or `None`
 /// when it is not a run nor a report.
 pub fn config_file(dir: &Path) -> Option<Value> {
-    let run = RunDir::new(dir);
-    let path = [run.finetune_config(), run.config(), dir.join("compare.json")]
-        .into_iter()
-        .find(|path| path.exists())?;
-    Some(read_json(&path).unwrap_or(Value::Null))
+    Some(read_json(&config_path(dir)?).unwrap_or(Value::Null))
 }
 
 /// A JSON file's contents, `None` when it is missing or not JSON.

@@ -25,6 +25,7 @@ const state = {
   // summary.*, train.*, valid.*).
   columns: ["kind", "objective", "status", "step", "tokens_seen", "valid.loss", "valid.accuracy", "backend", "elapsed_s", "load"],
   groupBy: "",
+  menuKeys: "", // the keys the column and group menus offer, to rebuild them only when they change
 };
 
 const COLUMN_LABELS = {
@@ -133,10 +134,11 @@ function renderMenus() {
   const keys = new Set(["kind", "objective", "status", "backend", "step", "tokens_seen", "elapsed_s", "load"]);
   for (const run of state.runs) for (const key of Object.keys(run.fields || {})) keys.add(key);
   const sorted = [...keys].sort();
+  if (sorted.join("\n") === state.menuKeys) return;
+  state.menuKeys = sorted.join("\n");
   for (const [id, first] of [["add-column", "choose…"], ["group-by", "none"]]) {
     const menu = document.getElementById(id);
     const chosen = menu.value;
-    if (menu.options.length === sorted.length + 1) continue;
     menu.replaceChildren(new Option(first, ""), ...sorted.map((key) => new Option(key, key)));
     menu.value = chosen;
   }

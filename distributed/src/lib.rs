@@ -12,7 +12,7 @@ mod mpi_world;
 const SIZE_VARIABLES: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"];
 
 /// How many ranks a launcher started this process as one of, by its environment (1 when none).
-pub fn launched_ranks() -> usize {
+fn launched_ranks() -> usize {
     SIZE_VARIABLES
         .iter()
         .find_map(|name| std::env::var(name).ok()?.parse().ok())
