@@ -1,5 +1,6 @@
 //! The run directory: `config.json`, `tokenizer.json`, `metrics.jsonl`, `checkpoints/`,
-//! `model.bpk`, `summary.json` and `status.json`, and the `.lock` its writer holds.
+//! `model.bpk`, `summary.json` and `status.json`, the `.lock` its writer holds, and the
+//! `.primer-run` marker that lets `--overwrite` tell a run from any other folder.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,10 @@ use primer_datasets::tokenizer::PrimerTokenizer;
 
 use crate::config::RunConfig;
 use crate::error::TrainError;
+
+/// The file that marks a folder as a primer run (pre-training or fine-tuning): `--overwrite`
+/// empties no other folder.
+pub const RUN_MARKER: &str = ".primer-run";
 
 /// How an existing run directory is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,15 +173,32 @@ impl RunDir {
 }
 
 impl RunDir {
-    /// Creates and locks the directory of a new run: an existing non-empty one is refused,
-    /// or with `overwrite` emptied once its lock is held (never under a process writing it).
+    /// Creates, marks and locks the directory of a new run: an existing non-empty one is
+    /// refused, or with `overwrite` emptied once its lock is held (never under a process writing
+    /// it), and only when it is a run: a folder primer did not make is never emptied.
     pub fn claim(&self, overwrite: bool) -> Result<FolderLock, TrainError> {
-        if is_non_empty_dir(&self.root) && !overwrite {
-            return Err(self.exists_error(""));
+        if is_non_empty_dir(&self.root) {
+            if !overwrite {
+                return Err(self.exists_error(""));
+            }
+            if !self.is_run() {
+                return Err(TrainError::Invalid(format!(
+                    "{} is not a primer run (it has no {RUN_MARKER}): --overwrite replaces only a run, so move its files away or give another --out",
+                    self.root.display()
+                )));
+            }
         }
         let lock = FolderLock::acquire(&self.root, "run")?;
         self.remove_contents().map_err(|e| TrainError::io(&self.root, e))?;
+        primer_datasets::files::atomic_write(&self.root.join(RUN_MARKER), b"primer run\n")?;
         Ok(lock)
+    }
+
+    /// Whether the directory is a primer run: it holds the marker, or (made before the marker)
+    /// the lock file and the config every run holds.
+    fn is_run(&self) -> bool {
+        let file = |name: &str| self.root.join(name).is_file();
+        file(RUN_MARKER) || (file(LOCK_FILE) && (self.config().is_file() || self.finetune_config().is_file()))
     }
 
     /// Deletes everything in the directory but its lock file.
@@ -204,8 +226,8 @@ impl RunDir {
 }
 
 /// Whether `path` is a directory holding anything besides a lock file, or than what a start
-/// killed before its `config.json` leaves (with its lock file: `tokenizer.json` and the
-/// temporary files of atomic writes). Such a start is no run, and a new one may take its place.
+/// killed before its `config.json` leaves (with its lock file: the run marker, `tokenizer.json`
+/// and the temporary files of atomic writes). Such a start is no run, and a new one may take its place.
 fn is_non_empty_dir(path: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(path) else {
         return false;
@@ -216,7 +238,7 @@ fn is_non_empty_dir(path: &Path) -> bool {
         .collect();
     let started_here = names.iter().any(|name| name == LOCK_FILE);
     names.iter().any(|name| {
-        let left_by_a_start = name == "tokenizer.json" || name.starts_with(".tmp");
+        let left_by_a_start = name == RUN_MARKER || name == "tokenizer.json" || name.starts_with(".tmp");
         name != LOCK_FILE && !(started_here && left_by_a_start)
     })
 }
