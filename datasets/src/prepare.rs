@@ -114,11 +114,20 @@ impl PreparedData {
         if train.len() as u64 != meta.train.tokens || valid.len() as u64 != meta.valid.tokens {
             return Err(bad("shard sizes do not match meta.json: prepare the data again".into()));
         }
+        // The ids are checked against the tokenizer itself: meta.json's word is not enough.
+        let tokenizer = PrimerTokenizer::from_file(&dir.join("tokenizer.json"))
+            .map_err(|e| bad(format!("its tokenizer is unusable ({e}): prepare the data again")))?;
+        if tokenizer.fingerprint() != meta.tokenizer_sha256 || tokenizer.vocab_size() != meta.vocab_size {
+            return Err(bad(
+                "meta.json does not describe its tokenizer.json (edited): delete the folder and prepare the data again"
+                    .into(),
+            ));
+        }
         for (name, shard) in [("train.bin", &train), ("valid.bin", &valid)] {
-            if let Some((position, id)) = shard.first_out_of_range(meta.vocab_size) {
+            if let Some((position, id)) = shard.first_out_of_range(tokenizer.vocab_size()) {
                 return Err(bad(format!(
                     "{name} holds token id {id} at position {position}, outside the vocabulary of {} (corrupt): delete the folder and prepare the data again",
-                    meta.vocab_size
+                    tokenizer.vocab_size()
                 )));
             }
         }

@@ -115,6 +115,13 @@ pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, Prim
                 Some(path) => PrimerTokenizer::from_file(path)?,
                 None => data.tokenizer()?,
             };
+            if tokenizer.fingerprint() != data.meta.tokenizer_sha256 {
+                anyhow::bail!(
+                    "--tokenizer {} is not the tokenizer {} was prepared with: drop --tokenizer, or prepare the data with it",
+                    options.tokenizer.as_deref().unwrap_or(dir).display(),
+                    dir.display()
+                );
+            }
             (data, tokenizer)
         }
         None => {
