@@ -45,9 +45,12 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Tokens of model input per optimizer step.
+    /// Tokens of model input per optimizer step (saturating: [`TrainConfig::validate`] refuses
+    /// a step past [`MAX_TOKENS_PER_STEP`]).
     pub fn tokens_per_step(&self) -> u64 {
-        (self.batch_size * self.grad_accum * self.seq_len) as u64
+        [self.grad_accum, self.seq_len]
+            .into_iter()
+            .fold(self.batch_size as u64, |tokens, n| tokens.saturating_mul(n as u64))
     }
 
     /// Checks every option; the error names the field and the fix.
@@ -62,6 +65,7 @@ impl TrainConfig {
             ("checkpoint_every", self.checkpoint_every as usize),
             ("keep_checkpoints", self.keep_checkpoints),
         ])?;
+        self.validate_sizes()?;
         let finite_non_negative = [
             ("lr", self.lr),
             ("min_lr", self.min_lr),
@@ -92,7 +96,40 @@ impl TrainConfig {
         }
         Ok(())
     }
+
+    /// Checks the sizes that multiply memory: a step's micro-batches are built before its
+    /// forward passes, so `batch_size x grad_accum x seq_len` tokens are held at once.
+    fn validate_sizes(&self) -> Result<(), FieldError> {
+        if self.seq_len > MAX_SEQ_LEN {
+            return Err(FieldError::new(
+                "seq_len",
+                format!(
+                    "`seq_len` {} is above primer's limit of {MAX_SEQ_LEN} tokens: lower it",
+                    self.seq_len
+                ),
+            ));
+        }
+        // One micro-batch is weighed by the memory check; accumulating multiplies it.
+        let tokens = self.tokens_per_step();
+        if self.grad_accum > 1 && tokens > MAX_TOKENS_PER_STEP {
+            return Err(FieldError::new(
+                "grad_accum",
+                format!(
+                    "a step of {} x `grad_accum` {} x {} tokens is {tokens} tokens, above primer's limit of {MAX_TOKENS_PER_STEP}: lower `grad_accum`, `batch_size` or `seq_len`",
+                    self.batch_size, self.grad_accum, self.seq_len
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// The longest sequence a run trains on, tokens (2^20; the longest public context lengths).
+pub const MAX_SEQ_LEN: usize = 1 << 20;
+
+/// The most tokens one optimizer step may read, 2^25 (twice the 16 M tokens of the largest
+/// published pre-training batches, Llama 3's): a step's micro-batches are held in memory together.
+pub const MAX_TOKENS_PER_STEP: u64 = 1 << 25;
 
 /// What the run was trained on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
