@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{DataError, Result};
+use crate::files::LineTooLong;
 use crate::named::{NamedFile, ReadAs, checked_path, gh};
 
 /// One minimal pair and where it belongs.
@@ -772,13 +773,17 @@ fn read_file(path: &Path) -> Result<Vec<MinimalPair>> {
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let mut pairs = Vec::new();
-    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let lines = std::io::BufReader::new(crate::files::LineBounded::new(file)).lines();
+    for (index, line) in lines.enumerate() {
         let bad = |message: String| DataError::BadRecord {
             path: path.to_path_buf(),
             line: index as u64 + 1,
             message,
         };
-        let line = line.map_err(|e| bad(format!("{e}: give a UTF-8 text file")))?;
+        let line = line.map_err(|e| match LineTooLong::is(&e) {
+            true => bad(e.to_string()),
+            false => bad(format!("{e}: give a UTF-8 text file")),
+        })?;
         if line.trim().is_empty() {
             continue;
         }

@@ -3,6 +3,7 @@
 //! training subsets.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -11,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::files::{LineBounded, LineTooLong};
 use crate::named::{self, NamedFile};
 
 /// One labelled example.
@@ -294,11 +296,12 @@ fn read_delimited(path: &Path, delimiter: u8, text_columns: &[String], label_col
         .delimiter(delimiter)
         // GLUE's TSVs hold bare quotes inside sentences.
         .quoting(delimiter != b'\t')
-        .from_path(path)
-        .map_err(|e| DataError::InvalidOption(format!("{}: {e}", path.display())))?;
+        .from_reader(LineBounded::new(
+            std::fs::File::open(path).map_err(DataError::io(path))?,
+        ));
     let headers = reader
         .headers()
-        .map_err(|e| bad(path, 1, format!("cannot read the header ({e})")))?
+        .map_err(|e| csv_error(path, 1, e, "cannot read the header"))?
         .clone();
     let column = |name: &str| {
         headers.iter().position(|h| h == name).ok_or_else(|| {
@@ -317,7 +320,7 @@ fn read_delimited(path: &Path, delimiter: u8, text_columns: &[String], label_col
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let line = i as u64 + 2;
-        let record = record.map_err(|e| bad(path, line, format!("malformed row ({e}): fix the file")))?;
+        let record = record.map_err(|e| csv_error(path, line, e, "malformed row"))?;
         let field = |index: usize| {
             record.get(index).map(str::trim).ok_or_else(|| {
                 bad(
@@ -342,10 +345,15 @@ fn read_delimited(path: &Path, delimiter: u8, text_columns: &[String], label_col
 }
 
 fn read_jsonl(path: &Path, text_fields: &[String], label_field: &str) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(DataError::io(path))?;
+    let file = std::fs::File::open(path).map_err(DataError::io(path))?;
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in BufReader::new(LineBounded::new(file)).lines().enumerate() {
         let line_no = i as u64 + 1;
+        let line = line.map_err(|e| match LineTooLong::is(&e) {
+            true => bad(path, line_no, e.to_string()),
+            false => bad(path, line_no, format!("{e}: give a UTF-8 text file")),
+        })?;
+        let line = line.as_str();
         if line.trim().is_empty() {
             continue;
         }
@@ -377,6 +385,14 @@ pub const PAIR_SEPARATOR: &str = " [SEP] ";
 
 fn join_pair(parts: &[&str]) -> String {
     parts.join(PAIR_SEPARATOR)
+}
+
+/// A CSV reader's error at `line`: a line over the bound as such, else `what` with the cause.
+fn csv_error(path: &Path, line: u64, error: csv::Error, what: &str) -> DataError {
+    match error.kind() {
+        csv::ErrorKind::Io(io) if LineTooLong::is(io) => bad(path, line, io.to_string()),
+        _ => bad(path, line, format!("{what} ({error}): fix the file")),
+    }
 }
 
 fn bad(path: &Path, line: u64, message: String) -> DataError {
