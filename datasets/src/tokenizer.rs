@@ -387,21 +387,63 @@ impl WordBoundaries {
     }
 }
 
-/// Feeds the corpus to a trainer as a stream, stopping at the first read error.
+/// The longest run of letters, of digits or of other non-space characters that tokenizer
+/// training sees as one word, bytes. A BPE trainer's merges scan every word holding a pair, so
+/// words of megabytes (text without spaces) take hours and gigabytes; real text has no run
+/// this long (the longest in the shared corpora, Chinese included, is 192 bytes).
+pub const MAX_TRAINING_WORD_BYTES: usize = 256;
+
+/// Feeds the corpus to a trainer as a stream, stopping at the first read error; runs longer
+/// than [`MAX_TRAINING_WORD_BYTES`] are cut into separate sequences.
 fn train_streaming(tokenizer: &mut Tokenizer, trainer: &mut TrainerWrapper, corpus: &Corpus) -> Result<()> {
     let failure = std::sync::Mutex::new(None);
-    let docs = corpus.documents().map_while(|doc| match doc {
-        Ok(doc) => Some(doc.text),
-        Err(e) => {
-            *failure.lock().expect("not poisoned") = Some(e);
-            None
-        }
-    });
+    let docs = corpus
+        .documents()
+        .map_while(|doc| match doc {
+            Ok(doc) => Some(doc.text),
+            Err(e) => {
+                *failure.lock().expect("not poisoned") = Some(e);
+                None
+            }
+        })
+        .flat_map(cut_long_runs);
     let result = tokenizer.train(trainer, docs).map(|_| ());
     if let Some(e) = failure.into_inner().expect("not poisoned") {
         return Err(e);
     }
     result.map_err(|e| DataError::InvalidOption(format!("tokenizer training failed: {e}")))
+}
+
+/// `text` cut inside every run of one class of characters (letters, digits, other non-space)
+/// longer than [`MAX_TRAINING_WORD_BYTES`], so that no pre-tokenized word is longer; text
+/// without such a run comes back whole, so training on it is unchanged.
+fn cut_long_runs(text: String) -> Vec<String> {
+    let class = |c: char| match c {
+        c if c.is_whitespace() => 0,
+        c if c.is_alphabetic() => 1,
+        c if c.is_numeric() => 2,
+        _ => 3,
+    };
+    let mut cuts = Vec::new();
+    let (mut run_class, mut run_start) = (0, 0);
+    for (at, c) in text.char_indices() {
+        let this = class(c);
+        if this != run_class {
+            (run_class, run_start) = (this, at);
+        } else if this != 0 && at + c.len_utf8() - run_start > MAX_TRAINING_WORD_BYTES {
+            cuts.push(at);
+            run_start = at;
+        }
+    }
+    if cuts.is_empty() {
+        return vec![text];
+    }
+    let bounds = std::iter::once(0).chain(cuts).chain(std::iter::once(text.len()));
+    bounds
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|pair| text[pair[0]..pair[1]].to_string())
+        .collect()
 }
 
 /// A character-level tokenizer: special tokens, then every character of the corpus in
@@ -566,5 +608,19 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("missing.json") && err.contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn training_cuts_only_runs_too_long_to_be_words() {
+        let prose = "The cat sat. 猫坐在垫子上，很舒服。 12345 ----".to_string();
+        assert_eq!(cut_long_runs(prose.clone()), [prose]);
+        let pieces = cut_long_runs(format!("ab {}é{} 42", "x".repeat(600), "y".repeat(10)));
+        assert_eq!(pieces.concat(), format!("ab {}é{} 42", "x".repeat(600), "y".repeat(10)));
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        let longest_run = |piece: &String| piece.split_whitespace().map(str::len).max().unwrap_or(0);
+        assert!(
+            pieces.iter().all(|p| longest_run(p) <= MAX_TRAINING_WORD_BYTES),
+            "{pieces:?}"
+        );
     }
 }
