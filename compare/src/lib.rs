@@ -25,7 +25,7 @@ use primer_trainer::run::valid_starts;
 pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
 pub use plan::CompareSpec;
-use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};
+use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, TaskSpec, Workload};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
@@ -331,6 +331,22 @@ fn pairs_spec(options: &mut PretrainOptions, limit: Option<usize>) -> anyhow::Re
 
 /// Checks what can be checked before any training: the budget, the tasks and their label
 /// budgets, the prompts. Returns each task's size.
+/// Refuses two tasks of one name (or of names alike in files): they would share one set of
+/// runs, and the second would be reported with the first one's numbers.
+fn distinct_task_names(tasks: &[TaskSpec]) -> anyhow::Result<()> {
+    for (i, task) in tasks.iter().enumerate() {
+        if let Some(other) = tasks[..i].iter().find(|other| other.slug() == task.slug()) {
+            bail!(
+                "two tasks are named {:?} ({} and {}): give each [[task]] its own `name`, or rename one task file",
+                task.name(),
+                other.task,
+                task.task
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize>> {
     if let Some(tokens) = spec.pretrain.tokens
         && tokens < train.tokens_per_step()
@@ -347,6 +363,7 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
             train.steps
         );
     }
+    distinct_task_names(&spec.tasks)?;
     let mut sizes = Vec::new();
     for task_spec in &spec.tasks {
         let task = task_spec.task_args().load(0)?;
