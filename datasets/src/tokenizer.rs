@@ -389,24 +389,40 @@ impl WordBoundaries {
 
 /// The longest run of letters, of digits or of other non-space characters that tokenizer
 /// training sees as one word, bytes. A BPE trainer's merges scan every word holding a pair, so
-/// words of megabytes (text without spaces) take hours and gigabytes; real text has no run
-/// this long (the longest in the shared corpora, Chinese included, is 192 bytes).
+/// words of megabytes (text without spaces) take hours; real text has no run this long (the
+/// longest in the shared corpora, Chinese included, is 192 bytes).
 pub const MAX_TRAINING_WORD_BYTES: usize = 256;
 
+/// How much of a corpus may lie in runs longer than [`MAX_TRAINING_WORD_BYTES`] before tokenizer
+/// training refuses it, bytes: a trainer holds every distinct word, so megabytes of text not
+/// split into words (random letters, encoded data) would take gigabytes.
+pub const MAX_LONG_RUN_BYTES: usize = 1 << 20;
+
 /// Feeds the corpus to a trainer as a stream, stopping at the first read error; runs longer
-/// than [`MAX_TRAINING_WORD_BYTES`] are cut into separate sequences.
+/// than [`MAX_TRAINING_WORD_BYTES`] are cut into separate sequences, and more than
+/// [`MAX_LONG_RUN_BYTES`] of them stop training with an error.
 fn train_streaming(tokenizer: &mut Tokenizer, trainer: &mut TrainerWrapper, corpus: &Corpus) -> Result<()> {
     let failure = std::sync::Mutex::new(None);
+    let fail = |error: DataError| *failure.lock().expect("not poisoned") = Some(error);
+    let mut long_run_bytes = 0;
     let docs = corpus
         .documents()
-        .map_while(|doc| match doc {
-            Ok(doc) => Some(doc.text),
-            Err(e) => {
-                *failure.lock().expect("not poisoned") = Some(e);
-                None
+        .map_while(|doc| doc.map_err(fail).ok())
+        .map_while(|doc| {
+            let (pieces, cut_bytes) = cut_long_runs(doc.text);
+            long_run_bytes += cut_bytes;
+            if long_run_bytes > MAX_LONG_RUN_BYTES {
+                fail(DataError::InvalidOption(format!(
+                    "corpus {} holds over {} MiB in runs of more than {MAX_TRAINING_WORD_BYTES} bytes without a space (text not split into words; the last in the document at byte {} of its file): BPE and WordPiece training need words; use --tokenizer-kind char, or give text with spaces",
+                    corpus.label(),
+                    MAX_LONG_RUN_BYTES >> 20,
+                    doc.file_offset
+                )));
+                return None;
             }
+            Some(pieces)
         })
-        .flat_map(cut_long_runs);
+        .flatten();
     let result = tokenizer.train(trainer, docs).map(|_| ());
     if let Some(e) = failure.into_inner().expect("not poisoned") {
         return Err(e);
@@ -415,9 +431,10 @@ fn train_streaming(tokenizer: &mut Tokenizer, trainer: &mut TrainerWrapper, corp
 }
 
 /// `text` cut inside every run of one class of characters (letters, digits, other non-space)
-/// longer than [`MAX_TRAINING_WORD_BYTES`], so that no pre-tokenized word is longer; text
-/// without such a run comes back whole, so training on it is unchanged.
-fn cut_long_runs(text: String) -> Vec<String> {
+/// longer than [`MAX_TRAINING_WORD_BYTES`], so that no pre-tokenized word is longer, and the
+/// bytes of the runs cut; text without such a run comes back whole, so training on it is
+/// unchanged.
+fn cut_long_runs(text: String) -> (Vec<String>, usize) {
     let class = |c: char| match c {
         c if c.is_whitespace() => 0,
         c if c.is_alphabetic() => 1,
@@ -425,25 +442,29 @@ fn cut_long_runs(text: String) -> Vec<String> {
         _ => 3,
     };
     let mut cuts = Vec::new();
-    let (mut run_class, mut run_start) = (0, 0);
+    let (mut run_class, mut run_start, mut cut_bytes) = (0, 0, 0);
     for (at, c) in text.char_indices() {
         let this = class(c);
         if this != run_class {
             (run_class, run_start) = (this, at);
         } else if this != 0 && at + c.len_utf8() - run_start > MAX_TRAINING_WORD_BYTES {
             cuts.push(at);
+            cut_bytes += at - run_start;
             run_start = at;
         }
     }
     if cuts.is_empty() {
-        return vec![text];
+        return (vec![text], 0);
     }
-    let bounds = std::iter::once(0).chain(cuts).chain(std::iter::once(text.len()));
-    bounds
-        .collect::<Vec<_>>()
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cuts)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    let pieces = bounds
         .windows(2)
         .map(|pair| text[pair[0]..pair[1]].to_string())
-        .collect()
+        .collect();
+    (pieces, cut_bytes)
 }
 
 /// A character-level tokenizer: special tokens, then every character of the corpus in
@@ -613,8 +634,9 @@ mod tests {
     #[test]
     fn training_cuts_only_runs_too_long_to_be_words() {
         let prose = "The cat sat. 猫坐在垫子上，很舒服。 12345 ----".to_string();
-        assert_eq!(cut_long_runs(prose.clone()), [prose]);
-        let pieces = cut_long_runs(format!("ab {}é{} 42", "x".repeat(600), "y".repeat(10)));
+        assert_eq!(cut_long_runs(prose.clone()), (vec![prose], 0));
+        let (pieces, cut_bytes) = cut_long_runs(format!("ab {}é{} 42", "x".repeat(600), "y".repeat(10)));
+        assert_eq!(cut_bytes, 2 * MAX_TRAINING_WORD_BYTES);
         assert_eq!(pieces.concat(), format!("ab {}é{} 42", "x".repeat(600), "y".repeat(10)));
         assert_eq!(pieces.len(), 3, "{pieces:?}");
         let longest_run = |piece: &String| piece.split_whitespace().map(str::len).max().unwrap_or(0);
