@@ -349,6 +349,35 @@ fn bad_comparisons_are_refused_before_any_work() {
         ),
         &["needs label words", "--verbalizer"],
     );
+    // Two tasks of one name would share one set of runs: two files of one stem, two tables.
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let same_stem = other_dir.join(Path::new(&task).file_name().unwrap());
+    std::fs::copy(&task, &same_stem).unwrap();
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --task {task},{} --seeds 1 --steps 5 --out {}",
+            same_stem.display(),
+            out.display()
+        ),
+        &["two tasks are named", "own `name`"],
+    );
+    let twice = tmp.path().join("twice.toml");
+    std::fs::write(
+        &twice,
+        format!("[[task]]\ntask = \"{task}\"\nname = \"a\"\n\n[[task]]\ntask = \"sst2\"\nname = \"a\"\n"),
+    )
+    .unwrap();
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --config {} --seeds 1 --steps 5 --out {}",
+            twice.display(),
+            out.display()
+        ),
+        &["two tasks are named \"a\""],
+    );
     assert!(!out.exists(), "a refused comparison writes nothing");
     // A directory that is not a comparison.
     std::fs::create_dir_all(out.join("something")).unwrap();

@@ -279,6 +279,26 @@ fn a_corrupt_token_shard_is_refused_or_prepared_again() {
         ),
         &["valid.bin holds token id 65535 at position 5", "prepare the data again"],
     );
+    // meta.json cannot vouch for ids the tokenizer does not have: the tokenizer is the judge.
+    let meta_path = data.join("meta.json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    let mut raised: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    raised["vocab_size"] = 70000.into();
+    std::fs::write(&meta_path, raised.to_string()).unwrap();
+    assert_error(
+        &cache,
+        &format!(
+            "pretrain --objective clm --data {} --out {}",
+            data.display(),
+            tmp.path().join("other").display()
+        ),
+        &[
+            "meta.json does not describe its tokenizer.json",
+            "prepare the data again",
+        ],
+    );
+    assert!(!tmp.path().join("other").exists());
+    std::fs::write(&meta_path, meta).unwrap();
     let eval = primer(&cache, &format!("eval {} --json", run.display()));
     assert_ok(&eval);
     assert!(stderr(&eval).contains("preparing it again"), "{}", stderr(&eval));
@@ -304,6 +324,20 @@ fn sizes_that_cannot_fit_are_refused_before_allocating() {
             run.display()
         );
         assert_error(&cache, &args, &[needle, "more than the machine's", "lower"]);
+        assert!(!run.exists(), "`{sizes}` left a run directory");
+    }
+    // Sizes that multiply (a step's micro-batches are held together) or overflow.
+    for (sizes, needle) in [
+        ("--grad-accum 1000000000", "--grad-accum 1000000000"),
+        ("--grad-accum 18446744073709551615", "--grad-accum 18446744073709551615"),
+        ("--seq-len 18446744073709551615", "--seq-len 18446744073709551615"),
+    ] {
+        let args = format!(
+            "pretrain --objective clm --corpus {} --out {} --tokenizer-kind char --steps 4 {sizes}",
+            shakespeare(),
+            run.display()
+        );
+        assert_error(&cache, &args, &[needle, "above primer's limit", "lower"]);
         assert!(!run.exists(), "`{sizes}` left a run directory");
     }
     let args = format!(
@@ -564,4 +598,158 @@ fn prompting_a_named_task_fits_long_texts_to_a_short_context() {
     let output = primer_command_args(&cache, &with_template).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("shorten the template"), "{}", stderr(&output));
+}
+
+#[test]
+fn overwrite_replaces_only_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, run) = (tmp.path().join("cache"), tmp.path().join("run"));
+    // A folder primer did not make, and a dashboard's own folder, are never emptied.
+    let precious = tmp.path().join("precious");
+    std::fs::create_dir_all(precious.join("sub")).unwrap();
+    std::fs::write(precious.join("precious.txt"), "keep me").unwrap();
+    let dashboard = tmp.path().join("runs/.dashboard");
+    std::fs::create_dir_all(&dashboard).unwrap();
+    std::fs::write(dashboard.join("queue.json"), "{}").unwrap();
+    for folder in [&precious, &dashboard, &tmp.path().join("runs")] {
+        let before = entries(folder);
+        assert_error(
+            &cache,
+            &tiny_args(folder, "--steps 2 --overwrite"),
+            &["is not a primer run", "--overwrite replaces only a run"],
+        );
+        assert_eq!(entries(folder), before, "{} was changed", folder.display());
+    }
+    assert_eq!(
+        std::fs::read_to_string(precious.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+
+    // A run is replaced; so is one made before runs were marked (its config and lock).
+    primer_ok(&cache, &tiny_args(&run, "--steps 2 --eval-every 2"));
+    assert!(run.join(".primer-run").is_file());
+    std::fs::remove_file(run.join(".primer-run")).unwrap();
+    primer_ok(&cache, &tiny_args(&run, "--steps 3 --eval-every 3 --overwrite"));
+    assert_eq!(records(&metrics(&run), "train").len(), 3);
+    // A fine-tuned classifier's folder is a run too; a folder that only looks like one is not.
+    let (train, valid) = write_task(tmp.path());
+    let finetune = |out: &Path, extra: &str| {
+        format!(
+            "finetune --from {} --task {train} --valid-file {valid} --text-column sentence --epochs 1 \
+             --out {} --no-tui {extra}",
+            run.display(),
+            out.display()
+        )
+    };
+    let classifier = tmp.path().join("classifier");
+    primer_ok(&cache, &finetune(&classifier, ""));
+    primer_ok(&cache, &finetune(&classifier, "--overwrite"));
+    std::fs::write(precious.join("finetune.json"), "{}").unwrap();
+    assert_error(&cache, &finetune(&precious, "--overwrite"), &["is not a primer run"]);
+    assert!(precious.join("precious.txt").is_file());
+}
+
+#[test]
+fn record_files_are_read_a_bounded_line_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, run) = (tmp.path().join("cache"), tmp.path().join("run"));
+    pretrain_tiny(&cache, &run, "clm", 2);
+    let long = "a".repeat(2 << 20);
+    let pairs = tmp.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        format!(
+            "{{\"sentence_good\": \"a b\", \"sentence_bad\": \"b a\"}}\n{{\"sentence_good\": \"{long}\", \"sentence_bad\": \"b\"}}\n"
+        ),
+    )
+    .unwrap();
+    assert_error(
+        &cache,
+        &format!("minimal-pairs --run {} --pairs {}", run.display(), pairs.display()),
+        &["pairs.jsonl:2", "longer than 1 MiB"],
+    );
+    for (name, column, text) in [
+        (
+            "task.jsonl",
+            "text",
+            format!("{{\"text\": \"good\", \"label\": \"1\"}}\n{{\"text\": \"{long}\", \"label\": \"0\"}}\n"),
+        ),
+        ("task.tsv", "sentence", format!("sentence\tlabel\ngood\t1\n{long}\t0\n")),
+    ] {
+        let task = tmp.path().join(name);
+        std::fs::write(&task, text).unwrap();
+        assert_error(
+            &cache,
+            &format!(
+                "prompt-classify --run {} --task {} --text-column {column} --verbalizer 0=bad,1=good",
+                run.display(),
+                task.display()
+            ),
+            &[&format!("{name}:"), "longer than 1 MiB"],
+        );
+    }
+}
+
+#[test]
+fn tokenizer_training_on_text_without_spaces_is_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut letters = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (b'a' + (state % 26) as u8) as char
+            })
+            .collect()
+    };
+    let train = |corpus: &Path| {
+        let out = tmp.path().join("tok.json");
+        let _ = std::fs::remove_file(&out);
+        let args = format!(
+            "tokenizer train --corpus {} --kind bpe --vocab-size 1024 --out {}",
+            corpus.display(),
+            out.display()
+        );
+        let child = primer_command(&cache, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (peak_memory_gb(child), out.is_file())
+    };
+    // A few long runs among words train: they are cut into words of at most 256 bytes.
+    let words = "the cat sat on the mat and looked at the door ".repeat(20_000);
+    let some_runs = tmp.path().join("some-runs.txt");
+    std::fs::write(
+        &some_runs,
+        format!("{words}{} {words}{}\n", letters(50_000), letters(50_000)),
+    )
+    .unwrap();
+    let ((status, _), written) = train(&some_runs);
+    assert!(status.success() && written);
+    // 8 MiB of letters without a space or newline: whole-document "words" took a BPE trainer
+    // past 10 minutes and 2.9 GB at 50 MB; cut into words they still hold gigabytes (every word
+    // distinct), so training stops with one line once 1 MiB of such runs has been read.
+    let no_spaces = tmp.path().join("no-spaces.txt");
+    std::fs::write(&no_spaces, letters(8 << 20)).unwrap();
+    let ((status, peak), written) = train(&no_spaces);
+    assert_eq!(status.code(), Some(2));
+    assert!(!written, "a refused training wrote its tokenizer");
+    assert!(peak < 1.0, "peak memory {peak:.2} GB");
+    assert_error(
+        &cache,
+        &format!(
+            "tokenizer train --corpus {} --kind bpe --vocab-size 1024 --out {}",
+            no_spaces.display(),
+            tmp.path().join("tok.json").display()
+        ),
+        &[
+            "no-spaces.txt",
+            "runs of more than 256 bytes without a space",
+            "--tokenizer-kind char",
+        ],
+    );
 }
