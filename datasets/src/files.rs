@@ -79,6 +79,15 @@ impl LineTooLong {
     }
 }
 
+/// What a failed read of a record file's line says: the bound it passed, or that the file is
+/// not UTF-8 text.
+pub fn line_error(error: &std::io::Error) -> String {
+    match LineTooLong::is(error) {
+        true => error.to_string(),
+        false => format!("{error}: give a UTF-8 text file"),
+    }
+}
+
 fn line_too_long() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, LineTooLong)
 }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{DataError, Result};
-use crate::files::LineTooLong;
 use crate::named::{NamedFile, ReadAs, checked_path, gh};
 
 /// One minimal pair and where it belongs.
@@ -780,10 +779,7 @@ fn read_file(path: &Path) -> Result<Vec<MinimalPair>> {
             line: index as u64 + 1,
             message,
         };
-        let line = line.map_err(|e| match LineTooLong::is(&e) {
-            true => bad(e.to_string()),
-            false => bad(format!("{e}: give a UTF-8 text file")),
-        })?;
+        let line = line.map_err(|e| bad(crate::files::line_error(&e)))?;
         if line.trim().is_empty() {
             continue;
         }

@@ -349,10 +349,7 @@ fn read_jsonl(path: &Path, text_fields: &[String], label_field: &str) -> Result<
     let mut rows = Vec::new();
     for (i, line) in BufReader::new(LineBounded::new(file)).lines().enumerate() {
         let line_no = i as u64 + 1;
-        let line = line.map_err(|e| match LineTooLong::is(&e) {
-            true => bad(path, line_no, e.to_string()),
-            false => bad(path, line_no, format!("{e}: give a UTF-8 text file")),
-        })?;
+        let line = line.map_err(|e| bad(path, line_no, crate::files::line_error(&e)))?;
         let line = line.as_str();
         if line.trim().is_empty() {
             continue;
