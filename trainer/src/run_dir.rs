@@ -78,8 +78,10 @@ impl RunDir {
         self.root.join("finetune.json")
     }
 
-    /// Reads `config.json`.
+    /// Reads `config.json`, once the run's folder and its files are checked to lie where this
+    /// process may read (`primer_datasets::files::check_input`).
     pub fn read_config(&self) -> Result<RunConfig, TrainError> {
+        primer_datasets::files::check_input("run", &self.root)?;
         let path = self.config();
         if self.finetune_config().exists() {
             return Err(TrainError::Invalid(format!(
@@ -146,9 +148,7 @@ impl RunDir {
         config: &RunConfig,
         tokenizer: &PrimerTokenizer,
     ) -> Result<FolderLock, TrainError> {
-        if !overwrite && self.config().exists() {
-            return Err(self.exists_error("pass --resume to continue that run, "));
-        }
+        self.check_new(overwrite)?;
         let existed = self.root.exists();
         let lock = self.claim(overwrite)?;
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
@@ -168,12 +168,28 @@ impl RunDir {
 }
 
 impl RunDir {
-    /// Creates and locks the directory of a new run: an existing non-empty one is refused,
-    /// or with `overwrite` emptied once its lock is held (never under a process writing it).
-    pub fn claim(&self, overwrite: bool) -> Result<FolderLock, TrainError> {
+    /// What [`RunDir::create`] refuses before it touches anything: an existing run, and what
+    /// [`RunDir::check_claim`] refuses.
+    pub fn check_new(&self, overwrite: bool) -> Result<(), TrainError> {
+        if !overwrite && self.config().exists() {
+            return Err(self.exists_error("pass --resume to continue that run, "));
+        }
+        self.check_claim(overwrite)
+    }
+
+    /// What [`RunDir::claim`] refuses before it touches anything: a non-empty directory, unless
+    /// `overwrite`.
+    pub fn check_claim(&self, overwrite: bool) -> Result<(), TrainError> {
         if is_non_empty_dir(&self.root) && !overwrite {
             return Err(self.exists_error(""));
         }
+        Ok(())
+    }
+
+    /// Creates and locks the directory of a new run: an existing non-empty one is refused,
+    /// or with `overwrite` emptied once its lock is held (never under a process writing it).
+    pub fn claim(&self, overwrite: bool) -> Result<FolderLock, TrainError> {
+        self.check_claim(overwrite)?;
         let lock = FolderLock::acquire(&self.root, "run")?;
         self.remove_contents().map_err(|e| TrainError::io(&self.root, e))?;
         Ok(lock)
