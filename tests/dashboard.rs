@@ -513,7 +513,14 @@ fn jobs_wait_their_turn_move_cancel_and_outlive_a_restart_of_the_dashboard() {
     std::fs::create_dir_all(&corpus_dir).unwrap();
     let corpus = corpus_dir.join("shakespeare.txt");
     std::fs::copy(shakespeare(), &corpus).unwrap();
-    let allow = ["--allow", corpus_dir.to_str().unwrap()];
+    // The eval below reads the data "done" was trained on, which jobs may read only when allowed.
+    let trained_on = shared_data().join("tinyshakespeare");
+    let allow = [
+        "--allow",
+        corpus_dir.to_str().unwrap(),
+        "--allow",
+        trained_on.to_str().unwrap(),
+    ];
     let dashboard = Dashboard::start(cache, &runs, &[&allow[..], &["--jobs", "1"]].concat());
     let pretrain = |out: &str, steps: u64| {
         json!({"command": "pretrain", "options": {
@@ -794,4 +801,344 @@ fn in_a_browser_jobs_are_queued_watched_stopped_compared_and_tabulated() {
             serde_json::from_str(&std::fs::read_to_string(runs.join(run).join("status.json")).unwrap()).unwrap();
         assert_eq!(status["state"], "interrupted", "{run}");
     }
+}
+
+/// A tiny character-level pre-training job of `steps` steps on `corpus`, writing `out`.
+fn tiny_job(out: &str, corpus: &Path, steps: u64) -> Value {
+    json!({"command": "pretrain", "options": {
+        "out": out, "objective": "clm", "corpus": corpus, "tokenizer-kind": "char", "layers": 1,
+        "d-model": 16, "heads": 2, "seq-len": 16, "batch-size": 4, "steps": steps, "eval-every": 500,
+    }})
+}
+
+/// The status and error of a refused request.
+fn refusal((status, value): (u16, Value)) -> (u16, String) {
+    (status, value["error"].as_str().unwrap_or_default().to_string())
+}
+
+/// A JSON Lines file of two minimal pairs.
+fn write_pairs(path: &Path) {
+    let pair = |good: &str, bad: &str| json!({"sentence_good": good, "sentence_bad": bad}).to_string();
+    let pairs = [pair("the king is here", "the king are here"), pair("we were", "we was")];
+    std::fs::write(path, pairs.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn jobs_write_only_new_paths_never_a_runs_files_the_queue_or_the_runs_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    pretrain_tiny(cache, &runs.join("done"), "clm", 4);
+    let pairs = runs.join("pairs.jsonl");
+    write_pairs(&pairs);
+    std::os::unix::fs::symlink(&runs, runs.join("alias")).unwrap();
+    let corpus = runs.join("corpus.txt");
+    std::fs::copy(shakespeare(), &corpus).unwrap();
+    let config = std::fs::read(runs.join("done/config.json")).unwrap();
+    let dashboard = Dashboard::start(cache, &runs, &["--jobs", "1"]);
+    let submit = |body: Value| refusal(dashboard.post("/api/jobs", &body.to_string()));
+    let scored =
+        |out: &str| json!({"command": "minimal-pairs", "options": {"run": "done", "pairs": pairs, "out": out}});
+
+    for (body, needle) in [
+        (scored("done/config.json"), "already exists"),
+        (scored(".dashboard/queue.json"), ".dashboard"),
+        (scored("alias/.dashboard/new.json"), ".dashboard"),
+        (
+            json!({"command": "pretrain", "options": {"out": ".dashboard", "overwrite": true, "objective": "clm", "corpus": corpus}}),
+            ".dashboard",
+        ),
+        (
+            json!({"command": "pretrain", "options": {"out": "alias", "overwrite": true, "objective": "clm", "corpus": corpus}}),
+            "runs directory itself",
+        ),
+        (
+            json!({"command": "pretrain", "options": {"out": "done/model.bpk", "objective": "clm", "corpus": corpus}}),
+            "already exists",
+        ),
+        (
+            json!({"command": "export", "options": {"run": "done", "out": "done"}}),
+            "already exists",
+        ),
+    ] {
+        let (status, error) = submit(body.clone());
+        assert_eq!(status, 403, "{body}: {error}");
+        assert!(error.contains("--out") && error.contains(needle), "{body}: {error}");
+    }
+    assert_eq!(std::fs::read(runs.join("done/config.json")).unwrap(), config);
+    assert!(runs.join(".dashboard/queue.json").is_file());
+    assert_eq!(dashboard.json("/api/queue")["jobs"], json!([]), "no job was queued");
+
+    // A new path is written; one that came to exist while its job waited is refused when the
+    // job starts, and left as it is.
+    let (status, error) = submit(scored("scores.json"));
+    assert_eq!(status, 202, "{error}");
+    let (status, blocker) = dashboard.post("/api/jobs", &tiny_job("blocker", &corpus, 1_000_000).to_string());
+    assert_eq!(status, 202, "{blocker}");
+    let (status, late) = dashboard.post("/api/jobs", &scored("late.json").to_string());
+    assert_eq!((status, late["state"].as_str()), (202, Some("queued")), "{late}");
+    std::fs::write(runs.join("late.json"), "keep").unwrap();
+    assert_eq!(
+        dashboard
+            .post(&format!("/api/jobs/cancel?job={}", blocker["job"]), "")
+            .0,
+        202
+    );
+    let started = Instant::now();
+    let late = loop {
+        let late = job(&dashboard, late["job"].as_u64().unwrap());
+        if late["ended_at"].is_number() {
+            break late;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{late}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(late["state"], "failed", "{late}");
+    assert!(late["error"].as_str().unwrap().contains("already exists"), "{late}");
+    assert_eq!(std::fs::read_to_string(runs.join("late.json")).unwrap(), "keep");
+    assert_eq!(read_json(&runs.join("scores.json"))["pairs"], 2);
+}
+
+#[test]
+fn files_named_in_configs_task_tables_and_stored_runs_are_confined_like_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, "the secret words of the outside\n\n".repeat(1000)).unwrap();
+    // A run halted halfway, whose stored options name its corpus outside the runs directory.
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui --tokenizer-kind char --layers 1 \
+             --d-model 16 --heads 2 --seq-len 16 --batch-size 4 --steps 20 --eval-every 10 --halt-after 2 \
+             --checkpoint-every 2",
+            secret.display(),
+            runs.join("halted").display()
+        ),
+    );
+    std::fs::copy(runs.join("halted/tokenizer.json"), outside.join("tokenizer.json")).unwrap();
+    let (_, valid) = write_task(&outside);
+    let corpus = runs.join("corpus.txt");
+    std::fs::copy(shakespeare(), &corpus).unwrap();
+    let toml = |name: &str, text: String| {
+        std::fs::write(runs.join(name), text).unwrap();
+        name.to_string()
+    };
+    let corpus_toml = toml(
+        "corpus.toml",
+        format!("corpus = [{:?}]\n", secret.display().to_string()),
+    );
+    let tokenizer_toml = toml(
+        "tokenizer.toml",
+        format!(
+            "corpus = [{:?}]\ntokenizer = {:?}\n",
+            corpus.display().to_string(),
+            outside.join("tokenizer.json").display().to_string()
+        ),
+    );
+    let task_toml = toml(
+        "tasks.toml",
+        format!("[[task]]\ntask = {:?}\nname = \"leak\"\n", valid.as_str()),
+    );
+    let dashboard = Dashboard::start(cache, &runs, &[]);
+    let submit = |body: Value| refusal(dashboard.post("/api/jobs", &body.to_string()));
+    let tiny = |out: &str, config: &str| {
+        json!({"command": "pretrain", "options": {"out": out, "config": config, "objective": "clm",
+            "tokenizer-kind": "char", "layers": 1, "d-model": 16, "heads": 2, "seq-len": 16, "steps": 4}})
+    };
+    for (body, needle) in [
+        (tiny("from-corpus", &corpus_toml), "corpus"),
+        (tiny("from-tokenizer", &tokenizer_toml), "tokenizer"),
+        (
+            json!({"command": "compare", "options": {"out": "compared", "config": task_toml, "corpus": corpus,
+                "objectives": "clm", "seeds": 1, "steps": 4, "minimal-pairs": "none"}}),
+            "--task",
+        ),
+    ] {
+        let (status, error) = submit(body.clone());
+        assert_eq!(status, 400, "{body}: {error}");
+        assert!(
+            error.contains(needle) && error.contains("allowed roots"),
+            "{body}: {error}"
+        );
+    }
+    let (status, value) = dashboard.post("/api/resume?run=halted", "");
+    let error = value["error"].as_str().unwrap_or_default();
+    assert_eq!(status, 400, "{value}");
+    assert!(
+        error.contains("secret.txt") && error.contains("allowed roots"),
+        "{error}"
+    );
+    for made in ["from-corpus", "from-tokenizer", "compared"] {
+        assert!(!runs.join(made).exists(), "{made} was created");
+    }
+    assert_eq!(dashboard.json("/api/queue")["jobs"], json!([]), "no job was queued");
+    assert_eq!(dashboard.run_info("halted")["status"], "interrupted");
+
+    // The one check is the CLI's: any command given the allowed roots refuses the same files.
+    let output = primer_command(
+        cache,
+        &format!(
+            "pretrain --config {} --objective clm --tokenizer-kind char --out {}",
+            runs.join(&corpus_toml).display(),
+            runs.join("direct").display()
+        ),
+    )
+    .env("PRIMER_ALLOWED_ROOTS", &runs)
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("allowed roots"), "{}", stderr(&output));
+    assert!(!runs.join("direct").exists());
+}
+
+/// When process `pid` started, ticks after boot (`/proc/PID/stat` field 22).
+fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    fields[19].parse().unwrap()
+}
+
+/// `sleep 60` holding an exclusive `flock` on `file`, as any program may.
+fn lock_holder(file: &Path) -> Child {
+    std::process::Command::new("flock")
+        .arg(file)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until some process holds the lock on `file`.
+fn wait_until_locked(file: &Path) {
+    let started = Instant::now();
+    while std::fs::File::open(file).unwrap().try_lock().is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(10), "nobody locked {file:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn only_the_dashboards_own_jobs_and_primer_processes_holding_a_runs_lock_are_signalled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let runs = tmp.path().join("runs");
+    pretrain_tiny(cache, &runs.join("done"), "clm", 4);
+    // Jobs planted in the queue file as running, with the pid (and start time) of unrelated
+    // processes, and a guessed secret.
+    let bystanders: Vec<Child> = (0..2)
+        .map(|_| std::process::Command::new("sleep").arg("60").spawn().unwrap())
+        .collect();
+    let planted = |id: u64, bystander: &Child, token: Option<&str>| {
+        json!({"id": id, "command": "pretrain", "args": [], "run": null, "state": "running",
+            "pid": bystander.id(), "start_ticks": start_ticks(bystander.id()), "submitted_at": 0.0,
+            "started_at": 0.0, "ended_at": null, "exit_code": null, "error": null, "token": token})
+    };
+    std::fs::create_dir_all(runs.join(".dashboard")).unwrap();
+    let queue = json!({"limit": 1, "next_id": 3, "jobs": [
+        planted(1, &bystanders[0], None),
+        planted(2, &bystanders[1], Some("00000000000000000000000000000000")),
+    ]});
+    std::fs::write(runs.join(".dashboard/queue.json"), queue.to_string()).unwrap();
+    // Runs whose lock is held by a program that is not primer: through a hard link to its own
+    // file, and on the run's own lock file.
+    let mut holders = Vec::new();
+    for (name, linked) in [("linked", true), ("held", false)] {
+        let run = runs.join(name);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::copy(runs.join("done/config.json"), run.join("config.json")).unwrap();
+        let file = if linked {
+            tmp.path().join("held-elsewhere")
+        } else {
+            run.join(".lock")
+        };
+        std::fs::write(&file, "").unwrap();
+        if linked {
+            std::fs::hard_link(&file, run.join(".lock")).unwrap();
+        }
+        holders.push(lock_holder(&file));
+        wait_until_locked(&file);
+    }
+
+    let dashboard = Dashboard::start(cache, &runs, &[]);
+    let untouched = |processes: Vec<Child>, what: &str| {
+        std::thread::sleep(Duration::from_millis(300));
+        for mut process in processes {
+            assert!(process.try_wait().unwrap().is_none(), "the dashboard signalled {what}");
+            process.kill().unwrap();
+            process.wait().unwrap();
+        }
+    };
+    for id in [1, 2] {
+        let (status, value) = dashboard.post(&format!("/api/jobs/cancel?job={id}"), "");
+        assert!(status == 202 || status == 409, "{value}");
+    }
+    untouched(bystanders, "the pid of a planted job");
+    for job in jobs_of(&dashboard) {
+        assert_ne!(job["state"], "running", "a planted pid is no running job: {job}");
+    }
+    for run in ["linked", "held"] {
+        let (status, value) = dashboard.post(&format!("/api/stop?run={run}"), "");
+        assert_eq!(status, 409, "{run}: {value}");
+    }
+    untouched(holders, "a lock holder that is not primer");
+}
+
+#[test]
+fn a_queued_jobs_options_and_inputs_are_checked_when_it_is_submitted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let runs = tmp.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let corpus = runs.join("corpus.txt");
+    std::fs::copy(shakespeare(), &corpus).unwrap();
+    let dashboard = Dashboard::start(&cache, &runs, &["--jobs", "1"]);
+    let submit = |body: Value| dashboard.post("/api/jobs", &body.to_string());
+    let (status, running) = submit(tiny_job("running", &corpus, 1_000_000));
+    assert_eq!((status, running["state"].as_str()), (202, Some("running")), "{running}");
+    let with = |key: &str, value: Value| {
+        let mut body = tiny_job("queued", &corpus, 20);
+        body["options"][key] = value;
+        if key == "vocab-size" {
+            body["options"]["tokenizer-kind"] = json!("bpe");
+        }
+        body
+    };
+    for (body, needle) in [
+        (with("heads", json!(3)), "--heads"),
+        (with("lr", json!(0)), "lr"),
+        (with("vocab-size", json!(5)), "--vocab-size"),
+        (with("tokenizer", json!("corpus.txt")), "tokenizer"),
+    ] {
+        let (status, error) = refusal(submit(body.clone()));
+        assert_eq!(status, 400, "{body}: {error}");
+        assert!(error.contains(needle), "{needle}: {error}");
+    }
+    let (status, queued) = submit(with("steps", json!(20)));
+    assert_eq!((status, queued["state"].as_str()), (202, Some("queued")), "{queued}");
+    assert_eq!(jobs_of(&dashboard).len(), 2, "refused jobs are not queued");
+    for job in [&queued, &running] {
+        assert_eq!(
+            dashboard.post(&format!("/api/jobs/cancel?job={}", job["job"]), "").0,
+            202
+        );
+    }
+
+    // The check writes nothing and does no slow work: no run, no prepared data.
+    let fresh = tmp.path().join("fresh-cache");
+    let output = primer_command(
+        &fresh,
+        &format!(
+            "pretrain --objective clm --corpus {} --tokenizer-kind char --out {} --no-tui",
+            corpus.display(),
+            runs.join("checked").display()
+        ),
+    )
+    .env("PRIMER_CHECK_ONLY", "1")
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    assert!(!runs.join("checked").exists() && !fresh.exists());
 }

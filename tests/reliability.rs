@@ -438,9 +438,9 @@ fn a_full_disk_while_creating_a_run_leaves_no_directory() {
             tokenizer.display()
         ),
     );
-    // A file system with room for tokenizer.json and nothing more (tmpfs counts whole pages),
-    // mounted in a private mount namespace.
-    let pages = std::fs::metadata(&tokenizer).unwrap().len().div_ceil(4096);
+    // A file system with room for the run marker and tokenizer.json and nothing more (tmpfs
+    // counts whole pages), mounted in a private mount namespace.
+    let pages = 1 + std::fs::metadata(&tokenizer).unwrap().len().div_ceil(4096);
     let run = disk.join("run");
     let args = format!("{} --tokenizer {} --steps 4", tiny_args(&run, ""), tokenizer.display());
     let script = format!(

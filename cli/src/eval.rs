@@ -1,14 +1,16 @@
 //! `primer eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
 use primer_datasets::prepare::SplitOptions;
 use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Scoring;
+use primer_trainer::config::RunConfig;
 use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline};
 use primer_trainer::run::valid_starts;
+use primer_trainer::run_dir::RunDir;
 use serde::Serialize;
 
 use crate::trained::TrainedRun;
@@ -64,6 +66,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bail!("--eval-batches 0 evaluates nothing: give at least 1");
     }
     let (_, device) = crate::devices::resolve(&args.backend)?;
+    if primer_options::check_only() {
+        let (config, _) = TrainedRun::check(&args.run_dir, false)?;
+        match &args.corpus.corpus {
+            Some(specs) => {
+                data::corpus(specs, &args.corpus)?;
+            }
+            None => {
+                data::check_run_data(&stored_options(&config, &args.run_dir)?)?;
+            }
+        }
+        return Ok(());
+    }
     let TrainedRun {
         dir: run_dir,
         config,
@@ -78,12 +92,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let corpus = data::corpus(specs, &args.corpus)?;
             data::prepare(&corpus, Some(&corpus), &tokenizer, &SplitOptions::default())?
         }
-        None => {
-            let mut options: PretrainOptions =
-                serde_json::from_value(config.options.clone()).context("corrupt run config options")?;
-            options.tokenizer = Some(run_dir.tokenizer());
-            data::run_data(&options)?.0
-        }
+        None => data::run_data(&stored_options(&config, &run_dir.root)?)?.0,
     };
     if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
         bail!(
@@ -142,6 +151,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     print_report(&report, args.json, info.accuracy);
     Ok(())
+}
+
+/// The options the run in `dir` was trained with, with its own tokenizer: its data.
+fn stored_options(config: &RunConfig, dir: &Path) -> anyhow::Result<PretrainOptions> {
+    let mut options: PretrainOptions =
+        serde_json::from_value(config.options.clone()).context("corrupt run config options")?;
+    options.tokenizer = Some(RunDir::new(dir).tokenizer());
+    Ok(options)
 }
 
 /// Prints the report: one JSON object, or lines for a reader.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::tensor::Device;
+use primer_objectives::ObjectiveInfo;
 use primer_objectives::info::Scoring;
 
 use crate::trained::TrainedRun;
@@ -25,15 +26,13 @@ pub struct ExportArgs {
 
 /// Runs `primer export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
+    if primer_options::check_only() {
+        let (config, _) = TrainedRun::check(&args.run, false)?;
+        return exportable(&args, config.objective.info());
+    }
     let trained = TrainedRun::load(&args.run, &Device::flex())?;
     let info = trained.config.objective.info();
-    if info.scoring == Scoring::ReplacedTokenDetection {
-        bail!(
-            "{} is an {} run: its model is a discriminator whose LM head is not trained, so as a language model it would mislead; export a clm or mlm run",
-            args.run.display(),
-            info.name
-        );
-    }
+    exportable(&args, info)?;
     let exported = primer_hf::export(
         &trained.model,
         &trained.config.model,
@@ -51,5 +50,17 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    Ok(())
+}
+
+/// Fails unless a run of an objective described by `info` exports as a language model.
+fn exportable(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<()> {
+    if info.scoring == Scoring::ReplacedTokenDetection {
+        bail!(
+            "{} is an {} run: its model is a discriminator whose LM head is not trained, so as a language model it would mislead; export a clm or mlm run",
+            args.run.display(),
+            info.name
+        );
+    }
     Ok(())
 }

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use burn::train::Interrupter;
+use primer_datasets::task::Task;
+use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Pooling;
+use primer_trainer::config::RunConfig;
 use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, FinetuneSummary, Start, finetune};
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
@@ -83,51 +86,18 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         bail!("--freeze-encoder with --from-scratch would train a head on random features: choose one");
     }
     let host = Backend::Flex.device()?;
-    let pretrained = TrainedRun::load(&args.from, &host)?;
-    // A model's vocabulary may be padded beyond its tokenizer's (Pythia's is), never short of it.
-    if pretrained.tokenizer.vocab_size() > pretrained.config.model.vocab_size {
-        bail!(
-            "{} has {} tokens but the model of {} only {}: the run's tokenizer was replaced; restore it",
-            pretrained.dir.tokenizer().display(),
-            pretrained.tokenizer.vocab_size(),
-            args.from.display(),
-            pretrained.config.model.vocab_size
-        );
+    if primer_options::check_only() {
+        let (pretrained, tokenizer) = TrainedRun::check(&args.from, false)?;
+        let task = args.task.load(args.seed)?;
+        crate::devices::resolve(&args.backend)?;
+        config_of(&args, &pretrained, &tokenizer, &task)?;
+        RunDir::new(&args.out).check_claim(args.overwrite)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let pretrained = TrainedRun::load(&args.from, &host)?;
     let task = args.task.load(args.seed)?;
     let (backend, device) = crate::devices::resolve(&args.backend)?;
-    let config = FinetuneConfig {
-        from: args.from.clone(),
-        start: if args.from_scratch {
-            Start::Scratch
-        } else {
-            Start::Pretrained
-        },
-        freeze_encoder: args.freeze_encoder,
-        objective: pretrained.config.objective.clone(),
-        model: pretrained.config.model.clone(),
-        pooling: args
-            .pooling
-            .unwrap_or(pretrained.config.objective.info().framing.pooling),
-        task: task.name.clone(),
-        labels: task.labels.clone(),
-        train_examples: task.train.len(),
-        train_limit: args.task.train_limit,
-        max_len: args
-            .max_len
-            .unwrap_or(FINETUNE_MAX_LEN.min(pretrained.config.model.max_seq_len)),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr.unwrap_or(if args.freeze_encoder { 1e-3 } else { 1e-4 }),
-        weight_decay: args.weight_decay,
-        warmup_ratio: args.warmup_ratio,
-        patience: args.patience,
-        head_dropout: args.head_dropout,
-        seed: args.seed,
-        tokenizer_sha256: pretrained.tokenizer.fingerprint(),
-    };
-    config.validate().map_err(primer_options::flag_error)?;
-    primer_trainer::memory::check_fits(&config.model, config.batch_size, config.max_len)?;
+    let config = config_of(&args, &pretrained.config, &pretrained.tokenizer, &task)?;
     let run_dir = RunDir::new(&args.out);
     let _lock = run_dir.claim(args.overwrite)?;
     pretrained.tokenizer.save(&run_dir.tokenizer())?;
@@ -151,6 +121,57 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
     })?;
     finished(outcome, &run_dir)
+}
+
+/// The fine-tune's config, checked: the run's tokenizer against its model, every option, and
+/// that training fits in memory.
+fn config_of(
+    args: &FinetuneArgs,
+    pretrained: &RunConfig,
+    tokenizer: &PrimerTokenizer,
+    task: &Task,
+) -> anyhow::Result<FinetuneConfig> {
+    // A model's vocabulary may be padded beyond its tokenizer's (Pythia's is), never short of it.
+    if tokenizer.vocab_size() > pretrained.model.vocab_size {
+        bail!(
+            "{} has {} tokens but the model of {} only {}: the run's tokenizer was replaced; restore it",
+            RunDir::new(&args.from).tokenizer().display(),
+            tokenizer.vocab_size(),
+            args.from.display(),
+            pretrained.model.vocab_size
+        );
+    }
+    let config = FinetuneConfig {
+        from: args.from.clone(),
+        start: if args.from_scratch {
+            Start::Scratch
+        } else {
+            Start::Pretrained
+        },
+        freeze_encoder: args.freeze_encoder,
+        objective: pretrained.objective.clone(),
+        model: pretrained.model.clone(),
+        pooling: args.pooling.unwrap_or(pretrained.objective.info().framing.pooling),
+        task: task.name.clone(),
+        labels: task.labels.clone(),
+        train_examples: task.train.len(),
+        train_limit: args.task.train_limit,
+        max_len: args
+            .max_len
+            .unwrap_or(FINETUNE_MAX_LEN.min(pretrained.model.max_seq_len)),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr.unwrap_or(if args.freeze_encoder { 1e-3 } else { 1e-4 }),
+        weight_decay: args.weight_decay,
+        warmup_ratio: args.warmup_ratio,
+        patience: args.patience,
+        head_dropout: args.head_dropout,
+        seed: args.seed,
+        tokenizer_sha256: tokenizer.fingerprint(),
+    };
+    config.validate().map_err(primer_options::flag_error)?;
+    primer_trainer::memory::check_fits(&config.model, config.batch_size, config.max_len)?;
+    Ok(config)
 }
 
 /// Says on stderr what is about to be fine-tuned, on what.

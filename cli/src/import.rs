@@ -30,6 +30,12 @@ pub struct ImportArgs {
 
 /// Runs `primer import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    // The checkpoint's folder and each file in it.
+    primer_datasets::files::check_input("--from", &args.from)?;
+    if primer_options::check_only() {
+        PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
+        return Ok(RunDir::new(&args.out).check_new(false)?);
+    }
     let imported = primer_hf::import(&args.from, &Device::flex())?;
     let tokenizer = PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
     if tokenizer.vocab_size() > imported.config.vocab_size {

@@ -177,6 +177,12 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
             "launched as one of {ranks} ranks: only `primer pretrain` trains data-parallel; run other commands as one process"
         );
     }
+    if primer_options::check_only() && !checks(&cli.command) {
+        bail!(
+            "{}=1 checks the commands the dashboard runs as jobs only: unset it to run this one",
+            primer_options::check::CHECK_ONLY_VAR
+        );
+    }
     match cli.command {
         Command::Tokenizer {
             command:
@@ -254,4 +260,20 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `command` has a check mode ([`primer_options::check`]): the dashboard's job commands.
+fn checks(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Pretrain(_)
+            | Command::Finetune(_)
+            | Command::Compare(_)
+            | Command::Eval(_)
+            | Command::MinimalPairs(_)
+            | Command::PromptClassify(_)
+            | Command::Score(_)
+            | Command::Export(_)
+            | Command::Import(_)
+    )
 }

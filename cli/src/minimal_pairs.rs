@@ -87,6 +87,11 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         bail!("--limit-per-paradigm 0 leaves no pairs: give at least 1");
     }
     let (_, device) = crate::devices::resolve(&args.backend)?;
+    if primer_options::check_only() {
+        TrainedRun::check(&args.run, args.untrained)?;
+        primer_options::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
+        return Ok(());
+    }
     let run = match args.untrained {
         true => TrainedRun::untrained(&args.run, &device)?,
         false => TrainedRun::load(&args.run, &device)?,

@@ -9,11 +9,13 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use burn::train::Interrupter;
 use primer_datasets::lock::FolderLock;
+use primer_datasets::pairs::MinimalPair;
 use primer_datasets::prepare::PreparedData;
-use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_datasets::tokenizer::{PrimerTokenizer, SPECIAL_TOKENS, TokenizerKind};
 use primer_model::TransformerConfig;
+use primer_objectives::ObjectiveConfig;
 use primer_trainer::collective::Collective;
-use primer_trainer::config::{DataInfo, RunConfig};
+use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
 use primer_trainer::run_dir::{RunDir, RunDirMode};
 use primer_trainer::status::{RunState, RunStatus};
@@ -24,9 +26,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::devices::Devices;
 use primer_options::Backend;
-use primer_options::PretrainOptions;
 use primer_options::config_file::read_config;
 use primer_options::data;
+use primer_options::{PretrainOptions, check_only};
 
 /// Arguments of `primer pretrain`.
 #[derive(clap::Args, Debug)]
@@ -79,6 +81,10 @@ struct Inputs {
 /// and all train together.
 pub fn run(args: PretrainArgs, collective: &dyn Collective) -> anyhow::Result<ExitCode> {
     let (run_dir, mode) = run_dir_of(&args)?;
+    if check_only() {
+        check_run(&args, &run_dir, mode, collective.size())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (inputs, _lock) = if collective.writes() {
         let (inputs, lock) = check_and_create(&args, &run_dir, mode, collective.size())?;
         RunStatus::now(RunState::Running, None).write(&run_dir)?;
@@ -148,24 +154,49 @@ fn run_dir_of(args: &PretrainArgs) -> anyhow::Result<(RunDir, RunDirMode)> {
     Ok((RunDir::new(root), mode))
 }
 
-/// Checks every option and input, then creates (or, resuming, locks and checks) the run
-/// directory; returns the inputs and the run's lock. `ranks` processes will train it.
-fn check_and_create(
+/// A run's options resolved (flags over `--config`, over a resumed run's stored options) and
+/// checked, before any input is read.
+struct Checked {
+    options: PretrainOptions,
+    backend: Backend,
+    device: Device,
+    /// The run this one continues (`--init-from`) and its config.
+    init: Option<(RunDir, RunConfig)>,
+    train: TrainConfig,
+    /// The model, its vocabulary not yet known.
+    model: TransformerConfig,
+    objective: ObjectiveConfig,
+}
+
+impl Checked {
+    /// The model of the run, with a vocabulary of `vocab_size` unless it continues another.
+    fn model(&self, vocab_size: usize) -> anyhow::Result<TransformerConfig> {
+        match &self.init {
+            Some((dir, continued)) => continued_model(dir, &continued.model, &self.model, self.train.seq_len),
+            None => Ok(TransformerConfig {
+                vocab_size,
+                ..self.model.clone()
+            }),
+        }
+    }
+}
+
+/// Resolves and checks the options of a run that `ranks` processes will train; a resumed run
+/// is locked first, so a second process fails at once (not in check mode, which writes nothing).
+fn check_options(
     args: &PretrainArgs,
     run_dir: &RunDir,
     mode: RunDirMode,
     ranks: usize,
-) -> anyhow::Result<(Inputs, FolderLock)> {
+) -> anyhow::Result<(Checked, Option<FolderLock>)> {
     let mut options = args.options.clone();
     if let Some(path) = &args.config {
         options = options.or(read_config(path)?);
     }
-    // A resumed run is locked before anything else, so a second process fails at once.
     let resumed_lock = match mode {
-        RunDirMode::Resume => Some(resume_options(run_dir, &mut options)?),
+        RunDirMode::Resume => resume_options(run_dir, &mut options)?,
         _ => None,
     };
-
     // Check every option before any slow work, and all inputs before the run directory exists.
     let (backend, device) = crate::devices::resolve(&options.backend)?;
     if let Some(gflops) = args.peak_gflops
@@ -188,28 +219,45 @@ fn check_and_create(
             primer_objectives::registry::names().join(", ")
         )
     })?;
-    let (data, tokenizer) = data::run_data(&options)?;
-    let model = match &init {
-        Some((dir, continued)) => continued_model(dir, &continued.model, &model, train.seq_len)?,
-        None => TransformerConfig {
-            vocab_size: tokenizer.vocab_size(),
-            ..model
-        },
-    };
-    let config = RunConfig {
-        objective,
-        model,
+    let checked = Checked {
+        options,
+        backend,
+        device,
+        init,
         train,
+        model,
+        objective,
+    };
+    Ok((checked, resumed_lock))
+}
+
+/// Checks every option and input, then creates (or, resuming, locks and checks) the run
+/// directory; returns the inputs and the run's lock. `ranks` processes will train it.
+fn check_and_create(
+    args: &PretrainArgs,
+    run_dir: &RunDir,
+    mode: RunDirMode,
+    ranks: usize,
+) -> anyhow::Result<(Inputs, FolderLock)> {
+    let (checked, resumed_lock) = check_options(args, run_dir, mode, ranks)?;
+    let (data, tokenizer) = data::run_data(&checked.options)?;
+    let config = RunConfig {
+        objective: checked.objective.clone(),
+        model: checked.model(tokenizer.vocab_size())?,
+        train: checked.train.clone(),
         data: DataInfo {
             corpus: data.meta.corpus.clone(),
             data_hash: data.meta.key.clone(),
             tokenizer_sha256: data.meta.tokenizer_sha256.clone(),
         },
-        options: serde_json::to_value(&options).expect("options serialize"),
+        options: serde_json::to_value(&checked.options).expect("options serialize"),
     };
     let block_len = config.objective.build(&tokenizer).block_len(config.train.seq_len);
     valid_starts(&data, block_len, 1)?;
-    let minimal_pairs = minimal_pairs(&options, &tokenizer, config.train.seed)?;
+    let minimal_pairs = minimal_pairs(&checked.options, config.train.seed)?
+        .iter()
+        .map(|pair| Ok([tokenizer.encode(&pair.good)?, tokenizer.encode(&pair.bad)?]))
+        .collect::<anyhow::Result<_>>()?;
     primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
     let lock = match resumed_lock {
         Some(lock) => {
@@ -222,12 +270,49 @@ fn check_and_create(
         config,
         data,
         tokenizer,
-        init: init.map(|(dir, _)| dir),
+        init: checked.init.map(|(dir, _)| dir),
         minimal_pairs,
-        backend,
-        device,
+        backend: checked.backend,
+        device: checked.device,
     };
     Ok((inputs, lock))
+}
+
+/// Check mode: what [`check_and_create`] checks, short of training a tokenizer, preparing data
+/// and creating the run. A tokenizer still to be trained counts as `--vocab-size` tokens (as
+/// its special tokens for `char`, whose size the corpus decides).
+fn check_run(args: &PretrainArgs, run_dir: &RunDir, mode: RunDirMode, ranks: usize) -> anyhow::Result<()> {
+    let (checked, _) = check_options(args, run_dir, mode, ranks)?;
+    let options = &checked.options;
+    let vocab_size = match data::check_run_data(options)? {
+        Some(tokenizer) => tokenizer.vocab_size(),
+        None => {
+            let kind = options.tokenizer_kind();
+            PrimerTokenizer::check_trainable(kind, options.vocab_size())?;
+            match kind {
+                TokenizerKind::Char => SPECIAL_TOKENS.len(),
+                _ => options.vocab_size(),
+            }
+        }
+    };
+    let model = checked.model(vocab_size)?;
+    minimal_pairs(options, checked.train.seed)?;
+    primer_trainer::memory::check_fits(&model, checked.train.batch_size, checked.train.seq_len)?;
+    match mode {
+        RunDirMode::Resume => {
+            let stored = run_dir.read_config()?;
+            // The data's identity is known once it is prepared; everything else must match.
+            let config = RunConfig {
+                objective: checked.objective,
+                model,
+                train: checked.train,
+                data: stored.data,
+                options: serde_json::Value::Null,
+            };
+            Ok(run_dir.check_resume(&config)?)
+        }
+        _ => Ok(run_dir.check_new(mode == RunDirMode::Overwrite)?),
+    }
 }
 
 /// The rank counts that split `grad_accum` micro-batches evenly, as a list for an error.
@@ -329,13 +414,9 @@ fn exit_code(outcome: &Outcome) -> ExitCode {
     }
 }
 
-/// The minimal pairs of `--minimal-pairs`, as token ids: at most `--minimal-pairs-limit` of
-/// them, a subset drawn with the run's seed and kept in file order.
-fn minimal_pairs(
-    options: &PretrainOptions,
-    tokenizer: &PrimerTokenizer,
-    seed: u64,
-) -> anyhow::Result<Vec<[Vec<u32>; 2]>> {
+/// The minimal pairs of `--minimal-pairs`: at most `--minimal-pairs-limit` of them, a subset
+/// drawn with the run's seed and kept in file order.
+fn minimal_pairs(options: &PretrainOptions, seed: u64) -> anyhow::Result<Vec<MinimalPair>> {
     let Some(source) = &options.minimal_pairs else {
         if options.minimal_pairs_limit.is_some() {
             bail!("--minimal-pairs-limit without --minimal-pairs: name the pairs, e.g. --minimal-pairs blimp");
@@ -354,17 +435,14 @@ fn minimal_pairs(
         chosen.sort_unstable();
         pairs = chosen.into_iter().map(|i| pairs[i].clone()).collect();
     }
-    pairs
-        .iter()
-        .map(|pair| Ok([tokenizer.encode(&pair.good)?, tokenizer.encode(&pair.bad)?]))
-        .collect()
+    Ok(pairs)
 }
 
-/// Locks a run to resume and fills `options` from its config, checking first that its
+/// Locks a run to resume (unless only checking) and fills `options` from its config, checking first that its
 /// tokenizer is the one it was trained with (before any data is prepared with it).
-fn resume_options(run_dir: &RunDir, options: &mut PretrainOptions) -> anyhow::Result<FolderLock> {
+fn resume_options(run_dir: &RunDir, options: &mut PretrainOptions) -> anyhow::Result<Option<FolderLock>> {
     let stored = run_dir.read_config()?;
-    let lock = run_dir.lock()?;
+    let lock = (!check_only()).then(|| run_dir.lock()).transpose()?;
     let tokenizer = PrimerTokenizer::from_file(&run_dir.tokenizer())?;
     if tokenizer.fingerprint() != stored.data.tokenizer_sha256 {
         bail!(

@@ -79,11 +79,15 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     let task = args.task.load(0)?;
     let prompt = Prompt::new(&template, &verbalizer, &task.labels).map_err(primer_options::flag_error)?;
     let (_, device) = crate::devices::resolve(&args.backend)?;
-    let run = TrainedRun::load(&args.run, &device)?;
     let examples = &task.valid[..args.limit.unwrap_or(task.valid.len()).min(task.valid.len())];
     if examples.is_empty() {
         bail!("--limit 0 leaves no example to score");
     }
+    if primer_options::check_only() {
+        TrainedRun::check(&args.run, false)?;
+        return Ok(());
+    }
+    let run = TrainedRun::load(&args.run, &device)?;
     let progress = ProgressBar::with_draw_target(
         Some(examples.len() as u64),
         if show_progress() {

@@ -66,6 +66,10 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         bail!("{} holds no text: give a file with documents to score", args.file);
     }
     let (_, device) = crate::devices::resolve(&args.backend)?;
+    if primer_options::check_only() {
+        TrainedRun::check(&args.run, false)?;
+        return Ok(());
+    }
     let run = TrainedRun::load(&args.run, &device)?;
     let (scoring, specials) = (run.config.objective.info().scoring, *run.tokenizer.specials());
     let progress = ProgressBar::with_draw_target(

@@ -49,16 +49,23 @@ impl TrainedRun {
             };
             let (networks, _, state) =
                 Checkpointer::new(dir.checkpoints(), 1).load_latest(fresh, optimizer(&config.train))?;
-            let state = state.with_context(|| {
-                format!(
-                    "{} has neither model.bpk nor a checkpoint: train it first",
-                    dir.root.display()
-                )
-            })?;
+            let state = state.with_context(|| no_weights(&dir))?;
             eprintln!("the run has not finished: using its checkpoint at step {}", state.step);
             (networks, Some(state.step))
         };
         Ok(Self::of(dir, config, tokenizer, networks, unfinished_step))
+    }
+
+    /// Check mode: what [`TrainedRun::load`] (or, `untrained`, [`TrainedRun::untrained`])
+    /// checks short of loading weights: the run's config, its tokenizer, and that it has weights.
+    pub fn check(dir: &Path, untrained: bool) -> anyhow::Result<(RunConfig, PrimerTokenizer)> {
+        let dir = RunDir::new(dir);
+        let config = dir.read_config()?;
+        let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer())?;
+        if !untrained && !dir.model().exists() && Checkpointer::new(dir.checkpoints(), 1).list()?.is_empty() {
+            bail!(no_weights(&dir));
+        }
+        Ok((config, tokenizer))
     }
 
     /// `dir`'s model as it was before training: its config, tokenizer and the initial weights
@@ -108,4 +115,12 @@ impl TrainedRun {
         }
         Ok(())
     }
+}
+
+/// Why a run without weights cannot be used.
+fn no_weights(dir: &RunDir) -> String {
+    format!(
+        "{} has neither model.bpk nor a checkpoint: train it first",
+        dir.root.display()
+    )
 }

@@ -190,6 +190,12 @@ impl<'a> Runner<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(mut roots) = primer_datasets::files::allowed_roots() {
+            // Confined as the comparison is, and allowed the data it prepared for its runs.
+            roots.push(self.prepared.to_path_buf());
+            let roots = std::env::join_paths(roots).context("the allowed roots")?;
+            command.env(primer_datasets::files::ALLOWED_ROOTS_VAR, roots);
+        }
         // Its own process group: a Ctrl-C reaches the comparison, which passes it on once.
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);

@@ -139,6 +139,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let (train, _) = spec.pretrain.configs(1)?;
     let task_sizes = check(&spec, &train)?;
+    if primer_options::check_only() {
+        data::check_run_data(&shared_options(&spec, &layout))?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // The report is locked for as long as this process runs: a second compare or resume on
     // it fails at once instead of running the same jobs twice.
@@ -230,6 +234,7 @@ fn read_command(layout: &Layout) -> String {
 }
 
 fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {
+    primer_datasets::files::check_input("report", &layout.root)?;
     let path = layout.spec();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -419,10 +424,7 @@ fn eval_every(spec: &CompareSpec) -> anyhow::Result<u64> {
 /// Trains (or reuses) the shared tokenizer and prepares the corpus once, with the default
 /// document split (compare refuses `--seed`), so every run sees the same validation split.
 fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedData> {
-    let mut options = spec.pretrain.clone();
-    if layout.tokenizer().exists() {
-        options.tokenizer = Some(layout.tokenizer());
-    }
+    let options = shared_options(spec, layout);
     let (data, tokenizer) = data::run_data(&options)?;
     if !layout.tokenizer().exists() {
         tokenizer.save(&layout.tokenizer())?;
@@ -441,6 +443,16 @@ fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedDa
         )
     })?;
     Ok(data)
+}
+
+/// The options the shared data is made with: the comparison's, with the report's tokenizer
+/// once it has one.
+fn shared_options(spec: &CompareSpec, layout: &Layout) -> PretrainOptions {
+    let mut options = spec.pretrain.clone();
+    if layout.tokenizer().exists() {
+        options.tokenizer = Some(layout.tokenizer());
+    }
+    options
 }
 
 /// The pre-training options of one run: the shared ones on the prepared data, with its

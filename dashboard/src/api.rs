@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::jobs::Catalogue;
+use crate::launch::Launcher;
 use crate::paths::Roots;
 use crate::queue::Queue;
 use crate::runs;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub roots: Roots,
     /// The commands jobs may run, with their options.
     pub catalogue: Catalogue,
+    /// How jobs start, and how they are checked before they are queued.
+    pub launcher: Launcher,
     /// The job queue.
     pub queue: Queue,
     /// CPU and memory readings of the processes shown.

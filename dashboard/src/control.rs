@@ -47,8 +47,9 @@ pub struct JobRequest {
 
 type Accepted = Result<(StatusCode, Json<Value>), ApiError>;
 
-/// `POST /api/jobs`: queues a job. One that starts at once is answered when the CLI has
-/// accepted its options, or with its one-line error (400) when it refused them.
+/// `POST /api/jobs`: queues a job once the CLI, in its check mode, accepts its options and
+/// inputs (else its one-line error, 400). One that starts at once is answered when the CLI has
+/// accepted it, or with its one-line error when it refused it.
 pub async fn submit(State(state): Shared, body: Result<Json<JobRequest>, JsonRejection>) -> Accepted {
     let Json(request) = body.map_err(|e| ApiError::bad(e.body_text()))?;
     let line = state
@@ -57,8 +58,15 @@ pub async fn submit(State(state): Shared, body: Result<Json<JobRequest>, JsonRej
     enqueue(&state, line).await
 }
 
-/// Queues a checked command line, unless another job writes its run (409).
+/// Queues a command line the CLI's check mode accepts, unless another job writes its run (409,
+/// asked first and again as it is queued).
 async fn enqueue(state: &crate::api::AppState, line: JobLine) -> Accepted {
+    if let Some(run) = &line.run
+        && let Some(refusal) = state.queue.busy(run).map_err(ApiError::internal)?
+    {
+        return Err(ApiError::conflict(refusal));
+    }
+    state.launcher.check(&line).await?;
     let id = state
         .queue
         .submit(line)
@@ -133,6 +141,8 @@ pub async fn queue(State(state): Shared) -> Result<Json<Value>, ApiError> {
                 .then(|| job.pid.and_then(|pid| state.sampler.process(pid)))
                 .flatten();
             let mut value = serde_json::to_value(job).expect("jobs serialize");
+            // The job's secret stays in the queue file.
+            value.as_object_mut().map(|job| job.remove("token"));
             value["place"] = json!(file.place(job.id));
             value["load"] = json!(load);
             value
@@ -227,16 +237,21 @@ pub async fn job_log(
 
 /// `POST /api/stop?run=ID`: asks the process training the run to stop; it saves a checkpoint
 /// and exits, and the run can be resumed. The signal goes only to the process the kernel says
-/// holds the run's lock, never to a pid read from a file.
+/// holds the run's own lock file (never a link to another file), never to a pid read from a
+/// file, and only when that process is one of this dashboard's jobs or runs `primer`.
 pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Accepted {
     let dir = state.roots.run_dir(&q.run)?;
-    match primer_datasets::lock::holder(&dir) {
-        Some(pid) => {
-            primer_trainer::status::terminate(pid);
-            Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run, "stopping": pid }))))
-        }
-        None => Err(ApiError::conflict(format!("{:?} is not running", q.run))),
+    let Some(pid) = primer_datasets::lock::holder(&dir) else {
+        return Err(ApiError::conflict(format!("{:?} is not running", q.run)));
+    };
+    if !state.queue.may_signal(pid).map_err(ApiError::internal)? {
+        return Err(ApiError::conflict(format!(
+            "{:?} is locked by process {pid}, which is not primer: not signalled",
+            q.run
+        )));
     }
+    primer_trainer::status::terminate(pid);
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": q.run, "stopping": pid }))))
 }
 
 /// `POST /api/resume?run=ID`: queues the continuation of an interrupted pre-training run from

@@ -125,7 +125,7 @@ impl Catalogue {
                 line.args.push(format!("--{key}"));
                 continue;
             }
-            let text = confine(roots, option, &text, &mut line.run)?;
+            let text = confine(roots, command, option, &text, &mut line.run)?;
             if option.positional {
                 positional.push(text);
             } else {
@@ -183,14 +183,20 @@ fn value_text(option: &OptionSpec, value: &Value) -> Result<Option<String>, ApiE
     })
 }
 
-/// An option's value with what it names confined: `out` (a new run) and `resume` (an existing
-/// one) under the runs directory, and the job's run set from them; input files and folders under
+/// An option's value with what it names confined: `out` (a new path, see
+/// [`crate::paths::output_path`]) and `resume` (an existing run) under the runs directory, and the job's run set from them; input files and folders under
 /// the allowed roots, named data sets as they are.
-fn confine(roots: &Roots, option: &OptionSpec, text: &str, run: &mut Option<PathBuf>) -> Result<String, ApiError> {
+fn confine(
+    roots: &Roots,
+    command: &str,
+    option: &OptionSpec,
+    text: &str,
+    run: &mut Option<PathBuf>,
+) -> Result<String, ApiError> {
     let key = option.key.as_str();
     match key {
         "out" => {
-            let out = roots.output_dir(text)?;
+            let out = roots.output_dir(command, text)?;
             *run = Some(out.clone());
             Ok(out.display().to_string())
         }

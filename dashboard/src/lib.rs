@@ -6,6 +6,7 @@ mod api;
 mod control;
 mod error;
 mod jobs;
+mod launch;
 mod paths;
 mod queue;
 mod runs;
@@ -27,6 +28,7 @@ use rand::Rng;
 
 use api::AppState;
 use jobs::Catalogue;
+use launch::Launcher;
 use paths::Roots;
 use queue::Queue;
 
@@ -79,14 +81,14 @@ pub fn run(args: DashboardArgs, cli: clap::Command) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--allow {}: {e}: give an existing directory", dir.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut rng = rand::rng();
-    let token: String = (0..32)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
-        .collect();
+    let token = random_token();
     let exe = std::env::current_exe().context("cannot find the primer executable")?;
-    let queue = Queue::open(&root, exe, args.jobs.map(usize::from))?;
+    let readable: Vec<PathBuf> = std::iter::once(&root).chain(&allowed).cloned().collect();
+    let launcher = Launcher::new(exe, &readable)?;
+    let queue = Queue::open(&root, launcher.clone(), args.jobs.map(usize::from))?;
     let state = AppState {
         roots: Roots { root, allowed },
+        launcher,
         catalogue: Catalogue::new(cli),
         queue,
         sampler: Default::default(),
@@ -99,6 +101,14 @@ pub fn run(args: DashboardArgs, cli: clap::Command) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(state, SocketAddr::new(args.host, args.port)))
+}
+
+/// A new secret: 128 random bits in hex.
+fn random_token() -> String {
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
+        .collect()
 }
 
 async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {

@@ -1,11 +1,16 @@
-//! What a request may name: run directories under the runs directory, and input files under the
-//! runs directory or a directory given with `--allow`, never a way out of them through `..` or a
-//! link.
+//! What a request may name: run directories under the runs directory, input files under the
+//! runs directory or a directory given with `--allow`, and outputs that are new paths under the
+//! runs directory, never a way out of them through `..` or a link.
 
 use std::path::{Component, Path, PathBuf};
 
+use primer_datasets::files;
+
 use crate::error::ApiError;
-use crate::runs;
+use crate::runs::{self, Kind};
+
+/// The dashboard's own folder in the runs directory: the queue, its lock and the jobs' logs.
+pub const DASHBOARD_DIR: &str = ".dashboard";
 
 /// The places a dashboard reads and writes.
 pub struct Roots {
@@ -47,22 +52,14 @@ impl Roots {
         Ok(canonical)
     }
 
-    /// Where a run named `name` is created: under the runs directory once every link on the
-    /// way is resolved, so a linked folder cannot send it elsewhere.
-    pub fn output_dir(&self, name: &str) -> Result<PathBuf, ApiError> {
-        let out = self.root.join(confined(name)?);
-        let existing = out.ancestors().find(|path| path.exists()).unwrap_or(&self.root);
-        if !runs::inside(&self.root, existing) {
-            return Err(ApiError::forbidden(format!(
-                "{name:?} leads outside the runs directory through a link"
-            )));
-        }
-        Ok(out)
+    /// Where the output `name` of a job of `command` is written: see [`output_path`].
+    pub fn output_dir(&self, command: &str, name: &str) -> Result<PathBuf, ApiError> {
+        output_path(&self.root, command, name)
     }
 
     /// The input `value` of option `key`: a name as it is when `named` says it is one and no
     /// file of that name exists; otherwise an existing path inside the runs directory or an
-    /// allowed directory, made absolute.
+    /// allowed directory (checked as the CLI checks what its jobs read), made absolute.
     pub fn input(&self, key: &str, value: &str, named: bool) -> Result<String, ApiError> {
         let path = Path::new(value);
         if named && !path.exists() {
@@ -73,22 +70,71 @@ impl Roots {
         } else {
             self.root.join(path)
         };
-        let canonical = absolute.canonicalize().map_err(|_| {
-            let what = if named {
-                "neither a named data set nor an existing path"
-            } else {
-                "not an existing path"
-            };
-            ApiError::bad(format!("{key} {value:?} is {what}"))
-        })?;
-        if !std::iter::once(&self.root)
-            .chain(&self.allowed)
-            .any(|root| canonical.starts_with(root))
-        {
-            return Err(ApiError::forbidden(format!(
-                "{key} {value:?} is outside the dashboard's allowed roots (--runs and --allow)"
-            )));
-        }
+        let roots: Vec<PathBuf> = std::iter::once(&self.root).chain(&self.allowed).cloned().collect();
+        let canonical = files::confine(&roots, key, &absolute)
+            .map_err(|refusal| ApiError::forbidden(refusal.to_string()))?
+            .ok_or_else(|| {
+                let what = if named {
+                    "neither a named data set nor an existing path"
+                } else {
+                    "not an existing path"
+                };
+                ApiError::bad(format!("{key} {value:?} is {what}"))
+            })?;
         Ok(canonical.display().to_string())
     }
+}
+
+/// The commands that may name an existing directory of their own kind as their output: to
+/// resume it or, with `--overwrite`, replace it (the command itself then decides).
+const OWN_KIND: [(&str, Kind); 3] = [
+    ("pretrain", Kind::Pretrain),
+    ("finetune", Kind::Finetune),
+    ("compare", Kind::Report),
+];
+
+/// Where the output `name` (a file or folder, relative to the runs directory `root`) of a job
+/// of `command` is written: a new path under `root` once every link on the way is resolved,
+/// never `root` itself nor anything under `.dashboard`. An existing path is refused, but for a
+/// run or report of the command's own kind (see [`OWN_KIND`]): a job never writes over a file
+/// of another run, nor the dashboard's queue.
+pub fn output_path(root: &Path, command: &str, name: &str) -> Result<PathBuf, ApiError> {
+    let out = root.join(confined(name)?);
+    let existing = out
+        .ancestors()
+        .find(|path| path.symlink_metadata().is_ok())
+        .unwrap_or(root);
+    let resolved = existing
+        .canonicalize()
+        .ok()
+        .filter(|resolved| resolved.starts_with(root))
+        .ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "--out {name:?} leads outside the runs directory through a link"
+            ))
+        })?;
+    let dashboard = root.join(DASHBOARD_DIR);
+    if out.starts_with(&dashboard) || resolved.starts_with(&dashboard) {
+        return Err(ApiError::forbidden(format!(
+            "--out {name:?} is in the dashboard's own folder {DASHBOARD_DIR}: give a new path under the runs directory"
+        )));
+    }
+    if existing != out {
+        return Ok(out);
+    }
+    if resolved == root {
+        return Err(ApiError::forbidden(format!(
+            "--out {name:?} is the runs directory itself: give a new path under it"
+        )));
+    }
+    let own = OWN_KIND
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map(|(_, kind)| *kind);
+    if own.is_some() && runs::Config::of(&resolved).map(|config| config.kind()) == own {
+        return Ok(out);
+    }
+    Err(ApiError::forbidden(format!(
+        "--out {name:?} already exists under the runs directory: a job writes only new paths (pretrain, finetune and compare may name a run of their own kind to resume or replace it)"
+    )))
 }

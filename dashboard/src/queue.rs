@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,10 +17,14 @@ use primer_trainer::status::{RunState, RunStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobLine;
+use crate::launch::Launcher;
 use crate::system;
 
 /// Ended jobs the queue keeps, newest last.
 const HISTORY: usize = 100;
+
+/// The environment variable that carries a job's secret ([`Job::token`]) into its process.
+pub const JOB_TOKEN_VAR: &str = "PRIMER_JOB_TOKEN";
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +74,10 @@ pub struct Job {
     /// Whether a cancel asked its process to stop.
     #[serde(default)]
     pub cancelling: bool,
+    /// The secret its process was started with ([`JOB_TOKEN_VAR`]): a process is taken for
+    /// this job, and signalled, only if its environment holds it, never for its pid alone.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// The queue file.
@@ -152,8 +160,8 @@ impl QueueFile {
 pub struct Queue {
     /// The runs directory; the queue's files are in its `.dashboard`.
     root: PathBuf,
-    /// The `primer` executable jobs run.
-    exe: PathBuf,
+    /// How jobs' processes start.
+    launcher: Launcher,
     /// The processes started here, by job number, reaped as they end.
     children: Mutex<HashMap<u64, Child>>,
 }
@@ -176,12 +184,12 @@ fn now() -> f64 {
 }
 
 impl Queue {
-    /// The queue of the runs directory `root`, whose jobs run `exe`; `limit`, when given, is
-    /// the number of jobs that may run at once from now on.
-    pub fn open(root: &Path, exe: PathBuf, limit: Option<usize>) -> anyhow::Result<Self> {
+    /// The queue of the runs directory `root`, whose jobs `launcher` starts; `limit`, when
+    /// given, is the number of jobs that may run at once from now on.
+    pub fn open(root: &Path, launcher: Launcher, limit: Option<usize>) -> anyhow::Result<Self> {
         let queue = Self {
             root: root.to_path_buf(),
-            exe,
+            launcher,
             children: Mutex::new(HashMap::new()),
         };
         std::fs::create_dir_all(queue.dir().join("logs"))
@@ -196,7 +204,7 @@ impl Queue {
 
     /// The dashboard's folder of the runs directory.
     fn dir(&self) -> PathBuf {
-        self.root.join(".dashboard")
+        self.root.join(crate::paths::DASHBOARD_DIR)
     }
 
     /// The log of job `id`: its standard output and error.
@@ -242,21 +250,33 @@ impl Queue {
         Ok(result)
     }
 
-    /// Queues a job and returns its number, unless another job writes its run: one queued, or
-    /// one running that holds the run's lock (the refusal says so).
+    /// Why a job writing `run` (a run or report directory) cannot be queued now, if it cannot:
+    /// another job writes it, queued or running with the run's lock held.
+    pub fn busy(&self, run: &Path) -> anyhow::Result<Option<String>> {
+        let run = crate::runs::id_of(&self.root, run);
+        self.with_children(|file, children| {
+            self.note_ends(file, children);
+            self.busy_in(file, &run)
+        })
+    }
+
+    fn busy_in(&self, file: &QueueFile, run: &str) -> Option<String> {
+        let locked = primer_datasets::lock::is_locked(&self.root.join(run));
+        let busy = file.jobs.iter().any(|job| {
+            job.run.as_deref() == Some(run)
+                && (job.state == JobState::Queued || (job.state == JobState::Running && locked))
+        });
+        busy.then(|| format!("{run:?} is already queued or running"))
+    }
+
+    /// Queues a job and returns its number, unless another job writes its run (see
+    /// [`Queue::busy`]; the refusal says so).
     pub fn submit(&self, line: JobLine) -> anyhow::Result<Result<u64, String>> {
         self.with_children(|file, children| {
             self.note_ends(file, children);
             let run = line.run.map(|dir| crate::runs::id_of(&self.root, &dir));
-            if let Some(run) = &run {
-                let locked = primer_datasets::lock::is_locked(&self.root.join(run));
-                let busy = file.jobs.iter().any(|job| {
-                    job.run.as_ref() == Some(run)
-                        && (job.state == JobState::Queued || (job.state == JobState::Running && locked))
-                });
-                if busy {
-                    return Err(format!("{run:?} is already queued or running"));
-                }
+            if let Some(refusal) = run.as_deref().and_then(|run| self.busy_in(file, run)) {
+                return Err(refusal);
             }
             let id = file.next_id;
             file.next_id += 1;
@@ -274,6 +294,7 @@ impl Queue {
                 exit_code: None,
                 error: None,
                 cancelling: false,
+                token: None,
             });
             Ok(id)
         })
@@ -309,8 +330,9 @@ impl Queue {
                 Ok(Some(status)) => Some(status.code().map_or(Ended::Signal, Ended::Code)),
                 _ => None,
             },
-            // Started by an earlier dashboard: its exit code is not ours to read.
-            None => (!system::alive(job.pid.unwrap_or(0), job.start_ticks)).then_some(Ended::Unseen),
+            // Started by an earlier dashboard (its exit code is not ours to read), or planted:
+            // a process that is not the job's has ended as far as the queue knows.
+            None => (!runs_as(job)).then_some(Ended::Unseen),
         };
         let Some(ended) = ended else { return };
         children.remove(&job.id);
@@ -343,6 +365,7 @@ impl Queue {
 
     fn start(&self, job: &mut Job, children: &mut HashMap<u64, Child>) {
         job.started_at = Some(now());
+        job.token = Some(crate::random_token());
         match self.spawn(job) {
             Ok(child) => {
                 job.pid = Some(child.id());
@@ -353,26 +376,45 @@ impl Queue {
             Err(e) => {
                 job.state = JobState::Failed;
                 job.ended_at = job.started_at;
-                job.error = Some(format!("cannot start primer: {e:#}"));
+                job.error = Some(format!("{e:#}"));
             }
         }
     }
 
+    /// Starts a job's process, once what it writes is checked again: since it was queued, its
+    /// output path may have come to exist.
     fn spawn(&self, job: &Job) -> anyhow::Result<Child> {
-        let log = File::create(self.log_path(job.id))?;
-        Ok(Command::new(&self.exe)
-            .arg(&job.command)
-            .args(&job.args)
-            .stdin(Stdio::null())
+        if let Some(run) = &job.run {
+            crate::paths::output_path(&self.root, &job.command, run).map_err(|e| anyhow::anyhow!(e.1))?;
+        }
+        let path = self.log_path(job.id);
+        let log = File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        self.launcher
+            .command(&job.command, &job.args)
+            .env(JOB_TOKEN_VAR, job.token.as_deref().unwrap_or_default())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()?)
+            .spawn()
+            .context("cannot start primer")
+    }
+
+    /// Whether the process `pid` may be signalled as one of this dashboard's: a job started by
+    /// this server, a job started by an earlier one (known by its secret), or, holding a run's
+    /// lock, a process of the `primer` executable.
+    pub fn may_signal(&self, pid: u32) -> anyhow::Result<bool> {
+        let ours = self.with_children(|file, children| {
+            children.values().any(|child| child.id() == pid)
+                || file.running().any(|job| job.pid == Some(pid) && runs_as(job))
+        })?;
+        Ok(ours
+            || system::runs_executable(pid, self.launcher.exe())
+            || system::runs_executable(pid, Path::new("/proc/self/exe")))
     }
 
     /// Cancels a job: a queued one never starts; a running one is asked to stop (a training
     /// run checkpoints first).
     pub fn cancel(&self, id: u64) -> anyhow::Result<Result<(), String>> {
-        self.with(|file| {
+        self.with_children(|file, children| {
             let Some(job) = file.job_mut(id) else {
                 return Err(format!("no job {id}"));
             };
@@ -383,8 +425,13 @@ impl Queue {
                     Ok(())
                 }
                 JobState::Running => {
-                    let pid = job.pid.unwrap_or(0);
-                    if system::alive(pid, job.start_ticks) {
+                    // Only the job's own process: a child of this server, or one that carries
+                    // the job's secret; never a pid the queue file merely names.
+                    let pid = match children.get(&job.id) {
+                        Some(child) => Some(child.id()),
+                        None => job.pid.filter(|_| runs_as(job)),
+                    };
+                    if let Some(pid) = pid {
                         primer_trainer::status::terminate(pid);
                     }
                     job.cancelling = true;
@@ -403,9 +450,22 @@ impl Queue {
     }
 }
 
+/// Whether the process a job file names is that job's: alive, started when the job's was, and
+/// holding the job's secret in its environment.
+fn runs_as(job: &Job) -> bool {
+    let (Some(pid), Some(token)) = (job.pid, job.token.as_deref()) else {
+        return false;
+    };
+    system::alive(pid, job.start_ticks) && system::has_env(pid, JOB_TOKEN_VAR, token)
+}
+
 /// The one-line error `primer` printed last in a log (`error: ...`), if any.
 pub fn last_error(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
+    error_line(&std::fs::read_to_string(log).ok()?)
+}
+
+/// The one-line error `primer` printed last in `text` (`error: ...`), if any.
+pub fn error_line(text: &str) -> Option<String> {
     text.lines()
         .rev()
         .find_map(|line| line.strip_prefix("error: "))
@@ -433,6 +493,7 @@ mod tests {
                 exit_code: None,
                 error: None,
                 cancelling: false,
+                token: None,
             });
         }
         file
@@ -456,7 +517,8 @@ mod tests {
     fn jobs_wait_for_a_slot_run_in_order_and_survive_a_new_queue_object() {
         let dir = tempfile::tempdir().unwrap();
         // `true` stands in for primer: every job succeeds at once.
-        let queue = Queue::open(dir.path(), PathBuf::from("true"), Some(1)).unwrap();
+        let launcher = Launcher::new(PathBuf::from("true"), &[dir.path().to_path_buf()]).unwrap();
+        let queue = Queue::open(dir.path(), launcher.clone(), Some(1)).unwrap();
         let line = |command: &str| JobLine {
             command: command.into(),
             args: Vec::new(),
@@ -472,7 +534,7 @@ mod tests {
         );
         assert_eq!(queue.cancel(second).unwrap(), Ok(()));
         // A second dashboard of the same directory reads the same queue.
-        let again = Queue::open(dir.path(), PathBuf::from("true"), None).unwrap();
+        let again = Queue::open(dir.path(), launcher, None).unwrap();
         assert_eq!(state(&again, second), JobState::Cancelled);
         let started = std::time::Instant::now();
         while state(&queue, first) == JobState::Running {

@@ -2,6 +2,7 @@
 //! `/proc` (elsewhere: nothing, and a process is taken to be alive).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -65,10 +66,30 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 
 /// Whether the process `pid` that started at `start_ticks` still runs (a zombie does not).
 pub fn alive(pid: u32, started: Option<u64>) -> bool {
-    if !std::path::Path::new("/proc/self/stat").exists() {
+    if !Path::new("/proc/self/stat").exists() {
         return true;
     }
     stat(pid).is_some_and(|s| s.state != 'Z' && started.is_none_or(|t| t == s.start_ticks))
+}
+
+/// Whether the process `pid` was started with `NAME=value` in its environment
+/// (`/proc/PID/environ`, which only its owner can read, fixed when it started); `false` when it
+/// cannot be read.
+pub fn has_env(pid: u32, name: &str, value: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{name}={value}");
+    environ.split(|&byte| byte == 0).any(|entry| entry == wanted.as_bytes())
+}
+
+/// Whether the process `pid` runs the executable file `exe` (the same file, through every
+/// link, not merely the same name); `false` when that cannot be read.
+pub fn runs_executable(pid: u32, exe: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let running = identity(&Path::new("/proc").join(pid.to_string()).join("exe"));
+    running.is_some() && running == identity(exe)
 }
 
 /// Readings of CPU time, so each reading of a process's load covers the time since the last.
@@ -158,5 +179,32 @@ mod tests {
             "{machine:?}"
         );
         assert_eq!(machine.load_average.len(), 3);
+    }
+
+    #[test]
+    fn a_process_is_known_by_its_environment_and_executable_not_its_pid_alone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("PRIMER_TEST_TOKEN", "abc")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Its environment and executable are its own once its exec completes.
+        let started = Instant::now();
+        while !has_env(pid, "PRIMER_TEST_TOKEN", "abc") {
+            assert!(started.elapsed().as_secs() < 5, "the child's environment");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let sleep = std::fs::read_link(Path::new("/proc").join(pid.to_string()).join("exe")).unwrap();
+        assert!(!has_env(pid, "PRIMER_TEST_TOKEN", "ab"));
+        assert!(!has_env(std::process::id(), "PRIMER_TEST_TOKEN", "abc"));
+        assert!(runs_executable(pid, &sleep));
+        assert!(!runs_executable(std::process::id(), &sleep));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !has_env(pid, "PRIMER_TEST_TOKEN", "abc"),
+            "an ended process has no environment"
+        );
     }
 }

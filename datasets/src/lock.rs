@@ -69,14 +69,19 @@ pub fn is_locked(folder: &Path) -> bool {
 }
 
 /// The process holding the lock of `folder`, from the kernel's own table (`/proc/locks`);
-/// `None` when nobody holds it or the table cannot be read (not Linux).
+/// `None` when nobody holds it, the table cannot be read (not Linux), or the lock file is not
+/// the folder's own: a link (symbolic, or hard: a second name of another file, whose holder
+/// locked that file, not this folder).
 pub fn holder(folder: &Path) -> Option<u32> {
     holder_of(&folder.join(LOCK_FILE))
 }
 
 fn holder_of(lock_file: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(lock_file).ok()?;
+    let meta = std::fs::symlink_metadata(lock_file).ok()?;
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
+        return None;
+    }
     let (dev, inode) = (meta.dev(), meta.ino());
     // glibc's gnu_dev_major / gnu_dev_minor; /proc/locks prints them in hex.
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
@@ -112,5 +117,26 @@ mod tests {
         assert!(!is_locked(&folder));
         assert_eq!(holder(&folder), None);
         FolderLock::acquire(&folder, "run").unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_linked_to_another_file_names_no_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = dir.path().join("held");
+        let _lock = FolderLock::wait_for(&held).unwrap();
+        for name in ["hard", "soft"] {
+            let folder = dir.path().join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            let lock_file = folder.join(LOCK_FILE);
+            match name {
+                "hard" => std::fs::hard_link(&held, &lock_file).unwrap(),
+                _ => std::os::unix::fs::symlink(&held, &lock_file).unwrap(),
+            }
+            assert!(
+                is_locked(&folder),
+                "{name}: the other file's lock shows through the link"
+            );
+            assert_eq!(holder(&folder), None, "{name}");
+        }
     }
 }

@@ -728,6 +728,7 @@ pub fn read_pairs(
             .map(|file| checked_path("blimp", file, home, mirror, progress))
             .collect::<Result<Vec<_>>>()?
     } else {
+        crate::files::check_input("minimal pairs", Path::new(source))?;
         pair_files(Path::new(source))?
     };
     let mut pairs = Vec::new();

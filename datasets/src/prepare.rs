@@ -115,7 +115,7 @@ impl PreparedData {
             return Err(bad("shard sizes do not match meta.json: prepare the data again".into()));
         }
         // The ids are checked against the tokenizer itself: meta.json's word is not enough.
-        let tokenizer = PrimerTokenizer::from_file(&dir.join("tokenizer.json"))
+        let tokenizer = PrimerTokenizer::read(&dir.join("tokenizer.json"))
             .map_err(|e| bad(format!("its tokenizer is unusable ({e}): prepare the data again")))?;
         if tokenizer.fingerprint() != meta.tokenizer_sha256 || tokenizer.vocab_size() != meta.vocab_size {
             return Err(bad(

@@ -143,6 +143,13 @@ pub const MAX_VOCAB: usize = 1 << 22;
 impl PrimerTokenizer {
     /// Loads a `tokenizer.json`; fails unless all of [`SPECIAL_TOKENS`] are in its vocabulary.
     pub fn from_file(path: &Path) -> Result<Self> {
+        crate::files::check_input("tokenizer", path)?;
+        Self::read(path)
+    }
+
+    /// [`PrimerTokenizer::from_file`] of a file primer wrote itself (the one saved with
+    /// prepared data), which no confinement of inputs applies to.
+    pub(crate) fn read(path: &Path) -> Result<Self> {
         crate::corpus::check_file(path, "tokenizer file")?;
         let inner = Tokenizer::from_file(path).map_err(|e| {
             tokenizer_error(
@@ -201,11 +208,9 @@ impl PrimerTokenizer {
         Ok(Self { inner, specials, roles })
     }
 
-    /// Trains a tokenizer on a corpus, streaming its documents.
-    ///
-    /// `vocab_size` counts the special tokens; it is ignored for [`TokenizerKind::Char`], whose
-    /// vocabulary is the special tokens plus every character of the corpus.
-    pub fn train(corpus: &Corpus, kind: TokenizerKind, vocab_size: usize, progress: bool) -> Result<Self> {
+    /// Fails unless a tokenizer of `kind` with `vocab_size` tokens can be trained: more than the
+    /// special tokens, at most [`MAX_VOCAB`] (`char` takes its size from the corpus).
+    pub fn check_trainable(kind: TokenizerKind, vocab_size: usize) -> Result<()> {
         if kind != TokenizerKind::Char && vocab_size <= SPECIAL_TOKENS.len() + 1 {
             return Err(DataError::InvalidOption(format!(
                 "--vocab-size {vocab_size} is too small: give more than {} (the special tokens)",
@@ -217,6 +222,15 @@ impl PrimerTokenizer {
                 "--vocab-size {vocab_size} is out of range: give at most {MAX_VOCAB} (the largest public vocabularies hold about 256k)"
             )));
         }
+        Ok(())
+    }
+
+    /// Trains a tokenizer on a corpus, streaming its documents.
+    ///
+    /// `vocab_size` counts the special tokens; it is ignored for [`TokenizerKind::Char`], whose
+    /// vocabulary is the special tokens plus every character of the corpus.
+    pub fn train(corpus: &Corpus, kind: TokenizerKind, vocab_size: usize, progress: bool) -> Result<Self> {
+        Self::check_trainable(kind, vocab_size)?;
         corpus.check_not_empty()?;
         // `[MASK]` takes the space before it in byte-level BPE, where words carry their leading
         // space: "the [MASK] sat" then masks the token " cat" stands in, as in RoBERTa.

@@ -1,7 +1,7 @@
 //! Turning corpus arguments into corpora, tokenizers and prepared data.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use primer_datasets::corpus::Corpus;
@@ -10,6 +10,7 @@ use primer_datasets::pairs::{MinimalPair, read_pairs};
 use primer_datasets::prepare::{PreparedData, SplitOptions, prepare_cached};
 use primer_datasets::tokenizer::{PrimerTokenizer, TokenizerKind};
 
+use crate::check::check_only;
 use crate::corpus::CorpusArgs;
 use crate::pretrain::PretrainOptions;
 
@@ -21,6 +22,10 @@ pub fn show_progress() -> bool {
 /// The minimal pairs of `source` (`blimp`, fetched into `$PRIMER_DATA` when missing and
 /// checked; a `.jsonl` file; a folder), at most `limit` of each paradigm.
 pub fn minimal_pairs(source: &str, limit: Option<usize>) -> anyhow::Result<Vec<MinimalPair>> {
+    if source == "blimp" && check_only() {
+        // A name: fetched and checked when the job runs.
+        return Ok(Vec::new());
+    }
     let mirror = std::env::var("PRIMER_DATA_URL").ok();
     Ok(read_pairs(
         source,
@@ -49,6 +54,8 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
     for spec in specs {
         let is_path = std::path::Path::new(spec).exists() || spec.contains(['*', '?', '[', '/', '.']);
         match named::lookup(spec) {
+            // A name: fetched and checked when the job runs.
+            Some(_) if !is_path && check_only() => {}
             Some(dataset) if !is_path => {
                 let mirror = std::env::var("PRIMER_DATA_URL").ok();
                 files.extend(named::resolve(
@@ -58,7 +65,13 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
                     show_progress(),
                 )?);
             }
-            _ => files.extend(Corpus::expand_paths(spec, &options)?),
+            _ => {
+                let found = Corpus::expand_paths(spec, &options)?;
+                for file in &found {
+                    primer_datasets::files::check_input("corpus", &file.path)?;
+                }
+                files.extend(found);
+            }
         }
     }
     Ok(Corpus::new(files, args.lossy(), specs.join(" ")))
@@ -109,21 +122,7 @@ pub fn prepare(
 /// The prepared data and tokenizer a run trains on.
 pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
     let (data, tokenizer) = match &options.data {
-        Some(dir) => {
-            let data = PreparedData::open(dir)?;
-            let tokenizer = match &options.tokenizer {
-                Some(path) => PrimerTokenizer::from_file(path)?,
-                None => data.tokenizer()?,
-            };
-            if tokenizer.fingerprint() != data.meta.tokenizer_sha256 {
-                anyhow::bail!(
-                    "--tokenizer {} is not the tokenizer {} was prepared with: drop --tokenizer, or prepare the data with it",
-                    options.tokenizer.as_deref().unwrap_or(dir).display(),
-                    dir.display()
-                );
-            }
-            (data, tokenizer)
-        }
+        Some(dir) => prepared(dir, options.tokenizer.as_ref())?,
         None => {
             let specs = options.corpus.corpus.clone().unwrap_or_default();
             let train = corpus(&specs, &options.corpus)?;
@@ -145,6 +144,43 @@ pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, Prim
             (prepare(&train, valid.as_ref(), &trained, &split)?, trained)
         }
     };
+    check_made_with(&data, &tokenizer)?;
+    Ok((data, tokenizer))
+}
+
+/// What [`run_data`] checks before its slow work, for check mode: the prepared folder and its
+/// tokenizer, or the corpora and the tokenizer given; the tokenizer, unless one would be trained.
+pub fn check_run_data(options: &PretrainOptions) -> anyhow::Result<Option<PrimerTokenizer>> {
+    if let Some(dir) = &options.data {
+        let (data, tokenizer) = prepared(dir, options.tokenizer.as_ref())?;
+        check_made_with(&data, &tokenizer)?;
+        return Ok(Some(tokenizer));
+    }
+    let specs = options.corpus.corpus.clone().unwrap_or_default();
+    corpus(&specs, &options.corpus)?;
+    if let Some(valid) = &options.valid {
+        corpus(std::slice::from_ref(valid), &options.corpus)?;
+    }
+    Ok(options
+        .tokenizer
+        .as_deref()
+        .map(PrimerTokenizer::from_file)
+        .transpose()?)
+}
+
+/// The prepared folder `--data`, with `--tokenizer` or else the tokenizer saved beside it.
+fn prepared(dir: &Path, tokenizer: Option<&PathBuf>) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
+    primer_datasets::files::check_input("--data", dir)?;
+    let data = PreparedData::open(dir)?;
+    let tokenizer = match tokenizer {
+        Some(path) => PrimerTokenizer::from_file(path)?,
+        None => data.tokenizer()?,
+    };
+    Ok((data, tokenizer))
+}
+
+/// Fails unless `data` was prepared with `tokenizer`.
+fn check_made_with(data: &PreparedData, tokenizer: &PrimerTokenizer) -> anyhow::Result<()> {
     if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
         bail!(
             "prepared data {} was made with another tokenizer (vocabulary {}) than the one given (vocabulary {}): drop --tokenizer, or prepare the data with it",
@@ -153,5 +189,5 @@ pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, Prim
             tokenizer.vocab_size()
         );
     }
-    Ok((data, tokenizer))
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! training configs, the corpus, the tokenizer, the prepared data, the task.
 
 pub mod backend;
+pub mod check;
 pub mod config_file;
 pub mod corpus;
 pub mod data;
@@ -13,6 +14,7 @@ pub mod schema;
 pub mod task;
 
 pub use backend::{Backend, BackendArgs};
+pub use check::check_only;
 pub use corpus::CorpusArgs;
 pub use pretrain::{PretrainOptions, flag_error};
 pub use schema::{OptionSpec, options_of, parse_name, parser};

@@ -83,8 +83,10 @@ impl RunDir {
         self.root.join("finetune.json")
     }
 
-    /// Reads `config.json`.
+    /// Reads `config.json`, once the run's folder and its files are checked to lie where this
+    /// process may read (`primer_datasets::files::check_input`).
     pub fn read_config(&self) -> Result<RunConfig, TrainError> {
+        primer_datasets::files::check_input("run", &self.root)?;
         let path = self.config();
         if self.finetune_config().exists() {
             return Err(TrainError::Invalid(format!(
@@ -151,9 +153,7 @@ impl RunDir {
         config: &RunConfig,
         tokenizer: &PrimerTokenizer,
     ) -> Result<FolderLock, TrainError> {
-        if !overwrite && self.config().exists() {
-            return Err(self.exists_error("pass --resume to continue that run, "));
-        }
+        self.check_new(overwrite)?;
         let existed = self.root.exists();
         let lock = self.claim(overwrite)?;
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
@@ -173,21 +173,39 @@ impl RunDir {
 }
 
 impl RunDir {
+    /// What [`RunDir::create`] refuses before it touches anything: an existing run, and what
+    /// [`RunDir::check_claim`] refuses.
+    pub fn check_new(&self, overwrite: bool) -> Result<(), TrainError> {
+        if !overwrite && self.config().exists() {
+            return Err(self.exists_error("pass --resume to continue that run, "));
+        }
+        self.check_claim(overwrite)
+    }
+
+    /// What [`RunDir::claim`] refuses before it touches anything: a non-empty directory, unless
+    /// `overwrite`, and with `overwrite` one that is not a run (a folder primer did not make is
+    /// never emptied).
+    pub fn check_claim(&self, overwrite: bool) -> Result<(), TrainError> {
+        if !is_non_empty_dir(&self.root) {
+            return Ok(());
+        }
+        if !overwrite {
+            return Err(self.exists_error(""));
+        }
+        if !self.is_run() {
+            return Err(TrainError::Invalid(format!(
+                "{} is not a primer run (it has no {RUN_MARKER}): --overwrite replaces only a run, so move its files away or give another --out",
+                self.root.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates, marks and locks the directory of a new run: an existing non-empty one is
     /// refused, or with `overwrite` emptied once its lock is held (never under a process writing
-    /// it), and only when it is a run: a folder primer did not make is never emptied.
+    /// it), and only when it is a run.
     pub fn claim(&self, overwrite: bool) -> Result<FolderLock, TrainError> {
-        if is_non_empty_dir(&self.root) {
-            if !overwrite {
-                return Err(self.exists_error(""));
-            }
-            if !self.is_run() {
-                return Err(TrainError::Invalid(format!(
-                    "{} is not a primer run (it has no {RUN_MARKER}): --overwrite replaces only a run, so move its files away or give another --out",
-                    self.root.display()
-                )));
-            }
-        }
+        self.check_claim(overwrite)?;
         let lock = FolderLock::acquire(&self.root, "run")?;
         self.remove_contents().map_err(|e| TrainError::io(&self.root, e))?;
         primer_datasets::files::atomic_write(&self.root.join(RUN_MARKER), b"primer run\n")?;
