@@ -13,103 +13,24 @@ or more dimensions only), linear warm-up then cosine decay to lr/10, global-norm
 
 It trains on random tokens (throughput does not depend on the text) and prints one JSON line:
 median tokens/s and ms/step over the steps after warm-up, peak RSS and the final loss.
+The model is the parity reference's (bench/reference/model.py).
 Run it with the torch venv `scripts/setup-torch` makes: `.venv/bin/python bench/torch_reference.py --help`.
 """
 
 import argparse
 import json
-import math
 import resource
 import statistics
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from reference.model import Transformer, init_gpt2
+from reference.optim import learning_rate
 
 SPECIALS = 7  # [PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS], ids 0..6 as primer's tokenizers
 MASK_ID = 4
-
-
-class Rotary(nn.Module):
-    """Rotary positions as Burn's RotaryEncoding: pairs (2i, 2i+1) rotated by pos * 10000^(-2i/d)."""
-
-    def __init__(self, max_len, head_dim):
-        super().__init__()
-        freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), freqs)  # [len, head_dim/2]
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
-
-    def forward(self, x):  # [batch, heads, seq, head_dim]
-        seq = x.shape[2]
-        even, odd = x[..., 0::2], x[..., 1::2]
-        cos, sin = self.cos[:seq], self.sin[:seq]
-        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
-
-
-class Block(nn.Module):
-    def __init__(self, d, heads, d_ff, residual_std, rotary, fused):
-        super().__init__()
-        self.heads = heads
-        self.fused = fused
-        self.norm_1 = nn.LayerNorm(d, eps=1e-5)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-        self.norm_2 = nn.LayerNorm(d, eps=1e-5)
-        self.fc = nn.Linear(d, d_ff)
-        self.fc_proj = nn.Linear(d_ff, d)
-        self.rotary = rotary
-        for linear, std in ((self.qkv, 0.02), (self.proj, residual_std), (self.fc, 0.02), (self.fc_proj, residual_std)):
-            nn.init.normal_(linear.weight, 0.0, std)
-            nn.init.zeros_(linear.bias)
-
-    def forward(self, x, causal):
-        batch, seq, d = x.shape
-        q, k, v = (
-            t.view(batch, seq, self.heads, d // self.heads).transpose(1, 2)
-            for t in self.qkv(self.norm_1(x)).split(d, dim=2)
-        )
-        if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
-        if self.fused:
-            context = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        else:  # primer's own formulation: scores, -inf above the diagonal, softmax, weighted sum
-            scores = (q @ k.transpose(2, 3)) * (d // self.heads) ** -0.5
-            if causal:
-                future = torch.ones(seq, seq, dtype=torch.bool).triu(1)
-                scores = scores.masked_fill(future, float("-inf"))
-            context = scores.softmax(dim=3) @ v
-        x = x + self.proj(context.transpose(1, 2).reshape(batch, seq, d))
-        return x + self.fc_proj(F.gelu(self.fc(self.norm_2(x))))
-
-
-class Transformer(nn.Module):
-    def __init__(self, vocab, d, layers, heads, d_ff, max_len, positions, fused):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, d)
-        nn.init.normal_(self.embed.weight, 0.0, 0.02)
-        self.positions = None
-        rotary = None
-        if positions == "learned":
-            self.positions = nn.Embedding(max_len, d)
-            nn.init.normal_(self.positions.weight, 0.0, 0.02)
-        else:
-            rotary = Rotary(max_len, d // heads)
-        residual_std = 0.02 / math.sqrt(2 * layers)
-        self.blocks = nn.ModuleList(Block(d, heads, d_ff, residual_std, rotary, fused) for _ in range(layers))
-        self.norm = nn.LayerNorm(d, eps=1e-5)
-
-    def hidden(self, tokens, causal):  # [batch, seq] -> [batch, seq, d]
-        x = self.embed(tokens)
-        if self.positions is not None:
-            x = x + self.positions.weight[: tokens.shape[1]]
-        for block in self.blocks:
-            x = block(x, causal)
-        return self.norm(x)
-
-    def logits(self, hidden):  # tied head
-        return hidden @ self.embed.weight.t()
 
 
 def mlm_batch(tokens, vocab, generator):
@@ -123,14 +44,6 @@ def mlm_batch(tokens, vocab, generator):
     inputs[random] = torch.randint(SPECIALS, vocab, tokens.shape, generator=generator)[random]
     flat = selected.flatten().nonzero().squeeze(1)
     return inputs, flat, tokens.flatten()[flat]
-
-
-def learning_rate(step, steps, warmup, lr, min_lr):
-    """primer-trainer's schedule: linear warm-up to lr, cosine decay to min_lr at the last step."""
-    if step <= warmup:
-        return lr * step / max(warmup, 1)
-    progress = (step - warmup) / max(steps - warmup, 1)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def main():
@@ -157,8 +70,10 @@ def main():
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
-    model = Transformer(args.vocab_size, args.d_model, args.layers, args.heads, args.d_ff or 4 * args.d_model,
-                        args.seq_len, args.positions, args.attention == "sdpa")
+    config = {"vocab_size": args.vocab_size, "d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
+              "d_ff": args.d_ff or 4 * args.d_model, "max_seq_len": args.seq_len, "positions": args.positions}
+    model = Transformer(config, sdpa=args.attention == "sdpa")
+    init_gpt2(model)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -170,12 +85,12 @@ def main():
         started = time.perf_counter()
         tokens = torch.randint(SPECIALS, args.vocab_size, (args.batch_size, block), generator=generator)
         if causal:
-            hidden = model.hidden(tokens[:, :-1], causal=True)
+            hidden = model.hidden(tokens[:, :-1], "causal")
             logits = model.logits(hidden).flatten(0, 1)
             targets = tokens[:, 1:].flatten()
         else:
             inputs, selected, targets = mlm_batch(tokens, args.vocab_size, generator)
-            hidden = model.hidden(inputs, causal=False).flatten(0, 1)
+            hidden = model.hidden(inputs, "bidirectional").flatten(0, 1)
             logits = model.logits(hidden[selected])
         loss_t = F.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)

@@ -1,5 +1,6 @@
 //! Hugging Face interop, checked against transformers itself (installed in the torch venv by
-//! `scripts/setup-torch`; nothing is downloaded).
+//! `scripts/setup-torch`; nothing is downloaded), and every objective's training checked against
+//! the PyTorch reference of bench/reference, masks against transformers' collators.
 
 mod common;
 
@@ -329,4 +330,57 @@ fn imported_checkpoints_continue_pre_training_resume_exactly_and_serve_every_com
             tmp.path().join("classifier").display()
         ),
     );
+}
+
+/// Every objective trained beside the PyTorch reference (bench/reference; a short
+/// `scripts/parity`): from the same weights on the same batches, the loss of every step agrees
+/// within 1e-4 relative, and primer's masks agree with transformers' collators within sampling
+/// error (the script fails otherwise).
+#[test]
+fn every_objective_trains_as_the_pytorch_reference_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = std::env::var("VIRTUAL_ENV").expect("PyTorch lives in the torch venv: `. scripts/env`");
+    let report = tmp.path().join("parity.json");
+    let output = Command::new(Path::new(&venv).join("bin/python"))
+        .args(["-W", "ignore", "-m", "reference.parity", "--steps", "10", "--primer"])
+        .arg(env!("CARGO_BIN_EXE_primer"))
+        .arg("--json")
+        .arg(&report)
+        .env("PYTHONPATH", Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench"))
+        .env("PRIMER_DATA", shared_data())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let runs = read_json(&report)["runs"].as_array().unwrap().clone();
+    let names: Vec<&str> = runs.iter().map(|run| run["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "clm",
+            "clm learned",
+            "mlm token",
+            "mlm word",
+            "mlm span",
+            "prefix",
+            "electra"
+        ]
+    );
+    for run in &runs {
+        assert_eq!(run["steps"], 10, "{run}");
+        assert!(run["loss"].as_f64().unwrap() <= 1e-4, "{run}");
+    }
+    // A record holds a whole run from its first step, in a folder of its own.
+    let args = |extra: &str| {
+        format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui {extra}",
+            shakespeare(),
+            tmp.path().join("run").display()
+        )
+    };
+    let busy = format!("--record-batches {}", tmp.path().display());
+    assert_error(tmp.path(), &args(&busy), &["--record-batches", "is not empty"]);
+    let resume = format!("--record-batches new --resume {}", tmp.path().join("run").display());
+    assert_error(tmp.path(), &args(&resume), &["--record-batches", "drop --resume"]);
 }

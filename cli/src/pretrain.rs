@@ -62,6 +62,10 @@ pub struct PretrainArgs {
     /// multiplies square f32 matrices of up to 1024x1024, measured at start].
     #[arg(long, value_name = "GFLOPS")]
     peak_gflops: Option<f64>,
+    /// Write the initial weights, every step's batches and the final weights to this new
+    /// folder, for `scripts/parity` (a fresh run of one process only).
+    #[arg(long, value_name = "DIR", hide = true)]
+    record_batches: Option<PathBuf>,
 }
 
 /// Everything a run trains from, checked.
@@ -125,6 +129,7 @@ pub fn run(args: PretrainArgs, collective: &dyn Collective) -> anyhow::Result<Ex
         minimal_pairs: &inputs.minimal_pairs,
         init: inputs.init.as_ref().map(RunDir::model),
         collective,
+        record_batches: args.record_batches.clone(),
     };
     let outcome = pretrain(job, &inputs.device, &interrupter).inspect_err(|error| {
         if collective.writes() {
@@ -193,6 +198,7 @@ fn check_options(
     if let Some(path) = &args.config {
         options = options.or(read_config(path)?);
     }
+    check_record(args, mode, ranks)?;
     let resumed_lock = match mode {
         RunDirMode::Resume => resume_options(run_dir, &mut options)?,
         _ => None,
@@ -313,6 +319,24 @@ fn check_run(args: &PretrainArgs, run_dir: &RunDir, mode: RunDirMode, ranks: usi
         }
         _ => Ok(run_dir.check_new(mode == RunDirMode::Overwrite)?),
     }
+}
+
+/// `--record-batches` records a whole run from its first step, in one process, into a new
+/// folder.
+fn check_record(args: &PretrainArgs, mode: RunDirMode, ranks: usize) -> anyhow::Result<()> {
+    let Some(dir) = &args.record_batches else {
+        return Ok(());
+    };
+    if mode == RunDirMode::Resume {
+        bail!("--record-batches records a run from its first step: drop --resume, or start a new run");
+    }
+    if ranks > 1 {
+        bail!("--record-batches records the batches of one process: run it without mpirun");
+    }
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!("--record-batches {} is not empty: give a new folder", dir.display());
+    }
+    Ok(())
 }
 
 /// The rank counts that split `grad_accum` micro-batches evenly, as a list for an error.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod mfu;
 pub mod networks;
 pub mod optim;
+pub mod record;
 pub mod run;
 pub mod run_dir;
 pub mod schedule;

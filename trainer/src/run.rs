@@ -29,6 +29,7 @@ use crate::metrics::{MetricsLog, MetricsRecord, Split};
 use crate::mfu::mfu;
 use crate::networks::Networks;
 use crate::optim::{clip_global_norm, optimizer};
+use crate::record::{BatchRecorder, RecordedBatch};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
 use crate::tensorboard::TensorBoardWriter;
@@ -70,6 +71,9 @@ pub struct PretrainJob<'a> {
     /// The processes that train the run together ([`Alone`](crate::collective::Alone) for one):
     /// each computes its share of every step's micro-batches, and only rank 0 writes.
     pub collective: &'a dyn Collective,
+    /// Write what the run trains on (initial weights, every step's batches, final weights) to
+    /// this new folder (see [`crate::record`]); a fresh run of one process only.
+    pub record_batches: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -160,6 +164,10 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let device = device.clone().autodiff();
     let checkpointer = Checkpointer::new(job.run_dir.checkpoints(), train.keep_checkpoints);
     let (mut networks, mut optim, mut state) = restore(&job, objective.as_ref(), &checkpointer, &device)?;
+    let recorder = match &job.record_batches {
+        Some(dir) => Some(BatchRecorder::create(dir, &networks)?),
+        None => None,
+    };
     let run = Loop {
         job: &job,
         objective: objective.as_ref(),
@@ -186,6 +194,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         ),
         device,
         clock: (Instant::now(), state.elapsed_s),
+        recorder,
     };
     let parameters = networks.num_params();
     // Only rank 0 writes metrics and samples and shows progress.
@@ -211,6 +220,9 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         }
     }
     finish_progress(&mut outputs);
+    if let Some(recorder) = &run.recorder {
+        recorder.finish(&networks)?;
+    }
     run.finish(networks, &state, last_valid, parameters)
 }
 
@@ -237,6 +249,8 @@ struct Loop<'a> {
     device: Device,
     /// When this process started training, and the training time of the run before it.
     clock: (Instant, f64),
+    /// Where the run's batches are recorded, if anywhere.
+    recorder: Option<BatchRecorder>,
 }
 
 /// What the loop writes to: the metrics and samples logs and the dashboard.
@@ -289,11 +303,18 @@ impl Loop<'_> {
         let lr = learning_rate(step, train.steps, train.warmup_steps, train.lr, train.min_lr);
         let micros = my_micro_batches(self.job.collective, train.grad_accum);
         let batches = step_batches(self.job, self.objective, stream, state, &self.device, &micros);
+        let recorded = self
+            .recorder
+            .as_ref()
+            .map(|_| batches.iter().map(RecordedBatch::of).collect::<Vec<_>>());
         let (result, grads) = gradient_step(&networks, batches, self.objective, train.grad_clip, self.job.collective);
         let loss = result.nll / result.targets as f64;
         if let Err(error) = self.health.check(step, loss, result.grad_norm, &self.checkpointer) {
             finish_progress(outputs);
             return Err(error);
+        }
+        if let (Some(recorder), Some(batches)) = (&self.recorder, &recorded) {
+            recorder.step(step, lr, loss, result.grad_norm, batches)?;
         }
         let networks = optim.step(lr, networks, grads);
 
