@@ -5,7 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
@@ -383,4 +384,196 @@ fn every_objective_trains_as_the_pytorch_reference_does() {
     assert_error(tmp.path(), &args(&busy), &["--record-batches", "is not empty"]);
     let resume = format!("--record-batches new --resume {}", tmp.path().join("run").display());
     assert_error(tmp.path(), &args(&resume), &["--record-batches", "drop --resume"]);
+}
+
+/// Runs `primer ARGS`, killing it after a minute (a FIFO must not hang an import), and checks
+/// the refusal: exit code 2, stderr one line starting `error: ` that holds every needle and no
+/// Rust debug text (`Safetensors(TensorInvalidInfo)`), and no run directory at `out`.
+fn assert_refused_in_time(cache: &Path, args: &str, needles: &[&str], out: &Path) {
+    let mut child = primer_command(cache, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`{args}` still ran after a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let line = assert_refusal(args, &output, needles);
+    assert_eq!(stderr(&output).trim_end(), line, "`{args}`: more than one line");
+    assert!(line.starts_with("error: "), "{line}");
+    let debug = line
+        .as_bytes()
+        .windows(2)
+        .any(|pair| pair[0].is_ascii_alphabetic() && pair[1] == b'(');
+    assert!(!debug, "`{args}`: debug text in {line}");
+    assert!(!out.exists(), "`{args}` left {}", out.display());
+}
+
+/// Sets `key` of `dir/config.json` to `value`.
+fn set_config(dir: &Path, key: &str, value: Value) {
+    let path = dir.join("config.json");
+    let mut config = read_json(&path);
+    config[key] = value;
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+/// Overwrites the first value of tensor `name` in `dir/model.safetensors` (an `f32` tensor).
+fn set_first_value(dir: &Path, name: &str, value: f32) {
+    let path = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(header[name]["dtype"], "F32", "{name}");
+    let at = 8 + header_len + header[name]["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// Replaces `dir/name` by a symbolic link to `target`.
+fn link(dir: &Path, name: &str, target: &str) {
+    std::fs::remove_file(dir.join(name)).unwrap();
+    std::os::unix::fs::symlink(target, dir.join(name)).unwrap();
+}
+
+/// Replaces `dir/model.safetensors` by a FIFO, which no writer will ever open.
+fn weights_as_fifo(dir: &Path) {
+    let path = dir.join("model.safetensors");
+    std::fs::remove_file(&path).unwrap();
+    assert!(Command::new("mkfifo").arg(&path).status().unwrap().success());
+}
+
+/// Cuts `dir/model.safetensors` in half.
+fn truncate_weights(dir: &Path) {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+/// Overwrites the start of `dir/model.safetensors`' JSON header.
+fn garble_header(dir: &Path) {
+    let path = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..40].fill(b'#');
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// A checkpoint made broken: its name, the checkpoint of `make_checkpoints` it alters, how,
+/// and what the refusal must say.
+type Broken = (&'static str, &'static str, fn(&Path), &'static [&'static str]);
+
+/// The broken checkpoints an import must refuse: sizes past every bound, configs that do not
+/// describe their weights, special files, non-finite weights, and damaged weights files.
+const BROKEN: [Broken; 13] = [
+    (
+        "neox-layers",
+        "neox-full-parallel-untied",
+        |dir| set_config(dir, "num_hidden_layers", json!(1_000_000)),
+        &["config.json: `num_hidden_layers` = 1000000 is more than primer imports (1024 at most"],
+    ),
+    (
+        "gpt2-layers",
+        "gpt2",
+        |dir| set_config(dir, "n_layer", json!(1_000_000)),
+        &["config.json: `n_layer` = 1000000 is more than primer imports"],
+    ),
+    (
+        "neox-positions",
+        "neox-full-parallel-untied",
+        |dir| set_config(dir, "max_position_embeddings", json!(1_000_000_000_000u64)),
+        &["`max_position_embeddings` = 1000000000000 is more than primer imports"],
+    ),
+    (
+        "neox-3-layers",
+        "neox-full-parallel-untied",
+        |dir| set_config(dir, "num_hidden_layers", json!(3)),
+        &[
+            "config.json: `num_hidden_layers` = 3 but",
+            "model.safetensors holds 2 layers",
+        ],
+    ),
+    (
+        "gpt2-positions",
+        "gpt2",
+        |dir| set_config(dir, "n_positions", json!(100)),
+        &[
+            "config.json: `n_positions` does not match the weights",
+            "`transformer.wpe.weight` of shape [64, 32], where this config makes it [100, 32]",
+        ],
+    ),
+    (
+        "neox-width",
+        "neox-quarter-parallel-untied",
+        |dir| set_config(dir, "intermediate_size", json!(96)),
+        &[
+            "`intermediate_size` does not match the weights",
+            "gpt_neox.layers.0.mlp.dense_h_to_4h.weight",
+        ],
+    ),
+    (
+        "config-zero",
+        "gpt2",
+        |dir| link(dir, "config.json", "/dev/zero"),
+        &["config.json: is a device, not a regular file"],
+    ),
+    (
+        "roles-zero",
+        "gpt2",
+        |dir| link(dir, "special_tokens_map.json", "/dev/zero"),
+        &["special_tokens_map.json: is a device, not a regular file"],
+    ),
+    (
+        "weights-fifo",
+        "gpt2",
+        weights_as_fifo,
+        &["model.safetensors: is a FIFO, not a regular file"],
+    ),
+    (
+        "neox-nan",
+        "neox-quarter-parallel-untied",
+        |dir| set_first_value(dir, "gpt_neox.layers.1.mlp.dense_4h_to_h.weight", f32::NAN),
+        &["model.safetensors: weight `gpt_neox.layers.1.mlp.dense_4h_to_h.weight` holds NaN or infinite values"],
+    ),
+    (
+        "gpt2-inf",
+        "gpt2",
+        |dir| set_first_value(dir, "transformer.h.0.attn.c_attn.bias", f32::NEG_INFINITY),
+        &["weight `transformer.h.0.attn.c_attn.bias` holds NaN or infinite values"],
+    ),
+    (
+        "truncated",
+        "neox-full-sequential-tied",
+        truncate_weights,
+        &["model.safetensors: not a valid safetensors file", "truncated"],
+    ),
+    (
+        "garbled",
+        "neox-full-sequential-tied",
+        garble_header,
+        &["model.safetensors: not a valid safetensors file: its header is not a JSON object"],
+    ),
+];
+
+#[test]
+fn imports_refuse_unbounded_mismatched_special_and_non_finite_checkpoints_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_checkpoints(&tmp.path().join("hf"));
+    for (case, checkpoint, alter, needles) in BROKEN {
+        let dir = tmp.path().join(case);
+        std::fs::create_dir(&dir).unwrap();
+        for entry in std::fs::read_dir(tmp.path().join("hf").join(checkpoint)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        alter(&dir);
+        let out = tmp.path().join(format!("{case}-run"));
+        let args = format!("import --format hf --from {} --out {}", dir.display(), out.display());
+        assert_refused_in_time(tmp.path(), &args, needles, &out);
+    }
 }

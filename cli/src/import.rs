@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use burn::tensor::Device;
-use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_objectives::ObjectiveConfig;
 use primer_options::PretrainOptions;
 use primer_trainer::checkpoint::save_networks;
@@ -33,19 +31,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     // The checkpoint's folder and each file in it.
     primer_datasets::files::check_input("--from", &args.from)?;
     if primer_options::check_only() {
-        PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
+        primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
         return Ok(RunDir::new(&args.out).check_new(false)?);
     }
     let imported = primer_hf::import(&args.from, &Device::flex())?;
-    let tokenizer = PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
-    if tokenizer.vocab_size() > imported.config.vocab_size {
-        bail!(
-            "{}: the tokenizer has {} tokens but the model only {}: the tokenizer is not this checkpoint's",
-            args.from.display(),
-            tokenizer.vocab_size(),
-            imported.config.vocab_size
-        );
-    }
+    let tokenizer = &imported.tokenizer;
     // A masked model primer exported reads text both ways; every other checkpoint is causal.
     let objective = if imported.bidirectional { "mlm" } else { "clm" };
     let objective = ObjectiveConfig::default_of(objective).map_err(anyhow::Error::msg)?;
@@ -67,7 +57,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         options: serde_json::to_value(&options).expect("options serialize"),
     };
     let run_dir = RunDir::new(&args.out);
-    let _lock = run_dir.create(false, &config, &tokenizer)?;
+    let _lock = run_dir.create(false, &config, tokenizer)?;
     let networks = Networks {
         model: imported.model,
         companion: None,

@@ -2,12 +2,21 @@
 
 use std::path::PathBuf;
 
-/// What can stop an export. Every message is one line naming the input and the fix.
+/// What can stop an export or an import. Every message is one line naming the input and the
+/// fix.
 #[derive(Debug, thiserror::Error)]
 pub enum HfError {
     /// The model has something the target architecture cannot hold.
     #[error("{0}")]
     Unsupported(String),
+    /// A checkpoint file cannot be read as one: not a regular file, too large, or malformed.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and the fix.
+        message: String,
+    },
     /// Writing the directory failed.
     #[error("{path}: {message}")]
     Write {
@@ -19,6 +28,14 @@ pub enum HfError {
 }
 
 impl HfError {
+    /// A read failure at `path`.
+    pub fn read(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        Self::Read {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
     /// A write failure at `path`.
     pub fn write(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
         Self::Write {

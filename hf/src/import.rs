@@ -1,17 +1,31 @@
 //! A transformers checkpoint (GPT-NeoX or GPT-2) as a primer model.
+//!
+//! Everything is checked before the model is built: the files are regular and bounded
+//! ([`files`](crate::files)), every config size is bounded ([`fields`](crate::fields)), the
+//! weights file's header agrees with its size and its tensors with the config
+//! ([`expected`](crate::expected)), the model fits in the machine's memory, and every weight is
+//! finite.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::Device;
+use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_model::memory::machine_bytes;
 use primer_model::{Activation, Positions, Transformer, TransformerConfig};
 use serde_json::{Map, Value};
 
 use crate::HfError;
+use crate::expected::check_weights;
 use crate::export::Architecture;
+use crate::fields::{Fields, limits};
+use crate::files::{MAX_CONFIG_BYTES, MAX_TOKENIZER_BYTES, check_regular_path, read_text};
 use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, primer_qkv_columns, reorder_qkv, reversed};
+use crate::weights_file::WeightsFile;
+
+/// Bytes per imported parameter: the `f32` weights the model is built with, the `f32` copy each
+/// loaded tensor is converted through, and the record the run is saved from.
+const BYTES_PER_PARAM: f64 = 12.0;
 
 /// What [`import`] read.
 pub struct Imported {
@@ -21,114 +35,49 @@ pub struct Imported {
     pub config: TransformerConfig,
     /// The weights.
     pub model: Transformer,
+    /// The tokenizer (`tokenizer.json`, with `special_tokens_map.json` as its role map).
+    pub tokenizer: PrimerTokenizer,
     /// Whether the model reads text both ways: a masked model exported by primer
     /// (`"primer_attention": "bidirectional"`).
     pub bidirectional: bool,
 }
 
-/// Config fields that say nothing about the model's numbers (generation defaults, labels,
-/// dropout, bookkeeping).
-const IGNORED: &[&str] = &[
-    "_name_or_path",
-    "architectures",
-    "model_type",
-    "transformers_version",
-    "torch_dtype",
-    "dtype",
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-    "sep_token_id",
-    "decoder_start_token_id",
-    "use_cache",
-    "initializer_range",
-    "classifier_dropout",
-    "hidden_dropout",
-    "attention_dropout",
-    "attn_pdrop",
-    "embd_pdrop",
-    "resid_pdrop",
-    "summary_type",
-    "summary_use_proj",
-    "summary_activation",
-    "summary_proj_to_labels",
-    "summary_first_dropout",
-    "task_specific_params",
-    "n_ctx",
-    "tokenizer_class",
-    "id2label",
-    "label2id",
-    "return_dict",
-    "output_hidden_states",
-    "output_attentions",
-    "is_decoder",
-    "is_encoder_decoder",
-    "problem_type",
-    "finetuning_task",
-    "chunk_size_feed_forward",
-    "prefix",
-    "bad_words_ids",
-    "begin_suppress_tokens",
-    "suppress_tokens",
-    "diversity_penalty",
-    "do_sample",
-    "early_stopping",
-    "encoder_no_repeat_ngram_size",
-    "exponential_decay_length_penalty",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
-    "length_penalty",
-    "max_length",
-    "min_length",
-    "no_repeat_ngram_size",
-    "num_beam_groups",
-    "num_beams",
-    "num_return_sequences",
-    "output_scores",
-    "remove_invalid_values",
-    "repetition_penalty",
-    "return_dict_in_generate",
-    "temperature",
-    "tf_legacy_loss",
-    "top_k",
-    "top_p",
-    "torchscript",
-    "typical_p",
-    "use_bfloat16",
-    "tie_encoder_decoder",
-    "pruned_heads",
-    "cross_attention_hidden_size",
-];
-
-/// Buffers some checkpoints save beside the weights, which primer recomputes.
-const BUFFERS: &[&str] = &[
-    ".attn.bias",
-    ".attn.masked_bias",
-    ".attention.bias",
-    ".attention.masked_bias",
-    ".rotary_emb.inv_freq",
-];
-
-/// Reads `dir` (`config.json`, `model.safetensors`) as a primer model on `device`. A config
-/// field or weight primer's model cannot hold stops the import with its name.
+/// Reads `dir` (`config.json`, `model.safetensors`, `tokenizer.json`) as a primer model on
+/// `device`. A file that is not a regular file of bounded size, a config field or weight
+/// primer's model cannot hold, a config that does not describe its weights, a model larger than
+/// the machine's memory, or a weight that is not finite stops the import with its name, before
+/// the model is built.
 pub fn import(dir: &Path, device: &Device) -> Result<Imported, HfError> {
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| {
-        HfError::Unsupported(format!(
-            "{}: {e}: give a transformers checkpoint directory",
-            config_path.display()
-        ))
-    })?;
+    let (architecture, config, bidirectional) = read_config(&config_path)?;
+    let tokenizer = read_tokenizer(dir, &config)?;
+    let weights = WeightsFile::open(&dir.join("model.safetensors"))?;
+    let (names, values) = check_weights(&weights, architecture, &config, &config_path)?;
+    check_fits(&config, values, &config_path)?;
+    weights.check_finite(names.iter().map(String::as_str))?;
+    let model = load_weights(&weights.path, architecture, &config, device)?;
+    Ok(Imported {
+        architecture,
+        config,
+        model,
+        tokenizer,
+        bidirectional,
+    })
+}
+
+/// The architecture, model and attention a `config.json` describes.
+fn read_config(path: &Path) -> Result<(Architecture, TransformerConfig, bool), HfError> {
+    let text = read_text(path, "config.json", MAX_CONFIG_BYTES)?;
     let map: Map<String, Value> = serde_json::from_str(&text)
-        .map_err(|e| HfError::Unsupported(format!("{}: not a JSON object ({e})", config_path.display())))?;
-    let fields = Fields::new(&map, &config_path);
+        .map_err(|e| HfError::Unsupported(format!("{}: not a JSON object ({e})", path.display())))?;
+    let fields = Fields::new(&map, path);
     let (architecture, config) = match fields.text("model_type")?.as_str() {
         "gpt_neox" => (Architecture::GptNeoX, neox_config(&fields)?),
         "gpt2" => (Architecture::Gpt2, gpt2_config(&fields)?),
         other => {
             return Err(HfError::Unsupported(format!(
                 "{}: model_type {other:?} is not one primer reads: gpt_neox or gpt2",
-                config_path.display()
+                path.display()
             )));
         }
     };
@@ -139,14 +88,58 @@ pub fn import(dir: &Path, device: &Device) -> Result<Imported, HfError> {
     fields.finish()?;
     config
         .validate()
-        .map_err(|e| HfError::Unsupported(format!("{}: {e}", config_path.display())))?;
-    let model = load_weights(&dir.join("model.safetensors"), architecture, &config, device)?;
-    Ok(Imported {
-        architecture,
-        config,
-        model,
-        bidirectional,
-    })
+        .map_err(|e| HfError::Unsupported(format!("{}: {e}", path.display())))?;
+    Ok((architecture, config, bidirectional))
+}
+
+/// The checkpoint's tokenizer, its files checked first; its vocabulary must fit the model's.
+fn read_tokenizer(dir: &Path, config: &TransformerConfig) -> Result<PrimerTokenizer, HfError> {
+    let path = dir.join("tokenizer.json");
+    check_regular_path(&path, "tokenizer.json", MAX_TOKENIZER_BYTES)?;
+    let roles = dir.join("special_tokens_map.json");
+    if roles.symlink_metadata().is_ok() {
+        check_regular_path(&roles, "special_tokens_map.json", MAX_CONFIG_BYTES)?;
+    }
+    let tokenizer = PrimerTokenizer::from_file(&path).map_err(|e| HfError::Unsupported(e.to_string()))?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(HfError::Unsupported(format!(
+            "{}: the tokenizer has {} tokens but the model only {}: the tokenizer is not this checkpoint's",
+            dir.display(),
+            tokenizer.vocab_size(),
+            config.vocab_size
+        )));
+    }
+    Ok(tokenizer)
+}
+
+/// Fails, naming the sizes, when importing a model of `config` with `values` weights would
+/// need more than the machine's memory: the weights, and the rotary tables each layer
+/// precomputes for every position (`f32` cosines and sines, and their transients).
+fn check_fits(config: &TransformerConfig, values: u64, config_path: &Path) -> Result<(), HfError> {
+    let rotary = match config.positions {
+        Positions::Rotary => config.n_layers as f64 * config.max_seq_len as f64 * config.rotary_dims() as f64 * 8.0,
+        Positions::Learned => 0.0,
+    };
+    let needed = values as f64 * BYTES_PER_PARAM + rotary;
+    let Some(available) = machine_bytes().filter(|&available| needed > available) else {
+        return Ok(());
+    };
+    let (tables, fix) = match config.positions {
+        Positions::Rotary => (
+            format!(
+                " and rotary tables for {} positions in each of {} layers",
+                config.max_seq_len, config.n_layers
+            ),
+            ", or lower `max_position_embeddings` to the longest context it will read",
+        ),
+        Positions::Learned => (String::new(), ""),
+    };
+    Err(HfError::Unsupported(format!(
+        "{}: importing this checkpoint needs about {:.1} GB ({values} weights{tables}), more than the machine's {:.1} GB: import it on a larger machine{fix}",
+        config_path.display(),
+        needed / 1e9,
+        available / 1e9
+    )))
 }
 
 /// GPT-NeoX's config in primer's terms.
@@ -166,12 +159,12 @@ fn neox_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
         (Some(factor), _) | (None, Some(factor)) => factor,
         (None, None) => 0.25,
     };
-    Ok(TransformerConfig::new(fields.count("vocab_size")?)
-        .with_d_model(fields.count("hidden_size")?)
-        .with_n_layers(fields.count("num_hidden_layers")?)
-        .with_n_heads(fields.count("num_attention_heads")?)
-        .with_d_ff(fields.count("intermediate_size")?)
-        .with_max_seq_len(fields.count("max_position_embeddings")?)
+    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
+        .with_d_model(fields.size("hidden_size", limits::WIDTH)?)
+        .with_n_layers(fields.size("num_hidden_layers", limits::LAYERS)?)
+        .with_n_heads(fields.size("num_attention_heads", limits::WIDTH)?)
+        .with_d_ff(fields.size("intermediate_size", limits::INNER)?)
+        .with_max_seq_len(fields.size("max_position_embeddings", limits::POSITIONS)?)
         .with_norm_eps(fields.number_or("layer_norm_eps", Some(1e-5))?.unwrap_or(1e-5))
         .with_positions(Positions::Rotary)
         .with_rotary_fraction(rotary)
@@ -191,17 +184,17 @@ fn gpt2_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
     ] {
         fields.expect(unsupported, Value::Bool(false))?;
     }
-    let d_model = fields.count("n_embd")?;
+    let d_model = fields.size("n_embd", limits::WIDTH)?;
     let d_ff = match fields.get("n_inner") {
         None | Some(Value::Null) => 4 * d_model,
-        Some(_) => fields.count("n_inner")?,
+        Some(_) => fields.size("n_inner", limits::INNER)?,
     };
-    Ok(TransformerConfig::new(fields.count("vocab_size")?)
+    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
         .with_d_model(d_model)
-        .with_n_layers(fields.count("n_layer")?)
-        .with_n_heads(fields.count("n_head")?)
+        .with_n_layers(fields.size("n_layer", limits::LAYERS)?)
+        .with_n_heads(fields.size("n_head", limits::WIDTH)?)
         .with_d_ff(d_ff)
-        .with_max_seq_len(fields.count("n_positions")?)
+        .with_max_seq_len(fields.size("n_positions", limits::POSITIONS)?)
         .with_norm_eps(fields.number_or("layer_norm_epsilon", Some(1e-5))?.unwrap_or(1e-5))
         .with_positions(Positions::Learned)
         .with_activation(activation(fields, "activation_function", "gelu_new")?)
@@ -245,31 +238,20 @@ fn load_weights(
     let mut model = config.init(device);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| HfError::Unsupported(format!("{}: {e:?}", path.display())))?;
-    let unused: Vec<&String> = result
-        .unused
-        .iter()
-        .filter(|key| !BUFFERS.iter().any(|buffer| key.ends_with(buffer)))
-        .filter(|key| {
-            !(config.tie_embeddings && (key.as_str() == "lm_head.weight" || key.as_str() == "embed_out.weight"))
-        })
-        .collect();
-    if let Some(key) = unused.first() {
-        return Err(HfError::Unsupported(format!(
-            "{}: weight `{key}` has no place in primer's model ({} such): the checkpoint has a layer primer lacks",
-            path.display(),
-            unused.len()
-        )));
+        .map_err(|e| HfError::read(path, format!("{e}: the weights cannot be loaded")))?;
+    // The names and shapes were checked against the config before: what Burn could not apply
+    // here is a weight it could not convert.
+    if let Some(error) = result.errors.first() {
+        return Err(HfError::read(path, format!("{error}: the weights cannot be loaded")));
     }
     if let Some((key, _)) = result.missing.first() {
-        return Err(HfError::Unsupported(format!(
-            "{}: no weight for `{key}` ({} missing): the checkpoint is incomplete or of another layout",
-            path.display(),
-            result.missing.len()
-        )));
-    }
-    if let Some(error) = result.errors.first() {
-        return Err(HfError::Unsupported(format!("{}: {error:?}", path.display())));
+        return Err(HfError::read(
+            path,
+            format!(
+                "no weight for primer's `{key}` ({} missing): the checkpoint is of another layout",
+                result.missing.len()
+            ),
+        ));
     }
     if architecture == Architecture::GptNeoX {
         model = reorder_qkv(
@@ -280,90 +262,33 @@ fn load_weights(
     Ok(model)
 }
 
-/// A config's fields, read once each; [`finish`](Self::finish) refuses the ones nobody read.
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    path: &'a Path,
-    read: RefCell<BTreeSet<String>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<'a> Fields<'a> {
-    fn new(map: &'a Map<String, Value>, path: &'a Path) -> Self {
-        Self {
-            map,
-            path,
-            read: RefCell::new(BTreeSet::new()),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.read.borrow_mut().insert(key.to_string());
-        self.map.get(key)
-    }
-
-    fn unsupported(&self, key: &str, why: &str) -> HfError {
-        let value = self.map.get(key).map_or("absent".to_string(), Value::to_string);
-        HfError::Unsupported(format!(
-            "{}: `{key}` = {value} {why}: primer's model cannot hold this checkpoint",
-            self.path.display()
-        ))
-    }
-
-    /// A positive integer.
-    fn count(&self, key: &str) -> Result<usize, HfError> {
-        match self.get(key).and_then(Value::as_u64) {
-            Some(value) if value > 0 => Ok(value as usize),
-            _ => Err(self.unsupported(key, "is not a positive integer")),
-        }
-    }
-
-    fn text(&self, key: &str) -> Result<String, HfError> {
-        self.get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| self.unsupported(key, "is not a string"))
-    }
-
-    /// A number, or `default` when absent.
-    fn number_or(&self, key: &str, default: Option<f64>) -> Result<Option<f64>, HfError> {
-        match self.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(value) => value
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| self.unsupported(key, "is not a number")),
-        }
-    }
-
-    /// A boolean, or `default` when absent.
-    fn flag_or(&self, key: &str, default: bool) -> Result<bool, HfError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(value) => value
-                .as_bool()
-                .ok_or_else(|| self.unsupported(key, "is not true or false")),
-        }
-    }
-
-    /// Fails unless `key` is absent or `expected`.
-    fn expect(&self, key: &str, expected: Value) -> Result<(), HfError> {
-        match self.get(key) {
-            Some(value) if value.as_f64().is_some() && expected.as_f64() == value.as_f64() => Ok(()),
-            Some(value) if *value != expected => Err(self.unsupported(key, &format!("is not {expected}"))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Fails on the first field neither read nor known to leave the numbers alone.
-    fn finish(self) -> Result<(), HfError> {
-        let read = self.read.borrow();
-        match self
-            .map
-            .keys()
-            .find(|key| !read.contains(*key) && !IGNORED.contains(&key.as_str()))
-        {
-            Some(key) => Err(self.unsupported(key, "is a setting primer does not know")),
-            None => Ok(()),
-        }
+    #[test]
+    fn models_past_the_machines_memory_are_refused_before_they_are_built() {
+        let path = Path::new("config.json");
+        let small = TransformerConfig::new(300)
+            .with_d_model(32)
+            .with_n_heads(2)
+            .with_n_layers(2)
+            .with_max_seq_len(64);
+        check_fits(&small, 30_000, path).unwrap();
+        // Weights beyond any machine.
+        let err = check_fits(&small, 1 << 50, path).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config.json: importing this checkpoint needs about"),
+            "{err}"
+        );
+        // Every size within its bound, but rotary tables of 2^20 positions in 1024 layers of
+        // one head of 2^16 features: 5.6e17 bytes.
+        let long = small
+            .with_d_model(limits::WIDTH as usize)
+            .with_n_heads(1)
+            .with_n_layers(limits::LAYERS as usize)
+            .with_max_seq_len(limits::POSITIONS as usize);
+        let err = check_fits(&long, 0, path).unwrap_err().to_string();
+        assert!(err.contains("lower `max_position_embeddings`"), "{err}");
     }
 }

@@ -5,13 +5,18 @@
 //! `model.safetensors` written by Burn's own store (`burn::store::SafetensorsStore`, with key
 //! remapping and an adapter), `config.json`, and the tokenizer files `AutoTokenizer` reads.
 //! [`import`] reads such a directory (GPT-NeoX or GPT-2, public checkpoints included) back as
-//! a primer model. Where the layouts differ they are converted, not approximated ([`layout`]).
+//! a primer model, checking every file, size and weight before the model is built. Where the
+//! layouts differ they are converted, not approximated ([`layout`]).
 
 mod error;
+mod expected;
 mod export;
+mod fields;
+mod files;
 mod import;
 pub mod layout;
 mod tokenizer_files;
+mod weights_file;
 
 pub use error::HfError;
 pub use export::{Architecture, Exported, export};

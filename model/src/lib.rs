@@ -9,6 +9,7 @@ mod attention;
 mod block;
 mod classifier;
 mod config;
+pub mod memory;
 mod transformer;
 
 pub use attention::{LayerKv, SelfAttention, causal_mask};

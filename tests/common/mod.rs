@@ -60,8 +60,13 @@ pub fn assert_ok(output: &Output) {
 
 /// Runs `primer` expecting exit code 2 and one error line containing every needle.
 pub fn assert_error(cache: &Path, args: &str, needles: &[&str]) {
-    let output = primer(cache, args);
-    let err = stderr(&output);
+    assert_refusal(args, &primer(cache, args), needles);
+}
+
+/// Checks that `output`, of `primer ARGS`, is a refusal: exit code 2 and one error line
+/// containing every needle; returns that line.
+pub fn assert_refusal(args: &str, output: &Output, needles: &[&str]) -> String {
+    let err = stderr(output);
     assert_eq!(
         output.status.code(),
         Some(2),
@@ -76,6 +81,7 @@ pub fn assert_error(cache: &Path, args: &str, needles: &[&str]) {
             lines[0]
         );
     }
+    lines[0].to_string()
 }
 
 /// A JSON file.

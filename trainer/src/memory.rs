@@ -3,6 +3,7 @@
 //! allocation failure midway (an abort, with a run directory left saying "running").
 
 use primer_model::TransformerConfig;
+pub use primer_model::memory::machine_bytes;
 
 use crate::error::TrainError;
 
@@ -31,23 +32,6 @@ pub fn training_bytes(model: &TransformerConfig, batch_size: usize, seq_len: usi
     let per_layer = SAVED_PER_TOKEN_LAYER * d + 2.0 * f + model.n_heads as f64 * seq_len as f64;
     let activations = tokens * l * per_layer + tokens * v * LOGIT_COPIES;
     params * BYTES_PER_PARAM + activations * 4.0
-}
-
-/// The machine's memory, bytes: the smaller of `MemTotal` and the cgroup's limit (Linux);
-/// `None` where neither can be read.
-pub fn machine_bytes() -> Option<f64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let total_kib: f64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|text| text.trim().parse::<f64>().ok());
-    Some(limit.map_or(total_kib * 1024.0, |limit| limit.min(total_kib * 1024.0)))
 }
 
 /// Fails, naming the sizes to lower, when a training step would need more than the machine has.
