@@ -91,8 +91,8 @@ def electra_sum(networks, batch, settings, details=None):
     return total + settings["discriminator_weight"] * bce
 
 
-def loss_sum(networks, objective, batch):
-    """The objective's summed loss of one micro-batch."""
+def loss_sum(networks, objective, batch, details=None):
+    """The objective's summed loss of one micro-batch (`details`: see electra_sum)."""
     if objective["name"] == "electra":
-        return electra_sum(networks, batch, objective)
+        return electra_sum(networks, batch, objective, details)
     return language_model_sum(networks, batch)

@@ -29,14 +29,18 @@ def networks_of(config):
     return Networks(config["model"], width)
 
 
-def train_step(networks, optimizer, objective, train, step):
-    """One optimizer step on a recorded step's micro-batches; returns (loss, gradient norm)."""
+def train_step(networks, optimizer, objective, train, step, details=None):
+    """One optimizer step on a recorded step's micro-batches; returns (loss, gradient norm,
+    learning rate). `details`, a list, gets ELECTRA's scores and labels of each micro-batch."""
     batches = step["batches"]
     targets = sum(objectives.n_targets(objective, batch) for batch in batches)
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for batch in batches:
-        summed = objectives.loss_sum(networks, objective, batch)
+        found = {}
+        summed = objectives.loss_sum(networks, objective, batch, found)
+        if details is not None and found:
+            details.append(found)
         (summed / targets).backward()
         total += summed.item()
     norm = clip(networks.parameters(), train["grad_clip"])
