@@ -313,31 +313,31 @@ fn a_corrupt_token_shard_is_refused_or_prepared_again() {
 fn sizes_that_cannot_fit_are_refused_before_allocating() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, run) = (tmp.path().join("cache"), tmp.path().join("run"));
-    for (sizes, needle) in [
-        ("--d-model 100000 --heads 4", "d_model 100000"),
-        ("--layers 1000000", "1000000 layers"),
-        ("--batch-size 100000000", "batch 100000000"),
+    // Sizes past the machine's memory; then sizes that multiply (a step's micro-batches are
+    // held together) or overflow, past primer's limits.
+    let (memory, limit) = ("more than the machine's", "above primer's limit");
+    for (sizes, needle, reason) in [
+        ("--d-model 100000 --heads 4", "d_model 100000", memory),
+        ("--layers 1000000", "1000000 layers", memory),
+        ("--batch-size 100000000", "batch 100000000", memory),
+        ("--grad-accum 1000000000", "--grad-accum 1000000000", limit),
+        (
+            "--grad-accum 18446744073709551615",
+            "--grad-accum 18446744073709551615",
+            limit,
+        ),
+        (
+            "--seq-len 18446744073709551615",
+            "--seq-len 18446744073709551615",
+            limit,
+        ),
     ] {
         let args = format!(
             "pretrain --objective clm --corpus {} --out {} --tokenizer-kind char --steps 4 {sizes}",
             shakespeare(),
             run.display()
         );
-        assert_error(&cache, &args, &[needle, "more than the machine's", "lower"]);
-        assert!(!run.exists(), "`{sizes}` left a run directory");
-    }
-    // Sizes that multiply (a step's micro-batches are held together) or overflow.
-    for (sizes, needle) in [
-        ("--grad-accum 1000000000", "--grad-accum 1000000000"),
-        ("--grad-accum 18446744073709551615", "--grad-accum 18446744073709551615"),
-        ("--seq-len 18446744073709551615", "--seq-len 18446744073709551615"),
-    ] {
-        let args = format!(
-            "pretrain --objective clm --corpus {} --out {} --tokenizer-kind char --steps 4 {sizes}",
-            shakespeare(),
-            run.display()
-        );
-        assert_error(&cache, &args, &[needle, "above primer's limit", "lower"]);
+        assert_error(&cache, &args, &[needle, reason, "lower"]);
         assert!(!run.exists(), "`{sizes}` left a run directory");
     }
     let args = format!(
