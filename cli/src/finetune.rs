@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use burn::train::Interrupter;
+use primer_datasets::shots::ShotOrder;
 use primer_model::Pooling;
 use primer_trainer::finetune::{FinetuneConfig, FinetuneJob, FinetuneSummary, Start, finetune};
 use primer_trainer::run_dir::RunDir;
@@ -26,6 +27,10 @@ pub struct FinetuneArgs {
     from: PathBuf,
     #[command(flatten)]
     task: TaskArgs,
+    /// Train on exactly the K examples `prompt-classify --shots K` shows as demonstrations with
+    /// the same --seed (balanced over labels): k-shot fine-tuning, beside k-shot prompting.
+    #[arg(long, value_name = "K", conflicts_with = "train_limit")]
+    shots: Option<usize>,
     /// The fine-tuning run directory to write.
     #[arg(long)]
     out: PathBuf,
@@ -67,7 +72,7 @@ pub struct FinetuneArgs {
     /// context if shorter].
     #[arg(long)]
     max_len: Option<usize>,
-    /// Seeds the head, the example order, dropout and --train-limit.
+    /// Seeds the head, the example order, dropout, --train-limit and --shots.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Plain progress lines instead of the terminal dashboard.
@@ -94,7 +99,14 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
             pretrained.config.model.vocab_size
         );
     }
-    let task = args.task.load(args.seed)?;
+    let mut task = args.task.load(args.seed)?;
+    if let Some(shots) = args.shots {
+        if shots == 0 {
+            bail!("--shots 0 leaves nothing to train on: give at least 1");
+        }
+        let chosen = task.demonstrations(shots, ShotOrder::Balanced, args.seed)?;
+        task.train = chosen.iter().map(|&i| task.train[i].clone()).collect();
+    }
     let (backend, device) = crate::devices::resolve(&args.backend)?;
     let config = FinetuneConfig {
         from: args.from.clone(),
@@ -113,6 +125,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         labels: task.labels.clone(),
         train_examples: task.train.len(),
         train_limit: args.task.train_limit,
+        shots: args.shots,
         max_len: args
             .max_len
             .unwrap_or(FINETUNE_MAX_LEN.min(pretrained.config.model.max_seq_len)),

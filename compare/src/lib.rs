@@ -7,7 +7,7 @@ mod pairs;
 mod plan;
 mod report;
 mod results;
-mod stats;
+pub mod stats;
 mod task_specs;
 
 use std::path::{Path, PathBuf};
