@@ -7,6 +7,7 @@ mod pairs;
 mod plan;
 mod report;
 mod results;
+mod shots;
 pub mod stats;
 mod task_specs;
 
@@ -58,6 +59,12 @@ pub struct CompareArgs {
     /// Labelled examples per fine-tune, comma-separated counts or `all`.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000,all", value_parser = LabelBudget::parse)]
     label_budgets: Vec<LabelBudget>,
+    /// K-shot rows beside fine-tuning on as many labels: demonstrations per prompt,
+    /// comma-separated (0 is the zero-shot row), e.g. 0,4,16. Each K above 0 prompts every
+    /// pre-trained model with K demonstrations from the training split (balanced over labels,
+    /// drawn with the run's seed), calibrated and not, and fine-tunes it on exactly those K.
+    #[arg(long, value_delimiter = ',', value_name = "K,...")]
+    shots: Vec<usize>,
     /// Peak learning rate of full fine-tunes and from-scratch runs (1e-3 let pre-trained models
     /// move where 3e-4 left them behind scratch: docs/compare.md).
     #[arg(long, default_value_t = 1e-3)]
@@ -148,8 +155,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         Ok(read_command(&layout))
     };
-    // A fresh report that cannot get its data is removed, so the corrected command can start.
-    let started = started.and_then(|command| Ok((command, shared_data(&spec, &layout)?)));
+    // A fresh report that cannot get its data, or whose demonstrations do not fit the context,
+    // is removed, so the corrected command can start.
+    let started = started.and_then(|command| {
+        let data = shared_data(&spec, &layout)?;
+        shots::check_fits(&spec, &layout.tokenizer(), train.seq_len)?;
+        Ok((command, data))
+    });
     let (command, data) = match started {
         Ok(started) => started,
         Err(error) => {
@@ -285,6 +297,9 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
     let mut label_budgets = args.label_budgets.clone();
     label_budgets.sort();
     label_budgets.dedup();
+    let mut shots = args.shots.clone();
+    shots.sort();
+    shots.dedup();
     let task_specs = args
         .tasks
         .iter()
@@ -304,6 +319,7 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
             probe_lr: args.probe_lr,
             epochs: args.finetune_epochs,
         },
+        shots,
     })
 }
 
@@ -380,6 +396,7 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
                 .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.name()))?;
         }
     }
+    shots::check(spec)?;
     Ok(sizes)
 }
 

@@ -12,7 +12,7 @@ use super::results::Results;
 use super::stats::mean_std;
 
 /// A piece of the report.
-enum Block {
+pub(super) enum Block {
     Heading(u8, String),
     Paragraph(String),
     /// Header and rows; every row has the header's width.
@@ -351,6 +351,9 @@ fn task_section(
         None => out.push(Block::Paragraph(
             "Zero-shot prompting skipped: the task has no prompt (give it a `template` and a `verbalizer`).".into(),
         )),
+    }
+    if task_spec.prompted() {
+        out.extend(super::shots::section(spec, task));
     }
     out.push(Block::Chart(
         format!("label-efficiency-{}.svg", task_spec.slug()),

@@ -172,6 +172,10 @@ pub struct TaskResult {
     pub cells: Vec<Cell>,
     /// Paired differences with bootstrap confidence intervals.
     pub comparisons: Vec<Comparison>,
+    /// What the k-shot prompts lost to fit the context, per objective and K (none without
+    /// k-shot rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shot_cuts: Vec<super::shots::ShotCuts>,
 }
 
 /// Accuracy over seeds of one objective, method and label budget.
@@ -285,11 +289,33 @@ pub struct FinetuneRun {
     pub wall_time_s: f64,
 }
 
-/// What `primer prompt-classify --json` wrote.
+/// What `primer prompt-classify --json` wrote: accuracy and predictions, calibrated beside
+/// them when asked for (absent from zero-shot reports made before k-shot rows).
 #[derive(Debug, Deserialize)]
-struct ZeroShotReport {
+pub(super) struct PromptReport {
     accuracy: f64,
     predicted: Vec<usize>,
+    #[serde(default)]
+    calibrated: Option<CalibratedReport>,
+    /// Each draw's cuts (absent before k-shot prompting).
+    #[serde(default)]
+    pub draws: Vec<DrawCuts>,
+}
+
+/// The calibrated part of a [`PromptReport`].
+#[derive(Debug, Deserialize)]
+struct CalibratedReport {
+    accuracy: f64,
+    predicted: Vec<usize>,
+}
+
+/// What one draw's prompts lost to fit the context.
+#[derive(Debug, Deserialize)]
+pub(super) struct DrawCuts {
+    /// Prompts that left out some of their demonstrations.
+    pub prompts_short: usize,
+    /// Demonstrations left out, over every prompt.
+    pub demonstrations_dropped: usize,
 }
 
 /// What `primer eval --json` wrote.
@@ -392,81 +418,143 @@ fn task_result(
     finetune_runs: &mut Vec<FinetuneRun>,
 ) -> anyhow::Result<TaskResult> {
     let args = task_spec.task_args();
-    // Validation labels per seed (a task without a validation file holds out a seeded share).
+    // Validation labels per seed (a task without a validation file holds out a seeded share);
+    // zero-shot prompting reads seed 0's.
     let task = args.load(0)?;
     let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
-    let mut valid_labels = BTreeMap::new();
-    for &seed in &spec.seeds {
-        let seed_labels = if seed == 0 {
-            labels(&task)
-        } else {
-            labels(&args.load(seed)?)
-        };
-        valid_labels.insert(seed, seed_labels);
+    let mut valid_labels = BTreeMap::from([(0, labels(&task))]);
+    for &seed in spec.seeds.iter().filter(|&&seed| seed != 0) {
+        valid_labels.insert(seed, labels(&args.load(seed)?));
     }
+    let reader = TaskReader {
+        spec,
+        layout,
+        task: index,
+        valid_labels,
+        relative,
+    };
     let mut cells = Vec::new();
-    for (o, objective) in spec.objectives.iter().enumerate().filter(|_| task_spec.prompted()) {
-        let mut cell = Cell::new(objective, Method::ZeroShot, None, 0);
-        for &seed in &spec.seeds {
-            let path = layout.output(
-                spec,
-                &Job::ZeroShot {
-                    task: index,
-                    objective: o,
-                    seed,
-                },
-            );
-            let report: ZeroShotReport = read_json(&path)?;
-            let labels: Vec<usize> = task.valid.iter().map(|e| e.label).collect();
-            cell.push(report.accuracy, correct(&report.predicted, &labels), relative(&path));
-        }
-        cells.push(cell.finish());
+    for objective in (0..spec.objectives.len()).filter(|_| task_spec.prompted()) {
+        let job = |seed| Job::ZeroShot {
+            task: index,
+            objective,
+            seed,
+        };
+        cells.push(reader.prompt_cell(objective, Method::ZeroShot, 0, job)?);
     }
     for &budget in &spec.label_budgets {
-        for (o, objective) in spec.objectives.iter().enumerate() {
+        for objective in 0..spec.objectives.len() {
             for method in Method::TRAINED {
                 let used = match budget {
                     LabelBudget::Count(n) => n,
                     LabelBudget::All => task.train.len(),
                 };
-                let mut cell = Cell::new(objective, method, Some(budget), used);
-                for &seed in &spec.seeds {
-                    let job = Job::Finetune {
-                        task: index,
-                        objective: o,
-                        seed,
-                        budget,
-                        method,
-                    };
-                    let dir = layout.output(spec, &job);
-                    let summary: FinetuneSummary = read_json(&RunDir::new(&dir).summary())?;
-                    cell.push(
-                        summary.valid.accuracy,
-                        correct(&summary.valid_predicted, &valid_labels[&seed]),
-                        relative(&dir),
-                    );
-                    finetune_runs.push(FinetuneRun {
-                        run: relative(&dir),
-                        train_examples: summary.train_examples,
-                        steps: summary.steps,
-                        trained_parameters: summary.trained_parameters,
-                        wall_time_s: summary.wall_time_s,
-                    });
-                }
-                cells.push(cell.finish());
+                cells.push(reader.finetune_cell(objective, budget, method, used, finetune_runs)?);
             }
         }
     }
-    let comparisons = comparisons(spec, &cells);
+    let mut comparisons = comparisons(spec, &cells);
+    let shot_cuts = match task_spec.prompted() {
+        true => super::shots::add_cells(&reader, &mut cells, finetune_runs)?,
+        false => Vec::new(),
+    };
+    comparisons.extend(super::shots::comparisons(spec, &cells));
     Ok(TaskResult {
         task: task_spec.name(),
         labels: task.labels.clone(),
         train_examples: task.train.len(),
         valid_examples: task.valid.len(),
-        majority_accuracy: majority_accuracy(&valid_labels[&spec.seeds[0]]),
+        majority_accuracy: majority_accuracy(&reader.valid_labels[&spec.seeds[0]]),
         cells,
         comparisons,
+        shot_cuts,
     })
+}
+
+/// What the cells of one task are read with.
+pub(super) struct TaskReader<'a> {
+    /// The comparison.
+    pub spec: &'a CompareSpec,
+    /// Its report directory.
+    pub layout: &'a Layout,
+    /// Index into the spec's tasks.
+    pub task: usize,
+    /// The validation labels of each seed's split, and of seed 0's.
+    pub valid_labels: BTreeMap<u64, Vec<usize>>,
+    /// A path relative to the report.
+    pub relative: &'a dyn Fn(&Path) -> String,
+}
+
+impl TaskReader<'_> {
+    /// The cell of `method`'s fine-tunes of `objective`'s runs on `budget` (`used` labels), one
+    /// per seed; each run's size and time go to `runs`.
+    pub fn finetune_cell(
+        &self,
+        objective: usize,
+        budget: LabelBudget,
+        method: Method,
+        used: usize,
+        runs: &mut Vec<FinetuneRun>,
+    ) -> anyhow::Result<Cell> {
+        let mut cell = Cell::new(&self.spec.objectives[objective], method, Some(budget), used);
+        for &seed in &self.spec.seeds {
+            let job = Job::Finetune {
+                task: self.task,
+                objective,
+                seed,
+                budget,
+                method,
+            };
+            let dir = self.layout.output(self.spec, &job);
+            let summary: FinetuneSummary = read_json(&RunDir::new(&dir).summary())?;
+            cell.push(
+                summary.valid.accuracy,
+                correct(&summary.valid_predicted, &self.valid_labels[&seed]),
+                (self.relative)(&dir),
+            );
+            runs.push(FinetuneRun {
+                run: (self.relative)(&dir),
+                train_examples: summary.train_examples,
+                steps: summary.steps,
+                trained_parameters: summary.trained_parameters,
+                wall_time_s: summary.wall_time_s,
+            });
+        }
+        Ok(cell.finish())
+    }
+
+    /// The cell of prompting `objective`'s runs with `shots` demonstrations (`method` says
+    /// whether calibrated), read from each seed's `job` report. Zero-shot runs on seed 0's
+    /// validation split; k-shot prompting, like fine-tuning, on the seed's.
+    pub fn prompt_cell(
+        &self,
+        objective: usize,
+        method: Method,
+        shots: usize,
+        job: impl Fn(u64) -> Job,
+    ) -> anyhow::Result<Cell> {
+        let budget = (shots > 0).then_some(LabelBudget::Count(shots));
+        let mut cell = Cell::new(&self.spec.objectives[objective], method, budget, shots);
+        for &seed in &self.spec.seeds {
+            let job = job(seed);
+            let path = self.layout.output(self.spec, &job);
+            let report: PromptReport = read_json(&path)?;
+            let (accuracy, predicted) = match method {
+                Method::KShotCalibrated => report
+                    .calibrated
+                    .map(|c| (c.accuracy, c.predicted))
+                    .with_context(|| format!("{}: no calibrated scores", path.display()))?,
+                _ => (report.accuracy, report.predicted),
+            };
+            let split = if matches!(job, Job::ZeroShot { .. }) { 0 } else { seed };
+            cell.push(
+                accuracy,
+                correct(&predicted, &self.valid_labels[&split]),
+                (self.relative)(&path),
+            );
+        }
+        Ok(cell.finish())
+    }
 }
 
 fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
@@ -474,7 +562,12 @@ fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
 }
 
 impl Cell {
-    fn new(objective: &ObjectiveConfig, method: Method, budget: Option<LabelBudget>, labels_used: usize) -> Self {
+    pub(super) fn new(
+        objective: &ObjectiveConfig,
+        method: Method,
+        budget: Option<LabelBudget>,
+        labels_used: usize,
+    ) -> Self {
         Self {
             objective: objective.clone(),
             method,
@@ -488,13 +581,13 @@ impl Cell {
         }
     }
 
-    fn push(&mut self, accuracy: f64, correct: Vec<bool>, run: String) {
+    pub(super) fn push(&mut self, accuracy: f64, correct: Vec<bool>, run: String) {
         self.accuracies.push(accuracy);
         self.correct.push(correct);
         self.runs.push(run);
     }
 
-    fn finish(mut self) -> Self {
+    pub(super) fn finish(mut self) -> Self {
         (self.mean, self.std) = mean_std(&self.accuracies);
         self
     }
@@ -536,7 +629,7 @@ fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
     out
 }
 
-fn compare_cells(budget: LabelBudget, a: &Cell, b: &Cell) -> Comparison {
+pub(super) fn compare_cells(budget: LabelBudget, a: &Cell, b: &Cell) -> Comparison {
     Comparison::of(Some(budget), a.label(), &a.correct, b.label(), &b.correct)
 }
 
