@@ -248,7 +248,7 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
                     }
                 );
                 println!(
-                    "         commands: eval score finetune classify prompt-classify {}",
+                    "         commands: eval score finetune classify prompt-classify multiple-choice {}",
                     extra.join(" ")
                 );
             }

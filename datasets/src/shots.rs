@@ -85,13 +85,15 @@ impl Task {
         for ids in &mut by_label {
             ids.shuffle(rng);
         }
+        // Round-robin: one of each label's share in turn, in the seeded label order.
+        let mut shares: Vec<std::slice::Iter<usize>> = label_order
+            .iter()
+            .enumerate()
+            .map(|(rank, &label)| by_label[label][..quota(rank)].iter())
+            .collect();
         let mut drawn = Vec::with_capacity(k);
-        for round in 0..quota(0) {
-            for (rank, &label) in label_order.iter().enumerate() {
-                if round < quota(rank) {
-                    drawn.push(by_label[label][round]);
-                }
-            }
+        while drawn.len() < k {
+            drawn.extend(shares.iter_mut().filter_map(|share| share.next().copied()));
         }
         Ok(drawn)
     }
