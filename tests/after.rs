@@ -394,6 +394,38 @@ fn write_copy_task(dir: &Path) -> (String, String) {
     (file("copy-train.tsv", 10), file("copy-valid.tsv", 8))
 }
 
+/// On the copy model (context 64): a text of 30 letters leaves out exactly as many
+/// demonstrations as it must, says so, and `--no-truncate` refuses it instead.
+fn demonstrations_make_room_for_a_long_text(cache: &Path, dir: &Path, args_on: &dyn Fn(&str, &str) -> String) {
+    // A text of 30 letters (29 tokens `a` and one `aA`): 1 + 16 x 3 + 30 = 79 tokens, 15 over
+    // the context of 64, so its prompt leaves out its first 5 demonstrations (3 tokens each:
+    // `xY` and two newlines), and nothing else.
+    let long = dir.join("long.tsv");
+    std::fs::write(&long, format!("text\tlabel\n{}\t0\na\t0\n", "a".repeat(30))).unwrap();
+    let long = long.display().to_string();
+    let output = primer(cache, &args_on(&long, "--shots 16"));
+    assert_ok(&output);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["demonstrations_dropped"], 5);
+    assert_eq!(
+        (
+            report["truncated"].as_u64(),
+            report["draws"][0]["prompts_short"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    let note = stderr(&output);
+    assert!(
+        note.contains("1 of 2 prompts left out some of their demonstrations (5 in all)"),
+        "{note}"
+    );
+    assert_error(
+        cache,
+        &args_on(&long, "--shots 16 --no-truncate"),
+        &["validation example 1", "with its demonstrations", "drop --no-truncate"],
+    );
+}
+
 /// k-shot prompting as GPT-3 does it, on a model that can only know a label by copying it
 /// from the demonstrations: accuracy rises with K far above zero-shot, a prompt too long for
 /// the context leaves out its first demonstrations (counted exactly), calibration is reported
@@ -439,33 +471,7 @@ fn k_shot_prompting_copies_labels_from_demonstrations() {
     assert_eq!(sixteen["calibrated"]["predicted"].as_array().unwrap().len(), 32);
     assert_eq!(sixteen["demonstrations_dropped"], 0);
 
-    // A text of 30 letters (29 tokens `a` and one `aA`): 1 + 16 x 3 + 30 = 79 tokens, 15 over
-    // the context of 64, so its prompt leaves out its first 5 demonstrations (`xY`, and a blank
-    // line of two), and nothing else.
-    let long = dir.join("long.tsv");
-    std::fs::write(&long, format!("text\tlabel\n{}\t0\na\t0\n", "a".repeat(30))).unwrap();
-    let long = long.display().to_string();
-    let output = primer(cache, &args_on(&long, "--shots 16"));
-    assert_ok(&output);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["demonstrations_dropped"], 5);
-    assert_eq!(
-        (
-            report["truncated"].as_u64(),
-            report["draws"][0]["prompts_short"].as_u64()
-        ),
-        (Some(0), Some(1))
-    );
-    let note = stderr(&output);
-    assert!(
-        note.contains("1 of 2 prompts left out some of their demonstrations (5 in all)"),
-        "{note}"
-    );
-    assert_error(
-        cache,
-        &args_on(&long, "--shots 16 --no-truncate"),
-        &["validation example 1", "with its demonstrations", "drop --no-truncate"],
-    );
+    demonstrations_make_room_for_a_long_text(cache, dir, &args_on);
 
     // A masked run fills a [MASK] after the demonstrations, as LM-BFF does (briefly trained:
     // the numbers are not the point).

@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_trainer::run_dir::RunDir;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method, Workload};
+use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
 /// ETA, rewritten as each job starts and when all are done.

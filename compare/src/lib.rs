@@ -9,7 +9,9 @@ mod report;
 mod results;
 mod shots;
 pub mod stats;
+mod task_results;
 mod task_specs;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,10 +28,11 @@ use primer_trainer::run::valid_starts;
 pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
 pub use plan::CompareSpec;
-use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, Workload};
+use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
+use workload::{TaskSize, Workload};
 
 /// Arguments of `primer compare`.
 #[derive(clap::Args, Debug)]
@@ -92,16 +95,17 @@ pub struct CompareArgs {
     resume: Option<PathBuf>,
 }
 
-/// Runs `primer compare`.
-pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
-    let (layout, spec, fresh) = match (&args.resume, &args.out) {
+/// The report directory, its comparison, and whether it is new: `--resume`'s, with the flags
+/// (if any) checked against it, or `--out`'s, which must hold nothing else.
+fn open_report(args: &CompareArgs) -> anyhow::Result<(Layout, CompareSpec, bool)> {
+    Ok(match (&args.resume, &args.out) {
         (Some(_), Some(_)) => bail!("--resume REPORT_DIR and --out contradict each other: give one"),
         (None, None) => bail!("no --out given: name the report directory, e.g. --out reports/mlm-vs-clm"),
         (Some(dir), None) => {
             let layout = Layout { root: dir.clone() };
             let stored = read_spec(&layout)?;
             if args.options.corpus.corpus.is_some() || args.options.data.is_some() {
-                let given = spec_of(&args)?;
+                let given = spec_of(args)?;
                 let differences = given.differences(&stored);
                 if !differences.is_empty() {
                     bail!(
@@ -114,7 +118,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             (layout, stored, false)
         }
         (None, Some(dir)) => {
-            let spec = spec_of(&args)?;
+            let spec = spec_of(args)?;
             let layout = Layout { root: dir.clone() };
             if layout.spec().exists() {
                 let stored = read_spec(&layout)?;
@@ -143,7 +147,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             }
             (layout, spec, true)
         }
-    };
+    })
+}
+
+/// Runs `primer compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (layout, spec, fresh) = open_report(&args)?;
     let (train, _) = spec.pretrain.configs(1)?;
     let task_sizes = check(&spec, &train)?;
 

@@ -318,6 +318,28 @@ fn task_section(
         }
     }
     out.push(Block::Table(header, rows));
+    out.extend(prompting(results, task, task_spec));
+    out.push(Block::Chart(
+        format!("label-efficiency-{}.svg", task_spec.slug()),
+        charts::label_efficiency(task, objectives)?,
+    ));
+    out.push(Block::Heading(3, "Which differences the data supports".into()));
+    out.push(Block::Paragraph(
+        "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
+         paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
+            .into(),
+    ));
+    out.extend(differences(&task.comparisons));
+
+    Ok(out)
+}
+
+/// A task's prompting tables: zero-shot beside the majority label, and the k-shot table when
+/// the comparison has one; or why the task was not prompted.
+fn prompting(results: &Results, task: &super::results::TaskResult, task_spec: &super::plan::TaskSpec) -> Vec<Block> {
+    let spec = &results.spec;
+    let objectives = &spec.objectives;
+    let mut out = Vec::new();
     let zero_shot: Vec<Vec<String>> = objectives
         .iter()
         .filter_map(|objective| {
@@ -355,19 +377,7 @@ fn task_section(
     if task_spec.prompted() {
         out.extend(super::shots::section(spec, task));
     }
-    out.push(Block::Chart(
-        format!("label-efficiency-{}.svg", task_spec.slug()),
-        charts::label_efficiency(task, objectives)?,
-    ));
-    out.push(Block::Heading(3, "Which differences the data supports".into()));
-    out.push(Block::Paragraph(
-        "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
-         paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
-            .into(),
-    ));
-    out.extend(differences(&task.comparisons));
-
-    Ok(out)
+    out
 }
 
 /// Pre-training: each objective's own metrics beside their unigram values, and its curve.

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{CompareSpec, Job, LabelBudget, Method, TaskSpec};
 use super::report::{Block, mean_pm_std};
-use super::results::{Cell, Comparison, FinetuneRun, PromptReport, TaskReader, TaskResult, compare_cells, read_json};
+use super::results::{Cell, Comparison, FinetuneRun, TaskResult, read_json};
+use super::task_results::{PromptReport, TaskReader, compare_cells};
 
 /// The K above 0 of a comparison: those with jobs of their own.
 fn with_demonstrations(spec: &CompareSpec) -> Vec<usize> {
