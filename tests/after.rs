@@ -2,6 +2,8 @@
 //! models: generate, fill-mask, score, finetune (full, probe, from scratch), classify and
 //! prompt-classify, and their one-line errors.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 mod common;
@@ -338,5 +340,242 @@ fn bad_task_input_gets_one_line_errors() {
         cache,
         &format!("classify --run {} something", out.display()),
         &["not the tokenizer this classifier was trained with"],
+    );
+}
+
+/// A pre-training corpus (JSON Lines) that teaches a model to copy a label from earlier lines:
+/// documents of 40 `xY` lines, a blank line after each, each document mapping three of the
+/// letters a to h to capitals A to D of its own and repeating them, so that only the lines
+/// before say which capital follows a letter. A byte-level BPE learns each `xY` as one token,
+/// so a model need only learn to repeat tokens it has seen (one attention hop), which a tiny one
+/// does in a minute.
+fn write_copy_corpus(dir: &Path) -> String {
+    let mut state = 7u64;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let letter = |base: u8, i: u64| char::from(base + i as u8);
+    let mut corpus = String::new();
+    for _ in 0..1500 {
+        let pairs: Vec<(char, char)> = (0..3).map(|_| (letter(b'a', next(8)), letter(b'A', next(4)))).collect();
+        let lines: Vec<String> = (0..40)
+            .map(|_| {
+                let (x, _) = pairs[next(3) as usize];
+                // A letter drawn twice for a document keeps its first capital.
+                let (_, y) = pairs.iter().find(|(first, _)| *first == x).expect("x is one of them");
+                format!("{x}{y}")
+            })
+            .collect();
+        corpus += &format!("{}\n", serde_json::json!({ "text": lines.join("\n\n") }));
+    }
+    let path = dir.join("copy.jsonl");
+    std::fs::write(&path, corpus).unwrap();
+    path.display().to_string()
+}
+
+/// The task the copy corpus prepares for: letters a to d labelled 0, 1, 0, 1 (a mapping of its
+/// own, unrelated to any document's), with the label words A and B; 10 training and 8
+/// validation rows of each letter.
+fn write_copy_task(dir: &Path) -> (String, String) {
+    let file = |name: &str, per_letter: usize| {
+        let mut text = String::from("text\tlabel\n");
+        for _ in 0..per_letter {
+            for i in 0..4u8 {
+                text += &format!("{}\t{}\n", char::from(b'a' + i), i % 2);
+            }
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    (file("copy-train.tsv", 10), file("copy-valid.tsv", 8))
+}
+
+/// On the copy model (context 64): a text of 30 letters leaves out exactly as many
+/// demonstrations as it must, says so, and `--no-truncate` refuses it instead.
+fn demonstrations_make_room_for_a_long_text(cache: &Path, dir: &Path, args_on: &dyn Fn(&str, &str) -> String) {
+    // A text of 30 letters (29 tokens `a` and one `aA`): 1 + 16 x 3 + 30 = 79 tokens, 15 over
+    // the context of 64, so its prompt leaves out its first 5 demonstrations (3 tokens each:
+    // `xY` and two newlines), and nothing else.
+    let long = dir.join("long.tsv");
+    std::fs::write(&long, format!("text\tlabel\n{}\t0\na\t0\n", "a".repeat(30))).unwrap();
+    let long = long.display().to_string();
+    let output = primer(cache, &args_on(&long, "--shots 16"));
+    assert_ok(&output);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["demonstrations_dropped"], 5);
+    assert_eq!(
+        (
+            report["truncated"].as_u64(),
+            report["draws"][0]["prompts_short"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    let note = stderr(&output);
+    assert!(
+        note.contains("1 of 2 prompts left out some of their demonstrations (5 in all)"),
+        "{note}"
+    );
+    assert_error(
+        cache,
+        &args_on(&long, "--shots 16 --no-truncate"),
+        &["validation example 1", "with its demonstrations", "drop --no-truncate"],
+    );
+}
+
+/// k-shot prompting as GPT-3 does it, on a model that can only know a label by copying it
+/// from the demonstrations: accuracy rises with K far above zero-shot, a prompt too long for
+/// the context leaves out its first demonstrations (counted exactly), calibration is reported
+/// beside, and a K too large for the context or the training split is refused in one line.
+#[test]
+fn k_shot_prompting_copies_labels_from_demonstrations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, dir) = (tmp.path(), tmp.path());
+    let corpus = write_copy_corpus(dir);
+    let run = dir.join("copy");
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective clm --corpus {corpus} --out {} --no-tui --tokenizer-kind bpe --vocab-size 512 \
+             --layers 2 --d-model 64 --heads 2 --seq-len 64 --batch-size 16 --steps 1500 --lr 3e-3 --eval-every 1500 \
+             --eval-batches 2",
+            run.display()
+        ),
+    );
+    let (train, valid) = write_copy_task(dir);
+    let args_for = |run: &Path, valid: &str, extra: &str| {
+        format!(
+            "prompt-classify --run {} --task {train} --valid-file {valid} --template {{text}}[LABEL] \
+             --verbalizer 0=A,1=B --json {extra}",
+            run.display()
+        )
+    };
+    let args_on = |valid: &str, extra: &str| args_for(&run, valid, extra);
+    let args = |extra: &str| args_on(&valid, extra);
+    let prompt = |extra: &str| -> Value { serde_json::from_str(&primer_ok(cache, &args(extra))).unwrap() };
+    let accuracy = |report: &Value| report["accuracy"].as_f64().unwrap();
+    let zero = prompt("");
+    let four = prompt("--shots 4 --shot-seeds 3");
+    let sixteen = prompt("--shots 16 --shot-seeds 3 --calibrate");
+    let (a0, a4, a16) = (accuracy(&zero), accuracy(&four), accuracy(&sixteen));
+    eprintln!("k-shot accuracy: 0 shots {a0}, 4 shots {a4}, 16 shots {a16}");
+    assert!(a0 <= 0.6 && a4 > a0 && a16 >= 0.9 && a16 - a0 >= 0.3, "{a0} {a4} {a16}");
+    assert_eq!(sixteen["draws"].as_array().unwrap().len(), 3);
+    assert_eq!(sixteen["draws"][0]["demonstrations"].as_array().unwrap().len(), 16);
+    assert!(sixteen["accuracy_std"].as_f64().unwrap() >= 0.0);
+    let calibrated = sixteen["calibrated"]["accuracy"].as_f64().unwrap();
+    assert!(calibrated >= 0.8, "{calibrated}");
+    assert_eq!(sixteen["calibrated"]["predicted"].as_array().unwrap().len(), 32);
+    assert_eq!(sixteen["demonstrations_dropped"], 0);
+
+    demonstrations_make_room_for_a_long_text(cache, dir, &args_on);
+
+    // A masked run fills a [MASK] after the demonstrations, as LM-BFF does (briefly trained:
+    // the numbers are not the point).
+    let mlm = dir.join("copy-mlm");
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective mlm --corpus {corpus} --out {} --no-tui --tokenizer-kind char --layers 1 \
+             --d-model 32 --heads 2 --seq-len 96 --batch-size 8 --steps 10 --eval-every 10 --eval-batches 1",
+            mlm.display()
+        ),
+    );
+    let masked: Value =
+        serde_json::from_str(&primer_ok(cache, &args_for(&mlm, &valid, "--shots 4 --calibrate"))).unwrap();
+    assert_eq!(
+        (masked["shots"].as_u64(), masked["examples"].as_u64()),
+        (Some(4), Some(32))
+    );
+    assert!((0.0..=1.0).contains(&masked["calibrated"]["accuracy"].as_f64().unwrap()));
+
+    // K larger than fits the context (40 x 3 tokens), or than a label has examples (20 each).
+    assert_error(
+        cache,
+        &args("--shots 40"),
+        &["--shots 40", "more than the model's context of 64", "lower --shots"],
+    );
+    assert_error(
+        cache,
+        &args("--shots 100"),
+        &["--shots 100 takes 50 examples of label", "has 20", "at most 40"],
+    );
+    assert_error(cache, &args("--shot-seeds 2"), &["--shot-seeds 2", "--shots K"]);
+}
+
+/// Multiple-choice questions as lm-evaluation-harness scores them: a character model of
+/// Shakespeare picks the English continuation over a jumble of rare letters by summed
+/// log-probability (acc) and per character (acc_norm), zero-shot and after demonstrations read
+/// from HellaSwag's own fields; bad input is one line.
+#[test]
+fn multiple_choice_picks_the_likelier_continuation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, dir) = (tmp.path(), tmp.path());
+    let clm = dir.join("clm");
+    primer_ok(
+        cache,
+        &format!(
+            "pretrain --objective clm --corpus {} --out {} --no-tui --tokenizer-kind char --layers 2 --d-model 32 \
+             --heads 2 --seq-len 128 --batch-size 8 --steps 150 --lr 3e-3 --eval-every 150 --eval-batches 2",
+            shakespeare(),
+            clm.display()
+        ),
+    );
+    let questions = [
+        ("ROMEO: I will not go", ["with thee.", "qzxj vqkz."]),
+        ("KING: What say you to", ["this, my lord?", "zqxv jkqz xqj?"]),
+        ("JULIET: Good night, good", ["night!", "qjxz!"]),
+    ];
+    let write = |name: &str, hellaswag: bool| {
+        let lines: String = questions
+            .iter()
+            .enumerate()
+            .map(|(i, (context, [good, bad]))| {
+                // The right continuation first, then second, then first.
+                let (choices, label) = if i % 2 == 0 { ([good, bad], 0) } else { ([bad, good], 1) };
+                let line = match hellaswag {
+                    true => serde_json::json!({"ctx": context, "endings": choices, "label": label.to_string()}),
+                    false => serde_json::json!({"context": context, "choices": choices, "label": label}),
+                };
+                format!("{line}\n")
+            })
+            .collect();
+        let path = dir.join(name);
+        std::fs::write(&path, lines).unwrap();
+        path.display().to_string()
+    };
+    let (valid, train) = (write("valid.jsonl", false), write("train.jsonl", true));
+    let answer = |extra: &str| -> Value {
+        let args = format!("multiple-choice --run {} --file {valid} --json {extra}", clm.display());
+        serde_json::from_str(&primer_ok(cache, &args)).unwrap()
+    };
+    for report in [answer(""), answer(&format!("--train-file {train} --shots 2 --seed 3"))] {
+        assert_eq!(
+            (report["acc"].as_f64(), report["acc_norm"].as_f64()),
+            (Some(1.0), Some(1.0)),
+            "{report}"
+        );
+        assert_eq!(report["predicted"], serde_json::json!([0, 1, 0]));
+        assert_eq!(
+            (report["questions"].as_u64(), report["chance"].as_f64()),
+            (Some(3), Some(0.5))
+        );
+    }
+    let base = format!("multiple-choice --run {} --file {valid}", clm.display());
+    assert_error(cache, &format!("{base} --shots 2"), &["--shots 2", "--train-file"]);
+    assert_error(
+        cache,
+        &format!("{base} --train-file {train} --shots 5"),
+        &["--shots 5", "3 questions of", "train.jsonl"],
+    );
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 0}\n{\"context\": \"a\", \"choices\": [\"b\"], \"label\": 0}\n").unwrap();
+    assert_error(
+        cache,
+        &format!("multiple-choice --run {} --file {}", clm.display(), bad.display()),
+        &["bad.jsonl:2", "at least two"],
     );
 }

@@ -334,6 +334,26 @@ fn bad_comparisons_are_refused_before_any_work() {
         &["--label-budgets 5000", "108 training examples"],
     );
     assert_error(cache, &base("--steps 5 --objective mlm"), &["--objectives"]);
+    // K-shot rows: a K a label cannot supply, objectives that read no demonstrations, and a
+    // task with no prompt.
+    assert_error(
+        cache,
+        &base("--steps 5 --label-budgets 20 --shots 0,200"),
+        &["--shots 200 takes 100 examples of label", "at most 108"],
+    );
+    assert_error(
+        cache,
+        &base("--steps 5 --label-budgets 20 --shots 4 --objectives mlm,electra"),
+        &["--shots 4", "(electra) runs cannot be prompted", "drop electra"],
+    );
+    assert_error(
+        cache,
+        &format!(
+            "compare --corpus {corpus} --task {task} --shots 4 --label-budgets 20 --seeds 1 --steps 5 --out {}",
+            out.display()
+        ),
+        &["--shots needs a task with a prompt"],
+    );
     assert_error(cache, &base("--steps 5 --pairs-limit 0"), &["--pairs-limit 0"]);
     assert_error(
         cache,
@@ -474,4 +494,91 @@ fn tasks_with_their_own_labels_files_and_prompts_share_one_comparison() {
         ),
         &["config", "needs label words", "verbalizer"],
     );
+}
+
+/// `--shots 0,4` on SST-2: the causal model prompted with 4 demonstrations from the training
+/// split, calibrated and not, beside a fine-tune on exactly those 4 examples, with paired
+/// intervals; the report's k-shot table shows both rows (and zero-shot as K of 0), the chart
+/// draws prompting on the fine-tunes' axis, and a resume changes nothing.
+#[test]
+fn k_shot_rows_on_sst2_sit_beside_fine_tuning_on_the_same_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let out = tmp.path().join("report");
+    let command = format!(
+        "compare --corpus {} --task sst2 --objectives clm --seeds 1 --shots 0,4 --label-budgets 8 \
+         --tokenizer-kind char --layers 1 --d-model 16 --heads 2 --seq-len 512 --batch-size 4 --steps 10 \
+         --finetune-epochs 1 --minimal-pairs none --out {}",
+        shakespeare(),
+        out.display()
+    );
+    primer_ok(cache, &command);
+    let results = read_json(&out.join("results.json"));
+    assert_eq!(results["spec"]["shots"], serde_json::json!([0, 4]));
+    let task = &results["tasks"][0];
+    let cell = |method: &str, budget: Value| {
+        task["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["method"] == method && c["budget"] == budget)
+            .unwrap_or_else(|| panic!("no {method} cell at {budget}"))
+            .clone()
+    };
+    let (prompted, tuned) = (cell("k-shot", 4.into()), cell("shot-finetune", 4.into()));
+    for c in [
+        &prompted,
+        &tuned,
+        &cell("k-shot-calibrated", 4.into()),
+        &cell("k-shot-calibrated", Value::Null),
+    ] {
+        let accuracy = c["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{c}");
+    }
+    assert_eq!(tuned["labels_used"], 4);
+    // The fine-tune trained on the 4 examples the prompts showed.
+    let run = out.join(tuned["runs"][0].as_str().unwrap());
+    assert_eq!(read_json(&run.join("finetune.json"))["shots"], 4);
+    assert_eq!(read_json(&run.join("summary.json"))["train_examples"], 4);
+    let shown = read_json(&out.join(prompted["runs"][0].as_str().unwrap()));
+    assert_eq!(shown["draws"][0]["demonstrations"].as_array().unwrap().len(), 4);
+    let pairs: Vec<(&str, &str)> = task["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["budget"] == 4)
+        .map(|c| (c["a"].as_str().unwrap(), c["b"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("clm k-shot", "clm shot fine-tune"),
+            ("clm k-shot calibrated", "clm shot fine-tune")
+        ]
+    );
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let tables = markdown_tables(&md);
+    let (header, rows) = tables
+        .iter()
+        .find(|(header, _)| header.last().is_some_and(|h| h == "4 labels") && header.contains(&"0 labels".to_string()))
+        .expect("the k-shot table");
+    assert_eq!(header, &["objective", "method", "0 labels", "4 labels"]);
+    let row = |method: &str| rows.iter().find(|r| r[1] == method).unwrap().clone();
+    assert_eq!(row("k-shot")[3], mean_pm_std(&prompted));
+    assert_eq!(row("k-shot")[2], mean_pm_std(&cell("zero-shot", Value::Null)));
+    assert_eq!(row("shot fine-tune")[3], mean_pm_std(&tuned));
+    assert_eq!(row("shot fine-tune")[2], "—");
+    assert!(
+        md.contains("At 4 labels, clm k-shot") || md.contains("At 4 labels, clm shot fine-tune"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(out.join("label-efficiency-sst2.svg")).unwrap();
+    assert!(svg.contains("clm k-shot") && svg.contains("clm shot fine-tune"));
+
+    // Every job is done: a resume writes the same results.
+    let resumed = primer(cache, &format!("compare --resume {}", out.display()));
+    assert_ok(&resumed);
+    let again = read_json(&out.join("results.json"));
+    assert_eq!(again["tasks"], results["tasks"]);
 }

@@ -333,6 +333,7 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
             "eval",
             "minimal-pairs",
             "prompt-classify",
+            "multiple-choice",
             "score",
             "export",
             "import"

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use burn::train::Interrupter;
+use primer_datasets::shots::ShotOrder;
 use primer_datasets::task::Task;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Pooling;
@@ -29,6 +30,10 @@ pub struct FinetuneArgs {
     from: PathBuf,
     #[command(flatten)]
     task: TaskArgs,
+    /// Train on exactly the K examples `prompt-classify --shots K` shows as demonstrations with
+    /// the same --seed (balanced over labels): k-shot fine-tuning, beside k-shot prompting.
+    #[arg(long, value_name = "K", conflicts_with = "train_limit")]
+    shots: Option<usize>,
     /// The fine-tuning run directory to write.
     #[arg(long)]
     out: PathBuf,
@@ -70,7 +75,7 @@ pub struct FinetuneArgs {
     /// context if shorter].
     #[arg(long)]
     max_len: Option<usize>,
-    /// Seeds the head, the example order, dropout and --train-limit.
+    /// Seeds the head, the example order, dropout, --train-limit and --shots.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Plain progress lines instead of the terminal dashboard.
@@ -88,14 +93,14 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     let host = Backend::Flex.device()?;
     if primer_options::check_only() {
         let (pretrained, tokenizer) = TrainedRun::check(&args.from, false)?;
-        let task = args.task.load(args.seed)?;
+        let task = task_of(&args)?;
         crate::devices::resolve(&args.backend)?;
         config_of(&args, &pretrained, &tokenizer, &task)?;
         RunDir::new(&args.out).check_claim(args.overwrite)?;
         return Ok(ExitCode::SUCCESS);
     }
     let pretrained = TrainedRun::load(&args.from, &host)?;
-    let task = args.task.load(args.seed)?;
+    let task = task_of(&args)?;
     let (backend, device) = crate::devices::resolve(&args.backend)?;
     let config = config_of(&args, &pretrained.config, &pretrained.tokenizer, &task)?;
     let run_dir = RunDir::new(&args.out);
@@ -121,6 +126,20 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
         let _ = RunStatus::now(RunState::Failed, Some(error.to_string())).write(&run_dir);
     })?;
     finished(outcome, &run_dir)
+}
+
+/// The task to fine-tune on: with `--shots K`, only the K training examples that
+/// `prompt-classify --shots K` would show as demonstrations.
+fn task_of(args: &FinetuneArgs) -> anyhow::Result<Task> {
+    let mut task = args.task.load(args.seed)?;
+    if let Some(shots) = args.shots {
+        if shots == 0 {
+            bail!("--shots 0 leaves nothing to train on: give at least 1");
+        }
+        let chosen = task.demonstrations(shots, ShotOrder::Balanced, args.seed)?;
+        task.train = chosen.iter().map(|&i| task.train[i].clone()).collect();
+    }
+    Ok(task)
 }
 
 /// The fine-tune's config, checked: the run's tokenizer against its model, every option, and
@@ -156,6 +175,7 @@ fn config_of(
         labels: task.labels.clone(),
         train_examples: task.train.len(),
         train_limit: args.task.train_limit,
+        shots: args.shots,
         max_len: args
             .max_len
             .unwrap_or(FINETUNE_MAX_LEN.min(pretrained.model.max_seq_len)),

@@ -12,8 +12,10 @@ mod import;
 #[cfg(feature = "tch")]
 mod libtorch;
 mod minimal_pairs;
+mod multiple_choice;
 mod pretrain;
 mod prompt_classify;
+mod prompt_report;
 mod score;
 mod trained;
 
@@ -77,9 +79,12 @@ enum Command {
     Dashboard(primer_dashboard::DashboardArgs),
     /// Label texts with a fine-tuned classifier.
     Classify(classify::ClassifyArgs),
-    /// Zero-shot classification by prompting a pre-trained run: accuracy on a task's validation
-    /// split with no training.
+    /// Classification by prompting a pre-trained run, zero-shot or after K labelled
+    /// demonstrations, calibrated or not: accuracy on a task's validation split with no training.
     PromptClassify(prompt_classify::PromptClassifyArgs),
+    /// Multiple-choice questions (HellaSwag-style JSON Lines) answered by a pre-trained run:
+    /// lm-evaluation-harness's acc and acc_norm, zero-shot or after K demonstrations.
+    MultipleChoice(multiple_choice::MultipleChoiceArgs),
     /// Continue a prompt with a causal run (sampling, key/value cache), streaming the text.
     Generate(generate::GenerateArgs),
     /// The most likely tokens at each [MASK] of a text, from a masked-LM run.
@@ -218,6 +223,7 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
         Command::Dashboard(args) => primer_dashboard::run(args, <Cli as clap::CommandFactory>::command())?,
         Command::Classify(args) => classify::run(args)?,
         Command::PromptClassify(args) => prompt_classify::run(args)?,
+        Command::MultipleChoice(args) => multiple_choice::run(args)?,
         Command::Generate(args) => generate::run(args)?,
         Command::FillMask(args) => fill_mask::run(args)?,
         Command::Score(args) => score::run(args)?,
@@ -248,7 +254,7 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
                     }
                 );
                 println!(
-                    "         commands: eval score finetune classify prompt-classify {}",
+                    "         commands: eval score finetune classify prompt-classify multiple-choice {}",
                     extra.join(" ")
                 );
             }

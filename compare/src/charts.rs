@@ -1,23 +1,31 @@
 //! The report's charts, as SVG drawn by plotters.
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::LogCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Metric;
 
 use super::plan::Method;
-use super::results::{PretrainResult, TaskResult};
+use super::results::{Cell, PretrainResult, TaskResult};
 use super::stats::mean_std;
 
 const SIZE: (u32, u32) = (720, 420);
-const PALETTE: [RGBColor; 6] = [
+/// Twelve colours, so that two objectives' six lines each stay apart.
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
 ];
 
 /// The validation metric an objective is judged by during pre-training (its main one), and its
@@ -177,16 +185,31 @@ pub fn minimal_pairs_curves(objectives: &[ObjectiveConfig], runs: &[PretrainResu
     .map(Some)
 }
 
-/// Accuracy against labelled examples (log scale) for every objective and trained method,
-/// mean over seeds with ±1 standard deviation bars; zero-shot and the majority label as
-/// horizontal lines.
+/// The lines of the label-efficiency chart, in drawing order: trained classifiers, then
+/// prompting with demonstrations (dashed), each where it has cells.
+const LINES: [Method; 6] = [
+    Method::Finetune,
+    Method::Probe,
+    Method::Scratch,
+    Method::ShotFinetune,
+    Method::KShot,
+    Method::KShotCalibrated,
+];
+
+/// Accuracy against labelled examples (log scale) for every objective and trained method, and
+/// for k-shot prompting beside fine-tuning on the same shots, mean over seeds with ±1 standard
+/// deviation bars; zero-shot and the majority label as horizontal lines.
 pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveConfig]) -> anyhow::Result<String> {
-    let trained: Vec<_> = task.cells.iter().filter(|c| c.method != Method::ZeroShot).collect();
-    let x_lo = trained
+    let placed: Vec<&Cell> = task
+        .cells
+        .iter()
+        .filter(|c| c.method != Method::ZeroShot && c.labels_used > 0)
+        .collect();
+    let x_lo = placed
         .iter()
         .map(|c| c.labels_used as f64)
         .fold(f64::INFINITY, f64::min);
-    let x_hi = trained.iter().map(|c| c.labels_used as f64).fold(1.0, f64::max);
+    let x_hi = placed.iter().map(|c| c.labels_used as f64).fold(1.0, f64::max);
     let (x_lo, x_hi) = (x_lo.max(1.0) / 1.5, (x_hi * 1.5).max(x_lo.max(1.0) * 2.0));
     let (y_lo, y_hi) = padded(
         task.cells
@@ -209,36 +232,19 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveConfig]) -> an
             .draw()?;
         let mut color_index = 0;
         for objective in objectives {
-            for method in Method::TRAINED {
-                let color = PALETTE[color_index % PALETTE.len()];
-                color_index += 1;
-                let mut cells: Vec<_> = trained
+            for method in LINES {
+                let mut cells: Vec<&Cell> = placed
                     .iter()
+                    .copied()
                     .filter(|c| &c.objective == objective && c.method == method)
                     .collect();
+                if cells.is_empty() {
+                    continue;
+                }
                 cells.sort_by_key(|c| c.labels_used);
-                let style = if method == Method::Scratch {
-                    color.stroke_width(1)
-                } else {
-                    color.stroke_width(2)
-                };
-                chart
-                    .draw_series(LineSeries::new(
-                        cells.iter().map(|c| (c.labels_used as f64, c.mean)),
-                        style,
-                    ))?
-                    .label(format!("{objective} {}", method.name()))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                chart.draw_series(cells.iter().map(|c| {
-                    ErrorBar::new_vertical(
-                        c.labels_used as f64,
-                        c.mean - c.std,
-                        c.mean,
-                        c.mean + c.std,
-                        color.filled(),
-                        8,
-                    )
-                }))?;
+                let color = PALETTE[color_index % PALETTE.len()];
+                color_index += 1;
+                method_line(&mut chart, &cells, format!("{objective} {}", method.name()), color)?;
             }
         }
         let mut horizontal = |y: f64, label: String, color: RGBColor| -> anyhow::Result<()> {
@@ -265,4 +271,41 @@ pub fn label_efficiency(task: &TaskResult, objectives: &[ObjectiveConfig]) -> an
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
+}
+
+/// One method's cells of one objective as a line with ±1 standard deviation bars: thin for
+/// scratch, dashed for prompting.
+fn method_line<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>,
+    cells: &[&Cell],
+    label: String,
+    color: RGBColor,
+) -> anyhow::Result<()> {
+    let method = cells[0].method;
+    let style = if method == Method::Scratch {
+        color.stroke_width(1)
+    } else {
+        color.stroke_width(2)
+    };
+    let points = cells.iter().map(|c| (c.labels_used as f64, c.mean));
+    let series = match method {
+        Method::KShot | Method::KShotCalibrated => {
+            chart.draw_series(DashedLineSeries::new(points.collect::<Vec<_>>(), 6, 4, style))?
+        }
+        _ => chart.draw_series(LineSeries::new(points, style))?,
+    };
+    series
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    chart.draw_series(cells.iter().map(|c| {
+        ErrorBar::new_vertical(
+            c.labels_used as f64,
+            c.mean - c.std,
+            c.mean,
+            c.mean + c.std,
+            color.filled(),
+            8,
+        )
+    }))?;
+    Ok(())
 }

@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_trainer::run_dir::RunDir;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method, Workload};
+use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
 /// ETA, rewritten as each job starts and when all are done.
@@ -82,7 +83,7 @@ impl<'a> Runner<'a> {
         let output = self.layout.output(self.spec, job);
         match job {
             Job::Pretrain { .. } | Job::Finetune { .. } => RunDir::new(&output).summary().exists(),
-            Job::Eval { .. } | Job::ZeroShot { .. } | Job::MinimalPairs { .. } => output.exists(),
+            Job::Eval { .. } | Job::ZeroShot { .. } | Job::KShot { .. } | Job::MinimalPairs { .. } => output.exists(),
         }
     }
 
@@ -273,18 +274,23 @@ impl<'a> Runner<'a> {
                 (args, Some(output.to_path_buf()))
             }
             Job::ZeroShot { task, objective, seed } => {
-                let task = &spec.tasks[task];
-                let mut args = words(&["prompt-classify", "--run"]);
-                args.push(path(&self.layout.pretrain_run(&spec.objectives[objective], seed)));
-                args.extend(task.data_arguments());
-                let template = task
-                    .template
-                    .clone()
-                    .expect("zero-shot jobs are planned for prompted tasks");
-                args.extend(["--template".into(), template]);
-                let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
-                args.extend(["--verbalizer".into(), verbalizer.join(",")]);
-                args.extend(words(&["--json"]));
+                let mut args = self.prompt_arguments(task, objective, seed);
+                // Beside k-shot rows, zero-shot is their K of 0, calibrated too.
+                if !spec.shots.is_empty() {
+                    args.push("--calibrate".into());
+                }
+                args.extend(backend);
+                (args, Some(output.to_path_buf()))
+            }
+            Job::KShot {
+                task,
+                objective,
+                seed,
+                shots,
+            } => {
+                let mut args = self.prompt_arguments(task, objective, seed);
+                args.extend(["--shots".into(), shots.to_string(), "--seed".into(), seed.to_string()]);
+                args.push("--calibrate".into());
                 args.extend(backend);
                 (args, Some(output.to_path_buf()))
             }
@@ -302,6 +308,29 @@ impl<'a> Runner<'a> {
                 (args, None)
             }
         })
+    }
+
+    /// `primer prompt-classify --json` of the pre-training run of an objective and seed on a
+    /// prompted task, with the task's template and label words.
+    fn prompt_arguments(&self, task: usize, objective: usize, seed: u64) -> Vec<String> {
+        let spec = self.spec;
+        let task = &spec.tasks[task];
+        let mut args = vec!["prompt-classify".to_string(), "--run".into()];
+        args.push(
+            self.layout
+                .pretrain_run(&spec.objectives[objective], seed)
+                .display()
+                .to_string(),
+        );
+        args.extend(task.data_arguments());
+        let template = task
+            .template
+            .clone()
+            .expect("prompting jobs are planned for prompted tasks");
+        args.extend(["--template".into(), template]);
+        let verbalizer: Vec<String> = task.verbalizer.iter().map(|(l, w)| format!("{l}={w}")).collect();
+        args.extend(["--verbalizer".into(), verbalizer.join(","), "--json".into()]);
+        args
     }
 
     /// The command line of a pre-training run: its options in a config file (kept with the
@@ -347,8 +376,10 @@ impl<'a> Runner<'a> {
                 .to_string(),
         );
         args.extend(spec.tasks[task].data_arguments());
-        if let LabelBudget::Count(n) = budget {
-            args.extend(["--train-limit".into(), n.to_string()]);
+        match (budget, method) {
+            (LabelBudget::Count(n), Method::ShotFinetune) => args.extend(["--shots".into(), n.to_string()]),
+            (LabelBudget::Count(n), _) => args.extend(["--train-limit".into(), n.to_string()]),
+            (LabelBudget::All, _) => {}
         }
         args.extend(["--seed".into(), seed.to_string()]);
         args.extend(["--epochs".into(), spec.finetune.epochs.to_string()]);
@@ -361,7 +392,10 @@ impl<'a> Runner<'a> {
                 args.push("--from-scratch".into());
                 spec.finetune.lr
             }
-            Method::Finetune | Method::ZeroShot => spec.finetune.lr,
+            Method::Finetune | Method::ShotFinetune => spec.finetune.lr,
+            Method::ZeroShot | Method::KShot | Method::KShotCalibrated => {
+                unreachable!("prompting is not fine-tuning")
+            }
         };
         args.extend(["--lr".into(), lr.to_string()]);
         args

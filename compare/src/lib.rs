@@ -7,8 +7,11 @@ mod pairs;
 mod plan;
 mod report;
 mod results;
-mod stats;
+mod shots;
+pub mod stats;
+mod task_results;
 mod task_specs;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,10 +28,11 @@ use primer_trainer::run::valid_starts;
 pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
 pub use plan::CompareSpec;
-use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSize, TaskSpec, Workload};
+use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSpec};
 use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
+use workload::{TaskSize, Workload};
 
 /// Arguments of `primer compare`.
 #[derive(clap::Args, Debug)]
@@ -58,6 +62,12 @@ pub struct CompareArgs {
     /// Labelled examples per fine-tune, comma-separated counts or `all`.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000,all", value_parser = LabelBudget::parse)]
     label_budgets: Vec<LabelBudget>,
+    /// K-shot rows beside fine-tuning on as many labels: demonstrations per prompt,
+    /// comma-separated (0 is the zero-shot row), e.g. 0,4,16. Each K above 0 prompts every
+    /// pre-trained model with K demonstrations from the training split (balanced over labels,
+    /// drawn with the run's seed), calibrated and not, and fine-tunes it on exactly those K.
+    #[arg(long, value_delimiter = ',', value_name = "K,...")]
+    shots: Vec<usize>,
     /// Peak learning rate of full fine-tunes and from-scratch runs (1e-3 let pre-trained models
     /// move where 3e-4 left them behind scratch: docs/compare.md).
     #[arg(long, default_value_t = 1e-3)]
@@ -85,16 +95,17 @@ pub struct CompareArgs {
     resume: Option<PathBuf>,
 }
 
-/// Runs `primer compare`.
-pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
-    let (layout, spec, fresh) = match (&args.resume, &args.out) {
+/// The report directory, its comparison, and whether it is new: `--resume`'s, with the flags
+/// (if any) checked against it, or `--out`'s, which must hold nothing else.
+fn open_report(args: &CompareArgs) -> anyhow::Result<(Layout, CompareSpec, bool)> {
+    Ok(match (&args.resume, &args.out) {
         (Some(_), Some(_)) => bail!("--resume REPORT_DIR and --out contradict each other: give one"),
         (None, None) => bail!("no --out given: name the report directory, e.g. --out reports/mlm-vs-clm"),
         (Some(dir), None) => {
             let layout = Layout { root: dir.clone() };
             let stored = read_spec(&layout)?;
             if args.options.corpus.corpus.is_some() || args.options.data.is_some() {
-                let given = spec_of(&args)?;
+                let given = spec_of(args)?;
                 let differences = given.differences(&stored);
                 if !differences.is_empty() {
                     bail!(
@@ -107,7 +118,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             (layout, stored, false)
         }
         (None, Some(dir)) => {
-            let spec = spec_of(&args)?;
+            let spec = spec_of(args)?;
             let layout = Layout { root: dir.clone() };
             if layout.spec().exists() {
                 let stored = read_spec(&layout)?;
@@ -136,7 +147,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             }
             (layout, spec, true)
         }
-    };
+    })
+}
+
+/// Runs `primer compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (layout, spec, fresh) = open_report(&args)?;
     let (train, _) = spec.pretrain.configs(1)?;
     let task_sizes = check(&spec, &train)?;
     if primer_options::check_only() {
@@ -152,8 +168,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         Ok(read_command(&layout))
     };
-    // A fresh report that cannot get its data is removed, so the corrected command can start.
-    let started = started.and_then(|command| Ok((command, shared_data(&spec, &layout)?)));
+    // A fresh report that cannot get its data, or whose demonstrations do not fit the context,
+    // is removed, so the corrected command can start.
+    let started = started.and_then(|command| {
+        let data = shared_data(&spec, &layout)?;
+        shots::check_fits(&spec, &layout.tokenizer(), train.seq_len)?;
+        Ok((command, data))
+    });
     let (command, data) = match started {
         Ok(started) => started,
         Err(error) => {
@@ -290,6 +311,9 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
     let mut label_budgets = args.label_budgets.clone();
     label_budgets.sort();
     label_budgets.dedup();
+    let mut shots = args.shots.clone();
+    shots.sort();
+    shots.dedup();
     let task_specs = args
         .tasks
         .iter()
@@ -309,6 +333,7 @@ fn spec_of(args: &CompareArgs) -> anyhow::Result<CompareSpec> {
             probe_lr: args.probe_lr,
             epochs: args.finetune_epochs,
         },
+        shots,
     })
 }
 
@@ -402,6 +427,7 @@ fn check(spec: &CompareSpec, train: &TrainConfig) -> anyhow::Result<Vec<TaskSize
                 .map_err(|e| anyhow::anyhow!("task {}: {e}", task_spec.name()))?;
         }
     }
+    shots::check(spec)?;
     Ok(sizes)
 }
 

@@ -4,7 +4,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use primer_objectives::ObjectiveConfig;
-use primer_objectives::info::Scoring;
 use serde::{Deserialize, Serialize};
 
 use primer_options::PretrainOptions;
@@ -181,6 +180,10 @@ pub struct CompareSpec {
     /// in comparisons made before them.
     #[serde(default)]
     pub minimal_pairs: Option<PairsSpec>,
+    /// Demonstrations per prompt of the k-shot rows (0: the zero-shot one), each K above 0
+    /// prompted and fine-tuned on the same K examples; none in comparisons without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shots: Vec<usize>,
 }
 
 /// Minimal pairs, as `primer minimal-pairs` takes them.
@@ -238,6 +241,13 @@ pub enum Method {
     Scratch,
     /// No training: the pre-trained LM is prompted.
     ZeroShot,
+    /// No training: the pre-trained LM is prompted after K labelled demonstrations.
+    KShot,
+    /// K-shot prompting with contextual calibration.
+    KShotCalibrated,
+    /// Every weight trained, from the pre-trained encoder, on exactly the K demonstrations
+    /// k-shot prompting shows.
+    ShotFinetune,
 }
 
 impl Method {
@@ -248,6 +258,9 @@ impl Method {
             Self::Probe => "probe",
             Self::Scratch => "scratch",
             Self::ZeroShot => "zero-shot",
+            Self::KShot => "k-shot",
+            Self::KShotCalibrated => "k-shot calibrated",
+            Self::ShotFinetune => "shot fine-tune",
         }
     }
 
@@ -302,6 +315,18 @@ pub enum Job {
         objective: usize,
         /// Seed.
         seed: u64,
+    },
+    /// K-shot prompting of a pre-training run, calibrated beside uncalibrated, the
+    /// demonstrations drawn with the seed.
+    KShot {
+        /// Index into the spec's tasks.
+        task: usize,
+        /// Index into the spec's objectives.
+        objective: usize,
+        /// Seed of the pre-training run and of the demonstrations.
+        seed: u64,
+        /// Demonstrations per prompt, at least 1.
+        shots: usize,
     },
 }
 
@@ -366,12 +391,22 @@ impl Layout {
             } => self.runs().join(format!(
                 "{}-{}-{}-{}-s{seed}",
                 spec.tasks[task].slug(),
-                method.name(),
+                method.name().replace(' ', "-"),
                 slug(&spec.objectives[objective]),
                 budget
             )),
             Job::ZeroShot { task, objective, seed } => self.runs().join(format!(
                 "{}-zero-shot-{}-s{seed}.json",
+                spec.tasks[task].slug(),
+                slug(&spec.objectives[objective])
+            )),
+            Job::KShot {
+                task,
+                objective,
+                seed,
+                shots,
+            } => self.runs().join(format!(
+                "{}-{shots}-shot-{}-s{seed}.json",
                 spec.tasks[task].slug(),
                 slug(&spec.objectives[objective])
             )),
@@ -410,6 +445,9 @@ impl Job {
                     jobs.push(Job::ZeroShot { task, objective, seed });
                 }
             }
+            if spec.tasks[task].prompted() {
+                jobs.extend(Self::k_shot(spec, task));
+            }
             for &budget in &spec.label_budgets {
                 for &seed in &spec.seeds {
                     for objective in 0..spec.objectives.len() {
@@ -423,6 +461,32 @@ impl Job {
                             });
                         }
                     }
+                }
+            }
+        }
+        jobs
+    }
+
+    /// The k-shot jobs of a prompted task: per K above 0, prompting with K demonstrations and
+    /// fine-tuning on them, per seed and objective.
+    fn k_shot(spec: &CompareSpec, task: usize) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for &shots in spec.shots.iter().filter(|&&k| k > 0) {
+            for &seed in &spec.seeds {
+                for objective in 0..spec.objectives.len() {
+                    jobs.push(Job::KShot {
+                        task,
+                        objective,
+                        seed,
+                        shots,
+                    });
+                    jobs.push(Job::Finetune {
+                        task,
+                        objective,
+                        seed,
+                        budget: LabelBudget::Count(shots),
+                        method: Method::ShotFinetune,
+                    });
                 }
             }
         }
@@ -462,6 +526,16 @@ impl Job {
                     spec.objectives[objective]
                 )
             }
+            Job::KShot {
+                task,
+                objective,
+                seed,
+                shots,
+            } => format!(
+                "{} {shots}-shot {} seed {seed}",
+                spec.tasks[task].name(),
+                spec.objectives[objective]
+            ),
         }
     }
 
@@ -473,74 +547,17 @@ impl Job {
             Job::MinimalPairs { .. } => "minimal-pairs",
             Job::Finetune { .. } => "finetune",
             Job::ZeroShot { .. } => "zero-shot",
-        }
-    }
-}
-
-/// Size of a task, for time estimates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskSize {
-    /// Labelled training examples.
-    pub train: usize,
-    /// Dev examples, scored after every fine-tuning epoch.
-    pub dev: usize,
-    /// Labels, each scored per dev example by zero-shot prompting.
-    pub labels: usize,
-}
-
-/// What each job processes, for time estimates: a job's work is the token positions of its
-/// passes, a training pass (forward and backward) counting three.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workload {
-    /// Tokens one pre-training run trains on.
-    pub pretrain_tokens: f64,
-    /// Tokens one evaluation of a pre-trained run reads.
-    pub eval_tokens: f64,
-    /// Tokens of a fine-tuning example at most (the fine-tuning context).
-    pub example_tokens: f64,
-    /// Each task's size, in `CompareSpec::tasks` order.
-    pub tasks: Vec<TaskSize>,
-}
-
-impl Workload {
-    /// The work of `job`; fine-tunes count every epoch, though early stopping may end them sooner.
-    pub fn of(&self, spec: &CompareSpec, job: &Job) -> f64 {
-        match *job {
-            Job::Pretrain { .. } => 3.0 * self.pretrain_tokens,
-            Job::Eval { .. } => self.eval_tokens,
-            // Two sentences of about a dozen tokens per pair, each token a row for a masked model.
-            Job::MinimalPairs { objective, .. } => {
-                let pairs = spec.minimal_pairs.as_ref().map_or(0, PairsSpec::approximate_pairs) as f64;
-                let rows = match spec.objectives[objective].info().scoring {
-                    Scoring::LogLikelihood | Scoring::ReplacedTokenDetection => 2.0,
-                    Scoring::PseudoLogLikelihood => 24.0,
-                };
-                pairs * rows * 12.0
-            }
-            Job::ZeroShot { task, .. } => {
-                let size = self.tasks[task];
-                (size.dev * size.labels) as f64 * self.example_tokens
-            }
-            Job::Finetune {
-                task, budget, method, ..
-            } => {
-                let size = self.tasks[task];
-                let examples = match budget {
-                    LabelBudget::Count(n) => n,
-                    LabelBudget::All => size.train,
-                } as f64;
-                let passes = if method == Method::Probe { 1.0 } else { 3.0 };
-                spec.finetune.epochs as f64 * (passes * examples + size.dev as f64) * self.example_tokens
-            }
+            Job::KShot { .. } => "k-shot",
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn spec() -> CompareSpec {
+    /// Two objectives, two seeds, one prompted task, two budgets.
+    pub(crate) fn spec() -> CompareSpec {
         CompareSpec {
             pretrain: PretrainOptions::default(),
             objectives: vec!["mlm".parse().unwrap(), "clm".parse().unwrap()],
@@ -564,46 +581,8 @@ mod tests {
                 source: "blimp".into(),
                 limit_per_paradigm: Some(10),
             }),
+            shots: Vec::new(),
         }
-    }
-
-    #[test]
-    fn work_grows_with_tokens_examples_and_passes() {
-        let spec = spec();
-        let workload = Workload {
-            pretrain_tokens: 1000.0,
-            eval_tokens: 50.0,
-            example_tokens: 10.0,
-            tasks: vec![TaskSize {
-                train: 500,
-                dev: 20,
-                labels: 2,
-            }],
-        };
-        let objective = 0;
-        let finetune = |budget, method| Job::Finetune {
-            task: 0,
-            objective,
-            seed: 0,
-            budget,
-            method,
-        };
-        let work = |job: &Job| workload.of(&spec, job);
-        assert_eq!(work(&Job::Pretrain { objective, seed: 0 }), 3000.0);
-        assert_eq!(work(&Job::Eval { objective, seed: 0 }), 50.0);
-        assert_eq!(
-            work(&Job::ZeroShot {
-                task: 0,
-                objective,
-                seed: 0
-            }),
-            400.0
-        );
-        // 10 epochs of (3 passes over 100 examples + the 20 dev examples) of 10 tokens.
-        assert_eq!(work(&finetune(LabelBudget::Count(100), Method::Finetune)), 32_000.0);
-        assert_eq!(work(&finetune(LabelBudget::Count(100), Method::Scratch)), 32_000.0);
-        assert_eq!(work(&finetune(LabelBudget::Count(100), Method::Probe)), 12_000.0);
-        assert_eq!(work(&finetune(LabelBudget::All, Method::Finetune)), 152_000.0);
     }
 
     #[test]
@@ -638,5 +617,45 @@ mod tests {
         other.pretrain.steps = Some(10);
         assert_eq!(spec().differences(&other), ["steps", "seeds"]);
         assert!(spec().differences(&spec()).is_empty());
+    }
+
+    #[test]
+    fn shots_add_prompting_and_a_fine_tune_on_the_same_examples_per_k_above_zero() {
+        let mut spec = spec();
+        let without = Job::all(&spec);
+        spec.shots = vec![0, 4, 16];
+        let jobs = Job::all(&spec);
+        // Per K of 4 and 16: 2 objectives x 2 seeds x (prompting + fine-tuning on the shots).
+        assert_eq!(jobs.len(), without.len() + 2 * 2 * 2 * 2);
+        let k_shot = |job: &&Job| matches!(job, Job::KShot { .. });
+        assert_eq!(jobs.iter().filter(k_shot).count(), 8);
+        assert!(jobs.contains(&Job::Finetune {
+            task: 0,
+            objective: 1,
+            seed: 1,
+            budget: LabelBudget::Count(16),
+            method: Method::ShotFinetune,
+        }));
+        let layout = Layout { root: "r".into() };
+        let mut outputs: Vec<PathBuf> = jobs.iter().map(|j| layout.output(&spec, j)).collect();
+        assert!(
+            outputs.iter().all(|o| !o.to_string_lossy().contains(' ')),
+            "{outputs:?}"
+        );
+        outputs.sort();
+        outputs.dedup();
+        assert_eq!(outputs.len(), jobs.len());
+        // A task without a prompt gets neither.
+        spec.tasks[0].template = None;
+        assert!(!Job::all(&spec).iter().any(|j| matches!(j, Job::KShot { .. })));
+    }
+
+    #[test]
+    fn a_spec_made_before_shots_reads_and_writes_as_it_was() {
+        let json = serde_json::to_string_pretty(&spec()).unwrap();
+        assert!(!json.contains("shots"), "{json}");
+        let read: CompareSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&read).unwrap(), json);
+        assert_eq!(Job::all(&read), Job::all(&spec()));
     }
 }

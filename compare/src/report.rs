@@ -12,7 +12,7 @@ use super::results::Results;
 use super::stats::mean_std;
 
 /// A piece of the report.
-enum Block {
+pub(super) enum Block {
     Heading(u8, String),
     Paragraph(String),
     /// Header and rows; every row has the header's width.
@@ -318,6 +318,28 @@ fn task_section(
         }
     }
     out.push(Block::Table(header, rows));
+    out.extend(prompting(results, task, task_spec));
+    out.push(Block::Chart(
+        format!("label-efficiency-{}.svg", task_spec.slug()),
+        charts::label_efficiency(task, objectives)?,
+    ));
+    out.push(Block::Heading(3, "Which differences the data supports".into()));
+    out.push(Block::Paragraph(
+        "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
+         paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
+            .into(),
+    ));
+    out.extend(differences(&task.comparisons));
+
+    Ok(out)
+}
+
+/// A task's prompting tables: zero-shot beside the majority label, and the k-shot table when
+/// the comparison has one; or why the task was not prompted.
+fn prompting(results: &Results, task: &super::results::TaskResult, task_spec: &super::plan::TaskSpec) -> Vec<Block> {
+    let spec = &results.spec;
+    let objectives = &spec.objectives;
+    let mut out = Vec::new();
     let zero_shot: Vec<Vec<String>> = objectives
         .iter()
         .filter_map(|objective| {
@@ -352,19 +374,10 @@ fn task_section(
             "Zero-shot prompting skipped: the task has no prompt (give it a `template` and a `verbalizer`).".into(),
         )),
     }
-    out.push(Block::Chart(
-        format!("label-efficiency-{}.svg", task_spec.slug()),
-        charts::label_efficiency(task, objectives)?,
-    ));
-    out.push(Block::Heading(3, "Which differences the data supports".into()));
-    out.push(Block::Paragraph(
-        "Accuracy differences in points, with 95% bootstrap intervals that resample seeds and dev examples, \
-         paired (both sides scored on the same draws). A difference is supported when its interval excludes zero."
-            .into(),
-    ));
-    out.extend(differences(&task.comparisons));
-
-    Ok(out)
+    if task_spec.prompted() {
+        out.extend(super::shots::section(spec, task));
+    }
+    out
 }
 
 /// Pre-training: each objective's own metrics beside their unigram values, and its curve.

@@ -1,18 +1,16 @@
 //! Every number of a comparison, read back from its run directories: `results.json`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 use primer_objectives::ObjectiveConfig;
-use primer_trainer::finetune::FinetuneSummary;
 use primer_trainer::metrics::{Split, read_metrics};
 use primer_trainer::run::Summary;
 use primer_trainer::run_dir::RunDir;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
-use super::stats::{BOOTSTRAP_ITERATIONS, bootstrap_difference, majority_accuracy, mean_std};
+use super::stats::{BOOTSTRAP_ITERATIONS, bootstrap_difference, mean_std};
 
 /// `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +170,10 @@ pub struct TaskResult {
     pub cells: Vec<Cell>,
     /// Paired differences with bootstrap confidence intervals.
     pub comparisons: Vec<Comparison>,
+    /// What the k-shot prompts lost to fit the context, per objective and K (none without
+    /// k-shot rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shot_cuts: Vec<super::shots::ShotCuts>,
 }
 
 /// Accuracy over seeds of one objective, method and label budget.
@@ -285,13 +287,6 @@ pub struct FinetuneRun {
     pub wall_time_s: f64,
 }
 
-/// What `primer prompt-classify --json` wrote.
-#[derive(Debug, Deserialize)]
-struct ZeroShotReport {
-    accuracy: f64,
-    predicted: Vec<usize>,
-}
-
 /// What `primer eval --json` wrote.
 #[derive(Debug, Deserialize)]
 struct EvalReport {
@@ -362,7 +357,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
     let mut tasks = Vec::new();
     let mut finetune_runs = Vec::new();
     for (index, task_spec) in spec.tasks.iter().enumerate() {
-        tasks.push(task_result(
+        tasks.push(super::task_results::task_result(
             spec,
             layout,
             index,
@@ -383,98 +378,13 @@ pub fn collect(spec: &CompareSpec, layout: &Layout, command: String, machine: Ma
     })
 }
 
-fn task_result(
-    spec: &CompareSpec,
-    layout: &Layout,
-    index: usize,
-    task_spec: &super::plan::TaskSpec,
-    relative: &dyn Fn(&Path) -> String,
-    finetune_runs: &mut Vec<FinetuneRun>,
-) -> anyhow::Result<TaskResult> {
-    let args = task_spec.task_args();
-    // Validation labels per seed (a task without a validation file holds out a seeded share).
-    let task = args.load(0)?;
-    let labels = |t: &primer_datasets::task::Task| t.valid.iter().map(|e| e.label).collect::<Vec<_>>();
-    let mut valid_labels = BTreeMap::new();
-    for &seed in &spec.seeds {
-        let seed_labels = if seed == 0 {
-            labels(&task)
-        } else {
-            labels(&args.load(seed)?)
-        };
-        valid_labels.insert(seed, seed_labels);
-    }
-    let mut cells = Vec::new();
-    for (o, objective) in spec.objectives.iter().enumerate().filter(|_| task_spec.prompted()) {
-        let mut cell = Cell::new(objective, Method::ZeroShot, None, 0);
-        for &seed in &spec.seeds {
-            let path = layout.output(
-                spec,
-                &Job::ZeroShot {
-                    task: index,
-                    objective: o,
-                    seed,
-                },
-            );
-            let report: ZeroShotReport = read_json(&path)?;
-            let labels: Vec<usize> = task.valid.iter().map(|e| e.label).collect();
-            cell.push(report.accuracy, correct(&report.predicted, &labels), relative(&path));
-        }
-        cells.push(cell.finish());
-    }
-    for &budget in &spec.label_budgets {
-        for (o, objective) in spec.objectives.iter().enumerate() {
-            for method in Method::TRAINED {
-                let used = match budget {
-                    LabelBudget::Count(n) => n,
-                    LabelBudget::All => task.train.len(),
-                };
-                let mut cell = Cell::new(objective, method, Some(budget), used);
-                for &seed in &spec.seeds {
-                    let job = Job::Finetune {
-                        task: index,
-                        objective: o,
-                        seed,
-                        budget,
-                        method,
-                    };
-                    let dir = layout.output(spec, &job);
-                    let summary: FinetuneSummary = read_json(&RunDir::new(&dir).summary())?;
-                    cell.push(
-                        summary.valid.accuracy,
-                        correct(&summary.valid_predicted, &valid_labels[&seed]),
-                        relative(&dir),
-                    );
-                    finetune_runs.push(FinetuneRun {
-                        run: relative(&dir),
-                        train_examples: summary.train_examples,
-                        steps: summary.steps,
-                        trained_parameters: summary.trained_parameters,
-                        wall_time_s: summary.wall_time_s,
-                    });
-                }
-                cells.push(cell.finish());
-            }
-        }
-    }
-    let comparisons = comparisons(spec, &cells);
-    Ok(TaskResult {
-        task: task_spec.name(),
-        labels: task.labels.clone(),
-        train_examples: task.train.len(),
-        valid_examples: task.valid.len(),
-        majority_accuracy: majority_accuracy(&valid_labels[&spec.seeds[0]]),
-        cells,
-        comparisons,
-    })
-}
-
-fn correct(predicted: &[usize], labels: &[usize]) -> Vec<bool> {
-    predicted.iter().zip(labels).map(|(p, l)| p == l).collect()
-}
-
 impl Cell {
-    fn new(objective: &ObjectiveConfig, method: Method, budget: Option<LabelBudget>, labels_used: usize) -> Self {
+    pub(super) fn new(
+        objective: &ObjectiveConfig,
+        method: Method,
+        budget: Option<LabelBudget>,
+        labels_used: usize,
+    ) -> Self {
         Self {
             objective: objective.clone(),
             method,
@@ -488,13 +398,13 @@ impl Cell {
         }
     }
 
-    fn push(&mut self, accuracy: f64, correct: Vec<bool>, run: String) {
+    pub(super) fn push(&mut self, accuracy: f64, correct: Vec<bool>, run: String) {
         self.accuracies.push(accuracy);
         self.correct.push(correct);
         self.runs.push(run);
     }
 
-    fn finish(mut self) -> Self {
+    pub(super) fn finish(mut self) -> Self {
         (self.mean, self.std) = mean_std(&self.accuracies);
         self
     }
@@ -503,41 +413,6 @@ impl Cell {
     pub fn label(&self) -> String {
         format!("{} {}", self.objective, self.method.name())
     }
-}
-
-/// Objective against objective (fine-tuned), and each pre-trained against from scratch, at
-/// every label budget.
-fn comparisons(spec: &CompareSpec, cells: &[Cell]) -> Vec<Comparison> {
-    let find = |objective: &ObjectiveConfig, method, budget| {
-        cells
-            .iter()
-            .find(|c| &c.objective == objective && c.method == method && c.budget == Some(budget))
-            .expect("every cell was collected")
-    };
-    let mut out = Vec::new();
-    for &budget in &spec.label_budgets {
-        for (i, a) in spec.objectives.iter().enumerate() {
-            for b in &spec.objectives[i + 1..] {
-                out.push(compare_cells(
-                    budget,
-                    find(a, Method::Finetune, budget),
-                    find(b, Method::Finetune, budget),
-                ));
-            }
-        }
-        for objective in &spec.objectives {
-            out.push(compare_cells(
-                budget,
-                find(objective, Method::Finetune, budget),
-                find(objective, Method::Scratch, budget),
-            ));
-        }
-    }
-    out
-}
-
-fn compare_cells(budget: LabelBudget, a: &Cell, b: &Cell) -> Comparison {
-    Comparison::of(Some(budget), a.label(), &a.correct, b.label(), &b.correct)
 }
 
 /// The matched quantities of the pre-training runs, per objective.

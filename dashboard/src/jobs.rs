@@ -14,13 +14,14 @@ use crate::paths::Roots;
 /// The commands a job may run: each writes a run, a report or a result (printed into the job's
 /// log). `generate`, `fill-mask` and `classify` answer a person at a terminal; `prepare` and
 /// `tokenizer` make inputs, not results.
-pub const JOB_COMMANDS: [&str; 9] = [
+pub const JOB_COMMANDS: [&str; 10] = [
     "pretrain",
     "finetune",
     "compare",
     "eval",
     "minimal-pairs",
     "prompt-classify",
+    "multiple-choice",
     "score",
     "export",
     "import",

@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod checksums;
+pub mod choices;
 pub mod corpus;
 pub mod error;
 pub mod files;
@@ -18,6 +19,7 @@ pub mod named;
 pub mod pairs;
 pub mod prepare;
 pub mod shard;
+pub mod shots;
 pub mod task;
 pub mod tokenizer;
 

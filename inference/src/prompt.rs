@@ -1,15 +1,13 @@
-//! Zero-shot prompting: classify by asking the pre-trained model which label word fits a
-//! template best, with no training. Causal models score the label word's tokens as a
-//! continuation; masked models score them at `[MASK]`s in the label slot, as in PET (Schick and
-//! Schütze 2021), each token independently.
-
-use burn::tensor::Device;
-use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::Transformer;
-use primer_objectives::{Companion, ObjectiveInfo};
+//! Classification by prompting: ask the pre-trained model which label word fits a template
+//! best, with no training, after labelled demonstrations or none. Causal models score the label
+//! word's tokens as a continuation; masked models score them at `[MASK]`s in the label slot, as
+//! in PET (Schick and Schütze 2021), each token independently.
 
 use primer_datasets::DataError;
 use primer_model::FieldError;
+
+use crate::context::{Candidate, PromptError, Query};
+use crate::scorer::{Scored, Scorer};
 
 /// Where the example's text goes in a template.
 pub const TEXT_SLOT: &str = "{text}";
@@ -75,42 +73,50 @@ impl Prompt {
         })
     }
 
-    /// The template filled with `text` and each label word, tokenised: the ids (after a start
-    /// token) and the positions of the label word's tokens.
-    fn fill(&self, tokenizer: &PrimerTokenizer, text: &str, start: u32) -> Result<Vec<Filled>, DataError> {
-        let with_text = self.template.replace(TEXT_SLOT, text);
-        let label_at = with_text.find(LABEL_SLOT).expect("checked in new");
-        self.words
-            .iter()
-            .map(|word| {
-                let filled = with_text.replacen(LABEL_SLOT, word, 1);
-                let (ids, offsets) = tokenizer.encode_with_offsets(&filled)?;
-                let span = label_at..label_at + word.len();
-                let label: Vec<usize> = offsets
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &(from, to))| from < span.end && to > span.start)
-                    .map(|(i, _)| i + 1)
-                    .collect();
-                let ids: Vec<u32> = std::iter::once(start).chain(ids).collect();
-                Ok(Filled { ids, label })
-            })
-            .collect()
+    /// The template.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// A demonstration: the template filled with `text` and the word of `label`.
+    pub fn demonstration(&self, text: &str, label: usize) -> String {
+        self.template
+            .replace(TEXT_SLOT, text)
+            .replacen(LABEL_SLOT, &self.words[label], 1)
+    }
+
+    /// The query of `text`: the template filled with it, once per label word.
+    pub fn query<'a>(&'a self, text: &'a str) -> LabelQuery<'a> {
+        LabelQuery { prompt: self, text }
     }
 }
 
-/// A filled template: ids and the positions of the label word's tokens.
-struct Filled {
-    ids: Vec<u32>,
-    label: Vec<usize>,
+/// A text to classify: its candidates are the template filled with it and each label word; it
+/// loses characters from its end.
+pub struct LabelQuery<'a> {
+    prompt: &'a Prompt,
+    text: &'a str,
 }
 
-/// Why a filled template could not be scored.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PromptError {
-    /// Longer than the model's context, in tokens: the text (with `truncate`, the template
-    /// and a label word alone).
-    TooLong(usize),
+impl Query for LabelQuery<'_> {
+    fn candidates(&self, cut: usize) -> Vec<Candidate> {
+        let keep = self.text.chars().count().saturating_sub(cut);
+        let text: String = self.text.chars().take(keep).collect();
+        let with_text = self.prompt.template.replace(TEXT_SLOT, &text);
+        let label_at = with_text.find(LABEL_SLOT).expect("checked in new");
+        self.prompt
+            .words
+            .iter()
+            .map(|word| Candidate {
+                text: with_text.replacen(LABEL_SLOT, word, 1),
+                scored: label_at..label_at + word.len(),
+            })
+            .collect()
+    }
+
+    fn cuttable(&self) -> usize {
+        self.text.chars().count()
+    }
 }
 
 /// The label scores of one text.
@@ -118,68 +124,33 @@ pub enum PromptError {
 pub struct LabelScores {
     /// The mean log-probability per token of each label word (higher fits better).
     pub scores: Vec<f64>,
+    /// Demonstrations left out to fit the context.
+    pub dropped: usize,
     /// Whether the text lost its end to fit the context.
     pub truncated: bool,
 }
 
-/// The mean log-probability per token of each label word for `text`. With `truncate`, text
-/// that would overflow the context loses its end first (never the template or the label slot).
-pub fn label_scores(
-    (model, companion): (&Transformer, Option<&Companion>),
-    objective: &ObjectiveInfo,
-    tokenizer: &PrimerTokenizer,
-    prompt: &Prompt,
-    text: &str,
-    truncate: bool,
-    device: &Device,
-) -> Result<Result<LabelScores, PromptError>, DataError> {
-    let specials = tokenizer.specials();
-    let start = objective.framing.open.id(specials);
-    let mut text = text.to_string();
-    let mut truncated = false;
-    let filled = loop {
-        let filled = prompt.fill(tokenizer, &text, start)?;
-        let longest = filled.iter().map(|f| f.ids.len()).max().unwrap_or(0);
-        if longest <= model.max_seq_len() {
-            break filled;
-        }
-        if !truncate || text.is_empty() {
-            return Ok(Err(PromptError::TooLong(longest)));
-        }
-        // Drop about as many characters as there are surplus tokens, at least one.
-        let surplus = (longest - model.max_seq_len()).max(1);
-        let keep = text.chars().count().saturating_sub(surplus);
-        text = text.chars().take(keep).collect();
-        truncated = true;
-    };
-    let mut rows = Vec::new();
-    let (mut positions, mut targets, mut counts) = (Vec::new(), Vec::new(), Vec::new());
-    let seq = filled.iter().map(|f| f.ids.len()).max().unwrap_or(0);
-    // Where each row's label word starts: the end of a prefix read both ways.
-    let starts = filled.iter().map(|f| f.label.first().copied().unwrap_or(0)).collect();
-    for (row, option) in filled.iter().enumerate() {
-        let mut ids = option.ids.clone();
-        for &at in &option.label {
-            targets.push(option.ids[at]);
-            let predicted_from = objective.label_slot.place(&mut ids, at, specials);
-            positions.push((row * seq + predicted_from) as u32);
-        }
-        counts.push(option.label.len());
-        rows.push(ids);
+impl Scorer<'_> {
+    /// The mean log-probability per token of each label word for `text` after
+    /// `demonstrations`. With `cut`, a prompt that would overflow the context loses
+    /// demonstrations first, then the end of the text (never the template or the label slot).
+    pub fn label_scores(
+        &self,
+        prompt: &Prompt,
+        demonstrations: &[String],
+        text: &str,
+        cut: bool,
+    ) -> Result<Result<LabelScores, PromptError>, DataError> {
+        let fitted = match self.fit(demonstrations, &prompt.query(text), cut)? {
+            Ok(fitted) => fitted,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(Ok(LabelScores {
+            scores: self.log_probs(&fitted.rows).iter().map(Scored::mean).collect(),
+            dropped: fitted.dropped,
+            truncated: fitted.cut,
+        }))
     }
-    let attention = objective.label_slot.attention(starts);
-    let log_probs =
-        objective
-            .label_slot
-            .log_probs((model, companion), &rows, (&positions, &targets), attention, device);
-    let mut scores = Vec::with_capacity(counts.len());
-    let mut at = 0;
-    for count in counts {
-        let sum: f64 = log_probs[at..at + count].iter().map(|&lp| lp as f64).sum();
-        scores.push(sum / count.max(1) as f64);
-        at += count;
-    }
-    Ok(Ok(LabelScores { scores, truncated }))
 }
 
 #[cfg(test)]
@@ -209,5 +180,19 @@ mod tests {
         assert!(err("{text} [LABEL] [LABEL]", "0=bad,1=good").contains("[LABEL] exactly once"));
         assert!(err("{text} [LABEL]", "0=bad,2=good").contains("label \"2\""));
         assert!(err("{text} [LABEL]", "0=bad").contains("no word for label \"1\""));
+    }
+
+    #[test]
+    fn demonstrations_and_queries_fill_the_template() {
+        let labels = ["0".to_string(), "1".to_string()];
+        let prompt = Prompt::new("{text} It was [LABEL].", &pairs("0=bad,1=great"), &labels).unwrap();
+        assert_eq!(prompt.demonstration("Dull.", 0), "Dull. It was bad.");
+        let query = prompt.query("A gem.");
+        let candidates = query.candidates(0);
+        assert_eq!(candidates[1].text, "A gem. It was great.");
+        assert_eq!(&candidates[1].text[candidates[1].scored.clone()], "great");
+        // The text loses its end, never the template or the word.
+        assert_eq!(query.candidates(4)[0].text, "A  It was bad.");
+        assert_eq!(query.cuttable(), 6);
     }
 }

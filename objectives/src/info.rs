@@ -209,6 +209,15 @@ pub enum LabelSlot {
 }
 
 impl LabelSlot {
+    /// Whether labelled demonstrations may precede the prompt (k-shot prompting): a slot whose
+    /// word is predicted reads them as context, left to right, after a prefix or around a
+    /// `[MASK]` (LM-BFF, Gao et al. 2021). A judged slot predicts nothing: the discriminator
+    /// judges a word it is shown, and replaced-token detection never asks it to carry a word
+    /// over from earlier text (Xia et al. 2022 prompt ELECTRA without demonstrations).
+    pub fn reads_demonstrations(self) -> bool {
+        !matches!(self, Self::Judged)
+    }
+
     /// Prepares the label token at `at` of `ids` and returns the position that predicts it.
     pub fn place(self, ids: &mut [u32], at: usize, specials: &SpecialTokens) -> usize {
         match self {

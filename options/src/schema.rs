@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use primer_datasets::corpus::DocSplit;
+use primer_datasets::shots::ShotOrder;
 use primer_datasets::tokenizer::TokenizerKind;
 use primer_model::{Pooling, Positions};
 use primer_objectives::ObjectiveConfig;
@@ -277,6 +278,7 @@ named_values!(
     Positions: ["rotary", "learned"],
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
+    ShotOrder: ["balanced", "random"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists

@@ -34,10 +34,13 @@ pub struct FinetuneConfig {
     pub task: String,
     /// Label names, in the head's order.
     pub labels: Vec<String>,
-    /// Training examples used (after `--train-limit`).
+    /// Training examples used (after `--train-limit` or `--shots`).
     pub train_examples: usize,
     /// `--train-limit`, when given.
     pub train_limit: Option<usize>,
+    /// `--shots`, when given: trained on the demonstrations k-shot prompting shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shots: Option<usize>,
     /// Tokens per example at most, special tokens included.
     pub max_len: usize,
     /// Passes over the training examples at most.
