@@ -396,6 +396,7 @@ fn init_from(options: &mut PretrainOptions) -> anyhow::Result<Option<(RunDir, Ru
         return Ok(None);
     };
     let shaping = [
+        ("--model", options.model.is_some()),
         ("--layers", options.layers.is_some()),
         ("--d-model", options.d_model.is_some()),
         ("--heads", options.heads.is_some()),

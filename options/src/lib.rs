@@ -8,12 +8,14 @@ pub mod backend;
 pub mod config_file;
 pub mod corpus;
 pub mod data;
+pub mod presets;
 pub mod pretrain;
 pub mod schema;
 pub mod task;
 
 pub use backend::{Backend, BackendArgs};
 pub use corpus::CorpusArgs;
+pub use presets::ModelPreset;
 pub use pretrain::{PretrainOptions, flag_error};
 pub use schema::{OptionSpec, options_of, parse_name, parser};
 pub use task::TaskArgs;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Backend;
+use crate::presets::ModelPreset;
 
 /// One option of a command, as clap declares it: what a form, a help text or a config reader
 /// needs to know of it.
@@ -277,6 +278,7 @@ named_values!(
     Positions: ["rotary", "learned"],
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
+    ModelPreset: ["gpt2-small", "gpt2-medium", "bert-base", "bert-small", "tiny"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists
