@@ -168,6 +168,7 @@ fn check_and_create(
 
     // Check every option before any slow work, and all inputs before the run directory exists.
     let (backend, device) = crate::devices::resolve(&options.backend)?;
+    crate::devices::check_precision(backend, &device, options.precision())?;
     if let Some(gflops) = args.peak_gflops
         && !(gflops > 0.0 && gflops.is_finite())
     {

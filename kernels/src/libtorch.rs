@@ -58,7 +58,9 @@ impl FusedKernels for LibTorch {
     fn linear_backward(grad: TchTensor, x: TchTensor, weight: TchTensor) -> [TchTensor; 3] {
         let grad_x = grad.tensor.mm(&weight.tensor.tr());
         let grad_weight = x.tensor.tr().mm(&grad.tensor);
-        let grad_bias = grad.tensor.sum_dim_intlist([0_i64].as_slice(), false, Kind::Float);
+        let grad_bias = grad
+            .tensor
+            .sum_dim_intlist([0_i64].as_slice(), false, grad.tensor.kind());
         [grad_x, grad_weight, grad_bias].map(TchTensor::new)
     }
 

@@ -4,21 +4,24 @@
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::gelu as composed_gelu;
+use burn::tensor::module::linear as composed_linear;
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::{AdamWStep, AttentionMode, FusedOps};
 
 /// Whether tensors of `dtype` on `device` have fused kernels; where not, Burn's composed ops
-/// run.
-fn fused(device: &Device, dtype: DType) -> bool {
+/// run. Flex's kernels are float32 only; libtorch's are its own dtype-generic ops, which also
+/// take bfloat16 and float16 where the op says it `takes_low_precision`.
+fn fused(device: &Device, dtype: DType, takes_low_precision: bool) -> bool {
     let backend = device.clone().inner();
-    let fused_backend = match backend.as_dispatch() {
-        DispatchDevice::Flex(_) => true,
+    match backend.as_dispatch() {
+        DispatchDevice::Flex(_) => dtype == DType::F32,
         #[cfg(feature = "tch")]
-        DispatchDevice::LibTorch(_) => true,
+        DispatchDevice::LibTorch(_) => {
+            dtype == DType::F32 || (takes_low_precision && matches!(dtype, DType::BF16 | DType::F16))
+        }
         _ => false,
-    };
-    fused_backend && dtype == DType::F32
+    }
 }
 
 /// `norm(x)`, fused where the backend has a kernel.
@@ -27,7 +30,12 @@ fn fused(device: &Device, dtype: DType) -> bool {
 /// - x: `[batch, seq, d_model]`
 /// - output: `[batch, seq, d_model]`
 pub fn layer_norm(norm: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
-    let (true, Some(beta)) = (fused(&x.device(), x.dtype()), &norm.beta) else {
+    let dtype = x.dtype();
+    if dtype != DType::F32 {
+        // Mixed precision: the statistics in f32, the output in the input's dtype.
+        return layer_norm(norm, epsilon, x.cast(DType::F32)).cast(dtype);
+    }
+    let (true, Some(beta)) = (fused(&x.device(), dtype, false), &norm.beta) else {
         return norm.forward(x);
     };
     let [batch, seq, d_model] = x.dims();
@@ -41,22 +49,26 @@ pub fn layer_norm(norm: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
     Tensor::<2>::from_dispatch(out).reshape([batch, seq, d_model])
 }
 
-/// `linear(x)`, fused where the backend has a kernel and the layer a bias.
+/// `linear(x)` in the dtype of `x` (the parameters cast to it, see primer-model's precision),
+/// fused where the backend has a kernel and the layer a bias.
 ///
 /// # Shapes
 /// - x: `[batch, seq, d_input]`
 /// - output: `[batch, seq, d_output]`
 pub fn linear(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let (true, Some(bias)) = (fused(&x.device(), x.dtype()), &linear.bias) else {
-        return linear.forward(x);
+    let dtype = x.dtype();
+    let weight = linear.weight.val().cast(dtype);
+    let bias = linear.bias.as_ref().map(|bias| bias.val().cast(dtype));
+    let bias = match bias {
+        Some(bias) if fused(&x.device(), dtype, true) => bias,
+        bias => return composed_linear(x, weight, bias),
     };
     let [batch, seq, d_input] = x.dims();
-    let weight = linear.weight.val();
     let d_output = weight.dims()[1];
     let output = <Dispatch as FusedOps>::fused_linear(
         x.reshape([batch * seq, d_input]).into_dispatch(),
         weight.into_dispatch(),
-        bias.val().into_dispatch(),
+        bias.into_dispatch(),
     );
     Tensor::<2>::from_dispatch(output).reshape([batch, seq, d_output])
 }
@@ -69,7 +81,7 @@ pub fn adamw<const D: usize>(
     moments: Option<&[Tensor<D>; 2]>,
     step: AdamWStep,
 ) -> Option<(Tensor<D>, [Tensor<D>; 2])> {
-    if !fused(&param.device(), param.dtype()) {
+    if !fused(&param.device(), param.dtype(), false) {
         return None;
     }
     let [moment_1, moment_2] = match moments {
@@ -85,7 +97,7 @@ pub fn adamw<const D: usize>(
 
 /// GELU (exact), fused where the backend has a kernel.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !fused(&x.device(), x.dtype()) {
+    if !fused(&x.device(), x.dtype(), true) {
         return composed_gelu(x);
     }
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
@@ -100,13 +112,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// - rotary: `[seq, head_dim, 2]`: each position's cosines and sines
 /// - output: `[batch, seq, d_model]`
 pub fn attention(qkv: &Tensor<3>, rotary: Option<Tensor<3>>, heads: usize, mode: &AttentionMode) -> Option<Tensor<3>> {
-    if !fused(&qkv.device(), qkv.dtype()) {
+    let dtype = qkv.dtype();
+    if !fused(&qkv.device(), dtype, true) {
         return None;
     }
     let qkv = qkv.clone().into_dispatch();
     let output = match rotary {
         Some(angles) => {
-            <Dispatch as FusedOps>::fused_rotary_attention(qkv, angles.into_dispatch(), heads, mode.clone())
+            <Dispatch as FusedOps>::fused_rotary_attention(qkv, angles.cast(dtype).into_dispatch(), heads, mode.clone())
         }
         None => <Dispatch as FusedOps>::fused_attention(qkv, heads, mode.clone()),
     };

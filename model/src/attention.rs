@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
 use crate::config::{Positions, TransformerConfig};
 use primer_kernels::{self as fused, AttentionMode};
@@ -131,7 +131,11 @@ impl SelfAttention {
                 .expand([batch, self.n_heads, seq, keys]);
             scores = scores.mask_fill(hidden, f32::NEG_INFINITY);
         }
-        let weights = self.attn_dropout.forward(softmax(scores, 3));
+        // The softmax in f32 (a no-op there), its weights back in the compute dtype.
+        let dtype = scores.dtype();
+        let weights = self
+            .attn_dropout
+            .forward(softmax(scores.cast(DType::F32), 3).cast(dtype));
         // [batch, heads, seq, head_dim] -> [batch, seq, d_model]
         let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model]);
         self.resid_dropout.forward(fused::linear(&self.proj, context))
@@ -163,7 +167,7 @@ fn rotate_first(rotary: &RotaryEncoding, x: Tensor<4>, start: usize, dims: usize
 fn rotate(rotary: &RotaryEncoding, x: Tensor<4>, start: usize) -> Tensor<4> {
     let [batch, heads, seq, head_dim] = x.dims();
     // [positions, head_dim, (cos, sin)] -> [1, 1, seq, head_dim] each
-    let angles = rotary.freq_complex.clone().narrow(0, start, seq);
+    let angles = rotary.freq_complex.clone().narrow(0, start, seq).cast(x.dtype());
     let cos = angles.clone().narrow(2, 0, 1).reshape([1, 1, seq, head_dim]);
     let sin = angles.narrow(2, 1, 1).reshape([1, 1, seq, head_dim]);
     // [batch, heads, seq, head_dim / 2, 2]: (a, b) -> (-b, a)

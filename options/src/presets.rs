@@ -91,7 +91,12 @@ mod tests {
     fn gpt2_small_has_gpt2s_parameter_count() {
         let config = model_of(ModelPreset::Gpt2Small);
         assert_eq!(
-            (config.vocab_size, config.max_seq_len, config.positions, config.tie_embeddings),
+            (
+                config.vocab_size,
+                config.max_seq_len,
+                config.positions,
+                config.tie_embeddings
+            ),
             (50257, 1024, Positions::Learned, true)
         );
         assert_eq!(config.init(&Device::flex()).num_params(), 124_439_808);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use primer_datasets::tokenizer::TokenizerKind;
-use primer_model::{FieldError, Positions, TransformerConfig};
+use primer_model::{FieldError, Positions, Precision, TransformerConfig};
 use primer_objectives::ObjectiveConfig;
 use primer_trainer::config::TrainConfig;
 
@@ -103,6 +103,10 @@ option_set! {
         keep_checkpoints: usize = 3,
         /// Seed of initialisation, data split and order, masks and dropout.
         seed: u64 = 1337,
+        /// The dtype of the model's matrix products and activations: f32, bf16 or f16 (with
+        /// dynamic loss scaling). Weights, optimizer state, norms, softmax and losses stay f32;
+        /// a backend that cannot compute in it refuses the run.
+        precision: Precision = Precision::F32,
     }
 }
 
@@ -129,6 +133,7 @@ impl PretrainOptions {
             checkpoint_every: options.checkpoint_every(),
             keep_checkpoints: options.keep_checkpoints(),
             seed: options.seed(),
+            precision: options.precision(),
         };
         if let Some(tokens) = options.tokens {
             if options.steps.is_some() {

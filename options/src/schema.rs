@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
-use primer_model::{Pooling, Positions};
+use primer_model::{Pooling, Positions, Precision};
 use primer_objectives::ObjectiveConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -279,6 +279,7 @@ named_values!(
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
     ModelPreset: ["gpt2-small", "gpt2-medium", "bert-base", "bert-small", "tiny"],
+    Precision: ["f32", "bf16", "f16"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists
