@@ -39,3 +39,9 @@ mod ops;
 pub use extension::{AdamWStep, FusedKernels, FusedOps};
 pub use mode::AttentionMode;
 pub use ops::{adamw, attention, gelu, layer_norm, linear};
+
+/// Whether libtorch finds a CUDA device (and was built with CUDA).
+#[cfg(feature = "tch")]
+pub fn libtorch_cuda_available() -> bool {
+    tch::Cuda::is_available()
+}

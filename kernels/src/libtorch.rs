@@ -1,5 +1,7 @@
 //! Fused kernels for the libtorch backend, on libtorch's own native ops: the ones PyTorch's
-//! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call.
+//! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call, on the CPU
+//! or CUDA (whichever device the tensors are on). AdamW is libtorch's single-tensor update in
+//! six in-place ops: tch 0.22 binds no `_fused_adamw_` (its tensor-list ops are not generated).
 
 // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 #![allow(deprecated)]
@@ -10,6 +12,8 @@ use tch::Kind;
 
 use super::{AdamWStep, FusedKernels};
 use crate::AttentionMode;
+
+mod sdpa;
 
 impl FusedKernels for LibTorch {
     /// Saves the normalised input `[rows, d]` and the reciprocal standard deviations
@@ -99,8 +103,8 @@ impl FusedKernels for LibTorch {
         TchTensor::new(x.tensor.gelu_backward(&grad.tensor, "none"))
     }
 
-    /// libtorch's CPU flash attention, which never materialises the `[batch, heads, seq, seq]`
-    /// scores.
+    /// libtorch's own attention kernels (see [`sdpa`]), which never materialise the
+    /// `[batch, heads, seq, seq]` scores.
     fn attention_forward(
         qkv: TchTensor,
         rotary: Option<TchTensor>,
@@ -108,15 +112,7 @@ impl FusedKernels for LibTorch {
         mode: AttentionMode,
     ) -> (TchTensor, TchTensor) {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
-        let (output, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
-            &q,
-            &k,
-            &v,
-            0.0,
-            mode == AttentionMode::Causal,
-            prefix_mask(&mode, &q),
-            None,
-        );
+        let (output, logsumexp) = sdpa::forward(&q, &k, &v, &mode);
         (TchTensor::new(merge_heads(&output)), TchTensor::new(logsumexp))
     }
 
@@ -131,18 +127,7 @@ impl FusedKernels for LibTorch {
     ) -> TchTensor {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
         let [grad, output] = [grad, output].map(|t| split_merged(&t.tensor, heads));
-        let (grad_q, grad_k, grad_v) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
-            &grad,
-            &q,
-            &k,
-            &v,
-            &output,
-            &logsumexp.tensor,
-            0.0,
-            mode == AttentionMode::Causal,
-            prefix_mask(&mode, &q),
-            None,
-        );
+        let (grad_q, grad_k, grad_v) = sdpa::backward(&grad, [&q, &k, &v], &output, &logsumexp.tensor, &mode);
         let [grad_q, grad_k] = [grad_q, grad_k].map(|grad| match &rotary {
             Some(angles) => unrotate(&grad, &angles.tensor),
             None => grad,
@@ -152,25 +137,6 @@ impl FusedKernels for LibTorch {
         let size = qkv.tensor.size();
         TchTensor::new(parts.reshape(size))
     }
-}
-
-/// The additive mask of [`AttentionMode::Prefix`] for queries `[batch, heads, seq, head_dim]`:
-/// `[batch, 1, seq, seq]`, 0 where a query sees a key and minus infinity where not; `None` for
-/// the other modes, which libtorch masks itself.
-fn prefix_mask(mode: &AttentionMode, queries: &tch::Tensor) -> Option<tch::Tensor> {
-    let AttentionMode::Prefix(_) = mode else {
-        return None;
-    };
-    let size = queries.size();
-    let (batch, seq) = (size[0] as usize, size[2] as usize);
-    let mut mask = vec![f32::NEG_INFINITY; batch * seq * seq];
-    for (b, rows) in mask.chunks_mut(seq * seq).enumerate() {
-        for (query, row) in rows.chunks_mut(seq).enumerate() {
-            row[..mode.visible_keys(b, query, seq)].fill(0.0);
-        }
-    }
-    let mask = tch::Tensor::from_slice(&mask).view([batch as i64, 1, seq as i64, seq as i64]);
-    Some(mask.to_device(queries.device()).to_kind(queries.kind()))
 }
 
 /// `qkv` `[batch, seq, 3 * d_model]` as queries, keys and values `[batch, heads, seq,

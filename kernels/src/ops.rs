@@ -181,91 +181,116 @@ mod tests {
 
     #[test]
     fn layer_norm_matches_burns_values_and_gradients() {
-        for device in devices() {
-            let mut norm = LayerNormConfig::new(24).with_epsilon(1e-5).init(&device);
-            // Non-trivial scale and shift, so their gradients and the input's differ from 1.
-            norm.gamma = norm.gamma.map(|_| random([24], &device));
-            norm.beta = norm.beta.map(|beta| beta.map(|_| random([24], &device)));
-            let x = random([2, 5, 24], &device);
-            let (gamma, beta) = (norm.gamma.val(), norm.beta.as_ref().unwrap().val());
-            let forward = |fused: bool| match fused {
-                true => layer_norm(&norm, 1e-5, x.clone()),
-                false => norm.forward(x.clone()),
-            };
-            assert_matches_composed(forward, &x, &gamma, &beta);
-        }
+        devices().iter().for_each(check_layer_norm);
+    }
+
+    fn check_layer_norm(device: &Device) {
+        let mut norm = LayerNormConfig::new(24).with_epsilon(1e-5).init(device);
+        // Non-trivial scale and shift, so their gradients and the input's differ from 1.
+        norm.gamma = norm.gamma.map(|_| random([24], device));
+        norm.beta = norm.beta.map(|beta| beta.map(|_| random([24], device)));
+        let x = random([2, 5, 24], device);
+        let (gamma, beta) = (norm.gamma.val(), norm.beta.as_ref().unwrap().val());
+        let forward = |fused: bool| match fused {
+            true => layer_norm(&norm, 1e-5, x.clone()),
+            false => norm.forward(x.clone()),
+        };
+        assert_matches_composed(forward, &x, &gamma, &beta);
     }
 
     #[test]
     fn linear_matches_burns_values_and_gradients() {
-        for device in devices() {
-            let mut layer = LinearConfig::new(12, 20).init(&device);
-            layer.bias = layer.bias.map(|bias| bias.map(|_| random([20], &device)));
-            let x = random([2, 5, 12], &device);
-            let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
-            let forward = |fused: bool| match fused {
-                true => linear(&layer, x.clone()),
-                false => layer.forward(x.clone()),
-            };
-            assert_matches_composed(forward, &x, &weight, &bias);
-        }
+        devices().iter().for_each(check_linear);
+    }
+
+    fn check_linear(device: &Device) {
+        let mut layer = LinearConfig::new(12, 20).init(device);
+        layer.bias = layer.bias.map(|bias| bias.map(|_| random([20], device)));
+        let x = random([2, 5, 12], device);
+        let (weight, bias) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+        let forward = |fused: bool| match fused {
+            true => linear(&layer, x.clone()),
+            false => layer.forward(x.clone()),
+        };
+        assert_matches_composed(forward, &x, &weight, &bias);
     }
 
     #[test]
     fn adamw_matches_burns_optimizer_over_several_updates() {
+        devices().iter().for_each(check_adamw);
+    }
+
+    fn check_adamw(device: &Device) {
         use burn::optim::{AdamWConfig, Optimizer};
-        for device in devices() {
-            // Optimizers run on the parameters' inner tensors.
-            let device = device.inner();
-            let normal = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            let burns = AdamWConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.95)
-                .with_epsilon(1e-8)
-                .with_weight_decay(0.1)
-                .build();
-            let start = normal([7, 33]);
-            let (mut expected, mut expected_state) = (start.clone(), None);
-            let (mut param, mut moments) = (start, None);
-            for time in 1..=3 {
-                let grad = normal([7, 33]).mul_scalar(time as f32);
-                (expected, expected_state) = burns.step(1e-2, expected, grad.clone(), expected_state);
-                let step = AdamWStep {
-                    lr: 1e-2,
-                    beta_1: 0.9,
-                    beta_2: 0.95,
-                    epsilon: 1e-8,
-                    weight_decay: 0.1,
-                    time,
-                };
-                let (new_param, new_moments) = adamw(&param, &grad, moments.as_ref(), step).unwrap();
-                let momentum = &expected_state.as_ref().unwrap().momentum;
-                assert_close(new_param.clone(), expected.clone(), "parameter");
-                assert_close(new_moments[0].clone(), momentum.moment_1.clone(), "first moment");
-                assert_close(new_moments[1].clone(), momentum.moment_2.clone(), "second moment");
-                (param, moments) = (new_param, Some(new_moments));
-            }
+        // Optimizers run on the parameters' inner tensors.
+        let device = device.clone().inner();
+        let normal = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let burns = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.95)
+            .with_epsilon(1e-8)
+            .with_weight_decay(0.1)
+            .build();
+        let start = normal([7, 33]);
+        let (mut expected, mut expected_state) = (start.clone(), None);
+        let (mut param, mut moments) = (start, None);
+        for time in 1..=3 {
+            let grad = normal([7, 33]).mul_scalar(time as f32);
+            (expected, expected_state) = burns.step(1e-2, expected, grad.clone(), expected_state);
+            let step = AdamWStep {
+                lr: 1e-2,
+                beta_1: 0.9,
+                beta_2: 0.95,
+                epsilon: 1e-8,
+                weight_decay: 0.1,
+                time,
+            };
+            let (new_param, new_moments) = adamw(&param, &grad, moments.as_ref(), step).unwrap();
+            let momentum = &expected_state.as_ref().unwrap().momentum;
+            assert_close(new_param.clone(), expected.clone(), "parameter");
+            assert_close(new_moments[0].clone(), momentum.moment_1.clone(), "first moment");
+            assert_close(new_moments[1].clone(), momentum.moment_2.clone(), "second moment");
+            (param, moments) = (new_param, Some(new_moments));
         }
     }
 
     #[test]
     fn gelu_matches_burns_values_and_gradients() {
-        for device in devices() {
-            // Wide enough to reach the tails, where erf saturates.
-            let x = Tensor::<3>::random([3, 7, 40], Distribution::Normal(0.0, 3.0), &device).require_grad();
-            let weights = Tensor::<3>::random([3, 7, 40], Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let output = if fused {
-                    gelu(x.clone())
-                } else {
-                    composed_gelu(x.clone())
-                };
-                let grads = (output.clone() * weights.clone()).sum().backward();
-                (output, x.grad(&grads).unwrap())
+        devices().iter().for_each(check_gelu);
+    }
+
+    fn check_gelu(device: &Device) {
+        // Wide enough to reach the tails, where erf saturates.
+        let x = Tensor::<3>::random([3, 7, 40], Distribution::Normal(0.0, 3.0), device).require_grad();
+        let weights = Tensor::<3>::random([3, 7, 40], Distribution::Normal(0.0, 1.0), device);
+        let run = |fused: bool| {
+            let output = if fused {
+                gelu(x.clone())
+            } else {
+                composed_gelu(x.clone())
             };
-            let (fused, composed) = (run(true), run(false));
-            assert_close(fused.0, composed.0, "output");
-            assert_close(fused.1, composed.1, "x gradient");
+            let grads = (output.clone() * weights.clone()).sum().backward();
+            (output, x.grad(&grads).unwrap())
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_close(fused.0, composed.0, "output");
+        assert_close(fused.1, composed.1, "x gradient");
+    }
+
+    /// The checks above on libtorch's CUDA kernels: run by `scripts/bench-gpu` (`cargo test
+    /// -- --ignored cuda`); where no CUDA device answers, it says so and checks nothing.
+    #[cfg(feature = "tch")]
+    #[test]
+    #[ignore = "needs a CUDA device: scripts/bench-gpu runs it"]
+    fn cuda_kernels_match_burns_values_and_gradients() {
+        if !crate::libtorch_cuda_available() {
+            eprintln!("SKIPPED cuda_kernels_match_burns_values_and_gradients: libtorch finds no CUDA device");
+            return;
         }
+        let device = Device::libtorch_cuda(0).autodiff();
+        check_layer_norm(&device);
+        check_linear(&device);
+        check_adamw(&device);
+        check_gelu(&device);
     }
 }
