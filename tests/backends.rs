@@ -432,3 +432,26 @@ fn bf16_on_wgpu_is_a_one_line_refusal() {
     );
     assert!(!run.exists());
 }
+
+/// Without an NVIDIA GPU, `scripts/bench-gpu` says so and succeeds, installing and building
+/// nothing (CI machines have none; on a GPU machine, run the script itself).
+#[test]
+fn bench_gpu_without_a_gpu_says_so_and_succeeds() {
+    let gpu = Command::new("nvidia-smi").arg("-L").output();
+    if gpu.is_ok_and(|output| output.status.success()) {
+        eprintln!("SKIPPED bench_gpu_without_a_gpu_says_so_and_succeeds: this machine has an NVIDIA GPU");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench-gpu");
+    let output = Command::new(script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "bench-gpu: no NVIDIA GPU here (nvidia-smi finds none): nothing to measure"
+    );
+}

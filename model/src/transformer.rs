@@ -167,8 +167,9 @@ impl Transformer {
         self.max_seq_len
     }
 
-    /// Token embeddings plus learned positions from `start` on, after dropout: what the first
-    /// block reads, and what a second network sharing the embeddings reads too.
+    /// Token embeddings plus learned positions from `start` on, after dropout, in `f32`: what
+    /// the first block reads (cast to the model's precision), and what a second network sharing
+    /// the embeddings reads too.
     ///
     /// # Shapes
     /// - tokens: `[batch, seq]`
