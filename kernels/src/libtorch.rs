@@ -1,7 +1,7 @@
 //! Fused kernels for the libtorch backend, on libtorch's own native ops: the ones PyTorch's
 //! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call, on the CPU
-//! or CUDA (whichever device the tensors are on). AdamW is libtorch's single-tensor update in
-//! six in-place ops: tch 0.22 binds no `_fused_adamw_` (its tensor-list ops are not generated).
+//! or CUDA (whichever device the tensors are on); on CUDA, AdamW is libtorch's fused kernel,
+//! through a C++ shim (tch 0.22 generates no bindings for tensor-list ops).
 
 // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 #![allow(deprecated)]
@@ -13,6 +13,7 @@ use tch::Kind;
 use super::{AdamWStep, FusedKernels};
 use crate::AttentionMode;
 
+mod fused_adamw;
 mod sdpa;
 
 impl FusedKernels for LibTorch {
@@ -68,7 +69,9 @@ impl FusedKernels for LibTorch {
         [grad_x, grad_weight, grad_bias].map(TchTensor::new)
     }
 
-    /// In-place libtorch ops on the new moments, as PyTorch's single-tensor AdamW.
+    /// On CUDA, libtorch's fused AdamW: one kernel, in place (on copies of tensors whose memory
+    /// others share). On the CPU, libtorch ops on the new moments as PyTorch's single-tensor
+    /// AdamW, whose rounding CPU runs have always had.
     fn adamw(
         param: TchTensor,
         grad: TchTensor,
@@ -76,6 +79,17 @@ impl FusedKernels for LibTorch {
         moment_2: TchTensor,
         step: AdamWStep,
     ) -> (TchTensor, TchTensor, TchTensor) {
+        if param.tensor.device().is_cuda() {
+            let [mut param, mut moment_1, mut moment_2] = [param, moment_1, moment_2].map(writable);
+            fused_adamw::step(
+                &mut param.tensor,
+                &grad.tensor,
+                &mut moment_1.tensor,
+                &mut moment_2.tensor,
+                step,
+            );
+            return (param, moment_1, moment_2);
+        }
         let (correction_1, correction_2) = step.bias_corrections();
         let (beta_1, beta_2) = (step.beta_1 as f64, step.beta_2 as f64);
         let grad = &grad.tensor;
@@ -136,6 +150,15 @@ impl FusedKernels for LibTorch {
         let parts = tch::Tensor::stack(&[grad_q, grad_k, grad_v], 0).permute([1, 3, 0, 2, 4]);
         let size = qkv.tensor.size();
         TchTensor::new(parts.reshape(size))
+    }
+}
+
+/// `tensor`, or a copy where another tensor shares its memory: what an in-place update may
+/// write.
+fn writable(tensor: TchTensor) -> TchTensor {
+    match tensor.can_mut() {
+        true => tensor,
+        false => TchTensor::new(tensor.tensor.copy()),
     }
 }
 
