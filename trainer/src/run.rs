@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
 use crate::collective::{Collective, my_micro_batches, sum_gradients};
-use crate::config::{RunConfig, TrainConfig};
+use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
 use crate::health::{DIVERGED_BASELINES, Health};
@@ -291,7 +291,7 @@ impl Loop<'_> {
             &networks,
             batches,
             self.objective,
-            train,
+            train.grad_clip,
             loss_scale,
             self.job.collective,
         );
@@ -534,7 +534,7 @@ fn gradient_step(
     networks: &Networks,
     batches: Vec<LmBatch>,
     objective: &dyn Objective,
-    train: &TrainConfig,
+    grad_clip: f64,
     loss_scale: Option<f64>,
     collective: &dyn Collective,
 ) -> (StepResult, GradientsParams) {
@@ -569,7 +569,7 @@ fn gradient_step(
     if let Some(scale) = loss_scale {
         scale_grads(networks, &mut grads, 1.0 / scale);
     }
-    let grad_norm = clip_global_norm(networks, &mut grads, train.grad_clip);
+    let grad_norm = clip_global_norm(networks, &mut grads, grad_clip);
     let result = StepResult {
         nll,
         correct,
