@@ -16,6 +16,7 @@ usage: python bench/gpu.py --primer target/release/primer [--steps 12] [--peak-t
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -81,8 +82,10 @@ def run_primer(args, size, batch, backend, device, precision, tokenizer, workdir
                "--d-model", str(size["d_model"]), "--heads", str(size["heads"]), "--seq-len", str(size["seq_len"]),
                "--positions", size["positions"], "--batch-size", str(batch), "--steps", str(args.steps),
                "--warmup-steps", "2", "--eval-every", str(args.steps), "--eval-batches", "1",
-               "--checkpoint-every", str(args.steps), "--out", str(out), "--no-tui",
-               "--peak-gflops", str(args.peak_tflops * 1000)]
+               "--checkpoint-every", str(args.steps), "--out", str(out), "--no-tui"]
+    known_peak = math.isfinite(args.peak_tflops)
+    if known_peak:
+        command += ["--peak-gflops", str(args.peak_tflops * 1000)]
     if device:
         command += ["--device", device]
     with MemoryWatch() as memory:
@@ -92,7 +95,9 @@ def run_primer(args, size, batch, backend, device, precision, tokenizer, workdir
     train = [r for r in map(json.loads, open(out / "metrics.jsonl")) if r["split"] == "train"]
     config = json.load(open(out / "config.json"))
     tokens_per_s = statistics.median(r["tokens_per_s"] for r in train[2:] or train)
-    return {"tokens_per_s": tokens_per_s, "mfu": statistics.median(r["mfu"] for r in train[2:] or train),
+    # primer's own MFU is against --peak-gflops; without a known peak it is not comparable.
+    mfu = statistics.median(r["mfu"] for r in train[2:] or train) if known_peak else float("nan")
+    return {"tokens_per_s": tokens_per_s, "mfu": mfu,
             "peak_gpu_gb": memory.peak * 2**20 / 1e9, "vocab_size": config["model"]["vocab_size"]}, None
 
 
