@@ -308,6 +308,17 @@ fn imported_checkpoints_continue_pre_training_resume_exactly_and_serve_every_com
         ),
         &["--layers", "--init-from"],
     );
+    // A preset would shape another model too.
+    assert_error(
+        tmp.path(),
+        &format!(
+            "pretrain --init-from {} --model gpt2-small --objective clm --corpus {} --out {}",
+            imported.display(),
+            shakespeare(),
+            tmp.path().join("x").display()
+        ),
+        &["--model", "--init-from"],
+    );
     // The commands after pre-training read an imported run like any other.
     primer_ok(
         tmp.path(),

@@ -2,6 +2,7 @@
 
 use anyhow::bail;
 use burn::tensor::Device;
+use primer_model::Precision;
 use primer_options::{Backend, BackendArgs};
 
 /// The devices of a backend, as this binary was built.
@@ -46,6 +47,25 @@ impl Devices for Backend {
             Backend::Cuda => cuda_device(selector),
         }
     }
+}
+
+/// Refuses, in one line, a `--precision` that `backend` cannot train in on `device`: wgpu has
+/// no bfloat16 (WGSL has no such type), and a device that cannot compute in the dtype (Burn's
+/// `supports_dtype`: a wgpu adapter without shader-f16, a CUDA card before bfloat16) has neither.
+pub fn check_precision(backend: Backend, device: &Device, precision: Precision) -> anyhow::Result<()> {
+    let name = precision.name();
+    if backend == Backend::Wgpu && precision == Precision::Bf16 {
+        bail!(
+            "--precision bf16 is not available on wgpu: WGSL has no bfloat16 type; use --precision f16 (where the adapter has shader-f16) or f32, or the tch or cuda backend"
+        );
+    }
+    if !device.supports_dtype(precision.dtype()) {
+        bail!(
+            "--precision {name} is not available on {} with this device, which cannot compute in {name}: use --precision f32, or a device that can",
+            backend.name()
+        );
+    }
+    Ok(())
 }
 
 /// The chosen backend of `args` and its device.

@@ -205,6 +205,7 @@ fn check_options(
     };
     // Check every option before any slow work, and all inputs before the run directory exists.
     let (backend, device) = crate::devices::resolve(&options.backend)?;
+    crate::devices::check_precision(backend, &device, options.precision())?;
     if let Some(gflops) = args.peak_gflops
         && !(gflops > 0.0 && gflops.is_finite())
     {
@@ -498,6 +499,7 @@ fn init_from(options: &mut PretrainOptions) -> anyhow::Result<Option<(RunDir, Ru
         return Ok(None);
     };
     let shaping = [
+        ("--model", options.model.is_some()),
         ("--layers", options.layers.is_some()),
         ("--d-model", options.d_model.is_some()),
         ("--heads", options.heads.is_some()),

@@ -16,8 +16,11 @@
 //! - libtorch: libtorch's own kernels (`native_layer_norm`, `gelu`, `addmm`, CPU flash
 //!   attention), the ones PyTorch's layers call.
 //!
-//! Other backends (wgpu, CUDA) and other dtypes keep Burn's composed ops: the entry points
-//! below check the device and fall back to them, so callers need not.
+//! Other backends (wgpu, CUDA) keep Burn's composed ops, and so do flex's kernels on other
+//! dtypes than f32 (libtorch's ops take bf16 and f16 too; LayerNorm runs in f32 in every
+//! precision): the entry points below check the device and dtype and fall back to them, so
+//! callers need not. [`linear`] casts the layer's parameters to the input's dtype, which is how
+//! a mixed-precision model keeps f32 weights.
 //!
 //! [`AttentionMode`] says which keys each query sees; the model chooses it per call.
 
@@ -36,3 +39,9 @@ mod ops;
 pub use extension::{AdamWStep, FusedKernels, FusedOps};
 pub use mode::AttentionMode;
 pub use ops::{adamw, attention, gelu, layer_norm, linear};
+
+/// Whether libtorch finds a CUDA device (and was built with CUDA).
+#[cfg(feature = "tch")]
+pub fn libtorch_cuda_available() -> bool {
+    tch::Cuda::is_available()
+}

@@ -1,5 +1,7 @@
 //! Fused kernels for the libtorch backend, on libtorch's own native ops: the ones PyTorch's
-//! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call.
+//! `nn.LayerNorm`, `nn.GELU`, `nn.Linear` and `scaled_dot_product_attention` call, on the CPU
+//! or CUDA (whichever device the tensors are on); on CUDA, AdamW is libtorch's fused kernel,
+//! through a C++ shim (tch 0.22 generates no bindings for tensor-list ops).
 
 // burn-tch is deprecated upstream; primer keeps it for PyTorch parity.
 #![allow(deprecated)]
@@ -10,6 +12,9 @@ use tch::Kind;
 
 use super::{AdamWStep, FusedKernels};
 use crate::AttentionMode;
+
+mod fused_adamw;
+mod sdpa;
 
 impl FusedKernels for LibTorch {
     /// Saves the normalised input `[rows, d]` and the reciprocal standard deviations
@@ -58,11 +63,15 @@ impl FusedKernels for LibTorch {
     fn linear_backward(grad: TchTensor, x: TchTensor, weight: TchTensor) -> [TchTensor; 3] {
         let grad_x = grad.tensor.mm(&weight.tensor.tr());
         let grad_weight = x.tensor.tr().mm(&grad.tensor);
-        let grad_bias = grad.tensor.sum_dim_intlist([0_i64].as_slice(), false, Kind::Float);
+        let grad_bias = grad
+            .tensor
+            .sum_dim_intlist([0_i64].as_slice(), false, grad.tensor.kind());
         [grad_x, grad_weight, grad_bias].map(TchTensor::new)
     }
 
-    /// In-place libtorch ops on the new moments, as PyTorch's single-tensor AdamW.
+    /// On CUDA, libtorch's fused AdamW: one kernel, in place (on copies of tensors whose memory
+    /// others share). On the CPU, libtorch ops on the new moments as PyTorch's single-tensor
+    /// AdamW, whose rounding CPU runs have always had.
     fn adamw(
         param: TchTensor,
         grad: TchTensor,
@@ -70,6 +79,17 @@ impl FusedKernels for LibTorch {
         moment_2: TchTensor,
         step: AdamWStep,
     ) -> (TchTensor, TchTensor, TchTensor) {
+        if param.tensor.device().is_cuda() {
+            let [mut param, mut moment_1, mut moment_2] = [param, moment_1, moment_2].map(writable);
+            fused_adamw::step(
+                &mut param.tensor,
+                &grad.tensor,
+                &mut moment_1.tensor,
+                &mut moment_2.tensor,
+                step,
+            );
+            return (param, moment_1, moment_2);
+        }
         let (correction_1, correction_2) = step.bias_corrections();
         let (beta_1, beta_2) = (step.beta_1 as f64, step.beta_2 as f64);
         let grad = &grad.tensor;
@@ -97,8 +117,8 @@ impl FusedKernels for LibTorch {
         TchTensor::new(x.tensor.gelu_backward(&grad.tensor, "none"))
     }
 
-    /// libtorch's CPU flash attention, which never materialises the `[batch, heads, seq, seq]`
-    /// scores.
+    /// libtorch's own attention kernels (see [`sdpa`]), which never materialise the
+    /// `[batch, heads, seq, seq]` scores.
     fn attention_forward(
         qkv: TchTensor,
         rotary: Option<TchTensor>,
@@ -106,15 +126,7 @@ impl FusedKernels for LibTorch {
         mode: AttentionMode,
     ) -> (TchTensor, TchTensor) {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
-        let (output, logsumexp) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
-            &q,
-            &k,
-            &v,
-            0.0,
-            mode == AttentionMode::Causal,
-            prefix_mask(&mode, &q),
-            None,
-        );
+        let (output, logsumexp) = sdpa::forward(&q, &k, &v, &mode);
         (TchTensor::new(merge_heads(&output)), TchTensor::new(logsumexp))
     }
 
@@ -129,18 +141,7 @@ impl FusedKernels for LibTorch {
     ) -> TchTensor {
         let [q, k, v] = split_heads(&qkv.tensor, rotary.as_ref(), heads);
         let [grad, output] = [grad, output].map(|t| split_merged(&t.tensor, heads));
-        let (grad_q, grad_k, grad_v) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
-            &grad,
-            &q,
-            &k,
-            &v,
-            &output,
-            &logsumexp.tensor,
-            0.0,
-            mode == AttentionMode::Causal,
-            prefix_mask(&mode, &q),
-            None,
-        );
+        let (grad_q, grad_k, grad_v) = sdpa::backward(&grad, [&q, &k, &v], &output, &logsumexp.tensor, &mode);
         let [grad_q, grad_k] = [grad_q, grad_k].map(|grad| match &rotary {
             Some(angles) => unrotate(&grad, &angles.tensor),
             None => grad,
@@ -152,23 +153,13 @@ impl FusedKernels for LibTorch {
     }
 }
 
-/// The additive mask of [`AttentionMode::Prefix`] for queries `[batch, heads, seq, head_dim]`:
-/// `[batch, 1, seq, seq]`, 0 where a query sees a key and minus infinity where not; `None` for
-/// the other modes, which libtorch masks itself.
-fn prefix_mask(mode: &AttentionMode, queries: &tch::Tensor) -> Option<tch::Tensor> {
-    let AttentionMode::Prefix(_) = mode else {
-        return None;
-    };
-    let size = queries.size();
-    let (batch, seq) = (size[0] as usize, size[2] as usize);
-    let mut mask = vec![f32::NEG_INFINITY; batch * seq * seq];
-    for (b, rows) in mask.chunks_mut(seq * seq).enumerate() {
-        for (query, row) in rows.chunks_mut(seq).enumerate() {
-            row[..mode.visible_keys(b, query, seq)].fill(0.0);
-        }
+/// `tensor`, or a copy where another tensor shares its memory: what an in-place update may
+/// write.
+fn writable(tensor: TchTensor) -> TchTensor {
+    match tensor.can_mut() {
+        true => tensor,
+        false => TchTensor::new(tensor.tensor.copy()),
     }
-    let mask = tch::Tensor::from_slice(&mask).view([batch as i64, 1, seq as i64, seq as i64]);
-    Some(mask.to_device(queries.device()).to_kind(queries.kind()))
 }
 
 /// `qkv` `[batch, seq, 3 * d_model]` as queries, keys and values `[batch, heads, seq,

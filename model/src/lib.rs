@@ -10,12 +10,14 @@ mod block;
 mod classifier;
 mod config;
 pub mod memory;
+pub mod precision;
 mod transformer;
 
 pub use attention::{LayerKv, SelfAttention, causal_mask};
 pub use block::{Block, Mlp};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
 pub use config::{Activation, FieldError, Positions, TransformerConfig};
+pub use precision::Precision;
 pub use primer_kernels::AttentionMode;
 pub use transformer::{KvCache, Transformer};
 
@@ -190,6 +192,34 @@ mod tests {
                 .slice([0..1, 0..3])
                 .into_data()
                 .assert_approx_eq::<f32>(&one.into_data(), Tolerance::absolute(1e-5));
+        }
+    }
+
+    /// In bf16 and f16 the model computes in the low precision (its logits move off f32's by
+    /// rounding, not by more), takes and returns f32 tensors, and its parameters get f32
+    /// gradients.
+    #[test]
+    fn low_precision_computes_low_and_keeps_f32_parameters_and_gradients() {
+        use burn::tensor::DType;
+        let device = Device::flex().autodiff();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = config().with_positions(positions).init(&device);
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new((0..24i64).collect::<Vec<_>>(), [2, 12]), &device);
+            let reference = model.forward(tokens.clone(), AttentionMode::Causal).into_data();
+            for precision in [Precision::Bf16, Precision::F16] {
+                let model = model.clone().with_precision(precision);
+                let logits = model.forward(tokens.clone(), AttentionMode::Causal);
+                assert_eq!(logits.dtype(), DType::F32, "{precision:?}");
+                let data = logits.clone().into_data();
+                data.assert_approx_eq::<f32>(&reference, Tolerance::absolute(2e-2));
+                assert_ne!(data, reference, "{precision:?} computed in f32");
+                let grads = logits.sum().backward();
+                let weight = &model.blocks[0].mlp.fc.weight;
+                assert_eq!(weight.val().dtype(), DType::F32);
+                assert_eq!(weight.val().grad(&grads).unwrap().dtype(), DType::F32);
+                let embedding = model.token_embedding.weight.val().grad(&grads).unwrap();
+                assert_eq!(embedding.dtype(), DType::F32, "{precision:?} {positions:?}");
+            }
         }
     }
 

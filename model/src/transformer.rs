@@ -4,17 +4,20 @@ use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::module::linear;
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
 
 use crate::attention::LayerKv;
 use crate::block::Block;
 use crate::config::{Positions, TransformerConfig};
+use crate::precision::Precision;
 use primer_kernels::AttentionMode;
 
 /// Token embedding, optional learned positions, pre-LN blocks, final LayerNorm and an LM head
 /// (tied to the token embedding unless configured otherwise).
 ///
-/// It knows nothing of training objectives: a caller picks the [`AttentionMode`].
+/// It knows nothing of training objectives: a caller picks the [`AttentionMode`]. It computes
+/// in its [`Precision`] (see [`crate::precision`]) and takes and returns `f32` tensors.
 #[derive(Module, Debug)]
 pub struct Transformer {
     /// `[vocab_size, d_model]`.
@@ -30,6 +33,8 @@ pub struct Transformer {
     dropout: Dropout,
     max_seq_len: usize,
     norm_eps: f64,
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl TransformerConfig {
@@ -66,12 +71,24 @@ impl TransformerConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             max_seq_len: self.max_seq_len,
             norm_eps: self.norm_eps,
+            precision: Precision::F32,
         }
     }
 }
 
 impl Transformer {
-    /// Final hidden states, after the last LayerNorm.
+    /// The model computing in `precision`; its parameters stay as they are.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision the model computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Final hidden states, after the last LayerNorm (computed in `f32`).
     ///
     /// # Shapes
     /// - tokens: `[batch, seq]`
@@ -104,14 +121,14 @@ impl Transformer {
             "sequence of {seq} tokens is longer than max_seq_len {}",
             self.max_seq_len
         );
-        let mut x = self.embed(tokens, 0);
+        let mut x = self.embed(tokens, 0).cast(self.precision.dtype());
         for block in &self.blocks {
             x = match &padding {
                 Some(padding) => block.forward_padded(x, mode.clone(), padding.clone()),
                 None => block.forward(x, mode.clone()),
             };
         }
-        primer_kernels::layer_norm(&self.norm, self.norm_eps, x)
+        primer_kernels::layer_norm(&self.norm, self.norm_eps, x.cast(DType::F32))
     }
 
     /// Logits of the tokens that follow the `cache.len()` cached positions, each position
@@ -134,11 +151,15 @@ impl Transformer {
             self.max_seq_len
         );
         cache.layers.resize_with(self.blocks.len(), LayerKv::default);
-        let mut x = self.embed(tokens, start);
+        let mut x = self.embed(tokens, start).cast(self.precision.dtype());
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
             x = block.forward_cached(x, mode.clone(), layer);
         }
-        self.lm_logits(primer_kernels::layer_norm(&self.norm, self.norm_eps, x))
+        self.lm_logits(primer_kernels::layer_norm(
+            &self.norm,
+            self.norm_eps,
+            x.cast(DType::F32),
+        ))
     }
 
     /// The longest sequence the model takes.
@@ -146,8 +167,9 @@ impl Transformer {
         self.max_seq_len
     }
 
-    /// Token embeddings plus learned positions from `start` on, after dropout: what the first
-    /// block reads, and what a second network sharing the embeddings reads too.
+    /// Token embeddings plus learned positions from `start` on, after dropout, in `f32`: what
+    /// the first block reads (cast to the model's precision), and what a second network sharing
+    /// the embeddings reads too.
     ///
     /// # Shapes
     /// - tokens: `[batch, seq]`
@@ -164,18 +186,21 @@ impl Transformer {
         self.dropout.forward(x)
     }
 
-    /// Vocabulary logits of hidden states.
+    /// Vocabulary logits of hidden states: the product in the model's precision, the logits
+    /// in `f32`, so that every loss is computed in `f32`.
     ///
     /// # Shapes
     /// - hidden: `[batch, seq, d_model]`
     /// - output: `[batch, seq, vocab_size]`
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_model] = hidden.dims();
-        let flat = hidden.reshape([batch * seq, d_model]);
+        let dtype = self.precision.dtype();
+        let flat = hidden.reshape([batch * seq, d_model]).cast(dtype);
         let logits = match &self.lm_head {
-            Some(head) => head.forward(flat),
-            None => flat.matmul(self.token_embedding.weight.val().transpose()),
-        };
+            Some(head) => linear(flat, head.weight.val().cast(dtype), None),
+            None => flat.matmul(self.token_embedding.weight.val().cast(dtype).transpose()),
+        }
+        .cast(DType::F32);
         let vocab = logits.dims()[1];
         logits.reshape([batch, seq, vocab])
     }

@@ -135,7 +135,7 @@ pub fn run_data(options: &PretrainOptions) -> anyhow::Result<(PreparedData, Prim
                 options.tokenizer.as_ref(),
                 &train,
                 options.tokenizer_kind(),
-                options.vocab_size(),
+                options.resolved().vocab_size(),
             )?;
             let split = SplitOptions {
                 valid_fraction: options.valid_fraction(),

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use primer_datasets::tokenizer::TokenizerKind;
-use primer_model::{FieldError, Positions, TransformerConfig};
+use primer_model::{FieldError, Positions, Precision, TransformerConfig};
 use primer_objectives::ObjectiveConfig;
 use primer_trainer::config::TrainConfig;
 
 use crate::backend::BackendArgs;
 use crate::corpus::CorpusArgs;
+use crate::presets::ModelPreset;
 use crate::schema::option_set;
 
 option_set! {
@@ -42,6 +43,15 @@ option_set! {
         vocab_size: usize = 8192,
         /// Optimizer steps.
         steps: u64 = 2000,
+        /// A named architecture filling --layers, --d-model, --heads, --d-ff, --seq-len,
+        /// --positions, --vocab-size and --tie-embeddings, each of which a flag or config key
+        /// given beside it overrides: gpt2-small (124.4 M parameters: 12 layers, d-model 768,
+        /// 12 heads, d-ff 3072, context 1024, learned positions, vocabulary 50257, tied head),
+        /// gpt2-medium (354.8 M: 24 layers, 1024, 16 heads, 4096, context 1024, 50257),
+        /// bert-base (108.9 M: BERT-base's encoder, 12 layers, 768, 12 heads, 3072, 512
+        /// positions, 30522), bert-small (28.5 M: 4 layers, 512, 8 heads, 2048, 512 positions,
+        /// 30522), tiny (1.8 M: the defaults). Sizes in primer's pre-LayerNorm Transformer.
+        model: ModelPreset,
         /// Token budget instead of --steps: steps = tokens / (batch-size * grad-accum * seq-len).
         tokens: u64,
         /// Transformer blocks.
@@ -93,6 +103,10 @@ option_set! {
         keep_checkpoints: usize = 3,
         /// Seed of initialisation, data split and order, masks and dropout.
         seed: u64 = 1337,
+        /// The dtype of the model's matrix products and activations: f32, bf16 or f16 (with
+        /// dynamic loss scaling). Weights, optimizer state, norms, softmax and losses stay f32;
+        /// a backend that cannot compute in it refuses the run.
+        precision: Precision = Precision::F32,
     }
 }
 
@@ -100,42 +114,44 @@ impl PretrainOptions {
     /// Builds and checks the optimisation and model configs (the model's vocabulary is set
     /// later); errors name the flags at fault.
     pub fn configs(&self, vocab_size: usize) -> anyhow::Result<(TrainConfig, TransformerConfig)> {
-        let lr = self.lr();
+        let options = self.resolved();
+        let lr = options.lr();
         let mut train = TrainConfig {
-            steps: self.steps(),
-            batch_size: self.batch_size(),
-            grad_accum: self.grad_accum(),
-            seq_len: self.seq_len(),
+            steps: options.steps(),
+            batch_size: options.batch_size(),
+            grad_accum: options.grad_accum(),
+            seq_len: options.seq_len(),
             lr,
-            min_lr: self.min_lr.unwrap_or(lr / 10.0),
-            warmup_steps: self.warmup_steps(),
-            weight_decay: self.weight_decay(),
-            beta1: self.beta1(),
-            beta2: self.beta2(),
-            grad_clip: self.grad_clip(),
-            eval_every: self.eval_every(),
-            eval_batches: self.eval_batches(),
-            checkpoint_every: self.checkpoint_every(),
-            keep_checkpoints: self.keep_checkpoints(),
-            seed: self.seed(),
+            min_lr: options.min_lr.unwrap_or(lr / 10.0),
+            warmup_steps: options.warmup_steps(),
+            weight_decay: options.weight_decay(),
+            beta1: options.beta1(),
+            beta2: options.beta2(),
+            grad_clip: options.grad_clip(),
+            eval_every: options.eval_every(),
+            eval_batches: options.eval_batches(),
+            checkpoint_every: options.checkpoint_every(),
+            keep_checkpoints: options.keep_checkpoints(),
+            seed: options.seed(),
+            precision: options.precision(),
         };
-        if let Some(tokens) = self.tokens {
-            if self.steps.is_some() {
+        if let Some(tokens) = options.tokens {
+            if options.steps.is_some() {
                 bail!("both --steps and --tokens given: give one budget");
             }
             train.steps = tokens.div_ceil(train.tokens_per_step().max(1));
         }
         train.validate().map_err(flag_error)?;
-        let d_model = self.d_model();
+        let d_model = options.d_model();
         let model = TransformerConfig::new(vocab_size)
-            .with_n_layers(self.layers())
+            .with_n_layers(options.layers())
             .with_d_model(d_model)
-            .with_n_heads(self.heads())
-            .with_d_ff(self.d_ff.unwrap_or(4 * d_model))
+            .with_n_heads(options.heads())
+            .with_d_ff(options.d_ff.unwrap_or(4 * d_model))
             .with_max_seq_len(train.seq_len)
-            .with_dropout(self.dropout())
-            .with_positions(self.positions())
-            .with_tie_embeddings(self.tie_embeddings());
+            .with_dropout(options.dropout())
+            .with_positions(options.positions())
+            .with_tie_embeddings(options.tie_embeddings());
         model.validate().map_err(flag_error)?;
         Ok((train, model))
     }

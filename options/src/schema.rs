@@ -9,12 +9,13 @@ use clap::builder::TypedValueParser;
 use primer_datasets::corpus::DocSplit;
 use primer_datasets::shots::ShotOrder;
 use primer_datasets::tokenizer::TokenizerKind;
-use primer_model::{Pooling, Positions};
+use primer_model::{Pooling, Positions, Precision};
 use primer_objectives::ObjectiveConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Backend;
+use crate::presets::ModelPreset;
 
 /// One option of a command, as clap declares it: what a form, a help text or a config reader
 /// needs to know of it.
@@ -279,6 +280,8 @@ named_values!(
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
     ShotOrder: ["balanced", "random"],
+    ModelPreset: ["gpt2-small", "gpt2-medium", "bert-base", "bert-small", "tiny"],
+    Precision: ["f32", "bf16", "f16"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists

@@ -16,6 +16,7 @@ use primer_datasets::checksums::{verify_sums, write_sums, write_sums_of};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::loss_scale::LossScale;
 use crate::networks::Networks;
 
 const MODEL: &str = "model.bpk";
@@ -36,8 +37,8 @@ const LEFTOVER_PREFIXES: [&str; 2] = [".tmp-step-", ".prune-"];
 /// Everything besides weights and optimizer moments that a resumed run needs.
 ///
 /// The learning-rate schedule is a function of `step`; masks and dropout are seeded from the
-/// run seed and the step; the data order from the seed and `cursor`. So these four numbers and
-/// the config restore the run exactly.
+/// run seed and the step; the data order from the seed and `cursor`. So these numbers (and a
+/// float16 run's loss scale) and the config restore the run exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Optimizer steps done.
@@ -48,6 +49,9 @@ pub struct TrainState {
     pub tokens_seen: u64,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
+    /// The dynamic loss scale of a float16 run; `None` in other precisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<LossScale>,
 }
 
 /// Writes and finds checkpoints in one folder.
@@ -275,5 +279,43 @@ fn load_finite<M: Module>(module: M, path: &Path) -> Result<M, String> {
     match crate::finite::first_non_finite(&module) {
         Some(param) => Err(format!("{name} holds non-finite values in {param}")),
         None => Ok(module),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+    use primer_model::TransformerConfig;
+
+    /// A float16 run's loss scale comes back from its checkpoint: without it a resumed run
+    /// would restart from the initial scale and skip again the steps the first run had learnt
+    /// to avoid.
+    #[test]
+    fn the_loss_scale_is_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TransformerConfig::new(10)
+            .with_d_model(8)
+            .with_n_heads(2)
+            .with_d_ff(16)
+            .with_n_layers(1)
+            .with_max_seq_len(4);
+        let networks = || Networks::init_on_host(&config, None, 1, &Device::flex(), &Device::flex().autodiff());
+        let optim = || crate::optim::optimizer(&crate::tests::train_config());
+        let state = TrainState {
+            step: 3,
+            cursor: 6,
+            tokens_seen: 24,
+            elapsed_s: 1.5,
+            loss_scale: Some(LossScale {
+                scale: 8192.0,
+                good_steps: 1,
+                skipped_steps: 3,
+            }),
+        };
+        let checkpointer = Checkpointer::new(dir.path().to_path_buf(), 2);
+        checkpointer.save(&networks(), &optim(), &state).unwrap();
+        let (_, _, loaded) = checkpointer.load_latest(networks(), optim()).unwrap();
+        assert_eq!(loaded, Some(state));
     }
 }

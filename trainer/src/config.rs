@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use primer_model::FieldError;
 use primer_model::TransformerConfig;
+use primer_model::{FieldError, Precision};
 use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Seed of initialisation, data order, masks and dropout.
     pub seed: u64,
+    /// The dtype of the model's products and activations; weights and optimizer state stay
+    /// `f32`. Runs made before it trained in `f32`.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {

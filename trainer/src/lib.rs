@@ -8,6 +8,8 @@ pub mod error;
 pub mod eval;
 pub mod finetune;
 pub mod finite;
+mod health;
+pub mod loss_scale;
 pub mod memory;
 pub mod metrics;
 pub mod mfu;
@@ -46,6 +48,7 @@ pub(crate) mod tests {
             checkpoint_every: 5,
             keep_checkpoints: 2,
             seed: 1,
+            precision: Default::default(),
         }
     }
 }

@@ -42,9 +42,17 @@ pub struct MetricsRecord {
     pub lr: f64,
     /// Training throughput of the step (train) or of the evaluation (valid), input tokens/s.
     pub tokens_per_s: f64,
-    /// Global gradient norm before clipping (train only).
+    /// Global gradient norm before clipping (train only; absent on a float16 step skipped for
+    /// overflowing gradients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_norm: Option<f64>,
+    /// The dynamic loss scale after the step (train only, `--precision f16` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
+    /// Steps skipped so far for overflowing float16 gradients (train only, `--precision f16`
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_steps: Option<u64>,
     /// Model FLOPs utilisation of the step: training FLOPs per token × tokens/s ÷ the device's
     /// peak (train only; see [`crate::mfu`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

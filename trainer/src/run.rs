@@ -16,7 +16,7 @@ use primer_datasets::DataError;
 use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::Transformer;
+use primer_model::{Precision, Transformer};
 use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +25,12 @@ use crate::collective::{Collective, my_micro_batches, sum_gradients};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
+use crate::health::{DIVERGED_BASELINES, Health};
+use crate::loss_scale::LossScale;
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
 use crate::mfu::mfu;
 use crate::networks::Networks;
-use crate::optim::{clip_global_norm, optimizer};
+use crate::optim::{clip_global_norm, optimizer, scale_grads};
 use crate::record::{BatchRecorder, RecordedBatch};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
@@ -136,12 +138,6 @@ pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Res
     Ok(eval_starts(data.valid.len(), block_len, blocks))
 }
 
-/// A training loss above this many times the uniform baseline (the objective's chance loss,
-/// `ln V` for a language model) counts as divergence: an untrained model starts near it, and one
-/// this far above it assigns the targets less probability than guessing would, so only a
-/// blown-up run reaches it.
-const DIVERGED_BASELINES: f64 = 2.0;
-
 /// What one optimizer step measured.
 struct StepResult {
     nll: f64,
@@ -168,6 +164,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         Some(dir) => Some(BatchRecorder::create(dir, &networks)?),
         None => None,
     };
+    networks.model = networks.model.with_precision(train.precision);
     let run = Loop {
         job: &job,
         objective: objective.as_ref(),
@@ -307,16 +304,36 @@ impl Loop<'_> {
             .recorder
             .as_ref()
             .map(|_| batches.iter().map(RecordedBatch::of).collect::<Vec<_>>());
-        let (result, grads) = gradient_step(&networks, batches, self.objective, train.grad_clip, self.job.collective);
+        let loss_scale = state.loss_scale.map(|scale| scale.scale);
+        let (result, grads) = gradient_step(
+            &networks,
+            batches,
+            self.objective,
+            train.grad_clip,
+            loss_scale,
+            self.job.collective,
+        );
         let loss = result.nll / result.targets as f64;
-        if let Err(error) = self.health.check(step, loss, result.grad_norm, &self.checkpointer) {
+        // A float16 step whose gradients overflowed is skipped: its data consumed, no update.
+        let applied = match state.loss_scale.as_mut() {
+            Some(scale) => scale.update(result.grad_norm.is_finite()),
+            None => true,
+        };
+        let grad_norm = applied.then_some(result.grad_norm);
+        if let Err(error) = self
+            .health
+            .check(step, loss, grad_norm, state.loss_scale.as_ref(), &self.checkpointer)
+        {
             finish_progress(outputs);
             return Err(error);
         }
         if let (Some(recorder), Some(batches)) = (&self.recorder, &recorded) {
             recorder.step(step, lr, loss, result.grad_norm, batches)?;
         }
-        let networks = optim.step(lr, networks, grads);
+        let networks = match applied {
+            true => optim.step(lr, networks, grads),
+            false => networks,
+        };
 
         state.step = step;
         state.cursor += (train.grad_accum * train.batch_size) as u64;
@@ -334,7 +351,9 @@ impl Loop<'_> {
         );
         let (cpu_percent, memory_gb) = outputs.dashboard.system_usage();
         let record = MetricsRecord {
-            grad_norm: Some(result.grad_norm),
+            grad_norm,
+            loss_scale: state.loss_scale.map(|scale| scale.scale),
+            skipped_steps: state.loss_scale.map(|scale| scale.skipped_steps),
             mfu: Some(mfu(self.flops_per_token, metrics.tokens_per_s, self.job.peak_flops)),
             cpu_percent,
             memory_gb,
@@ -470,6 +489,7 @@ fn restore(
         cursor: 0,
         tokens_seen: 0,
         elapsed_s: 0.0,
+        loss_scale: (train.precision == Precision::F16).then(LossScale::default),
     };
     if !job.resume {
         return Ok((networks, optim, fresh));
@@ -528,11 +548,15 @@ fn step_batches(
 
 /// Forward and backward passes over this process's micro-batches of a step, the gradients
 /// accumulated, summed over the group and clipped.
+///
+/// With a `loss_scale` (float16), the loss is multiplied by it before each backward pass and
+/// the summed gradients divided by it before they are measured and clipped.
 fn gradient_step(
     networks: &Networks,
     batches: Vec<LmBatch>,
     objective: &dyn Objective,
     grad_clip: f64,
+    loss_scale: Option<f64>,
     collective: &dyn Collective,
 ) -> (StepResult, GradientsParams) {
     // Normalise by the targets of the whole accumulated batch (of every rank), not per
@@ -548,7 +572,10 @@ fn gradient_step(
     for batch in batches {
         let (model, companion) = networks.pair();
         let sums = objective.loss(model, companion, batch);
-        let loss = sums.nll.clone().div_scalar(targets as f64);
+        let mut loss = sums.nll.clone().div_scalar(targets as f64);
+        if let Some(scale) = loss_scale {
+            loss = loss.mul_scalar(scale);
+        }
         accumulator.accumulate(networks, GradientsParams::from_grads(loss.backward(), networks));
         nll += sums.nll.into_scalar::<f64>();
         correct += sums.correct.into_scalar::<i64>();
@@ -560,6 +587,9 @@ fn gradient_step(
     collective.sum_f64(&mut sums);
     sync_s += synced.elapsed().as_secs_f64();
     let (nll, correct) = (sums[0], sums[1] as i64);
+    if let Some(scale) = loss_scale {
+        scale_grads(networks, &mut grads, 1.0 / scale);
+    }
     let grad_norm = clip_global_norm(networks, &mut grads, grad_clip);
     let result = StepResult {
         nll,
@@ -569,71 +599,6 @@ fn gradient_step(
         sync_s,
     };
     (result, grads)
-}
-
-/// Catches divergence before its weights are applied or checkpointed.
-struct Health<'a> {
-    objective: &'a dyn Objective,
-    /// The largest training loss that is not divergence.
-    loss_limit: f64,
-    config: &'a RunConfig,
-    run_dir: &'a RunDir,
-}
-
-impl Health<'_> {
-    /// Fails when a step's loss or gradient norm shows divergence.
-    fn check(&self, step: u64, loss: f64, grad_norm: f64, checkpointer: &Checkpointer) -> Result<(), TrainError> {
-        if loss.is_finite() && loss <= self.loss_limit && grad_norm.is_finite() {
-            return Ok(());
-        }
-        Err(self.diverged(
-            &format!("at step {step} (training loss {loss:.4e}, gradient norm {grad_norm:.4e})"),
-            checkpointer,
-        ))
-    }
-
-    /// Fails when the weights about to be checkpointed after `step` diverge on the next
-    /// step's first micro-batch: a checkpoint is never of diverged weights.
-    fn probe(
-        &self,
-        networks: &Networks,
-        next: Vec<LmBatch>,
-        step: u64,
-        checkpointer: &Checkpointer,
-    ) -> Result<(), TrainError> {
-        let batch = next.into_iter().next().expect("one micro-batch");
-        let (model, companion) = networks.pair();
-        let sums = self.objective.loss(model, companion, batch);
-        let loss = sums.nll.into_scalar::<f64>() / sums.n_targets.max(1) as f64;
-        if loss.is_finite() && loss <= self.loss_limit {
-            return Ok(());
-        }
-        Err(self.diverged(
-            &format!("after step {step} (loss {loss:.4e} on the next batch)"),
-            checkpointer,
-        ))
-    }
-
-    fn diverged(&self, when: &str, checkpointer: &Checkpointer) -> TrainError {
-        let last_good = match checkpointer.list().ok().and_then(|all| all.last().cloned()) {
-            Some(path) => format!("the last good checkpoint is {}", path.display()),
-            None => "no checkpoint was written".to_string(),
-        };
-        let train = &self.config.train;
-        let clip = if train.grad_clip > 0.0 {
-            ""
-        } else {
-            " or set --grad-clip 1"
-        };
-        TrainError::Invalid(format!(
-            "training of {} diverged {when}, above {:.2} = {DIVERGED_BASELINES} x the uniform baseline {:.2} (vocabulary {}); {last_good}: start over with a lower --lr (now {}){clip}",
-            self.run_dir.root.display(),
-            self.loss_limit,
-            self.loss_limit / DIVERGED_BASELINES,
-            self.config.model.vocab_size,
-            train.lr
-        ))
-    }
 }
 
 fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &EvalMetrics) -> MetricsRecord {
@@ -649,6 +614,8 @@ fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &E
         lr,
         tokens_per_s: metrics.tokens_per_s,
         grad_norm: None,
+        loss_scale: None,
+        skipped_steps: None,
         mfu: None,
         cpu_percent: None,
         memory_gb: None,
