@@ -12,6 +12,7 @@ use primer_datasets::lock::FolderLock;
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::TransformerConfig;
+use primer_objectives::scoring::Text;
 use primer_trainer::collective::Collective;
 use primer_trainer::config::{DataInfo, RunConfig};
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
@@ -69,7 +70,7 @@ struct Inputs {
     tokenizer: PrimerTokenizer,
     /// The run this one continues (`--init-from`).
     init: Option<RunDir>,
-    minimal_pairs: Vec<[Vec<u32>; 2]>,
+    minimal_pairs: Vec<[Text; 2]>,
     backend: Backend,
     device: Device,
 }
@@ -329,13 +330,9 @@ fn exit_code(outcome: &Outcome) -> ExitCode {
     }
 }
 
-/// The minimal pairs of `--minimal-pairs`, as token ids: at most `--minimal-pairs-limit` of
+/// The minimal pairs of `--minimal-pairs`, tokenized: at most `--minimal-pairs-limit` of
 /// them, a subset drawn with the run's seed and kept in file order.
-fn minimal_pairs(
-    options: &PretrainOptions,
-    tokenizer: &PrimerTokenizer,
-    seed: u64,
-) -> anyhow::Result<Vec<[Vec<u32>; 2]>> {
+fn minimal_pairs(options: &PretrainOptions, tokenizer: &PrimerTokenizer, seed: u64) -> anyhow::Result<Vec<[Text; 2]>> {
     let Some(source) = &options.minimal_pairs else {
         if options.minimal_pairs_limit.is_some() {
             bail!("--minimal-pairs-limit without --minimal-pairs: name the pairs, e.g. --minimal-pairs blimp");
@@ -356,7 +353,12 @@ fn minimal_pairs(
     }
     pairs
         .iter()
-        .map(|pair| Ok([tokenizer.encode(&pair.good)?, tokenizer.encode(&pair.bad)?]))
+        .map(|pair| {
+            Ok([
+                Text::encode(tokenizer, &pair.good)?,
+                Text::encode(tokenizer, &pair.bad)?,
+            ])
+        })
         .collect()
 }
 

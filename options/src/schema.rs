@@ -10,6 +10,7 @@ use primer_datasets::corpus::DocSplit;
 use primer_datasets::tokenizer::TokenizerKind;
 use primer_model::{Pooling, Positions};
 use primer_objectives::ObjectiveConfig;
+use primer_objectives::scoring::Pll;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -277,6 +278,7 @@ named_values!(
     Positions: ["rotary", "learned"],
     DocSplit: ["paragraph", "line", "file"],
     Backend: ["flex", "wgpu", "tch", "cuda"],
+    Pll: ["original", "word-l2r"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists
