@@ -31,7 +31,9 @@ use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
 
-/// How masked objectives score minimal pairs unless `--pll` says otherwise.
+/// How masked objectives score minimal pairs unless `--pll` says otherwise: the original
+/// masking, since within-word masking followed sentence length more on a small masked model
+/// and was no more accurate (docs/compare.md, "Masking for minimal pairs").
 const DEFAULT_PLL: Pll = Pll::Original;
 
 /// Arguments of `primer compare`.
@@ -72,7 +74,7 @@ pub struct CompareArgs {
     pairs_limit: Option<usize>,
     /// How masked objectives score the minimal pairs: each token masked alone (original) or
     /// with the rest of its word to its right (word-l2r), as `primer minimal-pairs --pll`
-    /// [default: DEFAULT_PLL].
+    /// [default: original].
     #[arg(long, value_parser = primer_options::parser::<Pll>())]
     pll: Option<Pll>,
     /// Peak learning rate of linear probes.
