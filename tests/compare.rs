@@ -65,9 +65,12 @@ fn compare_args(corpus: &str, task: &str, out: &str, seeds: &str) -> Vec<String>
         "20",
         "--finetune-epochs",
         "2",
-        // BLiMP's first 2 pairs of each paradigm at the end, a subset of 20 at every validation.
+        // BLiMP's first 2 pairs of each paradigm at the end, a subset of 20 at every validation;
+        // the masked model's within-word masked (only a masked model takes --pll).
         "--pairs-limit",
         "2",
+        "--pll",
+        "word-l2r",
         "--minimal-pairs-limit",
         "20",
         "--out",
@@ -158,6 +161,10 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("## Minimal pairs") && md.contains("Verdict: "), "{md}");
+    assert!(
+        md.contains("mlm by pseudo-log-likelihood (word-l2r); clm by log-likelihood"),
+        "the report names each scoring: {md}"
+    );
     assert!(md.contains("masked-token accuracy") && md.contains("pseudo-perplexity"));
     assert!(md.contains("bits per byte"));
 

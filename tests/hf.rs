@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
 use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_model::AttentionMode;
+use primer_objectives::info::Scoring;
+use primer_trainer::config::RunConfig;
 use primer_trainer::run::load_model;
 use primer_trainer::run_dir::RunDir;
 use serde_json::{Value, json};
@@ -38,14 +41,23 @@ fn pretrain(cache: &Path, run: &Path, objective: &str, positions: &str, tied: bo
     );
 }
 
+/// How a run's model reads a text when it is scored: both ways for a masked model, left to
+/// right for the rest (prefix-LM included), as its export runs it.
+fn scored_reading(config: &RunConfig) -> AttentionMode {
+    match config.objective.info().scoring {
+        Scoring::LogLikelihood => AttentionMode::Causal,
+        _ => AttentionMode::Bidirectional,
+    }
+}
+
 /// What the checker needs: the texts' ids (each row read alone by primer) and primer's logits.
-fn case(run: &Path, bidirectional: bool) -> Value {
+fn case(run: &Path) -> Value {
     let device = Device::flex();
     let dir = RunDir::new(run);
     let config = dir.read_config().unwrap();
     let tokenizer = PrimerTokenizer::from_file(&dir.tokenizer()).unwrap();
     let model = load_model(&dir, &config, &device).unwrap();
-    let mode = config.objective.info().attention.clone();
+    let mode = scored_reading(&config);
     // Trained far enough that a misplaced bias or gain would show in the logits.
     let largest = |tensor: Tensor<1>| tensor.abs().max().into_scalar::<f32>();
     let qkv_bias = model.blocks[0].attn.qkv.bias.as_ref().unwrap().val();
@@ -73,7 +85,7 @@ fn case(run: &Path, bidirectional: bool) -> Value {
         "rows": rows,
         "logits": logits,
         "pad_id": tokenizer.specials().pad,
-        "bidirectional": bidirectional,
+        "bidirectional": mode == AttentionMode::Bidirectional,
         "texts": TEXTS,
         "text_ids": text_ids,
     })
@@ -88,6 +100,7 @@ fn python(script: &str, args: &[&Path]) -> Value {
         .arg(script)
         .args(args)
         .env("HF_HUB_OFFLINE", "1")
+        .env("HF_DATASETS_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
         .output()
         .unwrap();
@@ -109,10 +122,12 @@ fn exports_load_in_transformers_and_give_primers_logits() {
     for (objective, positions, tied, class) in [
         ("clm", "rotary", true, "GPTNeoXForCausalLM"),
         ("clm", "learned", true, "GPT2LMHeadModel"),
-        ("mlm", "rotary", true, "GPTNeoXForCausalLM"),
-        ("mlm", "learned", true, "GPT2LMHeadModel"),
+        ("mlm", "rotary", true, "PrimerForMaskedLM"),
+        ("mlm", "learned", true, "PrimerForMaskedLM"),
         ("clm", "rotary", false, "GPTNeoXForCausalLM"),
         ("clm", "learned", false, "GPT2LMHeadModel"),
+        ("mlm", "learned", false, "PrimerForMaskedLM"),
+        ("prefix", "rotary", true, "GPTNeoXForCausalLM"),
     ] {
         let name = format!("{objective}-{positions}{}", if tied { "" } else { "-untied" });
         let run = tmp.path().join(&name);
@@ -122,13 +137,20 @@ fn exports_load_in_transformers_and_give_primers_logits() {
             tmp.path(),
             &format!("export --run {} --format hf --out {}", run.display(), export.display()),
         );
-        let report = check_with_transformers(&export, &case(&run, objective == "mlm"), tmp.path());
+        let report = check_with_transformers(&export, &case(&run), tmp.path());
         assert_eq!(report["class"], class, "{name}: {report}");
         for keys in ["missing", "unexpected", "mismatched"] {
             assert_eq!(report[keys], json!([]), "{name}: {keys} keys: {report}");
         }
         let diff = report["max_abs_diff"].as_f64().unwrap();
-        assert!(diff < 1e-4, "{name}: logits differ by {diff}");
+        assert!(diff < 1e-5, "{name}: logits differ by {diff}");
+        // A masked model cannot be taken for a causal one: transformers refuses to.
+        let masked = objective == "mlm";
+        assert_eq!(
+            report["causal_refused"],
+            if masked { json!(true) } else { json!(null) },
+            "{name}"
+        );
         eprintln!("{name} as {class}: largest logit difference {diff:.1e}");
         // Imported back, the model gives primer's logits bit for bit.
         let back = tmp.path().join(format!("{name}-back"));
@@ -146,7 +168,149 @@ fn exports_load_in_transformers_and_give_primers_logits() {
         );
         assert_eq!(report["tokenizer_ids_equal"], true, "{name}: {report}");
         assert_eq!(report["mask_token"], "[MASK]", "{name}: {report}");
+        assert_eq!(report["bos_token"], "[EOS]", "{name}: the token documents open with");
     }
+}
+
+/// BLiMP paradigms whose first pairs the evaluator tests score: agreement across a word, a
+/// phrase and a clause.
+const PARADIGMS: [&str; 3] = [
+    "anaphor_gender_agreement",
+    "determiner_noun_agreement_1",
+    "regular_plural_subject_verb_agreement_1",
+];
+
+/// The first `pairs` pairs of each of [`PARADIGMS`], one file each in `dir/pairs`, as
+/// `--pairs` and lm-eval's local tasks read them.
+fn blimp_sample(dir: &Path, pairs: usize) -> std::path::PathBuf {
+    let out = dir.join("pairs");
+    std::fs::create_dir_all(&out).unwrap();
+    for paradigm in PARADIGMS {
+        let file = format!("{paradigm}.jsonl");
+        let text = std::fs::read_to_string(shared_data().join("blimp").join(&file)).unwrap();
+        let head: String = text.lines().take(pairs).map(|line| format!("{line}\n")).collect();
+        std::fs::write(out.join(file), head).unwrap();
+    }
+    out
+}
+
+/// `primer minimal-pairs --scores` of `run` on `pairs` with `extra` flags: each sentence's
+/// score in order (acceptable first), and the accuracy per paradigm.
+fn primer_pair_scores(cache: &Path, run: &Path, pairs: &Path, extra: &str) -> (Vec<f64>, Value) {
+    let printed: Value = serde_json::from_str(&primer_ok(
+        cache,
+        &format!(
+            "minimal-pairs --run {} --pairs {} --json --scores {extra}",
+            run.display(),
+            pairs.display()
+        ),
+    ))
+    .unwrap();
+    let scores = printed["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|pair| pair.as_array().unwrap().iter().map(|s| s.as_f64().unwrap()))
+        .collect();
+    let accuracy = printed["paradigms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| (group["name"].as_str().unwrap().to_string(), group["accuracy"].clone()))
+        .collect();
+    (scores, accuracy)
+}
+
+/// The largest difference between primer's scores and a reference's, both in sentence order.
+fn largest_difference(ours: &[f64], theirs: &Value) -> f64 {
+    let theirs = theirs.as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len(), "one score per sentence");
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b.as_f64().unwrap()).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn exports_score_minimal_pairs_as_minicons_and_lm_eval_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = blimp_sample(tmp.path(), 20);
+    // The masked model: byte-level BPE of 400 tokens splits most words, so the two masks differ.
+    let mlm = tmp.path().join("mlm");
+    pretrain(tmp.path(), &mlm, "mlm", "rotary", true);
+    let export = tmp.path().join("mlm-hf");
+    primer_ok(
+        tmp.path(),
+        &format!("export --run {} --out {}", mlm.display(), export.display()),
+    );
+    let minicons = python("check_scores.py", &[&export, &pairs, &tmp.path().join("mlm-work")]);
+    // `primer score` reads the same sentences, one per line.
+    let sentences = tmp.path().join("sentences.txt");
+    std::fs::write(&sentences, read_sentences(&pairs).join("\n") + "\n").unwrap();
+    let mut by_pll = Vec::new();
+    for (pll, metric) in [("original", "original"), ("word-l2r", "within_word_l2r")] {
+        let (ours, _) = primer_pair_scores(tmp.path(), &mlm, &pairs, &format!("--pll {pll}"));
+        let diff = largest_difference(&ours, &minicons[metric]);
+        assert!(
+            diff < 1e-4,
+            "minimal-pairs --pll {pll} against minicons {metric}: {diff}"
+        );
+        eprintln!("mlm, --pll {pll}: largest difference from minicons' {metric} {diff:.1e}");
+        let scored: Vec<f64> = json_lines(&primer_ok(
+            tmp.path(),
+            &format!(
+                "score --run {} --file {} --json --pll {pll}",
+                mlm.display(),
+                sentences.display()
+            ),
+        ))
+        .iter()
+        .map(|doc| doc["log_prob"].as_f64().unwrap())
+        .collect();
+        let diff = largest_difference(&scored, &minicons[metric]);
+        assert!(diff < 1e-4, "score --pll {pll} against minicons {metric}: {diff}");
+        by_pll.push(ours);
+    }
+    assert_ne!(by_pll[0], by_pll[1], "words of several tokens are masked differently");
+
+    let clm = tmp.path().join("clm");
+    pretrain(tmp.path(), &clm, "clm", "rotary", true);
+    let export = tmp.path().join("clm-hf");
+    primer_ok(
+        tmp.path(),
+        &format!("export --run {} --out {}", clm.display(), export.display()),
+    );
+    let references = python("check_scores.py", &[&export, &pairs, &tmp.path().join("clm-work")]);
+    let (ours, accuracy) = primer_pair_scores(tmp.path(), &clm, &pairs, "");
+    for reference in ["incremental", "lm_eval"] {
+        let diff = largest_difference(&ours, &references[reference]);
+        assert!(diff < 1e-4, "clm against {reference}: {diff}");
+        eprintln!("clm: largest difference from {reference} {diff:.1e}");
+    }
+    assert_eq!(
+        accuracy, references["lm_eval_accuracy"],
+        "accuracy per paradigm, lm-eval's and primer's"
+    );
+    assert_error(
+        tmp.path(),
+        &format!(
+            "minimal-pairs --run {} --pairs {} --pll word-l2r",
+            clm.display(),
+            pairs.display()
+        ),
+        &["--pll", "log-likelihood"],
+    );
+}
+
+/// The sentences of the pair files in `dir`, in file-name order, acceptable first.
+fn read_sentences(dir: &Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|file| json_lines(&std::fs::read_to_string(file).unwrap()))
+        .flat_map(|pair| ["sentence_good", "sentence_bad"].map(|key| pair[key].as_str().unwrap().to_string()))
+        .collect()
 }
 
 #[test]
@@ -158,7 +322,7 @@ fn exports_refuse_what_they_cannot_hold_and_never_overwrite() {
     assert_error(
         tmp.path(),
         &format!("export --run {} --out {}", run.display(), out.display()),
-        &["electra", "discriminator", "clm or mlm"],
+        &["electra", "discriminator", "clm, prefix or mlm"],
     );
     assert!(!out.exists(), "no half-written export");
     let clm = tmp.path().join("clm");
@@ -188,8 +352,11 @@ fn logits_of(run: &Path, ids: &[u32]) -> Vec<f32> {
     let model = load_model(&dir, &config, &device).unwrap();
     let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), &device);
-    let mode = config.objective.info().attention.clone();
-    model.forward(tokens, mode).into_data().try_into_vec::<f32>().unwrap()
+    model
+        .forward(tokens, scored_reading(&config))
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
 
 /// `tests/hf/make_checkpoints.py`'s random GPT-NeoX and GPT-2 checkpoints, in `dir`; their names.

@@ -121,7 +121,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     );
     let baseline = unigram_baseline(&data.train, &set, tokenizer.vocab_size(), tokenizer.specials());
     let info = config.objective.info();
-    let pseudo = (info.scoring == Scoring::PseudoLogLikelihood).then(|| {
+    let pseudo = matches!(info.scoring, Scoring::PseudoLogLikelihood(_)).then(|| {
         let mlm_starts = eval_starts(
             data.valid.len(),
             config.train.seq_len,

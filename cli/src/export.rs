@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::tensor::Device;
+use primer_hf::Head;
 use primer_objectives::ObjectiveInfo;
 use primer_objectives::info::Scoring;
 
@@ -12,11 +13,13 @@ use crate::trained::TrainedRun;
 /// Arguments of `primer export`.
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// The pre-training run (clm or mlm) to export.
+    /// The pre-training run to export (any objective whose LM head is trained: clm, prefix, mlm).
     #[arg(long, value_name = "RUN_DIR")]
     run: PathBuf,
-    /// The format: hf, a directory `transformers.AutoModelForCausalLM.from_pretrained` loads
-    /// (rotary models as GPT-NeoX, learned positions as GPT-2).
+    /// The format: hf, a transformers checkpoint directory: a next-token model loads with
+    /// `AutoModelForCausalLM` (rotary positions as GPT-NeoX, learned as GPT-2), a masked one
+    /// with `AutoModelForMaskedLM` and `trust_remote_code=True` (primer's layers, shipped as
+    /// code in the directory).
     #[arg(long, default_value = "hf", value_parser = ["hf"])]
     format: String,
     /// The directory to create.
@@ -28,39 +31,37 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     if primer_options::check_only() {
         let (config, _) = TrainedRun::check(&args.run, false)?;
-        return exportable(&args, config.objective.info());
+        return head_of(&args, config.objective.info()).map(drop);
     }
     let trained = TrainedRun::load(&args.run, &Device::flex())?;
     let info = trained.config.objective.info();
-    exportable(&args, info)?;
+    let head = head_of(&args, info)?;
     let exported = primer_hf::export(
         &trained.model,
         &trained.config.model,
-        &info.attention,
+        head,
         (&trained.dir.tokenizer(), &trained.tokenizer),
         &args.out,
     )?;
     println!(
-        "wrote {} ({}{}): load it with transformers.AutoModelForCausalLM.from_pretrained",
+        "wrote {} ({}): load it with transformers.{}",
         exported.dir.display(),
         exported.architecture.class(),
-        if exported.bidirectional {
-            "; a masked model: give it a 4-D attention mask that hides nothing, with attn_implementation=\"eager\" (README, Hugging Face)"
-        } else {
-            ""
-        }
+        exported.architecture.loader()
     );
     Ok(())
 }
 
-/// Fails unless a run of an objective described by `info` exports as a language model.
-fn exportable(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<()> {
-    if info.scoring == Scoring::ReplacedTokenDetection {
-        bail!(
-            "{} is an {} run: its model is a discriminator whose LM head is not trained, so as a language model it would mislead; export a clm or mlm run",
+/// The head to export: the one primer scores with; refused for a discriminator, whose LM head
+/// is not trained.
+fn head_of(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<Head> {
+    Ok(match info.scoring {
+        Scoring::LogLikelihood => Head::NextToken,
+        Scoring::PseudoLogLikelihood(_) => Head::MaskedToken,
+        Scoring::ReplacedTokenDetection => bail!(
+            "{} is an {} run: its model is a discriminator whose LM head is not trained, so as a language model it would mislead; export a clm, prefix or mlm run",
             args.run.display(),
             info.name
-        );
-    }
-    Ok(())
+        ),
+    })
 }

@@ -1,14 +1,17 @@
 //! `primer minimal-pairs`: how often a pre-trained run scores the acceptable sentence of a
-//! minimal pair above the unacceptable one (BLiMP), overall and per field, phenomenon and
-//! paradigm.
+//! minimal pair at least as high as the unacceptable one (BLiMP; a tie counts right, as in
+//! lm-evaluation-harness), overall and per field, phenomenon and paradigm.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_datasets::pairs::MinimalPair;
+use primer_objectives::info::{Scoring, prefers_first};
+use primer_objectives::scoring::{Pll, Text};
 use serde::Serialize;
 
 use crate::trained::TrainedRun;
@@ -46,6 +49,15 @@ pub struct MinimalPairsArgs {
     /// baseline of an untrained model of the same size, scored the same way.
     #[arg(long)]
     untrained: bool,
+    /// Masked runs: which tokens each masked copy hides besides the one it predicts: none
+    /// (original, Salazar et al. 2020) or the rest of its word to its right (word-l2r, Kauf &
+    /// Ivanova 2023); minicons' PLL_metric `original` and `within_word_l2r` [default: original].
+    #[arg(long, value_parser = primer_options::parser::<Pll>())]
+    pll: Option<Pll>,
+    /// Also list each pair's two scores (log-probabilities in nats, acceptable sentence first)
+    /// in the JSON results, as `scores`.
+    #[arg(long)]
+    scores: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -65,6 +77,8 @@ struct Results {
     objective: String,
     /// How each sentence is scored.
     scoring: &'static str,
+    /// A masked run's masking (`original`, `word-l2r`); none for other runs.
+    pll: Option<&'static str>,
     /// What the model reads.
     framing: &'static str,
     pairs: usize,
@@ -74,8 +88,11 @@ struct Results {
     fields: Vec<Group>,
     phenomena: Vec<Group>,
     paradigms: Vec<Group>,
-    /// Each pair in order, `1` scored right and `0` wrong.
+    /// Each pair in order, `1` scored right (a tie included) and `0` wrong.
     correct: String,
+    /// With `--scores`, each pair's scores: acceptable sentence, then unacceptable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<Vec<[f64; 2]>>,
 }
 
 /// Runs `primer minimal-pairs`.
@@ -96,33 +113,21 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         true => TrainedRun::untrained(&args.run, &device)?,
         false => TrainedRun::load(&args.run, &device)?,
     };
+    let scoring = run.scoring(args.pll)?;
     let pairs = primer_options::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
-    let info = run.config.objective.info();
-    let specials = *run.tokenizer.specials();
-    let progress = progress_bar(pairs.len());
     let started = Instant::now();
-    let mut correct = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(PAIRS_PER_CHUNK) {
-        let tokens = chunk
-            .iter()
-            .map(|pair| Ok([run.tokenizer.encode(&pair.good)?, run.tokenizer.encode(&pair.bad)?]))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        correct.extend(
-            info.scoring
-                .prefers_first(run.pair(), &specials, &tokens, args.batch_size, &device),
-        );
-        progress.inc(chunk.len() as u64);
-    }
-    progress.finish_and_clear();
+    let scores = score_pairs(&run, scoring, &pairs, args.batch_size, &device)?;
     let seconds = started.elapsed().as_secs_f64();
+    let correct: Vec<bool> = scores.iter().map(|&[good, bad]| prefers_first(good, bad)).collect();
     let results = Results {
         run: args.run.clone(),
         objective: match args.untrained {
             true => format!("{} (untrained)", run.config.objective.label()),
             false => run.config.objective.label(),
         },
-        scoring: info.scoring.name(),
-        framing: info.scoring.framing(),
+        scoring: scoring.name(),
+        pll: scoring.pll().map(Pll::name),
+        framing: scoring.framing(),
         pairs: pairs.len(),
         accuracy: share(correct.iter().copied()),
         seconds,
@@ -131,6 +136,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         phenomena: groups(&pairs, &correct, |p| &p.phenomenon),
         paradigms: groups(&pairs, &correct, |p| &p.paradigm),
         correct: correct.iter().map(|&ok| if ok { '1' } else { '0' }).collect(),
+        scores: args.scores.then_some(scores),
     };
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &args.out {
@@ -142,6 +148,32 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         print_tables(&results);
     }
     Ok(())
+}
+
+/// Each pair's two scores by `scoring` (acceptable sentence first), a chunk of pairs at a
+/// time behind a progress bar.
+fn score_pairs(
+    run: &TrainedRun,
+    scoring: Scoring,
+    pairs: &[MinimalPair],
+    batch_rows: usize,
+    device: &Device,
+) -> anyhow::Result<Vec<[f64; 2]>> {
+    let specials = *run.tokenizer.specials();
+    let progress = progress_bar(pairs.len());
+    let mut scores = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(PAIRS_PER_CHUNK) {
+        let texts = chunk
+            .iter()
+            .flat_map(|pair| [&pair.good, &pair.bad])
+            .map(|sentence| Text::encode(&run.tokenizer, sentence))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chunk_scores = scoring.log_probs(run.pair(), &specials, &texts, batch_rows, device);
+        scores.extend(chunk_scores.chunks(2).map(|pair| [pair[0], pair[1]]));
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(scores)
 }
 
 fn progress_bar(pairs: usize) -> ProgressBar {

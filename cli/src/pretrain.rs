@@ -14,6 +14,7 @@ use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::{PrimerTokenizer, SPECIAL_TOKENS, TokenizerKind};
 use primer_model::TransformerConfig;
 use primer_objectives::ObjectiveConfig;
+use primer_objectives::scoring::Text;
 use primer_trainer::collective::Collective;
 use primer_trainer::config::{DataInfo, RunConfig, TrainConfig};
 use primer_trainer::run::{Outcome, PretrainJob, pretrain, valid_starts};
@@ -75,7 +76,7 @@ struct Inputs {
     tokenizer: PrimerTokenizer,
     /// The run this one continues (`--init-from`).
     init: Option<RunDir>,
-    minimal_pairs: Vec<[Vec<u32>; 2]>,
+    minimal_pairs: Vec<[Text; 2]>,
     backend: Backend,
     device: Device,
 }
@@ -263,7 +264,12 @@ fn check_and_create(
     valid_starts(&data, block_len, 1)?;
     let minimal_pairs = minimal_pairs(&checked.options, config.train.seed)?
         .iter()
-        .map(|pair| Ok([tokenizer.encode(&pair.good)?, tokenizer.encode(&pair.bad)?]))
+        .map(|pair| {
+            Ok([
+                Text::encode(&tokenizer, &pair.good)?,
+                Text::encode(&tokenizer, &pair.bad)?,
+            ])
+        })
         .collect::<anyhow::Result<_>>()?;
     primer_trainer::memory::check_fits(&config.model, config.train.batch_size, config.train.seq_len)?;
     let lock = match resumed_lock {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_datasets::corpus::DocSplit;
-use primer_objectives::scoring::Nll;
+use primer_objectives::scoring::{Nll, Pll, Text};
 use serde::Serialize;
 
 use crate::trained::TrainedRun;
@@ -27,6 +27,11 @@ pub struct ScoreArgs {
     /// MLM: masked copies scored per batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Masked runs: which tokens each masked copy hides besides the one it predicts: none
+    /// (original) or the rest of its word to its right (word-l2r), as `primer minimal-pairs
+    /// --pll` [default: original].
+    #[arg(long, value_parser = primer_options::parser::<Pll>())]
+    pll: Option<Pll>,
     /// One JSON object per document instead of a table.
     #[arg(long)]
     json: bool,
@@ -40,6 +45,8 @@ struct DocScore {
     /// 1-based position of the document in the file.
     doc: usize,
     tokens: usize,
+    /// The document's score: its (pseudo-)log-likelihood, the sum over its tokens, nats.
+    log_prob: f64,
     /// Mean negative log-likelihood per token, nats.
     nll: f64,
     /// Perplexity (causal) or pseudo-perplexity (MLM).
@@ -71,7 +78,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let run = TrainedRun::load(&args.run, &device)?;
-    let (scoring, specials) = (run.config.objective.info().scoring, *run.tokenizer.specials());
+    let (scoring, specials) = (run.scoring(args.pll)?, *run.tokenizer.specials());
     let progress = ProgressBar::with_draw_target(
         Some(documents.len() as u64),
         if data::show_progress() {
@@ -86,12 +93,13 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut total = Nll::default();
     let mut scores = Vec::new();
     for (i, text) in documents.iter().enumerate() {
-        let tokens = run.tokenizer.encode(text)?;
-        let nll = scoring.nll(run.pair(), &specials, &tokens, args.batch_size, &device);
+        let text = Text::encode(&run.tokenizer, text)?;
+        let nll = scoring.nll(run.pair(), &specials, &text, args.batch_size, &device);
         total.add(nll);
         scores.push(DocScore {
             doc: i + 1,
             tokens: nll.tokens,
+            log_prob: -nll.sum,
             nll: nll.sum / nll.tokens.max(1) as f64,
             perplexity: nll.perplexity(),
             kind: scoring.perplexity_name(),

@@ -6,6 +6,8 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Transformer;
+use primer_objectives::info::Scoring;
+use primer_objectives::scoring::Pll;
 use primer_objectives::{Companion, ObjectiveInfo};
 use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::RunConfig;
@@ -100,6 +102,18 @@ impl TrainedRun {
     /// The model and its companion, as scorers take them.
     pub fn pair(&self) -> (&Transformer, Option<&Companion>) {
         (&self.model, self.companion.as_ref())
+    }
+
+    /// How the run's texts are scored: its objective's way, masked as `pll` says when given
+    /// (a masked run's; any other run refuses it).
+    pub fn scoring(&self, pll: Option<Pll>) -> anyhow::Result<Scoring> {
+        let scoring = self.config.objective.info().scoring;
+        match pll {
+            None => Ok(scoring),
+            Some(pll) => scoring
+                .with_pll(pll)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.root.display())),
+        }
     }
 
     /// Fails unless the run's objective has `fact`, naming the objectives that do.

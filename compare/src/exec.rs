@@ -243,6 +243,9 @@ impl<'a> Runner<'a> {
         if let Some(limit) = pairs.limit_per_paradigm {
             args.extend(["--limit-per-paradigm".into(), limit.to_string()]);
         }
+        if let Some(pll) = pairs.scoring(&self.spec.objectives[objective]).pll() {
+            args.extend(["--pll".into(), pll.name().into()]);
+        }
         if untrained {
             args.push("--untrained".into());
         }

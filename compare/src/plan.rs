@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use primer_objectives::ObjectiveConfig;
+use primer_objectives::info::Scoring;
+use primer_objectives::scoring::Pll;
 use serde::{Deserialize, Serialize};
 
 use primer_options::PretrainOptions;
@@ -193,9 +195,19 @@ pub struct PairsSpec {
     pub source: String,
     /// Only the first N pairs of each paradigm.
     pub limit_per_paradigm: Option<usize>,
+    /// How masked objectives' sentences are masked (`--pll`); absent in comparisons made
+    /// before it, which scored them the original way.
+    #[serde(default)]
+    pub pll: Pll,
 }
 
 impl PairsSpec {
+    /// How `objective`'s sentences are scored: its own way, masked as [`Self::pll`] says.
+    pub fn scoring(&self, objective: &ObjectiveConfig) -> Scoring {
+        let scoring = objective.info().scoring;
+        scoring.with_pll(self.pll).unwrap_or(scoring)
+    }
+
     /// About how many pairs it holds, for time estimates: BLiMP's 67 paradigms of 1,000, or a
     /// thousand in a file of one's own.
     pub fn approximate_pairs(&self) -> usize {
@@ -578,6 +590,7 @@ pub(super) mod tests {
                 epochs: 10,
             },
             minimal_pairs: Some(PairsSpec {
+                pll: Pll::Original,
                 source: "blimp".into(),
                 limit_per_paradigm: Some(10),
             }),

@@ -86,7 +86,7 @@ fn minimal_pairs(results: &Results, pairs: &super::pairs::PairsResult) -> anyhow
         .spec
         .objectives
         .iter()
-        .map(|objective| format!("{} by {}", objective.label(), objective.info().scoring.name()))
+        .map(|objective| format!("{} by {}", objective.label(), spec.scoring(objective).name()))
         .collect();
     let mut out = vec![
         Block::Heading(2, "Minimal pairs".into()),

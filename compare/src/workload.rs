@@ -40,7 +40,7 @@ impl Workload {
                 let pairs = spec.minimal_pairs.as_ref().map_or(0, PairsSpec::approximate_pairs) as f64;
                 let rows = match spec.objectives[objective].info().scoring {
                     Scoring::LogLikelihood | Scoring::ReplacedTokenDetection => 2.0,
-                    Scoring::PseudoLogLikelihood => 24.0,
+                    Scoring::PseudoLogLikelihood(_) => 24.0,
                 };
                 pairs * rows * 12.0
             }

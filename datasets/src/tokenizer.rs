@@ -321,6 +321,23 @@ impl PrimerTokenizer {
             .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))
     }
 
+    /// Token ids of a text with, per token, the index of the word it belongs to: the words its
+    /// pre-tokenizer splits the text into, as transformers' `word_ids()` numbers them (a token
+    /// outside every word gets an index of its own).
+    pub fn encode_with_words(&self, text: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| DataError::InvalidOption(format!("cannot tokenize text: {e}")))?;
+        let words = encoding
+            .get_word_ids()
+            .iter()
+            .enumerate()
+            .map(|(at, word)| word.unwrap_or(u32::MAX - at as u32))
+            .collect();
+        Ok((encoding.get_ids().to_vec(), words))
+    }
+
     /// Token ids of many texts, in parallel.
     pub fn encode_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<u32>>> {
         self.inner

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use primer_model::TransformerConfig;
+use primer_model::{Positions, TransformerConfig};
 
 use crate::HfError;
 use crate::export::Architecture;
@@ -35,10 +35,10 @@ impl Size {
     fn field(self, architecture: Architecture) -> &'static str {
         match (architecture, self) {
             (_, Self::Vocab) => "vocab_size",
-            (Architecture::GptNeoX, Self::Width) => "hidden_size",
-            (Architecture::GptNeoX, Self::Layers) => "num_hidden_layers",
-            (Architecture::GptNeoX, Self::Inner) => "intermediate_size",
-            (Architecture::GptNeoX, Self::Positions) => "max_position_embeddings",
+            (Architecture::GptNeoX | Architecture::Primer, Self::Width) => "hidden_size",
+            (Architecture::GptNeoX | Architecture::Primer, Self::Layers) => "num_hidden_layers",
+            (Architecture::GptNeoX | Architecture::Primer, Self::Inner) => "intermediate_size",
+            (Architecture::GptNeoX | Architecture::Primer, Self::Positions) => "max_position_embeddings",
             (Architecture::Gpt2, Self::Width) => "n_embd",
             (Architecture::Gpt2, Self::Layers) => "n_layer",
             (Architecture::Gpt2, Self::Inner) => "n_inner",
@@ -60,7 +60,7 @@ struct Weight {
 }
 
 /// The weights of a checkpoint of `config`, in `architecture`'s names and layout (PyTorch's
-/// `[out, in]` for GPT-NeoX's linears, `[in, out]` for GPT-2's `Conv1D`).
+/// `[out, in]` for GPT-NeoX's and primer's own linears, `[in, out]` for GPT-2's `Conv1D`).
 fn weights(architecture: Architecture, config: &TransformerConfig) -> Vec<Weight> {
     let vocab = Dim(config.vocab_size as u64, Size::Vocab);
     let width = Dim(config.d_model as u64, Size::Width);
@@ -75,6 +75,7 @@ fn weights(architecture: Architecture, config: &TransformerConfig) -> Vec<Weight
             "embed_out",
         ),
         Architecture::Gpt2 => ("transformer.wte", "transformer.h", "transformer.ln_f", "lm_head"),
+        Architecture::Primer => ("primer.token_embedding", "primer.blocks", "primer.norm", "lm_head"),
     };
     let block: Vec<(&str, Vec<Dim>)> = match architecture {
         Architecture::GptNeoX => vec![
@@ -105,6 +106,20 @@ fn weights(architecture: Architecture, config: &TransformerConfig) -> Vec<Weight
             ("mlp.c_proj.weight", vec![inner, width]),
             ("mlp.c_proj.bias", vec![width]),
         ],
+        Architecture::Primer => vec![
+            ("norm_1.weight", vec![width]),
+            ("norm_1.bias", vec![width]),
+            ("norm_2.weight", vec![width]),
+            ("norm_2.bias", vec![width]),
+            ("attn.qkv.weight", vec![width3, width]),
+            ("attn.qkv.bias", vec![width3]),
+            ("attn.proj.weight", vec![width, width]),
+            ("attn.proj.bias", vec![width]),
+            ("mlp.fc.weight", vec![inner, width]),
+            ("mlp.fc.bias", vec![inner]),
+            ("mlp.proj.weight", vec![width, inner]),
+            ("mlp.proj.bias", vec![width]),
+        ],
     };
     let weight = |name: String, dims: Vec<Dim>| Weight {
         name,
@@ -112,8 +127,13 @@ fn weights(architecture: Architecture, config: &TransformerConfig) -> Vec<Weight
         optional: false,
     };
     let mut weights = vec![weight(format!("{embedding}.weight"), vec![vocab, width])];
-    if architecture == Architecture::Gpt2 {
-        weights.push(weight("transformer.wpe.weight".into(), vec![positions, width]));
+    match architecture {
+        Architecture::Gpt2 => weights.push(weight("transformer.wpe.weight".into(), vec![positions, width])),
+        Architecture::Primer if config.positions == Positions::Learned => weights.push(weight(
+            "primer.position_embedding.weight".into(),
+            vec![positions, width],
+        )),
+        _ => {}
     }
     for index in 0..config.n_layers {
         weights.extend(
@@ -204,6 +224,7 @@ fn check_layers(
     let prefix = match architecture {
         Architecture::GptNeoX => "gpt_neox.layers.",
         Architecture::Gpt2 => "transformer.h.",
+        Architecture::Primer => "primer.blocks.",
     };
     let layers: BTreeSet<u64> = file
         .tensors

@@ -31,6 +31,7 @@ pub mod limits {
 const IGNORED: &[&str] = &[
     "_name_or_path",
     "architectures",
+    "auto_map",
     "model_type",
     "transformers_version",
     "torch_dtype",

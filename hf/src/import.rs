@@ -1,4 +1,5 @@
-//! A transformers checkpoint (GPT-NeoX or GPT-2) as a primer model.
+//! A transformers checkpoint (GPT-NeoX, GPT-2, or primer's own masked-LM export) as a primer
+//! model.
 //!
 //! Everything is checked before the model is built: the files are regular and bounded
 //! ([`files`](crate::files)), every config size is bounded ([`fields`](crate::fields)), the
@@ -20,7 +21,7 @@ use crate::expected::check_weights;
 use crate::export::Architecture;
 use crate::fields::{Fields, limits};
 use crate::files::{MAX_CONFIG_BYTES, MAX_TOKENIZER_BYTES, check_regular_path, read_text};
-use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, primer_qkv_columns, reorder_qkv, reversed};
+use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, PRIMER_KEYS_BACK, primer_qkv_columns, reorder_qkv, reversed};
 use crate::weights_file::WeightsFile;
 
 /// Bytes per imported parameter: the `f32` weights the model is built with, the `f32` copy each
@@ -37,8 +38,9 @@ pub struct Imported {
     pub model: Transformer,
     /// The tokenizer (`tokenizer.json`, with `special_tokens_map.json` as its role map).
     pub tokenizer: PrimerTokenizer,
-    /// Whether the model reads text both ways: a masked model exported by primer
-    /// (`"primer_attention": "bidirectional"`).
+    /// Whether the model reads text both ways: a masked model exported by primer (its own
+    /// `PrimerForMaskedLM`, or earlier a GPT-NeoX or GPT-2 marked
+    /// `"primer_attention": "bidirectional"`).
     pub bidirectional: bool,
 }
 
@@ -74,16 +76,21 @@ fn read_config(path: &Path) -> Result<(Architecture, TransformerConfig, bool), H
     let (architecture, config) = match fields.text("model_type")?.as_str() {
         "gpt_neox" => (Architecture::GptNeoX, neox_config(&fields)?),
         "gpt2" => (Architecture::Gpt2, gpt2_config(&fields)?),
+        "primer" => (Architecture::Primer, primer_config(&fields)?),
         other => {
             return Err(HfError::Unsupported(format!(
-                "{}: model_type {other:?} is not one primer reads: gpt_neox or gpt2",
+                "{}: model_type {other:?} is not one primer reads: gpt_neox, gpt2 or primer",
                 path.display()
             )));
         }
     };
-    let bidirectional = match fields.get("primer_attention") {
+    let attention = match architecture {
+        Architecture::Primer => "attention_mode",
+        Architecture::GptNeoX | Architecture::Gpt2 => "primer_attention",
+    };
+    let bidirectional = match fields.get(attention) {
         None => false,
-        Some(_) => fields.text("primer_attention")? == "bidirectional",
+        Some(_) => fields.text(attention)? == "bidirectional",
     };
     fields.finish()?;
     config
@@ -202,6 +209,29 @@ fn gpt2_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
         .with_dropout(0.0))
 }
 
+/// primer's own export's config ([`Architecture::Primer`]) in primer's terms.
+fn primer_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
+    fields.expect("rotary_base", serde_json::json!(10000))?;
+    let positions = match fields.text("positions")?.as_str() {
+        "rotary" => Positions::Rotary,
+        "learned" => Positions::Learned,
+        _ => return Err(fields.unsupported("positions", "is not rotary or learned")),
+    };
+    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
+        .with_d_model(fields.size("hidden_size", limits::WIDTH)?)
+        .with_n_layers(fields.size("num_hidden_layers", limits::LAYERS)?)
+        .with_n_heads(fields.size("num_attention_heads", limits::WIDTH)?)
+        .with_d_ff(fields.size("intermediate_size", limits::INNER)?)
+        .with_max_seq_len(fields.size("max_position_embeddings", limits::POSITIONS)?)
+        .with_norm_eps(fields.number_or("layer_norm_eps", Some(1e-5))?.unwrap_or(1e-5))
+        .with_positions(positions)
+        .with_rotary_fraction(fields.number_or("rotary_fraction", Some(1.0))?.unwrap_or(1.0))
+        .with_parallel_residual(fields.flag_or("parallel_residual", false)?)
+        .with_activation(activation(fields, "hidden_act", "gelu")?)
+        .with_tie_embeddings(fields.flag_or("tie_word_embeddings", true)?)
+        .with_dropout(0.0))
+}
+
 /// The activation a config names in `key` (`default` when absent).
 fn activation(fields: &Fields, key: &str, default: &str) -> Result<Activation, HfError> {
     let name = match fields.get(key) {
@@ -226,10 +256,14 @@ fn load_weights(
     let keys = match architecture {
         Architecture::GptNeoX => reversed(NEOX_KEYS),
         Architecture::Gpt2 => reversed(GPT2_KEYS),
+        Architecture::Primer => PRIMER_KEYS_BACK
+            .iter()
+            .map(|(from, to)| (from.to_string(), to.to_string()))
+            .collect(),
     };
     let mut store = SafetensorsStore::from_file(path).allow_partial(true);
     store = match architecture {
-        Architecture::GptNeoX => store.with_from_adapter(PyTorchToBurnAdapter),
+        Architecture::GptNeoX | Architecture::Primer => store.with_from_adapter(PyTorchToBurnAdapter),
         Architecture::Gpt2 => store.with_from_adapter(Gpt2Adapter::TO_BURN),
     };
     for (from, to) in &keys {

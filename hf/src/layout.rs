@@ -1,8 +1,9 @@
 //! Where primer's layout and transformers' differ, and the conversions between them.
 //!
 //! - Names: primer's module paths (`blocks.0.attn.qkv.weight`) against GPT-NeoX's
-//!   (`gpt_neox.layers.0.attention.query_key_value.weight`) and GPT-2's
-//!   (`transformer.h.0.attn.c_attn.weight`): [`NEOX_KEYS`], [`GPT2_KEYS`].
+//!   (`gpt_neox.layers.0.attention.query_key_value.weight`), GPT-2's
+//!   (`transformer.h.0.attn.c_attn.weight`) and those of primer's own masked-LM export
+//!   (`primer.blocks.0.attn.qkv.weight`): [`NEOX_KEYS`], [`GPT2_KEYS`], [`PRIMER_KEYS`].
 //! - Matrices: Burn's `Linear` stores `[d_input, d_output]`, PyTorch's `nn.Linear`
 //!   `[d_output, d_input]` (GPT-NeoX: every projection and the untied head), GPT-2's `Conv1D`
 //!   `[d_input, d_output]` like Burn (only its untied head is an `nn.Linear`).
@@ -11,7 +12,8 @@
 //!   rotates adjacent feature pairs `(2i, 2i + 1)`, GPT-NeoX the halves `(i, i + head_dim / 2)`
 //!   (`rotate_half`), with the same frequencies. [`neox_qkv_columns`] reorders the columns for
 //!   both; a permutation shared by a head's queries and keys leaves its attention scores as they
-//!   were. GPT-2's `c_attn` is primer's layout.
+//!   were. GPT-2's `c_attn` is primer's layout, and so is primer's own export (in PyTorch's
+//!   `[d_output, d_input]`).
 
 use burn::module::Param;
 use burn::store::burn_pack::Tensor as PackTensor;
@@ -94,6 +96,13 @@ pub const GPT2_KEYS: &[(&str, &str)] = &[
     (r"^norm\.", "transformer.ln_f."),
     (r"^lm_head\.weight$", "lm_head.weight"),
 ];
+
+/// Primer's parameter paths and those of its own export (`PrimerForMaskedLM`): the same
+/// paths under `primer.`, transformers' base-model prefix; the untied head beside it.
+pub const PRIMER_KEYS: &[(&str, &str)] = &[(r"^(token_embedding|position_embedding|blocks|norm)\.", "primer.$1.")];
+
+/// [`PRIMER_KEYS`] the other way round.
+pub const PRIMER_KEYS_BACK: &[(&str, &str)] = &[(r"^primer\.", "")];
 
 /// The position, within one head, of GPT-NeoX's feature `j` among primer's: the first half
 /// holds the first element of each rotary pair, the second half the second.

@@ -9,12 +9,15 @@ use serde_json::{Value, json};
 use crate::HfError;
 
 /// The special-token map: each transformers role and the token that plays it (primer's own
-/// `[PAD]`...`[EOS]`, or an imported tokenizer's).
+/// `[PAD]`...`[EOS]`, or an imported tokenizer's). `bos_token` is the token that opens every
+/// document in training, `[EOS]` (as GPT-2's `<|endoftext|>` plays both): the one evaluators
+/// put before a text (lm-eval's empty context, minicons' `bos_token=True`), as primer scores it.
 fn special_tokens(tokenizer: &PrimerTokenizer) -> serde_json::Map<String, Value> {
-    tokenizer
-        .specials()
+    let specials = tokenizer.specials();
+    specials
         .by_role()
         .into_iter()
+        .map(|(role, id)| (role, if role == "bos_token" { specials.eos } else { id }))
         .filter_map(|(role, id)| Some((role.to_string(), json!(tokenizer.id_to_token(id)?))))
         .collect()
 }

@@ -7,7 +7,7 @@ use primer_model::{AttentionMode, Pooling, Transformer};
 
 use crate::Companion;
 use crate::scoring::{
-    Nll, causal_log_probs, causal_nll, detection_log_probs, judged_log_probs, pseudo_log_probs, pseudo_nll,
+    Nll, Pll, Text, causal_log_probs, causal_nll, detection_log_probs, judged_log_probs, pseudo_log_probs, pseudo_nll,
     target_log_probs,
 };
 
@@ -101,8 +101,9 @@ impl Special {
 pub enum Scoring {
     /// Log-likelihood, left to right: perplexity.
     LogLikelihood,
-    /// Pseudo-log-likelihood, each token masked in turn (Salazar et al. 2020).
-    PseudoLogLikelihood,
+    /// Pseudo-log-likelihood, each token masked in turn (Salazar et al. 2020), with what the
+    /// [`Pll`] hides beside it.
+    PseudoLogLikelihood(Pll),
     /// The discriminator's log-probability that every token is original (ELECTRA), read both
     /// ways after `[EOS]`.
     ReplacedTokenDetection,
@@ -113,7 +114,8 @@ impl Scoring {
     pub fn name(self) -> &'static str {
         match self {
             Self::LogLikelihood => "log-likelihood",
-            Self::PseudoLogLikelihood => "pseudo-log-likelihood",
+            Self::PseudoLogLikelihood(Pll::Original) => "pseudo-log-likelihood",
+            Self::PseudoLogLikelihood(Pll::WordL2r) => "pseudo-log-likelihood (word-l2r)",
             Self::ReplacedTokenDetection => "log-probability of no replaced token",
         }
     }
@@ -122,27 +124,52 @@ impl Scoring {
     pub fn perplexity_name(self) -> &'static str {
         match self {
             Self::LogLikelihood => "perplexity",
-            Self::PseudoLogLikelihood => "pseudo-perplexity",
+            Self::PseudoLogLikelihood(_) => "pseudo-perplexity",
             Self::ReplacedTokenDetection => "replaced-token perplexity",
         }
     }
 
-    /// The negative score of `tokens` (a document: `[EOS]` precedes it in training),
+    /// Its masking, where it masks.
+    pub fn pll(self) -> Option<Pll> {
+        match self {
+            Self::PseudoLogLikelihood(pll) => Some(pll),
+            _ => None,
+        }
+    }
+
+    /// The same scoring masking as `pll` says; an error names the scoring that does not mask.
+    pub fn with_pll(self, pll: Pll) -> Result<Self, String> {
+        match self {
+            Self::PseudoLogLikelihood(_) => Ok(Self::PseudoLogLikelihood(pll)),
+            other => Err(format!(
+                "--pll chooses how masked runs are scored; this run is scored by {}: drop --pll",
+                other.name()
+            )),
+        }
+    }
+
+    /// The negative score of `text` (a document: `[EOS]` precedes it in training),
     /// `batch_rows` rows at a time; `companion` is the run's, for scorings that read it.
     pub fn nll(
         self,
         (model, companion): (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
-        tokens: &[u32],
+        text: &Text,
         batch_rows: usize,
         device: &Device,
     ) -> Nll {
         match self {
-            Self::LogLikelihood => causal_nll(model, specials.eos, tokens, device),
-            Self::PseudoLogLikelihood => pseudo_nll(model, specials, tokens, usize::MAX, batch_rows, device),
+            Self::LogLikelihood => causal_nll(model, specials.eos, &text.tokens, device),
+            Self::PseudoLogLikelihood(pll) => pseudo_nll(model, specials, (text, pll), usize::MAX, batch_rows, device),
             Self::ReplacedTokenDetection => Nll {
-                sum: -self.log_probs((model, companion), specials, &[tokens.to_vec()], batch_rows, device)[0],
-                tokens: tokens.len(),
+                sum: -self.log_probs(
+                    (model, companion),
+                    specials,
+                    std::slice::from_ref(text),
+                    batch_rows,
+                    device,
+                )[0],
+                tokens: text.tokens.len(),
             },
         }
     }
@@ -153,13 +180,13 @@ impl Scoring {
         self,
         (model, companion): (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
-        texts: &[Vec<u32>],
+        texts: &[Text],
         batch_rows: usize,
         device: &Device,
     ) -> Vec<f64> {
         match self {
             Self::LogLikelihood => causal_log_probs(model, specials.eos, texts, batch_rows, device),
-            Self::PseudoLogLikelihood => pseudo_log_probs(model, specials, texts, batch_rows, device),
+            Self::PseudoLogLikelihood(pll) => pseudo_log_probs(model, specials, (texts, pll), batch_rows, device),
             Self::ReplacedTokenDetection => {
                 let companion = companion.expect("replaced-token detection reads the discriminator's head");
                 detection_log_probs(model, companion, specials.eos, texts, batch_rows, device)
@@ -167,31 +194,43 @@ impl Scoring {
         }
     }
 
-    /// For each pair of texts, whether the first scores above the second (a minimal pair
-    /// right), `batch_rows` rows per forward pass.
+    /// For each pair of texts, whether the first scores at least as high as the second (a
+    /// minimal pair right: see [`prefers_first`]), `batch_rows` rows per forward pass.
     pub fn prefers_first(
         self,
         model: (&Transformer, Option<&Companion>),
         specials: &SpecialTokens,
-        pairs: &[[Vec<u32>; 2]],
+        pairs: &[[Text; 2]],
         batch_rows: usize,
         device: &Device,
     ) -> Vec<bool> {
-        let texts: Vec<Vec<u32>> = pairs.iter().flatten().cloned().collect();
+        let texts: Vec<Text> = pairs.iter().flatten().cloned().collect();
         let scores = self.log_probs(model, specials, &texts, batch_rows, device);
-        scores.chunks(2).map(|pair| pair[0] > pair[1]).collect()
+        scores.chunks(2).map(|pair| prefers_first(pair[0], pair[1])).collect()
     }
 
     /// How a text is framed for scoring, as the output states it.
     pub fn framing(self) -> &'static str {
         match self {
             Self::LogLikelihood => "[EOS] text, each token predicted from the ones before it",
-            Self::PseudoLogLikelihood => "text alone, each ordinary token masked in turn and predicted from both sides",
+            Self::PseudoLogLikelihood(Pll::Original) => {
+                "text alone, each ordinary token masked in turn and predicted from both sides"
+            }
+            Self::PseudoLogLikelihood(Pll::WordL2r) => {
+                "text alone, each ordinary token masked in turn with the rest of its word to its right, and predicted from both sides"
+            }
             Self::ReplacedTokenDetection => {
                 "[EOS] text read both ways, each token judged original by the discriminator"
             }
         }
     }
+}
+
+/// Whether a minimal pair whose acceptable sentence scores `good` and unacceptable one `bad`
+/// counts right: a tie does, as in lm-evaluation-harness, whose accuracy takes the first of
+/// equal scores (`argmax`), the acceptable sentence.
+pub fn prefers_first(good: f64, bad: f64) -> bool {
+    good >= bad
 }
 
 /// How the label word of a prompt is predicted.
@@ -329,5 +368,30 @@ impl Metric {
             Self::PseudoPerplexity => unigram_loss.exp(),
             Self::Own { chance, .. } => return chance,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tie_counts_right_as_lm_eval_counts_it() {
+        assert!(prefers_first(-3.0, -3.0), "argmax takes the first of equal scores");
+        assert!(prefers_first(-2.0, -3.0));
+        assert!(!prefers_first(-3.0, -2.0));
+    }
+
+    #[test]
+    fn only_a_masked_scoring_takes_a_pll() {
+        let masked = Scoring::PseudoLogLikelihood(Pll::Original);
+        assert_eq!(
+            masked.with_pll(Pll::WordL2r),
+            Ok(Scoring::PseudoLogLikelihood(Pll::WordL2r))
+        );
+        assert_eq!(masked.with_pll(Pll::WordL2r).unwrap().pll(), Some(Pll::WordL2r));
+        let error = Scoring::LogLikelihood.with_pll(Pll::WordL2r).unwrap_err();
+        assert!(error.contains("--pll") && error.contains("log-likelihood"), "{error}");
+        assert_eq!(Scoring::LogLikelihood.pll(), None);
     }
 }

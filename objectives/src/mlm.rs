@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
+use crate::scoring::Pll;
 use crate::{LmBatch, Objective};
 
 /// What masked language modelling is.
@@ -25,7 +26,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
         close: Special::Sep,
         pooling: Pooling::First,
     },
-    scoring: Scoring::PseudoLogLikelihood,
+    scoring: Scoring::PseudoLogLikelihood(Pll::Original),
     label_slot: LabelSlot::Masked,
     samples: SampleKind::Fills,
     generates: false,

@@ -1,11 +1,13 @@
 //! Scoring token sequences with a trained model: the causal log-likelihood of a document, the
-//! pseudo-log-likelihood of a masked LM (each token masked in turn), and the most likely tokens
-//! at `[MASK]` positions.
+//! pseudo-log-likelihood of a masked LM (each token masked in turn, alone or with the rest of
+//! its word to its right), and the most likely tokens at `[MASK]` positions.
 
 use burn::tensor::activation::{log_softmax, softmax, softplus};
 use burn::tensor::{Device, Int, Tensor};
-use primer_datasets::tokenizer::SpecialTokens;
+use primer_datasets::error::DataError;
+use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
 use primer_model::{AttentionMode, Transformer, padding_mask};
+use serde::{Deserialize, Serialize};
 
 use crate::tensors::{host_floats, ids};
 use crate::{Companion, predicted_logits};
@@ -29,6 +31,61 @@ impl Nll {
     pub fn add(&mut self, other: Nll) {
         self.sum += other.sum;
         self.tokens += other.tokens;
+    }
+}
+
+/// Which tokens each masked copy of a text hides besides the one it predicts: minicons'
+/// `PLL_metric`, whose masks these are, token for token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pll {
+    /// None: each token predicted from all the others (Salazar et al. 2020; minicons
+    /// `original`).
+    #[default]
+    Original,
+    /// The tokens of its own word to its right (Kauf & Ivanova 2023; minicons
+    /// `within_word_l2r`): a word split into several tokens is no longer predicted from its
+    /// own later pieces, which inflated the original's score of such words.
+    WordL2r,
+}
+
+impl Pll {
+    /// Its name on the command line and in reports (`word-l2r`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Original => "original",
+            Self::WordL2r => "word-l2r",
+        }
+    }
+}
+
+/// A text to score: its tokens and, for each, the word it belongs to (the tokenizer's word
+/// ids, which [`Pll::WordL2r`] reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    /// Token ids.
+    pub tokens: Vec<u32>,
+    /// Per token, its word's index; a word's tokens stand together.
+    pub words: Vec<u32>,
+}
+
+impl Text {
+    /// A text of `tokens` that belong to the words `words` (one per token).
+    pub fn new(tokens: Vec<u32>, words: Vec<u32>) -> Self {
+        assert_eq!(tokens.len(), words.len(), "one word index per token");
+        Self { tokens, words }
+    }
+
+    /// `text` as `tokenizer` splits it into tokens and words.
+    pub fn encode(tokenizer: &PrimerTokenizer, text: &str) -> Result<Self, DataError> {
+        let (tokens, words) = tokenizer.encode_with_words(text)?;
+        Ok(Self { tokens, words })
+    }
+
+    /// `tokens`, each a word of its own (no word split into pieces).
+    pub fn of_tokens(tokens: Vec<u32>) -> Self {
+        let words = (0..tokens.len() as u32).collect();
+        Self { tokens, words }
     }
 }
 
@@ -79,17 +136,18 @@ pub fn causal_nll(model: &Transformer, start: u32, tokens: &[u32], device: &Devi
 }
 
 /// Pseudo-log-likelihood of a masked LM (Salazar et al. 2020): each non-special token of
-/// `tokens` (at most `max_tokens` of them) is masked in turn and scored from both sides, in
-/// windows of the model's context and batches of `batch_rows` masked copies.
+/// `text` (at most `max_tokens` of them) is masked in turn, with what `pll` hides beside it,
+/// and scored from both sides, in windows of the model's context and batches of `batch_rows`
+/// masked copies.
 pub fn pseudo_nll(
     model: &Transformer,
     specials: &SpecialTokens,
-    tokens: &[u32],
+    (text, pll): (&Text, Pll),
     max_tokens: usize,
     batch_rows: usize,
     device: &Device,
 ) -> Nll {
-    let rows = masked_rows(0, specials, tokens, model.max_seq_len(), max_tokens);
+    let rows = masked_rows(0, specials, (text, pll), model.max_seq_len(), max_tokens);
     let scored = rows.len();
     let mut sum = [0.0];
     score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sum, device);
@@ -127,28 +185,37 @@ fn causal_rows(text: usize, start: u32, tokens: &[u32], window: usize) -> Vec<Sc
         .collect()
 }
 
-/// The masked copies of text `text`, in windows of `window` tokens: one row per non-special
-/// token (at most `max_tokens` of them), that token hidden behind `[MASK]` and predicted.
+/// The masked copies of text number `index`, in windows of `window` tokens: one row per
+/// non-special token (at most `max_tokens` of them), that token hidden behind `[MASK]` and
+/// predicted, and with [`Pll::WordL2r`] the later tokens of its word hidden too.
 fn masked_rows(
-    text: usize,
+    index: usize,
     specials: &SpecialTokens,
-    tokens: &[u32],
+    (text, pll): (&Text, Pll),
     window: usize,
     max_tokens: usize,
 ) -> Vec<ScoredRow> {
-    tokens
+    text.tokens
         .chunks(window)
-        .flat_map(|chunk| {
+        .zip(text.words.chunks(window))
+        .flat_map(|(chunk, words)| {
             (0..chunk.len())
                 .filter(|&at| !specials.all().contains(&chunk[at]))
-                .map(move |at| (chunk, at))
+                .map(move |at| (chunk, words, at))
         })
         .take(max_tokens)
-        .map(|(chunk, at)| {
+        .map(|(chunk, words, at)| {
             let mut masked = chunk.to_vec();
             masked[at] = specials.mask;
+            if pll == Pll::WordL2r {
+                for later in at + 1..chunk.len() {
+                    if words[later] == words[at] {
+                        masked[later] = specials.mask;
+                    }
+                }
+            }
             ScoredRow {
-                text,
+                text: index,
                 tokens: masked,
                 predict_at: vec![at as u32],
                 targets: vec![chunk[at]],
@@ -191,27 +258,27 @@ fn score_rows(
 pub fn causal_log_probs(
     model: &Transformer,
     start: u32,
-    texts: &[Vec<u32>],
+    texts: &[Text],
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
     let window = model.max_seq_len();
-    let rows_of = |text, tokens: &[u32]| causal_rows(text, start, tokens, window);
+    let rows_of = |index, text: &Text| causal_rows(index, start, &text.tokens, window);
     text_sums(model, texts, rows_of, AttentionMode::Causal, batch_rows, device)
 }
 
-/// The pseudo-log-likelihood of each of `texts` (what [`pseudo_nll`] sums, negated): every
-/// masked copy of every text is a row, `batch_rows` rows per forward pass whichever texts they
-/// come from.
+/// The pseudo-log-likelihood of each of `texts`, masked as `pll` says (what [`pseudo_nll`]
+/// sums, negated): every masked copy of every text is a row, `batch_rows` rows per forward
+/// pass whichever texts they come from.
 pub fn pseudo_log_probs(
     model: &Transformer,
     specials: &SpecialTokens,
-    texts: &[Vec<u32>],
+    (texts, pll): (&[Text], Pll),
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
     let window = model.max_seq_len();
-    let rows_of = |text, tokens: &[u32]| masked_rows(text, specials, tokens, window, usize::MAX);
+    let rows_of = |index, text: &Text| masked_rows(index, specials, (text, pll), window, usize::MAX);
     text_sums(model, texts, rows_of, AttentionMode::Bidirectional, batch_rows, device)
 }
 
@@ -219,8 +286,8 @@ pub fn pseudo_log_probs(
 /// text, read with `mode`.
 fn text_sums(
     model: &Transformer,
-    texts: &[Vec<u32>],
-    rows_of: impl Fn(usize, &[u32]) -> Vec<ScoredRow>,
+    texts: &[Text],
+    rows_of: impl Fn(usize, &Text) -> Vec<ScoredRow>,
     mode: AttentionMode,
     batch_rows: usize,
     device: &Device,
@@ -228,7 +295,7 @@ fn text_sums(
     let rows = texts
         .iter()
         .enumerate()
-        .flat_map(|(text, tokens)| rows_of(text, tokens))
+        .flat_map(|(index, text)| rows_of(index, text))
         .collect();
     let mut sums = vec![0.0; texts.len()];
     score_rows(model, rows, mode, batch_rows, &mut sums, device);
@@ -260,7 +327,7 @@ pub fn detection_log_probs(
     model: &Transformer,
     companion: &Companion,
     start: u32,
-    texts: &[Vec<u32>],
+    texts: &[Text],
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
@@ -268,7 +335,7 @@ pub fn detection_log_probs(
     let mut rows: Vec<(usize, Vec<u32>)> = texts
         .iter()
         .enumerate()
-        .flat_map(|(text, tokens)| {
+        .flat_map(|(text, Text { tokens, .. })| {
             tokens
                 .chunks(window)
                 .map(move |chunk| (text, std::iter::once(start).chain(chunk.iter().copied()).collect()))
@@ -365,12 +432,13 @@ mod tests {
     fn pseudo_nll_skips_specials_and_respects_the_limit() {
         let (model, device) = (model(), Device::flex());
         let specials = SpecialTokens::PRIMER;
-        let tokens = [9u32, 6, 12, 7, 20, 11, 8, 9, 10, 6, 14];
-        assert_eq!(pseudo_nll(&model, &specials, &tokens, 100, 3, &device).tokens, 9);
-        let limited = pseudo_nll(&model, &specials, &tokens, 4, 3, &device);
+        let text = Text::of_tokens(vec![9u32, 6, 12, 7, 20, 11, 8, 9, 10, 6, 14]);
+        let scored = (&text, Pll::Original);
+        assert_eq!(pseudo_nll(&model, &specials, scored, 100, 3, &device).tokens, 9);
+        let limited = pseudo_nll(&model, &specials, scored, 4, 3, &device);
         assert_eq!(limited.tokens, 4);
         // Batching does not change the sum.
-        let one_by_one = pseudo_nll(&model, &specials, &tokens, 4, 1, &device);
+        let one_by_one = pseudo_nll(&model, &specials, scored, 4, 1, &device);
         assert!((limited.sum - one_by_one.sum).abs() < 1e-4);
     }
 
@@ -379,17 +447,24 @@ mod tests {
         let (model, device) = (model(), Device::flex());
         let specials = SpecialTokens::PRIMER;
         // Lengths 3 to 11 (one longer than the context of 8), with a special token inside.
-        let texts: Vec<Vec<u32>> = vec![
+        let texts: Vec<Text> = [
             vec![9, 12, 7],
             vec![20, 11, 8, 9, 10, 14, 15],
             vec![13, 6, 12, 7, 20],
             vec![9, 12, 7, 20, 11, 8, 9, 10, 14, 15, 16],
-        ];
+        ]
+        .into_iter()
+        .map(|tokens| {
+            // Words of two tokens, so that within-word masking hides something.
+            let words = (0..tokens.len() as u32).map(|i| i / 2).collect();
+            Text::new(tokens, words)
+        })
+        .collect();
         let causal = causal_log_probs(&model, 6, &texts, 3, &device);
-        let masked = pseudo_log_probs(&model, &specials, &texts, 5, &device);
+        let masked = pseudo_log_probs(&model, &specials, (&texts, Pll::WordL2r), 5, &device);
         for (i, text) in texts.iter().enumerate() {
-            let one_causal = -causal_nll(&model, 6, text, &device).sum;
-            let one_masked = -pseudo_nll(&model, &specials, text, usize::MAX, 1, &device).sum;
+            let one_causal = -causal_nll(&model, 6, &text.tokens, &device).sum;
+            let one_masked = -pseudo_nll(&model, &specials, (text, Pll::WordL2r), usize::MAX, 1, &device).sum;
             assert!(
                 (causal[i] - one_causal).abs() < 1e-5 * one_causal.abs().max(1.0),
                 "causal {i}"
@@ -399,6 +474,43 @@ mod tests {
                 "masked {i}"
             );
         }
+    }
+
+    #[test]
+    fn within_word_masking_hides_the_rest_of_the_word_to_the_right() {
+        let specials = SpecialTokens::PRIMER;
+        // Words: [9] [12 7 20] [11]; the special token 6 is never a target.
+        let text = Text::new(vec![9, 12, 7, 20, 6, 11], vec![0, 1, 1, 1, 2, 3]);
+        let masks = |pll| -> Vec<Vec<u32>> {
+            masked_rows(0, &specials, (&text, pll), 8, usize::MAX)
+                .into_iter()
+                .map(|row| row.tokens)
+                .collect()
+        };
+        let m = specials.mask;
+        assert_eq!(
+            masks(Pll::WordL2r),
+            [
+                vec![m, 12, 7, 20, 6, 11],
+                vec![9, m, m, m, 6, 11],
+                vec![9, 12, m, m, 6, 11],
+                vec![9, 12, 7, m, 6, 11],
+                vec![9, 12, 7, 20, 6, m],
+            ]
+        );
+        assert_eq!(masks(Pll::Original)[1], vec![9, m, 7, 20, 6, 11]);
+        // Words of one token each: both masks are the same.
+        let single = Text::of_tokens(text.tokens.clone());
+        let rows = |pll| {
+            masked_rows(0, &specials, (&single, pll), 8, usize::MAX)
+                .into_iter()
+                .map(|row| row.tokens)
+        };
+        assert!(rows(Pll::WordL2r).eq(rows(Pll::Original)));
+        // A window cuts a word: each window masks its own part.
+        let cut = masked_rows(0, &specials, (&text, Pll::WordL2r), 3, usize::MAX);
+        assert_eq!(cut[1].tokens, vec![9, m, m]);
+        assert_eq!(cut[3].tokens, vec![m, 6, 11]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use primer_datasets::shots::ShotOrder;
 use primer_datasets::tokenizer::TokenizerKind;
 use primer_model::{Pooling, Positions, Precision};
 use primer_objectives::ObjectiveConfig;
+use primer_objectives::scoring::Pll;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -282,6 +283,7 @@ named_values!(
     ShotOrder: ["balanced", "random"],
     ModelPreset: ["gpt2-small", "gpt2-medium", "bert-base", "bert-small", "tiny"],
     Precision: ["f32", "bf16", "f16"],
+    Pll: ["original", "word-l2r"],
 );
 
 /// Parses a lower-case name into any serde enum (`mlm`, `bpe`, `rotary`, ...); the error lists

@@ -11,7 +11,7 @@ use primer_model::Transformer;
 use primer_objectives::tensors::host_floats;
 use primer_objectives::{Companion, Objective, batch_seed};
 
-use primer_objectives::scoring::{Nll, pseudo_nll};
+use primer_objectives::scoring::{Nll, Pll, Text, pseudo_nll};
 use serde::{Deserialize, Serialize};
 
 /// The step number that seeds evaluation masks: the same masks at every evaluation.
@@ -125,11 +125,11 @@ pub fn pseudo_perplexity(
 ) -> (f64, u64) {
     let mut total = Nll::default();
     for &start in set.starts {
-        let block = read_blocks(set.shard, &[start], set.block_len);
+        let block = Text::of_tokens(read_blocks(set.shard, &[start], set.block_len));
         let nll = pseudo_nll(
             model,
             specials,
-            &block,
+            (&block, Pll::Original),
             max_tokens - total.tokens,
             set.batch_size,
             device,

@@ -17,6 +17,7 @@ use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Precision, Transformer};
+use primer_objectives::scoring::Text;
 use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
@@ -64,9 +65,9 @@ pub struct PretrainJob<'a> {
     /// A CPU device on which parameters are initialised before they are copied to the training
     /// device, so that every backend starts from the same weights.
     pub host: Device,
-    /// Minimal pairs (acceptable, unacceptable), as token ids, scored at every evaluation; may
-    /// be empty.
-    pub minimal_pairs: &'a [[Vec<u32>; 2]],
+    /// Minimal pairs (acceptable, unacceptable), tokenized, scored at every evaluation; may be
+    /// empty.
+    pub minimal_pairs: &'a [[Text; 2]],
     /// The weights (`model.bpk` of another run) a new run starts from instead of its seed's
     /// draws: continued pre-training. Its model config must be the run's.
     pub init: Option<PathBuf>,
