@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
 use primer_datasets::prepare::SplitOptions;
 use primer_objectives::ObjectiveConfig;
-use primer_objectives::info::Scoring;
+use primer_objectives::info::Metric;
 use primer_trainer::config::RunConfig;
 use primer_trainer::eval::{EvalSet, UnigramBaseline, evaluate, pseudo_perplexity, unigram_baseline};
 use primer_trainer::run::valid_starts;
@@ -101,7 +101,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let objective = config.objective.build(&tokenizer);
-    let block_len = objective.block_len(config.train.seq_len);
+    let block_len = config.objective.info().block_len(config.train.seq_len);
     let batches = args.eval_batches.unwrap_or(config.train.eval_batches);
     let starts = valid_starts(&data, block_len, batches * config.train.batch_size)?;
     let set = EvalSet {
@@ -121,7 +121,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     );
     let baseline = unigram_baseline(&data.train, &set, tokenizer.vocab_size(), tokenizer.specials());
     let info = config.objective.info();
-    let pseudo = matches!(info.scoring, Scoring::PseudoLogLikelihood(_)).then(|| {
+    let pseudo = info.metrics.contains(&Metric::PseudoPerplexity).then(|| {
         let mlm_starts = eval_starts(
             data.valid.len(),
             config.train.seq_len,

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::tensor::Device;
-use primer_hf::Head;
+use primer_model::LmHead;
 use primer_objectives::ObjectiveInfo;
-use primer_objectives::info::Scoring;
+use primer_objectives::registry;
 
 use crate::trained::TrainedRun;
 
@@ -52,16 +52,15 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The head to export: the one primer scores with; refused for a discriminator, whose LM head
-/// is not trained.
-fn head_of(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<Head> {
-    Ok(match info.scoring {
-        Scoring::LogLikelihood => Head::NextToken,
-        Scoring::PseudoLogLikelihood(_) => Head::MaskedToken,
-        Scoring::ReplacedTokenDetection => bail!(
-            "{} is an {} run: its model is a discriminator whose LM head is not trained, so as a language model it would mislead; export a clm, prefix or mlm run",
+/// The head to export: the one the objective trained; refused where it trained none.
+fn head_of(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<LmHead> {
+    match info.lm_head() {
+        Some(head) => Ok(head),
+        None => bail!(
+            "{} is a {} run: its LM head is not what it trained, so as a language model it would mislead; export a run of {}",
             args.run.display(),
-            info.name
+            info.describe(),
+            registry::names_where(|info| info.lm_head().is_some()).join(", ")
         ),
-    })
+    }
 }

@@ -51,7 +51,7 @@ pub fn run(args: FillMaskArgs) -> anyhow::Result<()> {
     let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     run.require(
-        |info| info.fills_masks,
+        |info| info.fills_masks(),
         "fill-mask",
         "a model that predicts [MASK] tokens",
     )?;

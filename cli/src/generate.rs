@@ -80,7 +80,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let (_, device) = crate::devices::resolve(&args.backend)?;
     let run = TrainedRun::load(&args.run, &device)?;
     run.require(
-        |info| info.generates,
+        |info| info.generates(),
         "generate",
         "a model that predicts the next token",
     )?;
@@ -109,7 +109,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             seed: args.seed + sample as u64,
             stop: (!args.ignore_eos).then_some(eos),
             use_cache: !args.no_cache,
-            prefix_prompt: run.config.objective.info().prefix_prompt,
+            prefix_prompt: run.config.objective.info().prefix_prompt(),
         };
         let mut text = TextStream::new(&run.tokenizer, &prompt[1..]);
         write!(stdout, "{}", text.printed)?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
+use primer_model::AttentionMode;
 use primer_objectives::ObjectiveConfig;
 use primer_options::PretrainOptions;
 use primer_trainer::checkpoint::save_networks;
@@ -37,8 +38,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let imported = primer_hf::import(&args.from, &Device::flex())?;
     let tokenizer = &imported.tokenizer;
     // A masked model primer exported reads text both ways; every other checkpoint is causal.
-    let objective = if imported.bidirectional { "mlm" } else { "clm" };
-    let objective = ObjectiveConfig::default_of(objective).map_err(anyhow::Error::msg)?;
+    let attention = match imported.bidirectional {
+        true => AttentionMode::Bidirectional,
+        false => AttentionMode::Causal,
+    };
+    let objective = ObjectiveConfig::imported(&attention).map_err(anyhow::Error::msg)?;
     let options = PretrainOptions {
         objective: Some(objective.clone()),
         seq_len: Some(imported.config.max_seq_len.min(PretrainOptions::default().seq_len())),

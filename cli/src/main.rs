@@ -242,7 +242,7 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
                     .flatten()
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect();
-                let commands = [(info.generates, "generate"), (info.fills_masks, "fill-mask")];
+                let commands = [(info.generates(), "generate"), (info.fills_masks(), "fill-mask")];
                 let extra: Vec<&str> = commands.iter().filter(|(yes, _)| *yes).map(|(_, c)| *c).collect();
                 println!("{:<8} {}", info.name, info.description);
                 println!(

@@ -168,7 +168,7 @@ fn score_pairs(
             .flat_map(|pair| [&pair.good, &pair.bad])
             .map(|sentence| Text::encode(&run.tokenizer, sentence))
             .collect::<Result<Vec<_>, _>>()?;
-        let chunk_scores = scoring.log_probs(run.pair(), &specials, &texts, batch_rows, device);
+        let chunk_scores = scoring.log_probs(run.model_and_companion(), &specials, &texts, batch_rows, device);
         scores.extend(chunk_scores.chunks(2).map(|pair| [pair[0], pair[1]]));
         progress.inc(chunk.len() as u64);
     }

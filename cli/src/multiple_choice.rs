@@ -89,7 +89,7 @@ pub fn run(args: MultipleChoiceArgs) -> anyhow::Result<()> {
             args.shots
         );
     }
-    let (model, companion) = run.pair();
+    let (model, companion) = run.model_and_companion();
     let scorer = Scorer {
         model,
         companion,

@@ -260,7 +260,7 @@ fn check_and_create(
         },
         options: serde_json::to_value(&checked.options).expect("options serialize"),
     };
-    let block_len = config.objective.build(&tokenizer).block_len(config.train.seq_len);
+    let block_len = config.objective.info().block_len(config.train.seq_len);
     valid_starts(&data, block_len, 1)?;
     let minimal_pairs = minimal_pairs(&checked.options, config.train.seed)?
         .iter()

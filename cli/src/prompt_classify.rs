@@ -120,7 +120,7 @@ pub fn run(args: PromptClassifyArgs) -> anyhow::Result<()> {
     }
     let run = TrainedRun::load(&args.run, &device)?;
     shots_allowed(&args, run.config.objective.info())?;
-    let (model, companion) = run.pair();
+    let (model, companion) = run.model_and_companion();
     let scorer = Scorer {
         model,
         companion,

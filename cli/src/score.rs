@@ -94,7 +94,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut scores = Vec::new();
     for (i, text) in documents.iter().enumerate() {
         let text = Text::encode(&run.tokenizer, text)?;
-        let nll = scoring.nll(run.pair(), &specials, &text, args.batch_size, &device);
+        let nll = scoring.nll(run.model_and_companion(), &specials, &text, args.batch_size, &device);
         total.add(nll);
         scores.push(DocScore {
             doc: i + 1,

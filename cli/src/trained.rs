@@ -100,7 +100,7 @@ impl TrainedRun {
     }
 
     /// The model and its companion, as scorers take them.
-    pub fn pair(&self) -> (&Transformer, Option<&Companion>) {
+    pub fn model_and_companion(&self) -> (&Transformer, Option<&Companion>) {
         (&self.model, self.companion.as_ref())
     }
 
@@ -124,7 +124,7 @@ impl TrainedRun {
                 "{} is a {} run; `primer {command}` needs {needs}: give a run pre-trained with {}",
                 self.dir.root.display(),
                 info.describe(),
-                primer_objectives::registry::with(fact).join(" or ")
+                primer_objectives::registry::names_where(fact).join(" or ")
             );
         }
         Ok(())

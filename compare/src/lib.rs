@@ -478,7 +478,7 @@ fn shared_data(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<PreparedDa
     let block_len = spec
         .objectives
         .iter()
-        .map(|objective| objective.build(&tokenizer).block_len(seq_len))
+        .map(|objective| objective.info().block_len(seq_len))
         .max()
         .unwrap_or(seq_len);
     valid_starts(&data, block_len, 1).map_err(|e| {

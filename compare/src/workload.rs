@@ -1,8 +1,9 @@
 //! What each job of a comparison processes, for the time estimates of its progress view.
 
-use primer_objectives::info::Scoring;
-
 use super::plan::{CompareSpec, Job, LabelBudget, Method, PairsSpec};
+
+/// Tokens in a minimal pair's sentence, about.
+const SENTENCE_TOKENS: usize = 12;
 
 /// Size of a task, for time estimates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +36,11 @@ impl Workload {
         match *job {
             Job::Pretrain { .. } => 3.0 * self.pretrain_tokens,
             Job::Eval { .. } => self.eval_tokens,
-            // Two sentences of about a dozen tokens per pair, each token a row for a masked model.
+            // Two sentences of about a dozen tokens per pair.
             Job::MinimalPairs { objective, .. } => {
                 let pairs = spec.minimal_pairs.as_ref().map_or(0, PairsSpec::approximate_pairs) as f64;
-                let rows = match spec.objectives[objective].info().scoring {
-                    Scoring::LogLikelihood | Scoring::ReplacedTokenDetection => 2.0,
-                    Scoring::PseudoLogLikelihood(_) => 24.0,
-                };
-                pairs * rows * 12.0
+                let rows = 2 * spec.objectives[objective].info().scoring.rows(SENTENCE_TOKENS);
+                pairs * rows as f64 * SENTENCE_TOKENS as f64
             }
             Job::ZeroShot { task, .. } => {
                 let size = self.tasks[task];

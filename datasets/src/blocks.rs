@@ -90,13 +90,44 @@ pub fn eval_starts(n_tokens: usize, block_len: usize, count: usize) -> Vec<usize
     (0..count).map(|i| i * available / count * block_len).collect()
 }
 
-/// Reads the blocks at `starts` from a shard, concatenated: `[starts.len() * block_len]`.
-pub fn read_blocks(shard: &TokenShard, starts: &[usize], block_len: usize) -> Vec<u32> {
+/// Token blocks of one length laid end to end: what a batch is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocks {
+    /// The tokens, [`Self::count`] × `block_len` of them.
+    pub tokens: Vec<u32>,
+    /// Tokens per block.
+    pub block_len: usize,
+}
+
+impl Blocks {
+    /// `tokens` cut into blocks of `block_len`; their length must be a multiple of it.
+    pub fn new(tokens: Vec<u32>, block_len: usize) -> Self {
+        assert!(
+            block_len > 0 && tokens.len().is_multiple_of(block_len),
+            "{} tokens are not blocks of {block_len}",
+            tokens.len()
+        );
+        Self { tokens, block_len }
+    }
+
+    /// How many blocks there are.
+    pub fn count(&self) -> usize {
+        self.tokens.len() / self.block_len
+    }
+
+    /// The blocks, one slice each.
+    pub fn iter(&self) -> std::slice::ChunksExact<'_, u32> {
+        self.tokens.chunks_exact(self.block_len)
+    }
+}
+
+/// Reads the blocks of `block_len` tokens at `starts` from a shard.
+pub fn read_blocks(shard: &TokenShard, starts: &[usize], block_len: usize) -> Blocks {
     let mut out = Vec::with_capacity(starts.len() * block_len);
     for &start in starts {
         shard.read_into(start, block_len, &mut out);
     }
-    out
+    Blocks::new(out, block_len)
 }
 
 #[cfg(test)]

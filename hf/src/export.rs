@@ -4,21 +4,12 @@ use std::path::{Path, PathBuf};
 
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
-use primer_model::{Activation, Positions, Transformer, TransformerConfig};
+use primer_model::{Activation, LmHead, Positions, Transformer, TransformerConfig};
 use serde_json::{Value, json};
 
 use crate::HfError;
 use crate::layout::{GPT2_KEYS, Gpt2Adapter, NEOX_KEYS, PRIMER_KEYS, neox_qkv_columns, reorder_qkv};
 use crate::tokenizer_files::{self, write_json};
-
-/// What a model's LM head was trained to predict, which decides how transformers runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Head {
-    /// The next token, reading left to right (clm, and prefix-LM as primer scores it).
-    NextToken,
-    /// Hidden tokens, reading both ways (mlm).
-    MaskedToken,
-}
 
 /// The transformers architecture a model is exported as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +27,11 @@ impl Architecture {
     /// The architecture of a primer model with `positions` whose head predicts `head`. No
     /// transformers masked-LM class has primer's layers (BERT and RoBERTa put the LayerNorm
     /// after each residual, ModernBERT gates its MLP), so masked models take primer's own.
-    pub fn of(positions: Positions, head: Head) -> Self {
+    pub fn of(positions: Positions, head: LmHead) -> Self {
         match (head, positions) {
-            (Head::MaskedToken, _) => Self::Primer,
-            (Head::NextToken, Positions::Rotary) => Self::GptNeoX,
-            (Head::NextToken, Positions::Learned) => Self::Gpt2,
+            (LmHead::MaskedToken, _) => Self::Primer,
+            (LmHead::NextToken, Positions::Rotary) => Self::GptNeoX,
+            (LmHead::NextToken, Positions::Learned) => Self::Gpt2,
         }
     }
 
@@ -82,7 +73,7 @@ pub struct Exported {
 pub fn export(
     model: &Transformer,
     config: &TransformerConfig,
-    head: Head,
+    head: LmHead,
     tokenizer: (&Path, &PrimerTokenizer),
     out: &Path,
 ) -> Result<Exported, HfError> {

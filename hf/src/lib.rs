@@ -20,5 +20,5 @@ mod tokenizer_files;
 mod weights_file;
 
 pub use error::HfError;
-pub use export::{Architecture, Exported, Head, MODELING_FILE, export};
+pub use export::{Architecture, Exported, MODELING_FILE, export};
 pub use import::{Imported, import};

@@ -68,8 +68,8 @@ pub fn demonstrations_refused(objective: &ObjectiveInfo) -> Option<String> {
     if objective.label_slot.reads_demonstrations() {
         return None;
     }
-    let cannot = registry::with(|info| !info.label_slot.reads_demonstrations());
-    let can = registry::with(|info| info.label_slot.reads_demonstrations());
+    let cannot = registry::names_where(|info| !info.label_slot.reads_demonstrations());
+    let can = registry::names_where(|info| info.label_slot.reads_demonstrations());
     Some(format!(
         "{} runs cannot be prompted with demonstrations (objectives that cannot: {}; that can: {})",
         objective.describe(),

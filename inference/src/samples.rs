@@ -111,7 +111,7 @@ impl Sampler {
         step: u64,
         device: &Device,
     ) -> SampleRecord {
-        let sample = match self.objective.samples {
+        let sample = match self.objective.samples() {
             SampleKind::Continuation => self.continuation(model, tokenizer, device),
             SampleKind::Fills => self.fills(model, tokenizer, device),
             SampleKind::Detections => {
@@ -135,7 +135,7 @@ impl Sampler {
             seed: self.seed,
             stop: None,
             use_cache: true,
-            prefix_prompt: self.objective.prefix_prompt,
+            prefix_prompt: self.objective.prefix_prompt(),
         };
         let generated = generate(model, prompt, &options, device, |_| {});
         Sample::Generate {

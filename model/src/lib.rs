@@ -19,7 +19,7 @@ pub use classifier::{Classifier, ClassifierConfig, Pooling, padding_mask};
 pub use config::{Activation, FieldError, Positions, TransformerConfig};
 pub use precision::Precision;
 pub use primer_kernels::AttentionMode;
-pub use transformer::{KvCache, Transformer};
+pub use transformer::{KvCache, LmHead, Transformer};
 
 use burn::module::Param;
 use burn::nn::Linear;

@@ -215,6 +215,15 @@ impl Transformer {
     }
 }
 
+/// What a model's LM head was trained to predict, which decides how it is used and exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LmHead {
+    /// Each position's next token, reading left to right.
+    NextToken,
+    /// The token behind each `[MASK]`, reading both ways.
+    MaskedToken,
+}
+
 /// Keys and values of every layer for the positions decoded so far: what lets
 /// [`Transformer::forward_cached`] cost one position per new token.
 #[derive(Debug, Clone, Default)]

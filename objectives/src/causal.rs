@@ -1,9 +1,10 @@
 //! Causal language modelling (GPT): predict each next token from the tokens before it.
 
 use burn::tensor::Device;
+use primer_datasets::blocks::Blocks;
 use primer_model::{AttentionMode, Pooling};
 
-use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::registry::{NoSettings, Registration, typed_settings};
 use crate::{LmBatch, Objective};
 
@@ -22,10 +23,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     },
     scoring: Scoring::LogLikelihood,
     label_slot: LabelSlot::NextToken,
-    samples: SampleKind::Continuation,
-    generates: true,
-    prefix_prompt: false,
-    fills_masks: false,
+    shifted_targets: 1,
     accuracy: "next-token accuracy",
     metrics: [Metric::BitsPerByte, Metric::Accuracy],
 };
@@ -47,18 +45,20 @@ impl Objective for CausalLm {
         &INFO
     }
 
-    fn block_len(&self, seq_len: usize) -> usize {
-        seq_len + 1
-    }
-
-    fn batch(&self, blocks: &[u32], n_blocks: usize, _seed: u64, device: &Device) -> LmBatch {
-        let block_len = blocks.len() / n_blocks;
-        let seq = block_len - 1;
+    fn batch(&self, blocks: &Blocks, _seed: u64, device: &Device) -> LmBatch {
+        let seq = blocks.block_len - 1;
         let (inputs, targets): (Vec<_>, Vec<_>) = blocks
-            .chunks_exact(block_len)
+            .iter()
             .flat_map(|block| block[..seq].iter().copied().zip(block[1..].iter().copied()))
             .unzip();
-        LmBatch::from_host(inputs, [n_blocks, seq], None, targets, AttentionMode::Causal, device)
+        LmBatch::from_host(
+            inputs,
+            [blocks.count(), seq],
+            None,
+            targets,
+            AttentionMode::Causal,
+            device,
+        )
     }
 }
 
@@ -70,7 +70,7 @@ mod tests {
     fn targets_are_inputs_shifted_by_one() {
         let device = Device::flex();
         let blocks: Vec<u32> = vec![10, 11, 12, 13, 20, 21, 22, 23];
-        let batch = CausalLm.batch(&blocks, 2, 0, &device);
+        let batch = CausalLm.batch(&Blocks::new(blocks, 4), 0, &device);
         assert_eq!(batch.inputs.dims(), [2, 3]);
         let inputs = batch.inputs.into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
         let targets = batch
@@ -82,6 +82,6 @@ mod tests {
         assert_eq!(inputs, [10, 11, 12, 20, 21, 22]);
         assert_eq!(targets, [11, 12, 13, 21, 22, 23]);
         assert!(batch.predict_at.is_none());
-        assert_eq!(CausalLm.block_len(64), 65);
+        assert_eq!(INFO.block_len(64), 65);
     }
 }

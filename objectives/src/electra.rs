@@ -4,6 +4,7 @@
 
 use burn::tensor::activation::{log_softmax, softplus};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor};
+use primer_datasets::blocks::Blocks;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, Pooling, Transformer, TransformerConfig};
 use rand::{Rng, SeedableRng};
@@ -11,10 +12,17 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::companion::{Companion, CompanionConfig};
-use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::mlm::{MaskedLm, MlmConfig};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
-use crate::{LmBatch, LmSums, Objective};
+use crate::{Details, LmBatch, LmSums, Objective};
+
+/// The detail ([`LmSums::details`]) of the discriminator's logit at each position.
+const SCORES: &str = "scores";
+/// The detail of whether each position's token was replaced (1) or is original (0).
+const REPLACED: &str = "replaced";
+/// The detail of whether the generator's top guess at each masked position was the original.
+const GENERATOR_HITS: &str = "generator_hits";
 
 /// What ELECTRA is.
 pub static INFO: ObjectiveInfo = ObjectiveInfo {
@@ -29,10 +37,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     },
     scoring: Scoring::ReplacedTokenDetection,
     label_slot: LabelSlot::Judged,
-    samples: SampleKind::Detections,
-    generates: false,
-    prefix_prompt: false,
-    fills_masks: false,
+    shifted_targets: 0,
     accuracy: "replaced-token detection accuracy",
     metrics: [
         Metric::Own {
@@ -144,14 +149,10 @@ impl Objective for Electra {
         &INFO
     }
 
-    fn block_len(&self, seq_len: usize) -> usize {
-        seq_len
-    }
-
     /// The generator's masked batch, with one uniform draw per masked position to sample its
     /// replacement with.
-    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch {
-        let batch = self.masking.batch(blocks, n_blocks, seed, device);
+    fn batch(&self, blocks: &Blocks, seed: u64, device: &Device) -> LmBatch {
+        let batch = self.masking.batch(blocks, seed, device);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLING_STREAM);
         let n = batch.n_targets();
         let noise: Vec<f32> = (0..n).map(|_| rng.random()).collect();
@@ -208,7 +209,7 @@ impl Objective for Electra {
             let shown = inputs.clone().select(0, at.clone());
             inputs = inputs.select_assign(0, at.clone(), sampled.reshape([masked]) - shown, IndexingUpdateOp::Add);
             labels = labels.select_assign(0, at, replaced, IndexingUpdateOp::Add);
-            details.push(hits);
+            details.push((GENERATOR_HITS, hits));
         }
         let hidden = model.forward_hidden(inputs.reshape([rows, seq]), AttentionMode::Bidirectional);
         let scores = companion.head_logits(hidden);
@@ -220,7 +221,7 @@ impl Objective for Electra {
             .equal(labels.clone().greater_elem(0.5))
             .int()
             .sum();
-        details.splice(0..0, [scores.detach(), labels]);
+        details.extend([(SCORES, scores.detach()), (REPLACED, labels)]);
         LmSums {
             nll: nll + bce.mul_scalar(self.config.discriminator_weight),
             correct,
@@ -229,21 +230,14 @@ impl Objective for Electra {
         }
     }
 
-    fn own_metrics(&self, details: &[Vec<Vec<f32>>]) -> Vec<(&'static str, f64)> {
-        let column = |i: usize| -> Vec<f32> {
-            details
-                .iter()
-                .filter_map(|batch| batch.get(i))
-                .flatten()
-                .copied()
-                .collect()
-        };
-        let (scores, labels, hits) = (column(0), column(1), column(2));
+    fn own_metrics(&self, details: &Details) -> Vec<(&'static str, f64)> {
+        let column = |name: &str| details.get(name).map_or(&[][..], Vec::as_slice);
+        let (scores, labels, hits) = (column(SCORES), column(REPLACED), column(GENERATOR_HITS));
         let mean = |values: &[f32]| values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
         vec![
-            ("discriminator_auc", auc(&scores, &labels)),
-            ("generator_accuracy", mean(&hits)),
-            ("replaced_share", mean(&labels)),
+            ("discriminator_auc", auc(scores, labels)),
+            ("generator_accuracy", mean(hits)),
+            ("replaced_share", mean(labels)),
         ]
     }
 }
@@ -316,12 +310,23 @@ mod tests {
         (electra, model_config.init(device), companion)
     }
 
-    fn blocks() -> Vec<u32> {
-        (0..48).map(|i| 10 + (i * 7 % 30) as u32).collect()
+    /// Three blocks of 16 tokens.
+    fn blocks() -> Blocks {
+        Blocks::new((0..48).map(|i| 10 + (i * 7 % 30) as u32).collect(), 16)
     }
 
     fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
         crate::tensors::host_floats(tensor).into_iter().map(f64::from).collect()
+    }
+
+    /// The detail `name` of a batch's sums.
+    fn detail(sums: &LmSums, name: &str) -> Tensor<1> {
+        let (_, values) = sums
+            .details
+            .iter()
+            .find(|(key, _)| *key == name)
+            .expect("a detail of electra's");
+        values.clone()
     }
 
     #[test]
@@ -332,8 +337,8 @@ mod tests {
             ..ElectraConfig::default()
         };
         let (electra, model, companion) = setup(config, &device);
-        let batch = electra.batch(&blocks(), 3, 11, &device);
-        let again = electra.batch(&blocks(), 3, 11, &device);
+        let batch = electra.batch(&blocks(), 11, &device);
+        let again = electra.batch(&blocks(), 11, &device);
         assert_eq!(host(batch.inputs.clone().float()), host(again.inputs.float()));
         assert_eq!(host(batch.noise.clone().unwrap()), host(again.noise.unwrap()));
         // The discriminator's input: the blocks with the generator's samples at the masked
@@ -341,20 +346,20 @@ mod tests {
         let at = batch.predict_at.clone().unwrap();
         let logits = companion.generator_logits(&model, batch.inputs.clone(), at.clone());
         let sampled = host(sample(logits, batch.noise.clone().unwrap()).float());
-        let mut corrupted: Vec<f64> = blocks().iter().map(|&t| f64::from(t)).collect();
+        let mut corrupted: Vec<f64> = blocks().tokens.iter().map(|&t| f64::from(t)).collect();
         for (position, token) in host(at.float()).into_iter().zip(sampled) {
             corrupted[position as usize] = token;
         }
         let sums = electra.loss(&model, Some(&companion), batch);
-        let labels = host(sums.details[1].clone());
+        let labels = host(detail(&sums, REPLACED));
         let expected: Vec<f64> = corrupted
             .iter()
-            .zip(blocks())
+            .zip(blocks().tokens)
             .map(|(&input, original)| f64::from(u8::from(input != f64::from(original))))
             .collect();
         assert_eq!(labels, expected, "labels are input != original");
         // An untrained generator rarely samples the original: most masked positions are replaced.
-        let masked = electra.masking.mask(&blocks(), 16, 11);
+        let masked = electra.masking.mask(&blocks().tokens, 16, 11);
         let replaced = labels.iter().filter(|&&l| l == 1.0).count();
         assert!(
             replaced * 2 > masked.selected.len(),
@@ -367,14 +372,14 @@ mod tests {
     fn the_loss_is_generator_mean_plus_weighted_discriminator_mean() {
         let device = Device::flex();
         let (electra, model, companion) = setup(ElectraConfig::default(), &device);
-        let batch = electra.batch(&blocks(), 3, 5, &device);
+        let batch = electra.batch(&blocks(), 5, &device);
         let masked = batch.n_targets() as f64;
         let at = batch.predict_at.clone().unwrap();
         let logits = companion.generator_logits(&model, batch.inputs.clone(), at);
         let targets = batch.targets.clone().reshape([batch.n_targets(), 1]);
         let generator_mean = host(log_softmax(logits, 1).gather(1, targets).sum().neg())[0] / masked;
         let sums = electra.loss(&model, Some(&companion), batch);
-        let (scores, labels) = (host(sums.details[0].clone()), host(sums.details[1].clone()));
+        let (scores, labels) = (host(detail(&sums, SCORES)), host(detail(&sums, REPLACED)));
         let discriminator_mean = scores
             .iter()
             .zip(&labels)
@@ -398,11 +403,11 @@ mod tests {
             ..ElectraConfig::default()
         };
         let (electra, model, companion) = setup(config, &device);
-        let batch = electra.batch(&blocks(), 3, 5, &device);
+        let batch = electra.batch(&blocks(), 5, &device);
         assert_eq!(batch.n_targets(), 0);
         let sums = electra.loss(&model, Some(&companion), batch);
-        let scores = host(sums.details[0].clone());
-        assert!(host(sums.details[1].clone()).iter().all(|&l| l == 0.0));
+        let scores = host(detail(&sums, SCORES));
+        assert!(host(detail(&sums, REPLACED)).iter().all(|&l| l == 0.0));
         let discriminator: f64 = scores.iter().map(|&z| (1.0 + z.exp()).ln()).sum();
         let loss = host(sums.nll)[0];
         assert!(
@@ -417,7 +422,7 @@ mod tests {
     fn no_gradient_flows_through_the_sampled_replacements() {
         let device = Device::flex().autodiff();
         let (electra, model, companion) = setup(ElectraConfig::default(), &device);
-        let batch = electra.batch(&blocks(), 3, 5, &device);
+        let batch = electra.batch(&blocks(), 5, &device);
         let (masked, positions) = (batch.n_targets(), 48.0);
         let at = batch.predict_at.clone().unwrap();
         let logits = companion.generator_logits(&model, batch.inputs.clone(), at);

@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 use primer_datasets::tokenizer::SpecialTokens;
-use primer_model::{AttentionMode, Pooling, Transformer};
+use primer_model::{AttentionMode, LmHead, Pooling, Transformer};
 
 use crate::Companion;
 use crate::scoring::{
@@ -26,16 +26,12 @@ pub struct ObjectiveInfo {
     pub framing: Framing,
     /// How a text is scored (`score`, `eval`).
     pub scoring: Scoring,
-    /// How a zero-shot prompt's label word is predicted.
+    /// How a prompt's label word is predicted; what the model can be asked follows from it
+    /// ([`Self::generates`], [`Self::fills_masks`], [`Self::samples`], [`Self::lm_head`]).
     pub label_slot: LabelSlot,
-    /// What `samples.jsonl` shows during pre-training.
-    pub samples: SampleKind,
-    /// Whether `generate` works: the model predicts the next token.
-    pub generates: bool,
-    /// Whether generation reads the prompt both ways, as a prefix.
-    pub prefix_prompt: bool,
-    /// Whether `fill-mask` works: the model predicts `[MASK]` tokens.
-    pub fills_masks: bool,
+    /// Tokens a training block holds beyond the model's positions: 1 where each position's
+    /// target is the token after it, 0 where targets sit at their own positions.
+    pub shifted_targets: usize,
     /// What its validation accuracy counts (`masked-token accuracy`).
     pub accuracy: &'static str,
     /// The validation metrics a comparison reports, main one first (and charted).
@@ -43,6 +39,45 @@ pub struct ObjectiveInfo {
 }
 
 impl ObjectiveInfo {
+    /// Tokens one training block takes from the token stream for `seq_len` model positions.
+    pub fn block_len(&self, seq_len: usize) -> usize {
+        seq_len + self.shifted_targets
+    }
+
+    /// Whether `generate` works: the model predicts the next token.
+    pub fn generates(&self) -> bool {
+        matches!(self.label_slot, LabelSlot::NextToken | LabelSlot::AfterPrefix)
+    }
+
+    /// Whether generation reads the prompt both ways, as a prefix.
+    pub fn prefix_prompt(&self) -> bool {
+        self.label_slot == LabelSlot::AfterPrefix
+    }
+
+    /// Whether `fill-mask` works: the model predicts `[MASK]` tokens.
+    pub fn fills_masks(&self) -> bool {
+        self.label_slot == LabelSlot::Masked
+    }
+
+    /// What `samples.jsonl` shows during pre-training: what the model was trained to do.
+    pub fn samples(&self) -> SampleKind {
+        match self.label_slot {
+            LabelSlot::NextToken | LabelSlot::AfterPrefix => SampleKind::Continuation,
+            LabelSlot::Masked => SampleKind::Fills,
+            LabelSlot::Judged => SampleKind::Detections,
+        }
+    }
+
+    /// The LM head a language model exported from this objective's runs uses, or `None` where
+    /// the LM head is not what was trained (a discriminator's).
+    pub fn lm_head(&self) -> Option<LmHead> {
+        match self.label_slot {
+            LabelSlot::NextToken | LabelSlot::AfterPrefix => Some(LmHead::NextToken),
+            LabelSlot::Masked => Some(LmHead::MaskedToken),
+            LabelSlot::Judged => None,
+        }
+    }
+
     /// How the objective is named to a user: `masked-LM (mlm)`.
     pub fn describe(&self) -> String {
         format!(
@@ -126,6 +161,15 @@ impl Scoring {
             Self::LogLikelihood => "perplexity",
             Self::PseudoLogLikelihood(_) => "pseudo-perplexity",
             Self::ReplacedTokenDetection => "replaced-token perplexity",
+        }
+    }
+
+    /// Model rows a text of `tokens` tokens takes to score: one read, or one per token masked
+    /// in turn.
+    pub fn rows(self, tokens: usize) -> usize {
+        match self {
+            Self::LogLikelihood | Self::ReplacedTokenDetection => 1,
+            Self::PseudoLogLikelihood(_) => tokens,
         }
     }
 

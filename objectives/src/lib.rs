@@ -24,8 +24,11 @@ pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
 pub use prefix::PrefixLm;
 pub use registry::{OBJECTIVES, ObjectiveConfig, Registration};
 
+use std::collections::BTreeMap;
+
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
+use primer_datasets::blocks::Blocks;
 use primer_model::{AttentionMode, Transformer, TransformerConfig};
 
 /// A pre-training objective, built for a tokenizer by its [`Registration`].
@@ -33,12 +36,9 @@ pub trait Objective: Send + Sync {
     /// What the objective is.
     fn info(&self) -> &'static ObjectiveInfo;
 
-    /// Tokens one block takes from the token stream for `seq_len` model positions.
-    fn block_len(&self, seq_len: usize) -> usize;
-
-    /// Builds a batch from `n_blocks` blocks laid end to end in `blocks`. Any randomness comes
-    /// from `seed` alone, so the same blocks and seed give the same batch.
-    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch;
+    /// Builds a batch from `blocks` of [`ObjectiveInfo::block_len`] tokens, one row each. Any
+    /// randomness comes from `seed` alone, so the same blocks and seed give the same batch.
+    fn batch(&self, blocks: &Blocks, seed: u64, device: &Device) -> LmBatch;
 
     /// The targets the loss of `batch` sums over, known before the loss is computed (so that
     /// accumulated micro-batches are normalised as one batch); [`LmSums::n_targets`] agrees.
@@ -66,7 +66,7 @@ pub trait Objective: Send + Sync {
 
     /// Validation metrics of the objective's own, by key (`discriminator_auc`), beyond loss and
     /// accuracy: from [`LmSums::details`] of every validation batch, read back to the host.
-    fn own_metrics(&self, _details: &[Vec<Vec<f32>>]) -> Vec<(&'static str, f64)> {
+    fn own_metrics(&self, _details: &Details) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
 }
@@ -113,6 +113,10 @@ impl LmBatch {
     }
 }
 
+/// What [`LmSums::details`] held over many batches, read back to the host: each name's values,
+/// batch after batch.
+pub type Details = BTreeMap<&'static str, Vec<f32>>;
+
 /// Sums over one batch, still on the device (reading them back is the caller's choice).
 #[derive(Debug, Clone)]
 pub struct LmSums {
@@ -124,7 +128,7 @@ pub struct LmSums {
     pub n_targets: usize,
     /// What the objective's [`Objective::own_metrics`] read, e.g. a discriminator's scores and
     /// labels; empty for most.
-    pub details: Vec<Tensor<1>>,
+    pub details: Vec<(&'static str, Tensor<1>)>,
 }
 
 /// Runs the model on a batch and sums the cross-entropy at the predicted positions.

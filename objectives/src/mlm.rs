@@ -3,6 +3,7 @@
 use burn::tensor::Device;
 use std::ops::Range;
 
+use primer_datasets::blocks::Blocks;
 use primer_datasets::tokenizer::{SpecialTokens, WordBoundaries};
 use primer_model::{AttentionMode, Pooling};
 use rand::seq::SliceRandom;
@@ -10,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
 use crate::scoring::Pll;
 use crate::{LmBatch, Objective};
@@ -28,10 +29,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     },
     scoring: Scoring::PseudoLogLikelihood(Pll::Original),
     label_slot: LabelSlot::Masked,
-    samples: SampleKind::Fills,
-    generates: false,
-    prefix_prompt: false,
-    fills_masks: true,
+    shifted_targets: 0,
     accuracy: "masked-token accuracy",
     metrics: [Metric::Accuracy, Metric::PseudoPerplexity],
 };
@@ -337,16 +335,11 @@ impl Objective for MaskedLm {
         &INFO
     }
 
-    fn block_len(&self, seq_len: usize) -> usize {
-        seq_len
-    }
-
-    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch {
-        let seq = blocks.len() / n_blocks;
-        let masking = self.mask(blocks, seq, seed);
+    fn batch(&self, blocks: &Blocks, seed: u64, device: &Device) -> LmBatch {
+        let masking = self.mask(&blocks.tokens, blocks.block_len, seed);
         LmBatch::from_host(
             masking.inputs,
-            [n_blocks, seq],
+            [blocks.count(), blocks.block_len],
             Some(masking.selected),
             masking.targets,
             AttentionMode::Bidirectional,

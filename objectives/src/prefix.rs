@@ -3,11 +3,12 @@
 //! it are predicted left to right.
 
 use burn::tensor::Device;
+use primer_datasets::blocks::Blocks;
 use primer_model::{AttentionMode, Pooling};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, SampleKind, Scoring, Special};
+use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::registry::{NoSettings, Registration, typed_settings};
 use crate::{LmBatch, Objective};
 
@@ -26,10 +27,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     },
     scoring: Scoring::LogLikelihood,
     label_slot: LabelSlot::AfterPrefix,
-    samples: SampleKind::Continuation,
-    generates: true,
-    prefix_prompt: true,
-    fills_masks: false,
+    shifted_targets: 1,
     accuracy: "next-token accuracy after the prefix",
     metrics: [Metric::BitsPerByte, Metric::Accuracy],
 };
@@ -53,18 +51,13 @@ impl Objective for PrefixLm {
         &INFO
     }
 
-    fn block_len(&self, seq_len: usize) -> usize {
-        seq_len + 1
-    }
-
-    fn batch(&self, blocks: &[u32], n_blocks: usize, seed: u64, device: &Device) -> LmBatch {
-        let block_len = blocks.len() / n_blocks;
-        let seq = block_len - 1;
+    fn batch(&self, blocks: &Blocks, seed: u64, device: &Device) -> LmBatch {
+        let (n_blocks, seq) = (blocks.count(), blocks.block_len - 1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let splits: Vec<usize> = (0..n_blocks).map(|_| rng.random_range(1..seq.max(2))).collect();
         let mut inputs = Vec::with_capacity(n_blocks * seq);
         let (mut predict_at, mut targets) = (Vec::new(), Vec::new());
-        for (row, (block, &split)) in blocks.chunks_exact(block_len).zip(&splits).enumerate() {
+        for (row, (block, &split)) in blocks.iter().zip(&splits).enumerate() {
             inputs.extend_from_slice(&block[..seq]);
             predict_at.extend((split - 1..seq).map(|at| (row * seq + at) as u32));
             targets.extend_from_slice(&block[split..]);
@@ -85,8 +78,8 @@ mod tests {
     #[test]
     fn the_loss_is_on_the_tokens_after_a_seeded_split() {
         let device = Device::flex();
-        let blocks: Vec<u32> = (0..2).flat_map(|row| (0..9).map(move |i| 100 * row + i)).collect();
-        let batch = PrefixLm.batch(&blocks, 2, 7, &device);
+        let blocks = Blocks::new((0..2).flat_map(|row| (0..9).map(move |i| 100 * row + i)).collect(), 9);
+        let batch = PrefixLm.batch(&blocks, 7, &device);
         assert_eq!(batch.inputs.dims(), [2, 8]);
         let AttentionMode::Prefix(splits) = batch.attention.clone() else {
             panic!("a prefix batch reads its rows with prefixes");
@@ -104,10 +97,10 @@ mod tests {
         assert_eq!((positions, targets), expected);
 
         // The same blocks and seed give the same batch; other seeds other splits.
-        let again = PrefixLm.batch(&blocks, 2, 7, &device);
+        let again = PrefixLm.batch(&blocks, 7, &device);
         assert_eq!(again.attention, batch.attention);
         let seeds: std::collections::HashSet<_> = (0..20)
-            .map(|seed| format!("{:?}", PrefixLm.batch(&blocks, 2, seed, &device).attention))
+            .map(|seed| format!("{:?}", PrefixLm.batch(&blocks, seed, &device).attention))
             .collect();
         assert!(seeds.len() > 5, "{seeds:?}");
     }

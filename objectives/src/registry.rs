@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_model::AttentionMode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -48,7 +49,7 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// The names of the objectives with a fact, e.g. those whose models generate text.
-pub fn with(fact: impl Fn(&ObjectiveInfo) -> bool) -> Vec<&'static str> {
+pub fn names_where(fact: impl Fn(&ObjectiveInfo) -> bool) -> Vec<&'static str> {
     OBJECTIVES
         .iter()
         .filter(|registration| fact(registration.info))
@@ -101,6 +102,17 @@ impl ObjectiveConfig {
     /// The objective with its default settings.
     pub fn default_of(name: &str) -> Result<Self, String> {
         Self::new(name, Map::new())
+    }
+
+    /// The objective, with its default settings, that an imported model reading whole texts
+    /// with `attention` is run as: the first registered one that reads texts so and whose LM
+    /// head was trained (mlm for a bidirectional model, clm for a causal one).
+    pub fn imported(attention: &AttentionMode) -> Result<Self, String> {
+        OBJECTIVES
+            .iter()
+            .find(|registration| &registration.info.attention == attention && registration.info.lm_head().is_some())
+            .map(|registration| Self::default_of(registration.info.name))
+            .unwrap_or_else(|| Err(format!("no objective reads texts with {attention:?} attention")))
     }
 
     /// What the objective is.

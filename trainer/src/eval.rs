@@ -9,7 +9,7 @@ use primer_datasets::shard::TokenShard;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::Transformer;
 use primer_objectives::tensors::host_floats;
-use primer_objectives::{Companion, Objective, batch_seed};
+use primer_objectives::{Companion, Details, Objective, batch_seed};
 
 use primer_objectives::scoring::{Nll, Pll, Text, pseudo_nll};
 use serde::{Deserialize, Serialize};
@@ -66,18 +66,15 @@ pub fn evaluate(
 ) -> EvalMetrics {
     let started = Instant::now();
     let (mut nll, mut correct, mut targets, mut inputs) = (0.0, 0i64, 0u64, 0u64);
-    let mut details = Vec::new();
+    let mut details = Details::new();
     for (i, starts) in set.starts.chunks(set.batch_size).enumerate() {
         let blocks = read_blocks(set.shard, starts, set.block_len);
-        let batch = objective.batch(
-            &blocks,
-            starts.len(),
-            batch_seed(seed, EVAL_SEED_STEP, i as u64),
-            device,
-        );
+        let batch = objective.batch(&blocks, batch_seed(seed, EVAL_SEED_STEP, i as u64), device);
         inputs += batch.inputs.shape().num_elements() as u64;
         let sums = objective.loss(model, companion, batch);
-        details.push(sums.details.into_iter().map(host_floats).collect());
+        for (name, values) in sums.details {
+            details.entry(name).or_default().extend(host_floats(values));
+        }
         nll += sums.nll.into_scalar::<f64>();
         correct += sums.correct.into_scalar::<i64>();
         targets += sums.n_targets as u64;
@@ -125,7 +122,7 @@ pub fn pseudo_perplexity(
 ) -> (f64, u64) {
     let mut total = Nll::default();
     for &start in set.starts {
-        let block = Text::of_tokens(read_blocks(set.shard, &[start], set.block_len));
+        let block = Text::of_tokens(read_blocks(set.shard, &[start], set.block_len).tokens);
         let nll = pseudo_nll(
             model,
             specials,
@@ -176,6 +173,7 @@ pub fn unigram_baseline(
     let top = (0..vocab_size).max_by_key(|&id| counts[id]).unwrap_or(0) as u32;
     let (mut nll, mut hits, mut n) = (0.0, 0u64, 0u64);
     for id in read_blocks(set.shard, set.starts, set.block_len)
+        .tokens
         .into_iter()
         .filter(|&id| !special(id))
     {

@@ -67,7 +67,7 @@ impl Health<'_> {
         checkpointer: &Checkpointer,
     ) -> Result<(), TrainError> {
         let batch = next.into_iter().next().expect("one micro-batch");
-        let (model, companion) = networks.pair();
+        let (model, companion) = networks.model_and_companion();
         let sums = self.objective.loss(model, companion, batch);
         let loss = sums.nll.into_scalar::<f64>() / sums.n_targets.max(1) as f64;
         if loss.is_finite() && loss <= self.loss_limit {

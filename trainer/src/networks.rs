@@ -35,7 +35,7 @@ impl Networks {
     }
 
     /// The Transformer and the companion, as objectives and scorers take them.
-    pub fn pair(&self) -> (&Transformer, Option<&Companion>) {
+    pub fn model_and_companion(&self) -> (&Transformer, Option<&Companion>) {
         (&self.model, self.companion.as_ref())
     }
 }

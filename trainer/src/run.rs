@@ -155,7 +155,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
     let config = job.config;
     let train = &config.train;
     let objective = config.objective.build(job.tokenizer);
-    let block_len = objective.block_len(train.seq_len);
+    let block_len = config.objective.info().block_len(train.seq_len);
     let valid_blocks = valid_starts(job.data, block_len, train.eval_batches * train.batch_size)?;
     let tokens_per_byte = |stats: primer_datasets::prepare::SplitStats| stats.tokens as f64 / stats.bytes as f64;
     let device = device.clone().autodiff();
@@ -187,7 +187,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         checkpointer,
         sampler: Sampler::new(
             config.objective.info(),
-            read_blocks(&job.data.valid, &valid_blocks[..1], block_len),
+            read_blocks(&job.data.valid, &valid_blocks[..1], block_len).tokens,
             train.seed,
         ),
         device,
@@ -386,7 +386,7 @@ impl Loop<'_> {
         outputs.log.append(&record)?;
         let sample = self
             .sampler
-            .sample(inference.pair(), self.job.tokenizer, state.step, &device);
+            .sample(inference.model_and_companion(), self.job.tokenizer, state.step, &device);
         outputs.samples.append(&sample)?;
         outputs.dashboard.valid(&record);
         Ok(metrics)
@@ -530,19 +530,14 @@ fn step_batches(
     micros: &[usize],
 ) -> Vec<LmBatch> {
     let train = &job.config.train;
-    let block_len = objective.block_len(train.seq_len);
+    let block_len = objective.info().block_len(train.seq_len);
     let step = state.step + 1;
     micros
         .iter()
         .map(|&micro| {
             let cursor = state.cursor + (micro * train.batch_size) as u64;
             let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
-            objective.batch(
-                &blocks,
-                train.batch_size,
-                batch_seed(train.seed, step, micro as u64),
-                device,
-            )
+            objective.batch(&blocks, batch_seed(train.seed, step, micro as u64), device)
         })
         .collect()
 }
@@ -571,7 +566,7 @@ fn gradient_step(
     let mut accumulator = GradientsAccumulator::new();
     let (mut nll, mut correct) = (0.0, 0i64);
     for batch in batches {
-        let (model, companion) = networks.pair();
+        let (model, companion) = networks.model_and_companion();
         let sums = objective.loss(model, companion, batch);
         let mut loss = sums.nll.clone().div_scalar(targets as f64);
         if let Some(scale) = loss_scale {
@@ -640,7 +635,7 @@ fn validate(
 ) -> EvalMetrics {
     let device = networks.devices()[0].clone();
     let mut metrics = evaluate(
-        networks.pair(),
+        networks.model_and_companion(),
         objective,
         set,
         job.config.train.seed,
@@ -650,7 +645,7 @@ fn validate(
     if !job.minimal_pairs.is_empty() {
         let scoring = objective.info().scoring;
         let right = scoring.prefers_first(
-            networks.pair(),
+            networks.model_and_companion(),
             job.tokenizer.specials(),
             job.minimal_pairs,
             PAIR_BATCH_ROWS,
