@@ -39,7 +39,7 @@ pub fn curve_metric(objective: &ObjectiveConfig) -> (String, impl Fn(&super::res
         Metric::Accuracy => p.accuracy,
         // Measured once, after training.
         Metric::PseudoPerplexity => f64::NAN,
-        Metric::Own { key, .. } => p.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
+        Metric::FromObjective { key, .. } => p.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
     };
     (format!("valid {} ({better} is better)", metric.name(info)), value)
 }

@@ -161,7 +161,7 @@ fn final_value(metric: Metric, run: &super::results::PretrainResult) -> f64 {
         Metric::BitsPerByte => run.valid_bpb,
         Metric::Accuracy => run.valid_accuracy,
         Metric::PseudoPerplexity => run.pseudo_ppl.unwrap_or(f64::NAN),
-        Metric::Own { key, .. } => run.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
+        Metric::FromObjective { key, .. } => run.objective_metrics.get(key).copied().unwrap_or(f64::NAN),
     }
 }
 

@@ -2,7 +2,7 @@
 //! launcher (`mpirun`, `srun`) started, as the trainer's [`Collective`]. With the `mpi` feature
 //! it is MPI's world; without it, only a single process.
 
-use primer_trainer::collective::{Alone, Collective};
+use primer_trainer::collective::{Collective, SingleProcess};
 
 #[cfg(feature = "mpi")]
 mod mpi_world;
@@ -22,7 +22,7 @@ fn launched_ranks() -> usize {
 /// The processes this one trains with.
 pub enum World {
     /// A single process.
-    Alone(Alone),
+    SingleProcess(SingleProcess),
     /// MPI's world of ranks.
     #[cfg(feature = "mpi")]
     Mpi(mpi_world::MpiWorld),
@@ -43,13 +43,13 @@ impl World {
                 "launched as one of {ranks} ranks, but this primer was built without MPI: build it with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)"
             );
         }
-        Ok(World::Alone(Alone))
+        Ok(World::SingleProcess(SingleProcess))
     }
 
     /// The group as the trainer takes it.
     pub fn collective(&self) -> &dyn Collective {
         match self {
-            World::Alone(alone) => alone,
+            World::SingleProcess(alone) => alone,
             #[cfg(feature = "mpi")]
             World::Mpi(world) => world,
         }
@@ -59,7 +59,7 @@ impl World {
     /// others do not wait for it forever.
     pub fn abort(&self, code: i32) -> ! {
         match self {
-            World::Alone(_) => std::process::exit(code),
+            World::SingleProcess(_) => std::process::exit(code),
             #[cfg(feature = "mpi")]
             World::Mpi(world) => world.abort(code),
         }

@@ -12,7 +12,7 @@ use crate::{LmBatch, Objective};
 pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "clm",
     description: "causal-LM: GPT's next-token prediction from the left context",
-    variant: None,
+    bare_value_setting: None,
     attention: AttentionMode::Causal,
     // A document starts after an `[EOS]` in pre-training, and the closing one is where the
     // last-token pooling reads.

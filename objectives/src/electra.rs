@@ -15,6 +15,8 @@ use crate::companion::{Companion, CompanionConfig};
 use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::mlm::{MaskedLm, MlmConfig};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
+use crate::scoring::{Text, padded_rows};
+use crate::tensors::{host_floats, ids};
 use crate::{Details, LmBatch, LmSums, Objective};
 
 /// The detail ([`LmSums::details`]) of the discriminator's logit at each position.
@@ -28,7 +30,7 @@ const GENERATOR_HITS: &str = "generator_hits";
 pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "electra",
     description: "replaced-token detection: ELECTRA's discriminator, every token judged original or replaced by a small masked-LM generator's samples",
-    variant: None,
+    bare_value_setting: None,
     attention: AttentionMode::Bidirectional,
     framing: Framing {
         open: Special::Cls,
@@ -40,12 +42,12 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     shifted_targets: 0,
     accuracy: "replaced-token detection accuracy",
     metrics: [
-        Metric::Own {
+        Metric::FromObjective {
             key: "discriminator_auc",
             name: "replaced-token detection AUC",
             chance: Some(0.5),
         },
-        Metric::Own {
+        Metric::FromObjective {
             key: "generator_accuracy",
             name: "generator masked-token accuracy",
             chance: None,
@@ -240,6 +242,63 @@ impl Objective for Electra {
             ("replaced_share", mean(labels)),
         ]
     }
+}
+
+/// The log-probability a discriminator (the model read both ways, then the companion's head)
+/// gives each token at flat positions `predict_at` of `rows` of being original: `log sigmoid(-z)`.
+pub(crate) fn judged_log_probs(
+    model: &Transformer,
+    companion: &Companion,
+    rows: &[Vec<u32>],
+    predict_at: &[u32],
+    device: &Device,
+) -> Vec<f32> {
+    let (inputs, padding) = padded_rows(rows, device);
+    let hidden = model.forward_hidden_padded(inputs, AttentionMode::Bidirectional, padding);
+    let logits = companion
+        .head_logits(hidden)
+        .select(0, ids(predict_at.iter().copied(), device));
+    host_floats(softplus(logits, 1.0).neg())
+}
+
+/// The log-probability a discriminator gives each of `texts` of having no replaced token: the
+/// sum of [`judged_log_probs`] over its tokens, read in windows of the model's context after
+/// `start` (the `[EOS]` that precedes every document in training), `batch_rows` windows at a
+/// time.
+pub(crate) fn detection_log_probs(
+    model: &Transformer,
+    companion: &Companion,
+    start: u32,
+    texts: &[Text],
+    batch_rows: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let window = model.max_seq_len() - 1;
+    let mut rows: Vec<(usize, Vec<u32>)> = texts
+        .iter()
+        .enumerate()
+        .flat_map(|(text, Text { tokens, .. })| {
+            tokens
+                .chunks(window)
+                .map(move |chunk| (text, std::iter::once(start).chain(chunk.iter().copied()).collect()))
+        })
+        .collect();
+    rows.sort_by_key(|(_, row)| row.len());
+    let mut sums = vec![0.0; texts.len()];
+    for group in rows.chunks(batch_rows.max(1)) {
+        let seq = group.iter().map(|(_, row)| row.len()).max().unwrap_or(0);
+        let tokens: Vec<Vec<u32>> = group.iter().map(|(_, row)| row.clone()).collect();
+        let predict_at: Vec<u32> = group
+            .iter()
+            .enumerate()
+            .flat_map(|(r, (_, row))| (1..row.len()).map(move |at| (r * seq + at) as u32))
+            .collect();
+        let mut scores = judged_log_probs(model, companion, &tokens, &predict_at, device).into_iter();
+        for (text, row) in group {
+            sums[*text] += scores.by_ref().take(row.len() - 1).map(f64::from).sum::<f64>();
+        }
+    }
+    sums
 }
 
 /// One token per row of `logits`, drawn from their softmax by inverting its cumulative sum at

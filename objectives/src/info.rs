@@ -6,10 +6,8 @@ use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::{AttentionMode, LmHead, Pooling, Transformer};
 
 use crate::Companion;
-use crate::scoring::{
-    Nll, Pll, Text, causal_log_probs, causal_nll, detection_log_probs, judged_log_probs, pseudo_log_probs, pseudo_nll,
-    target_log_probs,
-};
+use crate::electra::{detection_log_probs, judged_log_probs};
+use crate::scoring::{Nll, Pll, Text, causal_log_probs, causal_nll, pseudo_log_probs, pseudo_nll, target_log_probs};
 
 /// Every per-objective fact the rest of primer needs.
 #[derive(Debug)]
@@ -19,7 +17,7 @@ pub struct ObjectiveInfo {
     /// One line: what it trains, and after whom.
     pub description: &'static str,
     /// The setting a bare value after `NAME:` sets (`mlm:span` sets `masking`), if any.
-    pub variant: Option<&'static str>,
+    pub bare_value_setting: Option<&'static str>,
     /// How a trained model reads a whole text: fine-tuning, classification and prompting.
     pub attention: AttentionMode,
     /// How a text is framed for classification.
@@ -365,7 +363,7 @@ pub enum Metric {
     /// Pseudo-perplexity of validation text.
     PseudoPerplexity,
     /// One of the objective's own metrics (see `Objective::own_metrics`), higher better.
-    Own {
+    FromObjective {
         /// Its key in the metrics.
         key: &'static str,
         /// Its name in reports.
@@ -382,7 +380,7 @@ impl Metric {
             Self::BitsPerByte => "bits per byte",
             Self::Accuracy => info.accuracy,
             Self::PseudoPerplexity => "pseudo-perplexity",
-            Self::Own { name, .. } => name,
+            Self::FromObjective { name, .. } => name,
         }
     }
 
@@ -394,7 +392,7 @@ impl Metric {
     /// What [`Self::baseline_value`] is called in reports.
     pub fn baseline_name(self) -> &'static str {
         match self {
-            Self::Own { .. } => "chance",
+            Self::FromObjective { .. } => "chance",
             _ => "unigram",
         }
     }
@@ -410,7 +408,7 @@ impl Metric {
             // Context does not change a unigram model's guess: its pseudo-perplexity is its
             // perplexity.
             Self::PseudoPerplexity => unigram_loss.exp(),
-            Self::Own { chance, .. } => return chance,
+            Self::FromObjective { chance, .. } => return chance,
         })
     }
 }

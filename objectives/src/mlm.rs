@@ -20,7 +20,7 @@ use crate::{LmBatch, Objective};
 pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "mlm",
     description: "masked-LM: BERT's masked language modelling, hidden tokens predicted from both sides",
-    variant: Some("masking"),
+    bare_value_setting: Some("masking"),
     attention: AttentionMode::Bidirectional,
     framing: Framing {
         open: Special::Cls,

@@ -16,7 +16,7 @@ use crate::{LmBatch, Objective};
 pub static INFO: ObjectiveInfo = ObjectiveInfo {
     name: "prefix",
     description: "prefix-LM: UniLM's and T5's prefix language modelling, a random prefix read both ways and the rest predicted left to right",
-    variant: None,
+    bare_value_setting: None,
     // A classified text is all prefix: read both ways, pooled where the last prefix position
     // learned to sum it up.
     attention: AttentionMode::Bidirectional,

@@ -1,7 +1,7 @@
 //! The list of objectives, and the configuration of one: its name and its typed settings.
 //!
 //! A run names its objective as `NAME[:SETTING=VALUE...]` on the command line (`mlm`,
-//! `mlm:masking=span:mask_rate=0.2`; a bare value sets the objective's variant setting, so
+//! `mlm:masking=span:mask_rate=0.2`; a bare value sets the objective's `bare_value_setting`, so
 //! `mlm:span` is `mlm:masking=span`), as a string or an `[objective]` table in a `--config` TOML,
 //! and as a table in `config.json`. Each objective reads and checks its own settings.
 
@@ -146,7 +146,7 @@ impl ObjectiveConfig {
             .flatten()
             .filter(|(key, value)| defaults.get(key.as_str()) != Some(*value))
             .map(|(key, value)| match value {
-                Value::String(text) if self.info().variant == Some(key.as_str()) => text.clone(),
+                Value::String(text) if self.info().bare_value_setting == Some(key.as_str()) => text.clone(),
                 Value::String(text) => format!("{key}={text}"),
                 other => format!("{key}={other}"),
             })
@@ -183,14 +183,14 @@ impl FromStr for ObjectiveConfig {
     type Err = String;
 
     /// Reads `NAME[:SETTING=VALUE...]`; a value is read as JSON when it is JSON (numbers,
-    /// booleans) and as text otherwise, and a bare value sets the objective's variant setting.
+    /// booleans) and as text otherwise, and a bare value sets the objective's `bare_value_setting`.
     fn from_str(spec: &str) -> Result<Self, String> {
         let mut parts = spec.split(':').map(str::trim);
         let name = parts.next().unwrap_or_default();
         let registration = lookup(name)?;
         let mut settings = Map::new();
         for part in parts.filter(|part| !part.is_empty()) {
-            let (key, value) = match (part.split_once('='), registration.info.variant) {
+            let (key, value) = match (part.split_once('='), registration.info.bare_value_setting) {
                 (Some((key, value)), _) => (key.trim(), value.trim()),
                 (None, Some(variant)) => (variant, part),
                 (None, None) => return Err(format!("objective {name}: `{part}` needs a value: write SETTING=VALUE")),

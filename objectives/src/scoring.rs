@@ -2,7 +2,7 @@
 //! pseudo-log-likelihood of a masked LM (each token masked in turn, alone or with the rest of
 //! its word to its right), and the most likely tokens at `[MASK]` positions.
 
-use burn::tensor::activation::{log_softmax, softmax, softplus};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor};
 use primer_datasets::error::DataError;
 use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
@@ -10,7 +10,7 @@ use primer_model::{AttentionMode, Transformer, padding_mask};
 use serde::{Deserialize, Serialize};
 
 use crate::tensors::{host_floats, ids};
-use crate::{Companion, predicted_logits};
+use crate::predicted_logits;
 
 /// A sum of negative log-likelihoods and the number of tokens in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -91,7 +91,10 @@ impl Text {
 
 /// `rows` padded to the longest as `[rows, seq]` ids, with the padding mask when any row is
 /// shorter.
-fn padded_rows(rows: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Option<Tensor<2, burn::tensor::Bool>>) {
+pub(crate) fn padded_rows(
+    rows: &[Vec<u32>],
+    device: &Device,
+) -> (Tensor<2, Int>, Option<Tensor<2, burn::tensor::Bool>>) {
     let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
     let padded = rows
         .iter()
@@ -299,63 +302,6 @@ fn text_sums(
         .collect();
     let mut sums = vec![0.0; texts.len()];
     score_rows(model, rows, mode, batch_rows, &mut sums, device);
-    sums
-}
-
-/// The log-probability a discriminator (the model read both ways, then the companion's head)
-/// gives each token at flat positions `predict_at` of `rows` of being original: `log sigmoid(-z)`.
-pub fn judged_log_probs(
-    model: &Transformer,
-    companion: &Companion,
-    rows: &[Vec<u32>],
-    predict_at: &[u32],
-    device: &Device,
-) -> Vec<f32> {
-    let (inputs, padding) = padded_rows(rows, device);
-    let hidden = model.forward_hidden_padded(inputs, AttentionMode::Bidirectional, padding);
-    let logits = companion
-        .head_logits(hidden)
-        .select(0, ids(predict_at.iter().copied(), device));
-    host_floats(softplus(logits, 1.0).neg())
-}
-
-/// The log-probability a discriminator gives each of `texts` of having no replaced token: the
-/// sum of [`judged_log_probs`] over its tokens, read in windows of the model's context after
-/// `start` (the `[EOS]` that precedes every document in training), `batch_rows` windows at a
-/// time.
-pub fn detection_log_probs(
-    model: &Transformer,
-    companion: &Companion,
-    start: u32,
-    texts: &[Text],
-    batch_rows: usize,
-    device: &Device,
-) -> Vec<f64> {
-    let window = model.max_seq_len() - 1;
-    let mut rows: Vec<(usize, Vec<u32>)> = texts
-        .iter()
-        .enumerate()
-        .flat_map(|(text, Text { tokens, .. })| {
-            tokens
-                .chunks(window)
-                .map(move |chunk| (text, std::iter::once(start).chain(chunk.iter().copied()).collect()))
-        })
-        .collect();
-    rows.sort_by_key(|(_, row)| row.len());
-    let mut sums = vec![0.0; texts.len()];
-    for group in rows.chunks(batch_rows.max(1)) {
-        let seq = group.iter().map(|(_, row)| row.len()).max().unwrap_or(0);
-        let tokens: Vec<Vec<u32>> = group.iter().map(|(_, row)| row.clone()).collect();
-        let predict_at: Vec<u32> = group
-            .iter()
-            .enumerate()
-            .flat_map(|(r, (_, row))| (1..row.len()).map(move |at| (r * seq + at) as u32))
-            .collect();
-        let mut scores = judged_log_probs(model, companion, &tokens, &predict_at, device).into_iter();
-        for (text, row) in group {
-            sums[*text] += scores.by_ref().take(row.len() - 1).map(f64::from).sum::<f64>();
-        }
-    }
     sums
 }
 

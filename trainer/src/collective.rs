@@ -1,6 +1,6 @@
 //! The processes that train one run together, data-parallel: each computes the gradients of its
 //! share of a step's micro-batches, their sums are the step's, and every process applies the
-//! same update. [`Alone`] is the one process of an ordinary run; `primer-distributed` provides
+//! same update. [`SingleProcess`] is the one process of an ordinary run; `primer-distributed` provides
 //! MPI's. Sums go through host memory, so every backend takes part.
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -43,9 +43,9 @@ pub trait Collective {
 
 /// The single process of an ordinary run.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Alone;
+pub struct SingleProcess;
 
-impl Collective for Alone {
+impl Collective for SingleProcess {
     fn rank(&self) -> usize {
         0
     }

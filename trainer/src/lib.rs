@@ -4,11 +4,11 @@
 pub mod checkpoint;
 pub mod collective;
 pub mod config;
+mod divergence;
 pub mod error;
 pub mod eval;
 pub mod finetune;
 pub mod finite;
-mod health;
 pub mod loss_scale;
 pub mod memory;
 pub mod metrics;
@@ -20,6 +20,7 @@ pub mod run;
 pub mod run_dir;
 pub mod schedule;
 pub mod status;
+mod step;
 pub mod tensorboard;
 pub mod tui;
 

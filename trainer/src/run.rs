@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::Device;
 use burn::train::Interrupter;
 use primer_datasets::DataError;
@@ -18,23 +17,24 @@ use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{Precision, Transformer};
 use primer_objectives::scoring::Text;
-use primer_objectives::{LmBatch, Objective, ObjectiveConfig, batch_seed};
+use primer_objectives::{Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
-use crate::collective::{Collective, my_micro_batches, sum_gradients};
+use crate::collective::{Collective, my_micro_batches};
 use crate::config::RunConfig;
+use crate::divergence::{DIVERGED_BASELINES, DivergenceGuard};
 use crate::error::TrainError;
 use crate::eval::{EvalMetrics, EvalSet, evaluate};
-use crate::health::{DIVERGED_BASELINES, Health};
 use crate::loss_scale::LossScale;
 use crate::metrics::{MetricsLog, MetricsRecord, Split};
 use crate::mfu::mfu;
 use crate::networks::Networks;
-use crate::optim::{clip_global_norm, optimizer, scale_grads};
+use crate::optim::optimizer;
 use crate::record::{BatchRecorder, RecordedBatch};
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
+use crate::step::{gradient_step, step_batches};
 use crate::tensorboard::TensorBoardWriter;
 use crate::tui::{Dashboard, DashboardMode, DashboardRecord};
 use primer_inference::samples::Sampler;
@@ -71,7 +71,7 @@ pub struct PretrainJob<'a> {
     /// The weights (`model.bpk` of another run) a new run starts from instead of its seed's
     /// draws: continued pre-training. Its model config must be the run's.
     pub init: Option<PathBuf>,
-    /// The processes that train the run together ([`Alone`](crate::collective::Alone) for one):
+    /// The processes that train the run together ([`SingleProcess`](crate::collective::SingleProcess) for one):
     /// each computes its share of every step's micro-batches, and only rank 0 writes.
     pub collective: &'a dyn Collective,
     /// Write what the run trains on (initial weights, every step's batches, final weights) to
@@ -139,16 +139,6 @@ pub fn valid_starts(data: &PreparedData, block_len: usize, blocks: usize) -> Res
     Ok(eval_starts(data.valid.len(), block_len, blocks))
 }
 
-/// What one optimizer step measured.
-struct StepResult {
-    nll: f64,
-    correct: i64,
-    targets: usize,
-    grad_norm: f64,
-    /// Seconds spent in the sums over ranks.
-    sync_s: f64,
-}
-
 /// Trains, evaluating, logging and checkpointing as configured, until done, halted or
 /// interrupted. The caller holds the run directory's lock.
 pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) -> Result<Outcome, TrainError> {
@@ -166,7 +156,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         None => None,
     };
     networks.model = networks.model.with_precision(train.precision);
-    let run = Loop {
+    let run = TrainingLoop {
         job: &job,
         objective: objective.as_ref(),
         valid_set: EvalSet {
@@ -178,7 +168,7 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         },
         train_tokens_per_byte: tokens_per_byte(job.data.meta.train),
         flops_per_token: config.model.train_flops_per_token(train.seq_len),
-        health: Health {
+        divergence: DivergenceGuard {
             objective: objective.as_ref(),
             loss_limit: DIVERGED_BASELINES * objective.chance_loss(config.model.vocab_size),
             config,
@@ -232,7 +222,7 @@ fn finish_progress(outputs: &mut Option<Outputs>) {
 }
 
 /// What the loop reads at every step.
-struct Loop<'a> {
+struct TrainingLoop<'a> {
     job: &'a PretrainJob<'a>,
     objective: &'a dyn Objective,
     valid_set: EvalSet<'a>,
@@ -240,7 +230,7 @@ struct Loop<'a> {
     train_tokens_per_byte: f64,
     /// Training FLOPs per token, for MFU.
     flops_per_token: f64,
-    health: Health<'a>,
+    divergence: DivergenceGuard<'a>,
     checkpointer: Checkpointer,
     sampler: Sampler,
     /// The training device, with autodiff.
@@ -283,7 +273,7 @@ impl Outputs {
     }
 }
 
-impl Loop<'_> {
+impl TrainingLoop<'_> {
     /// One optimizer step after `state`: the gradients of its micro-batches, checked for
     /// divergence before they are applied, and its training record.
     fn train_step(
@@ -322,7 +312,7 @@ impl Loop<'_> {
         };
         let grad_norm = applied.then_some(result.grad_norm);
         if let Err(error) = self
-            .health
+            .divergence
             .check(step, loss, grad_norm, state.loss_scale.as_ref(), &self.checkpointer)
         {
             finish_progress(outputs);
@@ -412,7 +402,7 @@ impl Loop<'_> {
             // Every rank probes (they hold the same weights), so all stop on divergence alike.
             let inference = networks.valid();
             let next = step_batches(self.job, self.objective, stream, state, &inference.devices()[0], &[0]);
-            if let Err(error) = self.health.probe(&inference, next, step, &self.checkpointer) {
+            if let Err(error) = self.divergence.probe(&inference, next, step, &self.checkpointer) {
                 finish_progress(outputs);
                 return Err(error);
             }
@@ -518,83 +508,6 @@ fn restore(
         )));
     }
     Ok((networks, optim, state))
-}
-
-/// The micro-batches numbered `micros` of the step after `state`, on `device`.
-fn step_batches(
-    job: &PretrainJob,
-    objective: &dyn Objective,
-    stream: &mut BlockStream,
-    state: &TrainState,
-    device: &Device,
-    micros: &[usize],
-) -> Vec<LmBatch> {
-    let train = &job.config.train;
-    let block_len = objective.info().block_len(train.seq_len);
-    let step = state.step + 1;
-    micros
-        .iter()
-        .map(|&micro| {
-            let cursor = state.cursor + (micro * train.batch_size) as u64;
-            let blocks = read_blocks(&job.data.train, &stream.starts(cursor, train.batch_size), block_len);
-            objective.batch(&blocks, batch_seed(train.seed, step, micro as u64), device)
-        })
-        .collect()
-}
-
-/// Forward and backward passes over this process's micro-batches of a step, the gradients
-/// accumulated, summed over the group and clipped.
-///
-/// With a `loss_scale` (float16), the loss is multiplied by it before each backward pass and
-/// the summed gradients divided by it before they are measured and clipped.
-fn gradient_step(
-    networks: &Networks,
-    batches: Vec<LmBatch>,
-    objective: &dyn Objective,
-    grad_clip: f64,
-    loss_scale: Option<f64>,
-    collective: &dyn Collective,
-) -> (StepResult, GradientsParams) {
-    // Normalise by the targets of the whole accumulated batch (of every rank), not per
-    // micro-batch, so accumulation, and its sum over ranks, equal one large batch even when MLM
-    // draws uneven mask counts.
-    let mut targets = [batches.iter().map(|b| objective.n_targets(b)).sum::<usize>() as f64];
-    let synced = Instant::now();
-    collective.sum_f64(&mut targets);
-    let mut sync_s = synced.elapsed().as_secs_f64();
-    let targets = targets[0] as usize;
-    let mut accumulator = GradientsAccumulator::new();
-    let (mut nll, mut correct) = (0.0, 0i64);
-    for batch in batches {
-        let (model, companion) = networks.model_and_companion();
-        let sums = objective.loss(model, companion, batch);
-        let mut loss = sums.nll.clone().div_scalar(targets as f64);
-        if let Some(scale) = loss_scale {
-            loss = loss.mul_scalar(scale);
-        }
-        accumulator.accumulate(networks, GradientsParams::from_grads(loss.backward(), networks));
-        nll += sums.nll.into_scalar::<f64>();
-        correct += sums.correct.into_scalar::<i64>();
-    }
-    let mut grads = accumulator.grads();
-    let synced = Instant::now();
-    sum_gradients(networks, &mut grads, collective);
-    let mut sums = [nll, correct as f64];
-    collective.sum_f64(&mut sums);
-    sync_s += synced.elapsed().as_secs_f64();
-    let (nll, correct) = (sums[0], sums[1] as i64);
-    if let Some(scale) = loss_scale {
-        scale_grads(networks, &mut grads, 1.0 / scale);
-    }
-    let grad_norm = clip_global_norm(networks, &mut grads, grad_clip);
-    let result = StepResult {
-        nll,
-        correct,
-        targets,
-        grad_norm,
-        sync_s,
-    };
-    (result, grads)
 }
 
 fn make_record(step: u64, split: Split, state: &TrainState, lr: f64, metrics: &EvalMetrics) -> MetricsRecord {

@@ -16,7 +16,7 @@ use crate::run_dir::RunDir;
 pub(crate) const DIVERGED_BASELINES: f64 = 2.0;
 
 /// Catches divergence before its weights are applied or checkpointed.
-pub(crate) struct Health<'a> {
+pub(crate) struct DivergenceGuard<'a> {
     /// The run's objective, which scores the probe.
     pub objective: &'a dyn Objective,
     /// The largest training loss that is not divergence.
@@ -27,7 +27,7 @@ pub(crate) struct Health<'a> {
     pub run_dir: &'a RunDir,
 }
 
-impl Health<'_> {
+impl DivergenceGuard<'_> {
     /// Fails when a step's loss or gradient norm shows divergence. `grad_norm` is `None` for a
     /// float16 step skipped for overflowing gradients, which is no divergence unless
     /// `loss_scale` has collapsed.
