@@ -9,6 +9,7 @@
 mod causal;
 pub mod companion;
 mod electra;
+mod gpt_bert;
 pub mod info;
 mod mlm;
 mod prefix;

@@ -33,6 +33,7 @@ pub const OBJECTIVES: &[Registration] = &[
     causal::REGISTRATION,
     prefix::REGISTRATION,
     electra::REGISTRATION,
+    crate::gpt_bert::REGISTRATION,
 ];
 
 /// The registration of the objective called `name`.

@@ -9,8 +9,8 @@ use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
 use primer_model::{AttentionMode, Transformer, padding_mask};
 use serde::{Deserialize, Serialize};
 
-use crate::tensors::{host_floats, ids};
 use crate::predicted_logits;
+use crate::tensors::{host_floats, ids};
 
 /// A sum of negative log-likelihoods and the number of tokens in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
