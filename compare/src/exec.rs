@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use primer_trainer::run_dir::RunDir;
 
 use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::progress::ProgressView;
 use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
@@ -497,81 +498,6 @@ impl Timed {
     /// Seconds per unit of work.
     fn rate(&self) -> f64 {
         self.seconds / self.work
-    }
-}
-
-/// Overall progress (jobs done of all, elapsed, ETA) above the running job's latest line; plain
-/// lines when stderr is not a terminal.
-struct ProgressView {
-    overall: ProgressBar,
-    line: ProgressBar,
-    plain: bool,
-    total: u64,
-}
-
-impl ProgressView {
-    fn new(total: u64, finished: u64) -> Self {
-        let plain = !std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if plain {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        });
-        let overall = multi.add(ProgressBar::new(total)).with_style(
-            ProgressStyle::with_template("compare [{bar:30}] {pos}/{len} jobs, {elapsed} so far, {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        overall.set_position(finished);
-        let line = multi.add(ProgressBar::new_spinner());
-        line.enable_steady_tick(Duration::from_millis(200));
-        Self {
-            overall,
-            line,
-            plain,
-            total,
-        }
-    }
-
-    fn start(&self, what: &str, eta_s: Option<f64>) {
-        let eta = eta_s.map_or("ETA after the first job".to_string(), |s| {
-            format!("about {} left", format_duration(s))
-        });
-        self.overall.set_message(format!("now: {what}; {eta}"));
-        self.line.set_message(String::new());
-        if self.plain {
-            eprintln!("[{}/{}] {what} ({eta})", self.overall.position() + 1, self.total);
-        }
-    }
-
-    fn done(&self, what: &str, took: Duration) {
-        self.overall.inc(1);
-        if self.plain {
-            eprintln!(
-                "[{}/{}] {what}: done in {:.0}s",
-                self.overall.position(),
-                self.total,
-                took.as_secs_f64()
-            );
-        } else {
-            self.overall
-                .println(format!("{what}: done in {:.0}s", took.as_secs_f64()));
-        }
-    }
-
-    fn finish(&self) {
-        self.line.finish_and_clear();
-        self.overall.finish_and_clear();
-    }
-}
-
-/// `1h02m`, `5m07s` or `42s`.
-pub fn format_duration(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, m, _) => format!("{h}h{m:02}m"),
     }
 }
 

@@ -5,6 +5,7 @@ mod charts;
 mod exec;
 mod pairs;
 mod plan;
+mod progress;
 mod report;
 mod results;
 mod shots;
