@@ -3,18 +3,20 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use primer_trainer::run_dir::RunDir;
 
+use super::child::{self, Exit, Process};
 use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::progress::ProgressView;
 use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
@@ -39,7 +41,7 @@ pub struct Runner<'a> {
     /// What each job processes, for the ETA.
     workload: Workload,
     /// The process id of the running child, 0 when none.
-    child: Arc<AtomicU32>,
+    child_pid: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
 }
 
@@ -54,15 +56,15 @@ impl<'a> Runner<'a> {
         prepared: &'a Path,
         workload: Workload,
     ) -> anyhow::Result<Self> {
-        let child = Arc::new(AtomicU32::new(0));
+        let child_pid = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (handler_child, handler_stop) = (child.clone(), stop.clone());
+        let (handler_pid, handler_stop) = (child_pid.clone(), stop.clone());
         let _ = ctrlc::set_handler(move || {
             if handler_stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
+                std::process::exit(i32::from(child::INTERRUPTED_CODE));
             }
             eprintln!("stopping: the running job saves its state (again to quit now)");
-            let pid = handler_child.load(Ordering::SeqCst);
+            let pid = handler_pid.load(Ordering::SeqCst);
             if pid != 0 {
                 primer_trainer::status::terminate(pid);
             }
@@ -73,7 +75,7 @@ impl<'a> Runner<'a> {
             layout,
             prepared,
             workload,
-            child,
+            child_pid,
             stop,
         })
     }
@@ -115,18 +117,17 @@ impl<'a> Runner<'a> {
                     .expect("outputs have names")
                     .to_string_lossy()
             ));
-            let code = self.run_job(job, &log, &view)?;
-            if code == Some(130) || self.stop.load(Ordering::SeqCst) {
+            let exit = self.run_job(job, &log, &view)?;
+            if exit == Exit::Interrupted || self.stop.load(Ordering::SeqCst) {
                 view.finish();
                 return Ok(Finish::Interrupted);
             }
-            if code != Some(0) {
+            if exit != Exit::Finished {
                 view.finish();
                 let last = last_line(&log);
                 bail!(
-                    "{} failed (exit {}): {last}; its log is {}",
+                    "{} failed ({exit}): {last}; its log is {}",
                     job.describe(self.spec),
-                    code.map_or("by signal".to_string(), |c| c.to_string()),
                     log.display()
                 );
             }
@@ -181,16 +182,12 @@ impl<'a> Runner<'a> {
         )?)
     }
 
-    /// Runs one job; returns its exit code (`None` when a signal ended it).
-    fn run_job(&self, job: &Job, log: &Path, view: &ProgressView) -> anyhow::Result<Option<i32>> {
+    /// Runs one job; returns how it ended.
+    fn run_job(&self, job: &Job, log: &Path, view: &ProgressView) -> anyhow::Result<Exit> {
         let output = self.layout.output(self.spec, job);
         let (args, json_out) = self.arguments(job, &output)?;
-        let mut command = Command::new(&self.exe);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = child::command(&self.exe, &args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(mut roots) = primer_datasets::files::allowed_roots() {
             // Confined as the comparison is, and allowed the data it prepared for its runs.
             roots.push(self.prepared.to_path_buf());
@@ -200,10 +197,9 @@ impl<'a> Runner<'a> {
         // Its own process group: a Ctrl-C reaches the comparison, which passes it on once.
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.exe.display()))?;
-        self.child.store(child.id(), Ordering::SeqCst);
+        let mut process =
+            Process::spawn(&mut command).with_context(|| format!("cannot start {}", self.exe.display()))?;
+        self.child_pid.store(process.id(), Ordering::SeqCst);
         let log_file = Arc::new(Mutex::new(
             File::create(log).with_context(|| format!("cannot write {}", log.display()))?,
         ));
@@ -213,20 +209,20 @@ impl<'a> Runner<'a> {
             args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ")
         )?;
         let stdout = follow(
-            child.stdout.take(),
+            process.take_stdout(),
             log_file.clone(),
             view.line.clone(),
             json_out.is_some(),
         );
-        let stderr = follow(child.stderr.take(), log_file, view.line.clone(), false);
-        let status = wait(&mut child)?;
-        self.child.store(0, Ordering::SeqCst);
+        let stderr = follow(process.take_stderr(), log_file, view.line.clone(), false);
+        let exit = process.wait()?;
+        self.child_pid.store(0, Ordering::SeqCst);
         let captured = stdout.join().expect("reader thread");
         stderr.join().expect("reader thread");
-        if let (Some(path), true) = (json_out, status == Some(0)) {
+        if let (Some(path), Exit::Finished) = (json_out, exit) {
             primer_datasets::files::atomic_write(&path, captured.as_bytes())?;
         }
-        Ok(status)
+        Ok(exit)
     }
 
     /// `primer minimal-pairs` of the pre-training run of an objective and seed, or of its
@@ -405,16 +401,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// Waits for a child, tolerating interrupted waits.
-fn wait(child: &mut Child) -> anyhow::Result<Option<i32>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status.code());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Copies a child's stream into the log, line by line, showing each under the progress bar;
 /// returns what it read when `capture` is set.
 fn follow<R: Read + Send + 'static>(
@@ -497,81 +483,6 @@ impl Timed {
     /// Seconds per unit of work.
     fn rate(&self) -> f64 {
         self.seconds / self.work
-    }
-}
-
-/// Overall progress (jobs done of all, elapsed, ETA) above the running job's latest line; plain
-/// lines when stderr is not a terminal.
-struct ProgressView {
-    overall: ProgressBar,
-    line: ProgressBar,
-    plain: bool,
-    total: u64,
-}
-
-impl ProgressView {
-    fn new(total: u64, finished: u64) -> Self {
-        let plain = !std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if plain {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        });
-        let overall = multi.add(ProgressBar::new(total)).with_style(
-            ProgressStyle::with_template("compare [{bar:30}] {pos}/{len} jobs, {elapsed} so far, {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        overall.set_position(finished);
-        let line = multi.add(ProgressBar::new_spinner());
-        line.enable_steady_tick(Duration::from_millis(200));
-        Self {
-            overall,
-            line,
-            plain,
-            total,
-        }
-    }
-
-    fn start(&self, what: &str, eta_s: Option<f64>) {
-        let eta = eta_s.map_or("ETA after the first job".to_string(), |s| {
-            format!("about {} left", format_duration(s))
-        });
-        self.overall.set_message(format!("now: {what}; {eta}"));
-        self.line.set_message(String::new());
-        if self.plain {
-            eprintln!("[{}/{}] {what} ({eta})", self.overall.position() + 1, self.total);
-        }
-    }
-
-    fn done(&self, what: &str, took: Duration) {
-        self.overall.inc(1);
-        if self.plain {
-            eprintln!(
-                "[{}/{}] {what}: done in {:.0}s",
-                self.overall.position(),
-                self.total,
-                took.as_secs_f64()
-            );
-        } else {
-            self.overall
-                .println(format!("{what}: done in {:.0}s", took.as_secs_f64()));
-        }
-    }
-
-    fn finish(&self) {
-        self.line.finish_and_clear();
-        self.overall.finish_and_clear();
-    }
-}
-
-/// `1h02m`, `5m07s` or `42s`.
-pub fn format_duration(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, m, _) => format!("{h}h{m:02}m"),
     }
 }
 

@@ -2,9 +2,11 @@
 //! budget and set of seeds, judge each on the same downstream tasks, and write a report.
 
 mod charts;
+pub mod child;
 mod exec;
 mod pairs;
 mod plan;
+mod progress;
 mod report;
 mod results;
 mod shots;
@@ -202,7 +204,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             "interrupted (the unfinished run kept its checkpoint); continue with: primer compare --resume {}",
             layout.root.display()
         );
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(child::INTERRUPTED_CODE));
     }
 
     let backend = spec.pretrain.backend.backend()?;

@@ -6,8 +6,8 @@ use std::path::Path;
 use primer_objectives::info::Metric;
 
 use super::charts;
-use super::exec::format_duration;
 use super::plan::Method;
+use super::progress::format_duration;
 use super::results::Results;
 use super::stats::mean_std;
 

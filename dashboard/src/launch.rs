@@ -4,11 +4,12 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::StatusCode;
+use primer_compare::child::{self, Exit, Process};
 use primer_datasets::files::ALLOWED_ROOTS_VAR;
 use primer_options::check::CHECK_ONLY_VAR;
 
@@ -42,12 +43,8 @@ impl Launcher {
 
     /// `primer COMMAND ARGS...`, confined, with no input.
     pub fn command(&self, command: &str, args: &[String]) -> Command {
-        let mut process = Command::new(&self.exe);
-        process
-            .arg(command)
-            .args(args)
-            .env(ALLOWED_ROOTS_VAR, &self.allowed_roots)
-            .stdin(Stdio::null());
+        let mut process = child::command(&self.exe, [command]);
+        process.args(args).env(ALLOWED_ROOTS_VAR, &self.allowed_roots);
         process
     }
 
@@ -59,48 +56,39 @@ impl Launcher {
             .env(CHECK_ONLY_VAR, "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let child = command
-            .spawn()
+        let process = Process::spawn(&mut command)
             .map_err(|e| ApiError::internal(format!("cannot start primer to check the job: {e}")))?;
-        tokio::task::spawn_blocking(move || verdict(child))
+        tokio::task::spawn_blocking(move || verdict(process))
             .await
             .map_err(ApiError::internal)?
     }
 }
 
 /// Waits (at most [`CHECK_TIMEOUT`]) for a check to end and reads its verdict.
-fn verdict(mut child: Child) -> Result<(), ApiError> {
-    let mut stderr = child.stderr.take().expect("stderr is piped");
+fn verdict(mut process: Process) -> Result<(), ApiError> {
+    let mut stderr = process.take_stderr().expect("stderr is piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(ApiError::internal)? {
-            break status;
-        }
-        if started.elapsed() > CHECK_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ApiError(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "checking the job's options took over {}s: are its inputs on a slow disk?",
-                    CHECK_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(exit) = process.wait_at_most(CHECK_TIMEOUT).map_err(ApiError::internal)? else {
+        process.kill();
+        return Err(ApiError(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "checking the job's options took over {}s: are its inputs on a slow disk?",
+                CHECK_TIMEOUT.as_secs()
+            ),
+        ));
     };
     let text = reader.join().unwrap_or_default();
     let error = crate::queue::error_line(&text);
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(ApiError::bad(error.unwrap_or_else(|| text.trim().to_string()))),
+    match exit {
+        Exit::Finished => Ok(()),
+        Exit::Failed(2) => Err(ApiError::bad(error.unwrap_or_else(|| text.trim().to_string()))),
         _ => Err(ApiError::internal(format!(
-            "checking the job failed ({status}): {}",
+            "checking the job failed ({exit}): {}",
             error.unwrap_or_else(|| text.trim().to_string())
         ))),
     }

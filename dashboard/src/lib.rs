@@ -57,9 +57,24 @@ pub struct DashboardArgs {
 }
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const UPLOT_JS: &str = include_str!("../web/vendor/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../web/vendor/uPlot.min.css");
+
+/// The page's files besides itself, each served at its path with its content type: the ES
+/// modules of the page (`main.js` is the one it loads), and the vendored uPlot, a classic script
+/// the modules find as `window.uPlot`, with its style sheet.
+const WEB_FILES: [(&str, &str, &str); 11] = [
+    ("/main.js", JAVASCRIPT, include_str!("../web/main.js")),
+    ("/api.js", JAVASCRIPT, include_str!("../web/api.js")),
+    ("/state.js", JAVASCRIPT, include_str!("../web/state.js")),
+    ("/format.js", JAVASCRIPT, include_str!("../web/format.js")),
+    ("/runs.js", JAVASCRIPT, include_str!("../web/runs.js")),
+    ("/chart.js", JAVASCRIPT, include_str!("../web/chart.js")),
+    ("/detail.js", JAVASCRIPT, include_str!("../web/detail.js")),
+    ("/form.js", JAVASCRIPT, include_str!("../web/form.js")),
+    ("/queue.js", JAVASCRIPT, include_str!("../web/queue.js")),
+    ("/uPlot.js", JAVASCRIPT, include_str!("../web/vendor/uPlot.iife.min.js")),
+    ("/uPlot.css", "text/css", include_str!("../web/vendor/uPlot.min.css")),
+];
+const JAVASCRIPT: &str = "text/javascript";
 
 /// Runs `primer dashboard` until Ctrl-C; `cli` is the whole `primer` command line, whose
 /// commands and options the page's forms offer.
@@ -139,20 +154,16 @@ async fn serve(state: AppState, address: SocketAddr) -> anyhow::Result<()> {
     );
     let state = Arc::new(state);
     tokio::spawn(run_queue(state.clone()));
-    let app = Router::new()
+    let web_files = WEB_FILES
+        .into_iter()
+        .fold(Router::new(), |router, (path, content_type, contents)| {
+            router.route(
+                path,
+                get(move || async move { ([(header::CONTENT_TYPE, content_type)], contents) }),
+            )
+        });
+    let app = web_files
         .route("/", get(|| async { axum::response::Html(index) }))
-        .route(
-            "/app.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
-        )
-        .route(
-            "/uPlot.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], UPLOT_JS) }),
-        )
-        .route(
-            "/uPlot.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css")], UPLOT_CSS) }),
-        )
         .route("/report", get(api::report))
         .route("/api/runs", get(api::list))
         .route("/api/objectives", get(api::objectives))

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use primer_compare::child::{Exit, Process};
 use primer_datasets::lock::FolderLock;
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
@@ -163,16 +163,14 @@ pub struct Queue {
     /// How jobs' processes start.
     launcher: Launcher,
     /// The processes started here, by job number, reaped as they end.
-    children: Mutex<HashMap<u64, Child>>,
+    children: Mutex<HashMap<u64, Process>>,
 }
 
 /// How a job's process ended.
 #[derive(Clone, Copy)]
 enum Ended {
-    /// With this exit code.
-    Code(i32),
-    /// Killed by a signal.
-    Signal,
+    /// As this dashboard saw it end.
+    Seen(Exit),
     /// Unseen: an earlier dashboard started it, so its exit code is lost (its log tells).
     Unseen,
 }
@@ -222,7 +220,7 @@ impl Queue {
     /// [`Queue::with`], with the processes started here.
     fn with_children<R>(
         &self,
-        change: impl FnOnce(&mut QueueFile, &mut HashMap<u64, Child>) -> R,
+        change: impl FnOnce(&mut QueueFile, &mut HashMap<u64, Process>) -> R,
     ) -> anyhow::Result<R> {
         let mut children = self.children.lock().expect("queue lock");
         let _lock = FolderLock::wait_for(&self.dir().join("queue.lock"))?;
@@ -317,19 +315,16 @@ impl Queue {
     }
 
     /// Records how each running job ended, if it has.
-    fn note_ends(&self, file: &mut QueueFile, children: &mut HashMap<u64, Child>) {
+    fn note_ends(&self, file: &mut QueueFile, children: &mut HashMap<u64, Process>) {
         for job in file.jobs.iter_mut().filter(|job| job.state == JobState::Running) {
             self.note_end(job, children);
         }
     }
 
     /// Records how a running job ended, if it has.
-    fn note_end(&self, job: &mut Job, children: &mut HashMap<u64, Child>) {
+    fn note_end(&self, job: &mut Job, children: &mut HashMap<u64, Process>) {
         let ended = match children.get_mut(&job.id) {
-            Some(child) => match child.try_wait() {
-                Ok(Some(status)) => Some(status.code().map_or(Ended::Signal, Ended::Code)),
-                _ => None,
-            },
+            Some(process) => process.try_wait().ok().flatten().map(Ended::Seen),
             // Started by an earlier dashboard (its exit code is not ours to read), or planted:
             // a process that is not the job's has ended as far as the queue knows.
             None => (!runs_as(job)).then_some(Ended::Unseen),
@@ -346,14 +341,16 @@ impl Queue {
         job.ended_at = Some(now());
         job.state = match (ended, run_state) {
             _ if job.cancelling => JobState::Cancelled,
-            (Ended::Code(0), _) => JobState::Done,
-            (Ended::Code(130) | Ended::Signal, _) | (Ended::Unseen, Some(RunState::Interrupted)) => JobState::Stopped,
+            (Ended::Seen(Exit::Finished), _) => JobState::Done,
+            (Ended::Seen(Exit::Interrupted | Exit::Killed), _) | (Ended::Unseen, Some(RunState::Interrupted)) => {
+                JobState::Stopped
+            }
             (Ended::Unseen, Some(RunState::Finished)) => JobState::Done,
             (Ended::Unseen, None) if error.is_none() => JobState::Done,
             _ => JobState::Failed,
         };
-        if let Ended::Code(code) = ended {
-            job.exit_code = Some(code);
+        if let Ended::Seen(exit) = ended {
+            job.exit_code = exit.code();
         }
         if job.state == JobState::Failed {
             job.error = Some(error.unwrap_or_else(|| match job.exit_code {
@@ -363,15 +360,15 @@ impl Queue {
         }
     }
 
-    fn start(&self, job: &mut Job, children: &mut HashMap<u64, Child>) {
+    fn start(&self, job: &mut Job, children: &mut HashMap<u64, Process>) {
         job.started_at = Some(now());
         job.token = Some(crate::random_token());
         match self.spawn(job) {
-            Ok(child) => {
-                job.pid = Some(child.id());
-                job.start_ticks = system::start_ticks(child.id());
+            Ok(process) => {
+                job.pid = Some(process.id());
+                job.start_ticks = system::start_ticks(process.id());
                 job.state = JobState::Running;
-                children.insert(job.id, child);
+                children.insert(job.id, process);
             }
             Err(e) => {
                 job.state = JobState::Failed;
@@ -383,19 +380,18 @@ impl Queue {
 
     /// Starts a job's process, once what it writes is checked again: since it was queued, its
     /// output path may have come to exist.
-    fn spawn(&self, job: &Job) -> anyhow::Result<Child> {
+    fn spawn(&self, job: &Job) -> anyhow::Result<Process> {
         if let Some(run) = &job.run {
             crate::paths::output_path(&self.root, &job.command, run).map_err(|e| anyhow::anyhow!(e.1))?;
         }
         let path = self.log_path(job.id);
         let log = File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        self.launcher
-            .command(&job.command, &job.args)
+        let mut command = self.launcher.command(&job.command, &job.args);
+        command
             .env(JOB_TOKEN_VAR, job.token.as_deref().unwrap_or_default())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start primer")
+            .stderr(log);
+        Process::spawn(&mut command).context("cannot start primer")
     }
 
     /// Whether the process `pid` may be signalled as one of this dashboard's: a job started by
@@ -403,7 +399,7 @@ impl Queue {
     /// lock, a process of the `primer` executable.
     pub fn may_signal(&self, pid: u32) -> anyhow::Result<bool> {
         let ours = self.with_children(|file, children| {
-            children.values().any(|child| child.id() == pid)
+            children.values().any(|process| process.id() == pid)
                 || file.running().any(|job| job.pid == Some(pid) && runs_as(job))
         })?;
         Ok(ours
@@ -428,7 +424,7 @@ impl Queue {
                     // Only the job's own process: a child of this server, or one that carries
                     // the job's secret; never a pid the queue file merely names.
                     let pid = match children.get(&job.id) {
-                        Some(child) => Some(child.id()),
+                        Some(process) => Some(process.id()),
                         None => job.pid.filter(|_| runs_as(job)),
                     };
                     if let Some(pid) = pid {
