@@ -671,7 +671,7 @@ fn configs_of_selected_runs_are_compared_key_by_key() {
 }
 
 #[test]
-fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line() {
+fn off_localhost_every_request_but_the_pages_code_needs_the_token_and_startup_errors_are_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path();
     let dashboard = Dashboard::start(cache, tmp.path(), &["--host", "0.0.0.0"]);
@@ -686,6 +686,10 @@ fn off_localhost_every_request_needs_the_token_and_startup_errors_are_one_line()
     assert_eq!(status(&format!("/api/runs?token={token}"), ""), 200);
     assert_eq!(status("/api/runs", &format!("Authorization: Bearer {token}\r\n")), 200);
     assert_eq!(status("/api/runs", "Authorization: Bearer wrong\r\n"), 401);
+    // The page opened with the token loads its scripts and stylesheet by their plain paths.
+    for code in ["/main.js", "/runs.js", "/uPlot.js", "/uPlot.css"] {
+        assert_eq!(status(code, ""), 200, "{code}");
+    }
 
     // A port in use, and a runs directory that does not exist.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -280,7 +280,8 @@ pub const TOKEN_HEADER: &str = "x-primer-token";
 /// Every request that changes state carries the token in the `X-Primer-Token` header, which a
 /// page of another site can neither read (the token is only in this server's own page) nor
 /// send (a custom header needs a CORS preflight this server never grants). Off localhost,
-/// reads need it too: `?token=`, `Authorization: Bearer` or the header.
+/// reads need it too (`?token=`, `Authorization: Bearer` or the header), but for the page's
+/// own scripts and stylesheet.
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if has_token(&state, &request) {
         return next.run(request).await;
@@ -303,6 +304,11 @@ fn has_token(state: &AppState, request: &Request) -> bool {
     let from_header = header_str(request, TOKEN_HEADER) == Some(token);
     if changes_state(request) {
         return from_header;
+    }
+    // The page's scripts and stylesheet are code, the same for every dashboard: the page that
+    // the token opened loads them by their plain paths.
+    if WEB_FILES.iter().any(|(path, _, _)| *path == request.uri().path()) {
+        return true;
     }
     let from_query = request
         .uri()
