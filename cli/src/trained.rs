@@ -107,13 +107,11 @@ impl TrainedRun {
     /// How the run's texts are scored: its objective's way, masked as `pll` says when given
     /// (a masked run's; any other run refuses it).
     pub fn scoring(&self, pll: Option<Pll>) -> anyhow::Result<Scoring> {
-        let scoring = self.config.objective.info().scoring;
-        match pll {
-            None => Ok(scoring),
-            Some(pll) => scoring
-                .with_pll(pll)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.root.display())),
-        }
+        self.config
+            .objective
+            .info()
+            .scoring_with(pll)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.root.display()))
     }
 
     /// Fails unless the run's objective has `fact`, naming the objectives that do.

@@ -38,6 +38,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
         pooling: Pooling::First,
     },
     scoring: Scoring::ReplacedTokenDetection,
+    masked_scoring: None,
     label_slot: LabelSlot::Judged,
     shifted_targets: 0,
     accuracy: "replaced-token detection accuracy",

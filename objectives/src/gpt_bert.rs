@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::mlm::{MaskedLm, Masking, MlmConfig};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
+use crate::scoring::Pll;
 use crate::{Companion, Details, LmBatch, LmSums, Objective, predicted_logits};
 
 /// The detail ([`LmSums::details`]) of whether each target of a causal row was the model's top
@@ -38,6 +39,8 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
     },
     // Read left to right it is a causal LM: the cheap scoring, as GPT-BERT's authors use it.
     scoring: Scoring::LogLikelihood,
+    // Read both ways, as its masked rows were trained: `--pll original|word-l2r`.
+    masked_scoring: Some(Scoring::NextTokenPseudoLogLikelihood(Pll::Original)),
     label_slot: LabelSlot::NextToken,
     shifted_targets: 1,
     accuracy: "next-token accuracy (masked and causal rows)",

@@ -7,7 +7,9 @@ use primer_model::{AttentionMode, LmHead, Pooling, Transformer};
 
 use crate::Companion;
 use crate::electra::{detection_log_probs, judged_log_probs};
-use crate::scoring::{Nll, Pll, Text, causal_log_probs, causal_nll, pseudo_log_probs, pseudo_nll, target_log_probs};
+use crate::scoring::{
+    Nll, Pll, PllSlot, Text, causal_log_probs, causal_nll, pseudo_log_probs, pseudo_nll, target_log_probs,
+};
 
 /// Every per-objective fact the rest of primer needs.
 #[derive(Debug)]
@@ -22,8 +24,11 @@ pub struct ObjectiveInfo {
     pub attention: AttentionMode,
     /// How a text is framed for classification.
     pub framing: Framing,
-    /// How a text is scored (`score`, `eval`).
+    /// How a text is scored (`score`, `eval`, `minimal-pairs`).
     pub scoring: Scoring,
+    /// How a text is scored read both ways with masks (`--pll`), where the objective trained
+    /// for it besides [`Self::scoring`]: GPT-BERT's masked rows; `None` for the others.
+    pub masked_scoring: Option<Scoring>,
     /// How a prompt's label word is predicted; what the model can be asked follows from it
     /// ([`Self::generates`], [`Self::fills_masks`], [`Self::samples`], [`Self::lm_head`]).
     pub label_slot: LabelSlot,
@@ -73,6 +78,16 @@ impl ObjectiveInfo {
             LabelSlot::NextToken | LabelSlot::AfterPrefix => Some(LmHead::NextToken),
             LabelSlot::Masked => Some(LmHead::MaskedToken),
             LabelSlot::Judged => None,
+        }
+    }
+
+    /// How texts are scored: the objective's way, or read both ways with masks as `pll` says
+    /// when given (a masked objective's own scoring, or GPT-BERT's [`Self::masked_scoring`]);
+    /// an error names the scoring of an objective that does not mask.
+    pub fn scoring_with(&self, pll: Option<Pll>) -> Result<Scoring, String> {
+        match pll {
+            None => Ok(self.scoring),
+            Some(pll) => self.masked_scoring.unwrap_or(self.scoring).with_pll(pll),
         }
     }
 
@@ -137,6 +152,10 @@ pub enum Scoring {
     /// Pseudo-log-likelihood, each token masked in turn (Salazar et al. 2020), with what the
     /// [`Pll`] hides beside it.
     PseudoLogLikelihood(Pll),
+    /// Pseudo-log-likelihood of a model trained by masked next-token prediction (GPT-BERT):
+    /// each token masked in turn, with what the [`Pll`] hides beside it, the text read both
+    /// ways after `[EOS]`, and the hidden token predicted from the position before it.
+    NextTokenPseudoLogLikelihood(Pll),
     /// The discriminator's log-probability that every token is original (ELECTRA), read both
     /// ways after `[EOS]`.
     ReplacedTokenDetection,
@@ -149,6 +168,8 @@ impl Scoring {
             Self::LogLikelihood => "log-likelihood",
             Self::PseudoLogLikelihood(Pll::Original) => "pseudo-log-likelihood",
             Self::PseudoLogLikelihood(Pll::WordL2r) => "pseudo-log-likelihood (word-l2r)",
+            Self::NextTokenPseudoLogLikelihood(Pll::Original) => "next-token pseudo-log-likelihood",
+            Self::NextTokenPseudoLogLikelihood(Pll::WordL2r) => "next-token pseudo-log-likelihood (word-l2r)",
             Self::ReplacedTokenDetection => "log-probability of no replaced token",
         }
     }
@@ -157,7 +178,7 @@ impl Scoring {
     pub fn perplexity_name(self) -> &'static str {
         match self {
             Self::LogLikelihood => "perplexity",
-            Self::PseudoLogLikelihood(_) => "pseudo-perplexity",
+            Self::PseudoLogLikelihood(_) | Self::NextTokenPseudoLogLikelihood(_) => "pseudo-perplexity",
             Self::ReplacedTokenDetection => "replaced-token perplexity",
         }
     }
@@ -167,14 +188,14 @@ impl Scoring {
     pub fn rows(self, tokens: usize) -> usize {
         match self {
             Self::LogLikelihood | Self::ReplacedTokenDetection => 1,
-            Self::PseudoLogLikelihood(_) => tokens,
+            Self::PseudoLogLikelihood(_) | Self::NextTokenPseudoLogLikelihood(_) => tokens,
         }
     }
 
     /// Its masking, where it masks.
     pub fn pll(self) -> Option<Pll> {
         match self {
-            Self::PseudoLogLikelihood(pll) => Some(pll),
+            Self::PseudoLogLikelihood(pll) | Self::NextTokenPseudoLogLikelihood(pll) => Some(pll),
             _ => None,
         }
     }
@@ -183,6 +204,7 @@ impl Scoring {
     pub fn with_pll(self, pll: Pll) -> Result<Self, String> {
         match self {
             Self::PseudoLogLikelihood(_) => Ok(Self::PseudoLogLikelihood(pll)),
+            Self::NextTokenPseudoLogLikelihood(_) => Ok(Self::NextTokenPseudoLogLikelihood(pll)),
             other => Err(format!(
                 "--pll chooses how masked runs are scored; this run is scored by {}: drop --pll",
                 other.name()
@@ -202,7 +224,22 @@ impl Scoring {
     ) -> Nll {
         match self {
             Self::LogLikelihood => causal_nll(model, specials.eos, &text.tokens, device),
-            Self::PseudoLogLikelihood(pll) => pseudo_nll(model, specials, (text, pll), usize::MAX, batch_rows, device),
+            Self::PseudoLogLikelihood(pll) => pseudo_nll(
+                model,
+                specials,
+                (text, pll, PllSlot::Own),
+                usize::MAX,
+                batch_rows,
+                device,
+            ),
+            Self::NextTokenPseudoLogLikelihood(pll) => pseudo_nll(
+                model,
+                specials,
+                (text, pll, PllSlot::Previous),
+                usize::MAX,
+                batch_rows,
+                device,
+            ),
             Self::ReplacedTokenDetection => Nll {
                 sum: -self.log_probs(
                     (model, companion),
@@ -228,7 +265,12 @@ impl Scoring {
     ) -> Vec<f64> {
         match self {
             Self::LogLikelihood => causal_log_probs(model, specials.eos, texts, batch_rows, device),
-            Self::PseudoLogLikelihood(pll) => pseudo_log_probs(model, specials, (texts, pll), batch_rows, device),
+            Self::PseudoLogLikelihood(pll) => {
+                pseudo_log_probs(model, specials, (texts, pll, PllSlot::Own), batch_rows, device)
+            }
+            Self::NextTokenPseudoLogLikelihood(pll) => {
+                pseudo_log_probs(model, specials, (texts, pll, PllSlot::Previous), batch_rows, device)
+            }
             Self::ReplacedTokenDetection => {
                 let companion = companion.expect("replaced-token detection reads the discriminator's head");
                 detection_log_probs(model, companion, specials.eos, texts, batch_rows, device)
@@ -260,6 +302,12 @@ impl Scoring {
             }
             Self::PseudoLogLikelihood(Pll::WordL2r) => {
                 "text alone, each ordinary token masked in turn with the rest of its word to its right, and predicted from both sides"
+            }
+            Self::NextTokenPseudoLogLikelihood(Pll::Original) => {
+                "[EOS] text, each ordinary token masked in turn and predicted from the position before it, read both ways"
+            }
+            Self::NextTokenPseudoLogLikelihood(Pll::WordL2r) => {
+                "[EOS] text, each ordinary token masked in turn with the rest of its word to its right, and predicted from the position before it, read both ways"
             }
             Self::ReplacedTokenDetection => {
                 "[EOS] text read both ways, each token judged original by the discriminator"

@@ -28,6 +28,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
         pooling: Pooling::First,
     },
     scoring: Scoring::PseudoLogLikelihood(Pll::Original),
+    masked_scoring: None,
     label_slot: LabelSlot::Masked,
     shifted_targets: 0,
     accuracy: "masked-token accuracy",

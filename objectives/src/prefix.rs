@@ -26,6 +26,7 @@ pub static INFO: ObjectiveInfo = ObjectiveInfo {
         pooling: Pooling::Last,
     },
     scoring: Scoring::LogLikelihood,
+    masked_scoring: None,
     label_slot: LabelSlot::AfterPrefix,
     shifted_targets: 1,
     accuracy: "next-token accuracy after the prefix",

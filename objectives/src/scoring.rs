@@ -145,12 +145,12 @@ pub fn causal_nll(model: &Transformer, start: u32, tokens: &[u32], device: &Devi
 pub fn pseudo_nll(
     model: &Transformer,
     specials: &SpecialTokens,
-    (text, pll): (&Text, Pll),
+    (text, pll, slot): (&Text, Pll, PllSlot),
     max_tokens: usize,
     batch_rows: usize,
     device: &Device,
 ) -> Nll {
-    let rows = masked_rows(0, specials, (text, pll), model.max_seq_len(), max_tokens);
+    let rows = masked_rows(0, specials, (text, pll, slot), model.max_seq_len(), max_tokens);
     let scored = rows.len();
     let mut sum = [0.0];
     score_rows(model, rows, AttentionMode::Bidirectional, batch_rows, &mut sum, device);
@@ -188,18 +188,31 @@ fn causal_rows(text: usize, start: u32, tokens: &[u32], window: usize) -> Vec<Sc
         .collect()
 }
 
+/// Where a masked token is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PllSlot {
+    /// At its own position (BERT).
+    Own,
+    /// From the position before it, the text read after an `[EOS]` so that its first token has
+    /// one (GPT-BERT's masked next-token prediction).
+    Previous,
+}
+
 /// The masked copies of text number `index`, in windows of `window` tokens: one row per
 /// non-special token (at most `max_tokens` of them), that token hidden behind `[MASK]` and
-/// predicted, and with [`Pll::WordL2r`] the later tokens of its word hidden too.
+/// predicted where `slot` says, and with [`Pll::WordL2r`] the later tokens of its word hidden
+/// too.
 fn masked_rows(
     index: usize,
     specials: &SpecialTokens,
-    (text, pll): (&Text, Pll),
+    (text, pll, slot): (&Text, Pll, PllSlot),
     window: usize,
     max_tokens: usize,
 ) -> Vec<ScoredRow> {
+    // A row read from the previous position starts with the `[EOS]` before its window.
+    let lead = usize::from(slot == PllSlot::Previous);
     text.tokens
-        .chunks(window)
+        .chunks(window - lead)
         .zip(text.words.chunks(window))
         .flat_map(|(chunk, words)| {
             (0..chunk.len())
@@ -208,12 +221,14 @@ fn masked_rows(
         })
         .take(max_tokens)
         .map(|(chunk, words, at)| {
-            let mut masked = chunk.to_vec();
-            masked[at] = specials.mask;
+            let mut masked: Vec<u32> = std::iter::repeat_n(specials.eos, lead)
+                .chain(chunk.iter().copied())
+                .collect();
+            masked[lead + at] = specials.mask;
             if pll == Pll::WordL2r {
                 for later in at + 1..chunk.len() {
                     if words[later] == words[at] {
-                        masked[later] = specials.mask;
+                        masked[lead + later] = specials.mask;
                     }
                 }
             }
@@ -276,12 +291,12 @@ pub fn causal_log_probs(
 pub fn pseudo_log_probs(
     model: &Transformer,
     specials: &SpecialTokens,
-    (texts, pll): (&[Text], Pll),
+    (texts, pll, slot): (&[Text], Pll, PllSlot),
     batch_rows: usize,
     device: &Device,
 ) -> Vec<f64> {
     let window = model.max_seq_len();
-    let rows_of = |index, text: &Text| masked_rows(index, specials, (text, pll), window, usize::MAX);
+    let rows_of = |index, text: &Text| masked_rows(index, specials, (text, pll, slot), window, usize::MAX);
     text_sums(model, texts, rows_of, AttentionMode::Bidirectional, batch_rows, device)
 }
 
@@ -379,7 +394,7 @@ mod tests {
         let (model, device) = (model(), Device::flex());
         let specials = SpecialTokens::PRIMER;
         let text = Text::of_tokens(vec![9u32, 6, 12, 7, 20, 11, 8, 9, 10, 6, 14]);
-        let scored = (&text, Pll::Original);
+        let scored = (&text, Pll::Original, PllSlot::Own);
         assert_eq!(pseudo_nll(&model, &specials, scored, 100, 3, &device).tokens, 9);
         let limited = pseudo_nll(&model, &specials, scored, 4, 3, &device);
         assert_eq!(limited.tokens, 4);
@@ -407,10 +422,18 @@ mod tests {
         })
         .collect();
         let causal = causal_log_probs(&model, 6, &texts, 3, &device);
-        let masked = pseudo_log_probs(&model, &specials, (&texts, Pll::WordL2r), 5, &device);
+        let masked = pseudo_log_probs(&model, &specials, (&texts, Pll::WordL2r, PllSlot::Own), 5, &device);
         for (i, text) in texts.iter().enumerate() {
             let one_causal = -causal_nll(&model, 6, &text.tokens, &device).sum;
-            let one_masked = -pseudo_nll(&model, &specials, (text, Pll::WordL2r), usize::MAX, 1, &device).sum;
+            let one_masked = -pseudo_nll(
+                &model,
+                &specials,
+                (text, Pll::WordL2r, PllSlot::Own),
+                usize::MAX,
+                1,
+                &device,
+            )
+            .sum;
             assert!(
                 (causal[i] - one_causal).abs() < 1e-5 * one_causal.abs().max(1.0),
                 "causal {i}"
@@ -423,12 +446,36 @@ mod tests {
     }
 
     #[test]
+    fn next_token_masking_reads_after_eos_and_predicts_each_hidden_token_from_the_one_before() {
+        let specials = SpecialTokens::PRIMER;
+        let (e, m) = (specials.eos, specials.mask);
+        // Words: [9] [12 7]; the special token 6 is never a target.
+        let text = Text::new(vec![9, 12, 7, 6], vec![0, 1, 1, 2]);
+        let rows = |pll, window| masked_rows(0, &specials, (&text, pll, PllSlot::Previous), window, usize::MAX);
+        let read: Vec<_> = rows(Pll::WordL2r, 8)
+            .into_iter()
+            .map(|row| (row.tokens, row.predict_at, row.targets))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (vec![e, m, 12, 7, 6], vec![0], vec![9]),
+                (vec![e, 9, m, m, 6], vec![1], vec![12]),
+                (vec![e, 9, 12, m, 6], vec![2], vec![7]),
+            ]
+        );
+        // A window holds the `[EOS]` too: windows of 3 read 2 tokens of the text each.
+        let windows: Vec<_> = rows(Pll::Original, 3).into_iter().map(|row| row.tokens).collect();
+        assert_eq!(windows, [vec![e, m, 12], vec![e, 9, m], vec![e, m, 6]]);
+    }
+
+    #[test]
     fn within_word_masking_hides_the_rest_of_the_word_to_the_right() {
         let specials = SpecialTokens::PRIMER;
         // Words: [9] [12 7 20] [11]; the special token 6 is never a target.
         let text = Text::new(vec![9, 12, 7, 20, 6, 11], vec![0, 1, 1, 1, 2, 3]);
         let masks = |pll| -> Vec<Vec<u32>> {
-            masked_rows(0, &specials, (&text, pll), 8, usize::MAX)
+            masked_rows(0, &specials, (&text, pll, PllSlot::Own), 8, usize::MAX)
                 .into_iter()
                 .map(|row| row.tokens)
                 .collect()
@@ -448,13 +495,13 @@ mod tests {
         // Words of one token each: both masks are the same.
         let single = Text::of_tokens(text.tokens.clone());
         let rows = |pll| {
-            masked_rows(0, &specials, (&single, pll), 8, usize::MAX)
+            masked_rows(0, &specials, (&single, pll, PllSlot::Own), 8, usize::MAX)
                 .into_iter()
                 .map(|row| row.tokens)
         };
         assert!(rows(Pll::WordL2r).eq(rows(Pll::Original)));
         // A window cuts a word: each window masks its own part.
-        let cut = masked_rows(0, &specials, (&text, Pll::WordL2r), 3, usize::MAX);
+        let cut = masked_rows(0, &specials, (&text, Pll::WordL2r, PllSlot::Own), 3, usize::MAX);
         assert_eq!(cut[1].tokens, vec![9, m, m]);
         assert_eq!(cut[3].tokens, vec![m, 6, 11]);
     }

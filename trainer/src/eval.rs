@@ -11,7 +11,7 @@ use primer_model::Transformer;
 use primer_objectives::tensors::host_floats;
 use primer_objectives::{Companion, Details, Objective, batch_seed};
 
-use primer_objectives::scoring::{Nll, Pll, Text, pseudo_nll};
+use primer_objectives::scoring::{Nll, Pll, PllSlot, Text, pseudo_nll};
 use serde::{Deserialize, Serialize};
 
 /// The step number that seeds evaluation masks: the same masks at every evaluation.
@@ -126,7 +126,7 @@ pub fn pseudo_perplexity(
         let nll = pseudo_nll(
             model,
             specials,
-            (&block, Pll::Original),
+            (&block, Pll::Original, PllSlot::Own),
             max_tokens - total.tokens,
             set.batch_size,
             device,
