@@ -175,7 +175,7 @@ impl<'a> Runner<'a> {
             "jobs": listed,
         });
         let json = serde_json::to_vec_pretty(&progress).expect("progress serializes");
-        Ok(primer_datasets::files::atomic_write(
+        Ok(primer_files::atomic_write(
             &self.layout.root.join(PROGRESS_FILE),
             &json,
         )?)
@@ -191,11 +191,11 @@ impl<'a> Runner<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(mut roots) = primer_datasets::files::allowed_roots() {
+        if let Some(mut roots) = primer_files::roots::allowed_roots() {
             // Confined as the comparison is, and allowed the data it prepared for its runs.
             roots.push(self.prepared.to_path_buf());
             let roots = std::env::join_paths(roots).context("the allowed roots")?;
-            command.env(primer_datasets::files::ALLOWED_ROOTS_VAR, roots);
+            command.env(primer_files::roots::ALLOWED_ROOTS_VAR, roots);
         }
         // Its own process group: a Ctrl-C reaches the comparison, which passes it on once.
         #[cfg(unix)]
@@ -224,7 +224,7 @@ impl<'a> Runner<'a> {
         let captured = stdout.join().expect("reader thread");
         stderr.join().expect("reader thread");
         if let (Some(path), true) = (json_out, status == Some(0)) {
-            primer_datasets::files::atomic_write(&path, captured.as_bytes())?;
+            primer_files::atomic_write(&path, captured.as_bytes())?;
         }
         Ok(status)
     }
@@ -346,7 +346,7 @@ impl<'a> Runner<'a> {
             super::plan::slug(&spec.objectives[objective])
         ));
         let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
-        primer_datasets::files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
+        primer_files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
         let has_checkpoint = RunDir::new(output)
             .checkpoints()
             .read_dir()

@@ -32,11 +32,11 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
     let blocks = blocks(results)?;
     for block in &blocks {
         if let Block::Chart(name, svg) = block {
-            primer_datasets::files::atomic_write(&dir.join(name), svg.as_bytes())?;
+            primer_files::atomic_write(&dir.join(name), svg.as_bytes())?;
         }
     }
-    primer_datasets::files::atomic_write(&dir.join("report.md"), markdown(&blocks).as_bytes())?;
-    primer_datasets::files::atomic_write(&dir.join("report.html"), html(&blocks).as_bytes())?;
+    primer_files::atomic_write(&dir.join("report.md"), markdown(&blocks).as_bytes())?;
+    primer_files::atomic_write(&dir.join("report.html"), html(&blocks).as_bytes())?;
     Ok(())
 }
 

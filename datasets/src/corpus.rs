@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{DataError, Result};
 // The longest line read in one piece: a longer one is read in pieces (plain text) or refused
 // (a record format), so a file without line breaks is read in bounded memory.
-use crate::files::MAX_LINE_BYTES;
+use primer_files::lines::MAX_LINE_BYTES;
 /// The longest document handed to the tokenizer: a longer one is cut into documents of at most
 /// this size, at a space where one is near; tokenizing costs about 200 bytes of memory per
 /// byte of text.

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::checksums::sha256_file;
 use crate::corpus::{CorpusFile, DocSplit, FileFormat};
 use crate::error::{DataError, Result};
+use primer_files::checksums::sha256_file;
 
 /// One file of a named data set.
 #[derive(Debug, Clone, Copy)]

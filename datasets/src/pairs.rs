@@ -728,7 +728,7 @@ pub fn read_pairs(
             .map(|file| checked_path("blimp", file, home, mirror, progress))
             .collect::<Result<Vec<_>>>()?
     } else {
-        crate::files::check_input("minimal pairs", Path::new(source))?;
+        primer_files::roots::check_input("minimal pairs", Path::new(source))?;
         pair_files(Path::new(source))?
     };
     let mut pairs = Vec::new();
@@ -773,14 +773,14 @@ fn read_file(path: &Path) -> Result<Vec<MinimalPair>> {
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let mut pairs = Vec::new();
-    let lines = std::io::BufReader::new(crate::files::LineBounded::new(file)).lines();
+    let lines = std::io::BufReader::new(primer_files::lines::LineBounded::new(file)).lines();
     for (index, line) in lines.enumerate() {
         let bad = |message: String| DataError::BadRecord {
             path: path.to_path_buf(),
             line: index as u64 + 1,
             message,
         };
-        let line = line.map_err(|e| bad(crate::files::line_error(&e)))?;
+        let line = line.map_err(|e| bad(primer_files::lines::line_error(&e)))?;
         if line.trim().is_empty() {
             continue;
         }

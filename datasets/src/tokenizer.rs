@@ -143,7 +143,7 @@ pub const MAX_VOCAB: usize = 1 << 22;
 impl PrimerTokenizer {
     /// Loads a `tokenizer.json`; fails unless all of [`SPECIAL_TOKENS`] are in its vocabulary.
     pub fn from_file(path: &Path) -> Result<Self> {
-        crate::files::check_input("tokenizer", path)?;
+        primer_files::roots::check_input("tokenizer", path)?;
         Self::read(path)
     }
 
@@ -284,9 +284,9 @@ impl PrimerTokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(roles) = &self.roles {
             let text = serde_json::to_string_pretty(roles).expect("role maps serialize");
-            crate::files::atomic_write(&path.with_file_name(ROLES_FILE), text.as_bytes())?;
+            primer_files::atomic_write(&path.with_file_name(ROLES_FILE), text.as_bytes())?;
         }
-        crate::files::atomic_write(path, self.to_json().as_bytes())
+        Ok(primer_files::atomic_write(path, self.to_json().as_bytes())?)
     }
 
     /// The `tokenizer.json` text.
