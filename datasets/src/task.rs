@@ -59,9 +59,9 @@ pub struct NamedTask {
     /// One line about it.
     pub about: &'static str,
     /// Training file.
-    pub train: NamedFile,
+    pub train: NamedFile<'static>,
     /// Validation file; `None` holds out part of `train` with a seeded split.
-    pub valid: Option<NamedFile>,
+    pub valid: Option<NamedFile<'static>>,
     /// Text column.
     pub text_column: &'static str,
     /// Label column.
