@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use primer_trainer::run_dir::RunDir;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::jobs::{Job, Method};
+use super::layout::Layout;
+use super::spec::{CompareSpec, LabelBudget};
 use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
@@ -343,7 +345,7 @@ impl<'a> Runner<'a> {
         let path = |p: &Path| p.display().to_string();
         let config = self.layout.configs().join(format!(
             "pretrain-{}-s{seed}.toml",
-            super::plan::slug(&spec.objectives[objective])
+            super::layout::slug(&spec.objectives[objective])
         ));
         let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
         primer_files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;

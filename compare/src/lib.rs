@@ -3,11 +3,13 @@
 
 mod charts;
 mod exec;
+mod jobs;
+mod layout;
 mod pairs;
-mod plan;
 mod report;
 mod results;
 mod shots;
+mod spec;
 pub mod stats;
 mod task_results;
 mod task_specs;
@@ -28,11 +30,13 @@ use primer_trainer::run::valid_starts;
 
 pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
-pub use plan::CompareSpec;
-use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSpec};
+use jobs::Job;
+use layout::Layout;
 use primer_files::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
+pub use spec::CompareSpec;
+use spec::{FinetuneSettings, LabelBudget, PairsSpec, TaskSpec};
 use workload::{TaskSize, Workload};
 
 /// How masked objectives score minimal pairs unless `--pll` says otherwise: the original

@@ -2,7 +2,8 @@
 
 use primer_objectives::info::Scoring;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Method, PairsSpec};
+use super::jobs::{Job, Method};
+use super::spec::{CompareSpec, LabelBudget, PairsSpec};
 
 /// Size of a task, for time estimates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,7 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::spec;
+    use crate::spec::tests::spec;
 
     #[test]
     fn work_grows_with_tokens_examples_and_passes() {
