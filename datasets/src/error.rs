@@ -83,7 +83,7 @@ pub enum DataError {
     /// An option outside its range.
     #[error("{0}")]
     InvalidOption(String),
-    /// A file that cannot be written, locked, checked or read from where it lies.
+    /// A file that cannot be written, locked or checked, or an input outside the allowed roots.
     #[error(transparent)]
     Files(#[from] FileError),
     /// An I/O failure on a named file.
