@@ -197,7 +197,7 @@ mod with_mpi {
             assert!(started.elapsed().as_secs() < 120, "the ranks did not train");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let writer = primer_datasets::lock::holder(&run).expect("rank 0 holds the run's lock");
+        let writer = primer_files::lock::holder(&run).expect("rank 0 holds the run's lock");
         let ranks = children_running_primer(job.id());
         assert_eq!(ranks.len(), 2, "two ranks under mpirun: {ranks:?}");
         let other = *ranks.iter().find(|&&pid| pid != writer).unwrap();
@@ -211,7 +211,7 @@ mod with_mpi {
         );
         // Every rank ends with its launcher (each checks every 200 ms).
         let ended = std::time::Instant::now();
-        while primer_datasets::lock::is_locked(&run) {
+        while primer_files::lock::is_locked(&run) {
             assert!(ended.elapsed().as_secs() < 10, "a rank runs on after mpirun ended");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

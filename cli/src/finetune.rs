@@ -107,7 +107,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     let _lock = run_dir.claim(args.overwrite)?;
     pretrained.tokenizer.save(&run_dir.tokenizer())?;
     let json = serde_json::to_vec_pretty(&config).expect("configs serialize");
-    primer_datasets::files::atomic_write(&run_dir.finetune_config(), &json)?;
+    primer_files::atomic_write(&run_dir.finetune_config(), &json)?;
 
     announce(&config, &args.from, &task, backend.name());
     let interrupter = Interrupter::new();

@@ -30,7 +30,7 @@ pub struct ImportArgs {
 /// Runs `primer import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     // The checkpoint's folder and each file in it.
-    primer_datasets::files::check_input("--from", &args.from)?;
+    primer_files::roots::check_input("--from", &args.from)?;
     if primer_options::check_only() {
         primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.from.join("tokenizer.json"))?;
         return Ok(RunDir::new(&args.out).check_new(false)?);

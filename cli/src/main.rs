@@ -2,6 +2,7 @@
 
 mod backends;
 mod classify;
+mod datasets;
 mod devices;
 mod eval;
 mod export;
@@ -13,21 +14,19 @@ mod import;
 mod libtorch;
 mod minimal_pairs;
 mod multiple_choice;
+mod objectives;
+mod prepare;
 mod pretrain;
 mod prompt_classify;
 mod prompt_report;
 mod score;
+mod tokenizer;
 mod trained;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use primer_datasets::prepare::SplitOptions;
-use primer_datasets::tokenizer::TokenizerKind;
-
-use primer_options::{CorpusArgs, data, parser};
 
 /// mimalloc keeps freed tensor buffers for reuse. glibc's malloc serves each buffer of more
 /// than a few hundred KB with its own mmap and unmaps it on free, so every training step paid
@@ -60,10 +59,10 @@ enum Command {
     /// Tokenizer commands.
     Tokenizer {
         #[command(subcommand)]
-        command: TokenizerCommand,
+        command: tokenizer::TokenizerCommand,
     },
     /// Tokenize a corpus once into cached token shards (train/valid split by document).
-    Prepare(PrepareArgs),
+    Prepare(prepare::PrepareArgs),
     /// Pre-train a Transformer with the MLM or causal-LM objective.
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Evaluate a run: loss, perplexity, bits per byte, accuracy (MLM: pseudo-perplexity).
@@ -113,42 +112,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum TokenizerCommand {
-    /// Train a tokenizer and save it as a Hugging Face tokenizer.json.
-    Train {
-        #[command(flatten)]
-        corpus: CorpusArgs,
-        /// Vocabulary size, special tokens included (ignored by `char`).
-        #[arg(long, default_value_t = 8192)]
-        vocab_size: usize,
-        /// bpe (byte-level), wordpiece or char.
-        #[arg(long, default_value = "bpe", value_parser = parser::<TokenizerKind>())]
-        kind: TokenizerKind,
-        /// Where to write tokenizer.json.
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
-#[derive(clap::Args, Debug)]
-struct PrepareArgs {
-    #[command(flatten)]
-    corpus: CorpusArgs,
-    /// A corpus to use as the validation split.
-    #[arg(long)]
-    valid: Option<String>,
-    /// Fraction of documents held out for validation.
-    #[arg(long, default_value_t = 0.05)]
-    valid_fraction: f64,
-    /// Seed of the document split.
-    #[arg(long, default_value_t = 1337)]
-    seed: u64,
-    /// The tokenizer.json to use.
-    #[arg(long)]
-    tokenizer: PathBuf,
-}
-
 fn main() -> ExitCode {
     keep_freed_pages();
     devices::quiet_mesa();
@@ -189,33 +152,8 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
         );
     }
     match cli.command {
-        Command::Tokenizer {
-            command:
-                TokenizerCommand::Train {
-                    corpus,
-                    vocab_size,
-                    kind,
-                    out,
-                },
-        } => {
-            let specs = corpus.corpus.clone().unwrap_or_default();
-            let corpus = data::corpus(&specs, &corpus)?;
-            let tokenizer = data::tokenizer(None, &corpus, kind, vocab_size)?;
-            tokenizer.save(&out)?;
-            println!("wrote {} (vocabulary {})", out.display(), tokenizer.vocab_size());
-        }
-        Command::Prepare(args) => {
-            let specs = args.corpus.corpus.clone().unwrap_or_default();
-            let corpus = data::corpus(&specs, &args.corpus)?;
-            let valid = args.valid.map(|v| data::corpus(&[v], &args.corpus)).transpose()?;
-            let tokenizer = primer_datasets::tokenizer::PrimerTokenizer::from_file(&args.tokenizer)?;
-            let split = SplitOptions {
-                valid_fraction: args.valid_fraction,
-                seed: args.seed,
-            };
-            let data = data::prepare(&corpus, valid.as_ref(), &tokenizer, &split)?;
-            println!("{}", data.dir.display());
-        }
+        Command::Tokenizer { command } => tokenizer::run(command)?,
+        Command::Prepare(args) => prepare::run(args)?,
         Command::Pretrain(args) => return pretrain::run(*args, world.collective()),
         Command::Eval(args) => eval::run(args)?,
         Command::Finetune(args) => return finetune::run(*args),
@@ -231,39 +169,8 @@ fn run(cli: Cli, world: &primer_distributed::World) -> anyhow::Result<ExitCode> 
         Command::Import(args) => import::run(args)?,
         Command::MinimalPairs(args) => minimal_pairs::run(args)?,
         Command::Backends { json } => backends::run(json, ranks)?,
-        Command::Objectives => {
-            for registration in primer_objectives::OBJECTIVES {
-                let info = registration.info;
-                let defaults = primer_objectives::ObjectiveConfig::default_of(info.name).expect("registered");
-                let settings: Vec<String> = defaults
-                    .settings()
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(key, value)| format!("{key}={value}"))
-                    .collect();
-                let commands = [(info.generates(), "generate"), (info.fills_masks(), "fill-mask")];
-                let extra: Vec<&str> = commands.iter().filter(|(yes, _)| *yes).map(|(_, c)| *c).collect();
-                println!("{:<8} {}", info.name, info.description);
-                println!(
-                    "         settings: {}",
-                    if settings.is_empty() {
-                        "none".into()
-                    } else {
-                        settings.join(" ")
-                    }
-                );
-                println!(
-                    "         commands: eval score finetune classify prompt-classify multiple-choice {}",
-                    extra.join(" ")
-                );
-            }
-        }
-        Command::Datasets => {
-            for dataset in primer_datasets::named::REGISTRY {
-                println!("{:<20} {}", dataset.name, dataset.about);
-            }
-        }
+        Command::Objectives => objectives::run(),
+        Command::Datasets => datasets::run(),
     }
     Ok(ExitCode::SUCCESS)
 }

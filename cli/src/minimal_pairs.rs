@@ -140,7 +140,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     };
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &args.out {
-        primer_datasets::files::atomic_write(out, json.as_bytes())?;
+        primer_files::atomic_write(out, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Metric;
 
-use super::plan::Method;
+use super::jobs::Method;
 use super::results::{Cell, PretrainResult, TaskResult};
 use super::stats::mean_std;
 

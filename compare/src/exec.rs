@@ -15,8 +15,10 @@ use indicatif::ProgressBar;
 use primer_trainer::run_dir::RunDir;
 
 use super::child::{self, Exit, Process};
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::jobs::{Job, Method};
+use super::layout::Layout;
 use super::progress::ProgressView;
+use super::spec::{CompareSpec, LabelBudget};
 use super::workload::Workload;
 
 /// The file of a report directory that says how far its comparison is: each job's state and the
@@ -176,7 +178,7 @@ impl<'a> Runner<'a> {
             "jobs": listed,
         });
         let json = serde_json::to_vec_pretty(&progress).expect("progress serializes");
-        Ok(primer_datasets::files::atomic_write(
+        Ok(primer_files::atomic_write(
             &self.layout.root.join(PROGRESS_FILE),
             &json,
         )?)
@@ -188,11 +190,11 @@ impl<'a> Runner<'a> {
         let (args, json_out) = self.arguments(job, &output)?;
         let mut command = child::command(&self.exe, &args);
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if let Some(mut roots) = primer_datasets::files::allowed_roots() {
+        if let Some(mut roots) = primer_files::roots::allowed_roots() {
             // Confined as the comparison is, and allowed the data it prepared for its runs.
             roots.push(self.prepared.to_path_buf());
             let roots = std::env::join_paths(roots).context("the allowed roots")?;
-            command.env(primer_datasets::files::ALLOWED_ROOTS_VAR, roots);
+            command.env(primer_files::roots::ALLOWED_ROOTS_VAR, roots);
         }
         // Its own process group: a Ctrl-C reaches the comparison, which passes it on once.
         #[cfg(unix)]
@@ -220,7 +222,7 @@ impl<'a> Runner<'a> {
         let captured = stdout.join().expect("reader thread");
         stderr.join().expect("reader thread");
         if let (Some(path), Exit::Finished) = (json_out, exit) {
-            primer_datasets::files::atomic_write(&path, captured.as_bytes())?;
+            primer_files::atomic_write(&path, captured.as_bytes())?;
         }
         Ok(exit)
     }
@@ -339,10 +341,10 @@ impl<'a> Runner<'a> {
         let path = |p: &Path| p.display().to_string();
         let config = self.layout.configs().join(format!(
             "pretrain-{}-s{seed}.toml",
-            super::plan::slug(&spec.objectives[objective])
+            super::layout::slug(&spec.objectives[objective])
         ));
         let options = super::pretrain_options(spec, &spec.objectives[objective], seed, self.prepared);
-        primer_datasets::files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
+        primer_files::atomic_write(&config, toml::to_string(&options)?.as_bytes())?;
         let has_checkpoint = RunDir::new(output)
             .checkpoints()
             .read_dir()

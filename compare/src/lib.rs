@@ -4,12 +4,14 @@
 mod charts;
 pub mod child;
 mod exec;
+mod jobs;
+mod layout;
 mod pairs;
-mod plan;
 mod progress;
 mod report;
 mod results;
 mod shots;
+mod spec;
 pub mod stats;
 mod task_results;
 mod task_specs;
@@ -30,11 +32,13 @@ use primer_trainer::run::valid_starts;
 
 pub use exec::PROGRESS_FILE;
 use exec::{Finish, Runner, shell_word};
-pub use plan::CompareSpec;
-use plan::{FinetuneSettings, Job, LabelBudget, Layout, PairsSpec, TaskSpec};
-use primer_datasets::lock::{FolderLock, LOCK_FILE};
+use jobs::Job;
+use layout::Layout;
+use primer_files::lock::{FolderLock, LOCK_FILE};
 use primer_options::PretrainOptions;
 use primer_options::data;
+pub use spec::CompareSpec;
+use spec::{FinetuneSettings, LabelBudget, PairsSpec, TaskSpec};
 use workload::{TaskSize, Workload};
 
 /// How masked objectives score minimal pairs unless `--pll` says otherwise: the original
@@ -210,7 +214,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let backend = spec.pretrain.backend.backend()?;
     let machine = results::Machine::this(backend.name(), spec.pretrain.backend.device.clone());
     let results = results::collect(&spec, &layout, command, machine)?;
-    primer_datasets::files::atomic_write(
+    primer_files::atomic_write(
         &layout.root.join("results.json"),
         serde_json::to_string_pretty(&results)
             .expect("results serialize")
@@ -252,8 +256,8 @@ fn start_report(layout: &Layout, spec: &CompareSpec) -> anyhow::Result<String> {
     for dir in [layout.runs(), layout.logs(), layout.configs()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    primer_datasets::files::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
-    primer_datasets::files::atomic_write(
+    primer_files::atomic_write(&layout.root.join("command.txt"), format!("{command}\n").as_bytes())?;
+    primer_files::atomic_write(
         &layout.spec(),
         serde_json::to_string_pretty(spec).expect("specs serialize").as_bytes(),
     )?;
@@ -268,7 +272,7 @@ fn read_command(layout: &Layout) -> String {
 }
 
 fn read_spec(layout: &Layout) -> anyhow::Result<CompareSpec> {
-    primer_datasets::files::check_input("report", &layout.root)?;
+    primer_files::roots::check_input("report", &layout.root)?;
     let path = layout.spec();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow::anyhow!(

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use primer_objectives::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
-use super::plan::{CompareSpec, Job, Layout};
+use super::jobs::Job;
+use super::layout::Layout;
 use super::results::{Comparison, read_json};
+use super::spec::CompareSpec;
 use super::stats::mean_std;
 
 /// Minimal-pair accuracy of every objective, and what the data supports.

@@ -6,7 +6,7 @@ use std::path::Path;
 use primer_objectives::info::Metric;
 
 use super::charts;
-use super::plan::Method;
+use super::jobs::Method;
 use super::progress::format_duration;
 use super::results::Results;
 use super::stats::mean_std;
@@ -32,11 +32,11 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<()> {
     let blocks = blocks(results)?;
     for block in &blocks {
         if let Block::Chart(name, svg) = block {
-            primer_datasets::files::atomic_write(&dir.join(name), svg.as_bytes())?;
+            primer_files::atomic_write(&dir.join(name), svg.as_bytes())?;
         }
     }
-    primer_datasets::files::atomic_write(&dir.join("report.md"), markdown(&blocks).as_bytes())?;
-    primer_datasets::files::atomic_write(&dir.join("report.html"), html(&blocks).as_bytes())?;
+    primer_files::atomic_write(&dir.join("report.md"), markdown(&blocks).as_bytes())?;
+    primer_files::atomic_write(&dir.join("report.html"), html(&blocks).as_bytes())?;
     Ok(())
 }
 
@@ -285,7 +285,7 @@ fn supported_findings(label: &str, comparisons: &[super::results::Comparison]) -
 fn task_section(
     results: &Results,
     task: &super::results::TaskResult,
-    task_spec: &super::plan::TaskSpec,
+    task_spec: &super::spec::TaskSpec,
 ) -> anyhow::Result<Vec<Block>> {
     let spec = &results.spec;
     let objectives = &spec.objectives;
@@ -336,7 +336,7 @@ fn task_section(
 
 /// A task's prompting tables: zero-shot beside the majority label, and the k-shot table when
 /// the comparison has one; or why the task was not prompted.
-fn prompting(results: &Results, task: &super::results::TaskResult, task_spec: &super::plan::TaskSpec) -> Vec<Block> {
+fn prompting(results: &Results, task: &super::results::TaskResult, task_spec: &super::spec::TaskSpec) -> Vec<Block> {
     let spec = &results.spec;
     let objectives = &spec.objectives;
     let mut out = Vec::new();
@@ -416,7 +416,7 @@ fn pretraining_section(results: &Results) -> anyhow::Result<Vec<Block>> {
     for (i, objective) in objectives.iter().enumerate() {
         let runs: Vec<_> = results.pretrain.iter().filter(|p| &p.objective == objective).collect();
         out.push(Block::Chart(
-            format!("pretrain-{}.svg", super::plan::slug(objective)),
+            format!("pretrain-{}.svg", super::layout::slug(objective)),
             charts::pretrain_curve(objective, &runs, i)?,
         ));
     }

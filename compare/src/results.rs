@@ -9,7 +9,9 @@ use primer_trainer::run::Summary;
 use primer_trainer::run_dir::RunDir;
 use serde::{Deserialize, Serialize};
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::jobs::{Job, Method};
+use super::layout::Layout;
+use super::spec::{CompareSpec, LabelBudget};
 use super::stats::{BOOTSTRAP_ITERATIONS, bootstrap_difference, mean_std};
 
 /// `results.json`.

@@ -13,9 +13,10 @@ use primer_inference::context::{demonstrations_refused, fixed_len};
 use primer_inference::prompt::Prompt;
 use serde::{Deserialize, Serialize};
 
-use super::plan::{CompareSpec, Job, LabelBudget, Method, TaskSpec};
+use super::jobs::{Job, Method};
 use super::report::{Block, mean_pm_std};
 use super::results::{Cell, Comparison, FinetuneRun, TaskResult, read_json};
+use super::spec::{CompareSpec, LabelBudget, TaskSpec};
 use super::task_results::{PromptReport, TaskReader, compare_cells};
 
 /// The K above 0 of a comparison: those with jobs of their own.

@@ -10,8 +10,10 @@ use primer_trainer::finetune::FinetuneSummary;
 use primer_trainer::run_dir::RunDir;
 use serde::Deserialize;
 
-use super::plan::{CompareSpec, Job, LabelBudget, Layout, Method};
+use super::jobs::{Job, Method};
+use super::layout::Layout;
 use super::results::{Cell, Comparison, FinetuneRun, TaskResult, read_json};
+use super::spec::{CompareSpec, LabelBudget};
 use super::stats::majority_accuracy;
 
 /// What `primer prompt-classify --json` wrote: accuracy and predictions, calibrated beside
@@ -48,7 +50,7 @@ pub(super) fn task_result(
     spec: &CompareSpec,
     layout: &Layout,
     index: usize,
-    task_spec: &super::plan::TaskSpec,
+    task_spec: &super::spec::TaskSpec,
     relative: &dyn Fn(&Path) -> String,
     finetune_runs: &mut Vec<FinetuneRun>,
 ) -> anyhow::Result<TaskResult> {

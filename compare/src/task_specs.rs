@@ -19,7 +19,7 @@ use anyhow::bail;
 use primer_datasets::task as tasks;
 use serde::Deserialize;
 
-use super::plan::TaskSpec;
+use super::spec::TaskSpec;
 use primer_options::PretrainOptions;
 use primer_options::config_file::{CONFIG_KEYS, config_fault, options_of, read_toml};
 use primer_options::task::parse_pair;

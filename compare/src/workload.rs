@@ -1,6 +1,7 @@
 //! What each job of a comparison processes, for the time estimates of its progress view.
 
-use super::plan::{CompareSpec, Job, LabelBudget, Method, PairsSpec};
+use super::jobs::{Job, Method};
+use super::spec::{CompareSpec, LabelBudget, PairsSpec};
 
 /// Tokens in a minimal pair's sentence, about.
 const SENTENCE_TOKENS: usize = 12;
@@ -69,7 +70,7 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::spec;
+    use crate::spec::tests::spec;
 
     #[test]
     fn work_grows_with_tokens_examples_and_passes() {

@@ -62,7 +62,7 @@ fn run_dir(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
 pub async fn list(State(state): Shared) -> Json<Vec<runs::RunInfo>> {
     let mut list = runs::scan(&state.roots.root);
     for run in list.iter_mut().filter(|run| run.status == Some(RunState::Running)) {
-        let holder = primer_datasets::lock::holder(&state.roots.root.join(&run.id));
+        let holder = primer_files::lock::holder(&state.roots.root.join(&run.id));
         run.load = holder.and_then(|pid| state.sampler.process(pid));
     }
     Json(list)

@@ -124,7 +124,7 @@ fn is_accepted(root: &Path, job: &Job, waited: Duration) -> bool {
         ("pretrain" | "finetune", Some(dir)) => {
             RunStatus::read(&RunDir::new(&dir)).is_some_and(|s| Some(s.pid) == job.pid && s.state == RunState::Running)
         }
-        ("compare", Some(dir)) => primer_datasets::lock::holder(&dir) == job.pid,
+        ("compare", Some(dir)) => primer_files::lock::holder(&dir) == job.pid,
         _ => waited > ACCEPT_GRACE,
     }
 }
@@ -241,7 +241,7 @@ pub async fn job_log(
 /// file, and only when that process is one of this dashboard's jobs or runs `primer`.
 pub async fn stop(State(state): Shared, Query(q): Query<RunQuery>) -> Accepted {
     let dir = state.roots.run_dir(&q.run)?;
-    let Some(pid) = primer_datasets::lock::holder(&dir) else {
+    let Some(pid) = primer_files::lock::holder(&dir) else {
         return Err(ApiError::conflict(format!("{:?} is not running", q.run)));
     };
     if !state.queue.may_signal(pid).map_err(ApiError::internal)? {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::StatusCode;
 use primer_compare::child::{self, Exit, Process};
-use primer_datasets::files::ALLOWED_ROOTS_VAR;
+use primer_files::roots::ALLOWED_ROOTS_VAR;
 use primer_options::check::CHECK_ONLY_VAR;
 
 use crate::error::ApiError;

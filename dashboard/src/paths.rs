@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use primer_datasets::files;
+use primer_files::roots::confine;
 
 use crate::error::ApiError;
 use crate::runs::{self, Kind};
@@ -71,7 +71,7 @@ impl Roots {
             self.root.join(path)
         };
         let roots: Vec<PathBuf> = std::iter::once(&self.root).chain(&self.allowed).cloned().collect();
-        let canonical = files::confine(&roots, key, &absolute)
+        let canonical = confine(&roots, key, &absolute)
             .map_err(|refusal| ApiError::forbidden(refusal.to_string()))?
             .ok_or_else(|| {
                 let what = if named {

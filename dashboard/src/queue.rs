@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use primer_compare::child::{Exit, Process};
-use primer_datasets::lock::FolderLock;
+use primer_files::lock::FolderLock;
 use primer_trainer::run_dir::RunDir;
 use primer_trainer::status::{RunState, RunStatus};
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,7 @@ impl Queue {
         let result = change(&mut file, &mut children);
         let json = serde_json::to_string_pretty(&file).expect("queues serialize");
         if json != text {
-            primer_datasets::files::atomic_write(&path, json.as_bytes())?;
+            primer_files::atomic_write(&path, json.as_bytes())?;
         }
         Ok(result)
     }
@@ -259,7 +259,7 @@ impl Queue {
     }
 
     fn busy_in(&self, file: &QueueFile, run: &str) -> Option<String> {
-        let locked = primer_datasets::lock::is_locked(&self.root.join(run));
+        let locked = primer_files::lock::is_locked(&self.root.join(run));
         let busy = file.jobs.iter().any(|job| {
             job.run.as_deref() == Some(run)
                 && (job.state == JobState::Queued || (job.state == JobState::Running && locked))

@@ -122,7 +122,7 @@ pub fn describe(root: &Path, dir: &Path) -> Option<RunInfo> {
     let status = match kind {
         Kind::Report => Some(if dir.join("report.md").exists() {
             RunState::Finished
-        } else if primer_datasets::lock::is_locked(dir) {
+        } else if primer_files::lock::is_locked(dir) {
             RunState::Running
         } else {
             RunState::Interrupted

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use primer_files::FileError;
+
 /// Everything that can go wrong while reading a corpus, training or loading a tokenizer,
 /// preparing token shards or fetching a named data set.
 ///
@@ -81,6 +83,9 @@ pub enum DataError {
     /// An option outside its range.
     #[error("{0}")]
     InvalidOption(String),
+    /// A file that cannot be written, locked or checked, or an input outside the allowed roots.
+    #[error(transparent)]
+    Files(#[from] FileError),
     /// An I/O failure on a named file.
     #[error("{path}: {source}")]
     Io {

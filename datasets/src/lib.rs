@@ -4,17 +4,13 @@
 //! The flow is: a [`corpus::Corpus`] (files, folders, globs or a named data set) streams
 //! documents; a [`tokenizer::PrimerTokenizer`] turns them into ids; [`prepare`] writes them once
 //! into memory-mapped [`shard`]s split train/valid by document; [`blocks`] cuts the shards into
-//! fixed-length blocks in a seeded, resumable order. Beside them, the file utilities every
-//! crate writes with: atomic writes ([`files`]), `SHA256SUMS` ([`checksums`]) and folder locks
-//! ([`lock`]).
+//! fixed-length blocks in a seeded, resumable order. Files are written, locked and checked with
+//! `primer_files`.
 
 pub mod blocks;
-pub mod checksums;
 pub mod choices;
 pub mod corpus;
 pub mod error;
-pub mod files;
-pub mod lock;
 pub mod named;
 pub mod pairs;
 pub mod prepare;

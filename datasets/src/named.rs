@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::checksums::sha256_file;
 use crate::corpus::{CorpusFile, DocSplit, FileFormat};
 use crate::error::{DataError, Result};
+use primer_files::checksums::sha256_file;
 
 /// One file of a named data set.
 #[derive(Debug, Clone, Copy)]
-pub struct NamedFile {
+pub struct NamedFile<'a> {
     /// Path under the data home, e.g. `tinyshakespeare/input.txt`.
-    pub path: &'static str,
+    pub path: &'a str,
     /// Expected sha256 of the file.
-    pub sha256: &'static str,
+    pub sha256: &'a str,
     /// Public URL of a byte-identical copy; `None` for files derived from a source.
-    pub url: Option<&'static str>,
+    pub url: Option<&'a str>,
     /// How to read it as a corpus.
     pub read_as: ReadAs,
 }
@@ -43,7 +43,7 @@ pub struct NamedDataset {
     /// One line about it.
     pub about: &'static str,
     /// Its files.
-    pub files: &'static [NamedFile],
+    pub files: &'static [NamedFile<'static>],
 }
 
 /// A public GitHub file at a fixed commit.
@@ -60,7 +60,6 @@ macro_rules! gh {
         ))
     };
 }
-pub(crate) use gh;
 
 /// SST-2's GLUE train split (`sentence`, `label`): a corpus of its sentences, and the train split
 /// of the `sst2` task.
@@ -308,7 +307,7 @@ fn fetch(name: &str, file: &NamedFile, dest: &Path, mirror: Option<&str>, progre
         ProgressStyle::with_template("fetching {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
             .expect("valid template"),
     )
-    .with_message(file.path);
+    .with_message(file.path.to_string());
     let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(DataError::io(parent))?;
     let mut reader = response.body_mut().as_reader();
     let mut hasher = Sha256::new();

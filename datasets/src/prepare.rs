@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::corpus::Corpus;
 use crate::error::{DataError, Result};
-use crate::lock::FolderLock;
 use crate::shard::{ShardWriter, TokenDtype, TokenShard};
 use crate::tokenizer::PrimerTokenizer;
+use primer_files::lock::FolderLock;
 
 /// Version of the prepared-data layout; part of the cache key.
 const FORMAT_VERSION: u32 = 1;
@@ -358,7 +358,7 @@ pub fn prepare(
     };
     tokenizer.save(&tmp.path().join("tokenizer.json"))?;
     let meta_json = serde_json::to_vec_pretty(&meta).expect("meta serializes");
-    crate::files::atomic_write(&tmp.path().join("meta.json"), &meta_json)?;
+    primer_files::atomic_write(&tmp.path().join("meta.json"), &meta_json)?;
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(DataError::io(out))?;
     }

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::files::{LineBounded, LineTooLong};
 use crate::named::{self, NamedFile};
+use primer_files::lines::{LineBounded, LineTooLong};
 
 /// One labelled example.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,9 +59,9 @@ pub struct NamedTask {
     /// One line about it.
     pub about: &'static str,
     /// Training file.
-    pub train: NamedFile,
+    pub train: NamedFile<'static>,
     /// Validation file; `None` holds out part of `train` with a seeded split.
-    pub valid: Option<NamedFile>,
+    pub valid: Option<NamedFile<'static>>,
     /// Text column.
     pub text_column: &'static str,
     /// Label column.
@@ -349,7 +349,7 @@ fn read_jsonl(path: &Path, text_fields: &[String], label_field: &str) -> Result<
     let mut rows = Vec::new();
     for (i, line) in BufReader::new(LineBounded::new(file)).lines().enumerate() {
         let line_no = i as u64 + 1;
-        let line = line.map_err(|e| bad(path, line_no, crate::files::line_error(&e)))?;
+        let line = line.map_err(|e| bad(path, line_no, primer_files::lines::line_error(&e)))?;
         let line = line.as_str();
         if line.trim().is_empty() {
             continue;

@@ -14,7 +14,7 @@ pub fn read_config(path: &Path) -> anyhow::Result<PretrainOptions> {
 
 /// A TOML file as a table; `hint` says, in a message about a fault in it, what it holds.
 pub fn read_toml(path: &Path, hint: &str) -> anyhow::Result<toml::Table> {
-    primer_datasets::files::check_input("config", path)?;
+    primer_files::roots::check_input("config", path)?;
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}: check the path", path.display()))?;
     toml::from_str(&text).map_err(|e| config_fault(path, e, hint))

@@ -68,7 +68,7 @@ pub fn corpus(specs: &[String], args: &CorpusArgs) -> anyhow::Result<Corpus> {
             _ => {
                 let found = Corpus::expand_paths(spec, &options)?;
                 for file in &found {
-                    primer_datasets::files::check_input("corpus", &file.path)?;
+                    primer_files::roots::check_input("corpus", &file.path)?;
                 }
                 files.extend(found);
             }
@@ -170,7 +170,7 @@ pub fn check_run_data(options: &PretrainOptions) -> anyhow::Result<Option<Primer
 
 /// The prepared folder `--data`, with `--tokenizer` or else the tokenizer saved beside it.
 fn prepared(dir: &Path, tokenizer: Option<&PathBuf>) -> anyhow::Result<(PreparedData, PrimerTokenizer)> {
-    primer_datasets::files::check_input("--data", dir)?;
+    primer_files::roots::check_input("--data", dir)?;
     let data = PreparedData::open(dir)?;
     let tokenizer = match tokenizer {
         Some(path) => PrimerTokenizer::from_file(path)?,

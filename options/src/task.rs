@@ -53,9 +53,9 @@ impl TaskArgs {
             }
             _ => {
                 let train = PathBuf::from(&self.task);
-                primer_datasets::files::check_input("--task", &train)?;
+                primer_files::roots::check_input("--task", &train)?;
                 if let Some(valid) = &self.valid_file {
-                    primer_datasets::files::check_input("--valid-file", valid)?;
+                    primer_files::roots::check_input("--valid-file", valid)?;
                 }
                 if !train.exists() {
                     let names: Vec<&str> = task::TASKS.iter().map(|t| t.name).collect();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use primer_datasets::checksums::{verify_sums, write_sums, write_sums_of};
+use primer_files::checksums::{verify_sums, write_sums, write_sums_of};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -94,7 +94,7 @@ impl Checkpointer {
             .save(tmp.path().join(OPTIM))
             .map_err(|e| record_error("optimizer", e))?;
         let state_json = serde_json::to_vec_pretty(state).expect("state serializes");
-        primer_datasets::files::atomic_write(&tmp.path().join(STATE), &state_json)?;
+        primer_files::atomic_write(&tmp.path().join(STATE), &state_json)?;
         write_sums(tmp.path(), &files(networks))?;
         let target = self.dir.join(format!("step-{:08}", state.step));
         if target.exists() {

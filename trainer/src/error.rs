@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use primer_datasets::DataError;
+use primer_files::FileError;
 
 /// What can stop a run. Every message is one line naming the input and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +11,9 @@ pub enum TrainError {
     /// Bad data, tokenizer or corpus.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A file that cannot be written, locked or checked, or an input outside the allowed roots.
+    #[error(transparent)]
+    Files(#[from] FileError),
     /// A bad option, run directory or checkpoint.
     #[error("{0}")]
     Invalid(String),

@@ -183,7 +183,7 @@ fn keep_records_up_to(path: &Path, text: &str, step: u64) -> Result<(), TrainErr
         .filter(|line| serde_json::from_str::<StepOf>(line).is_ok_and(|r| r.step <= step))
         .flat_map(|line| [line, "\n"])
         .collect();
-    Ok(primer_datasets::files::atomic_write(path, kept.as_bytes())?)
+    Ok(primer_files::atomic_write(path, kept.as_bytes())?)
 }
 
 /// Reads every record of a `metrics.jsonl`.

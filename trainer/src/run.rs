@@ -446,7 +446,7 @@ impl TrainingLoop<'_> {
         }
         save_networks(&final_networks, &self.job.run_dir.model())?;
         let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
-        primer_datasets::files::atomic_write(&self.job.run_dir.summary(), &json)?;
+        primer_files::atomic_write(&self.job.run_dir.summary(), &json)?;
         Ok(Outcome::Completed(summary))
     }
 }

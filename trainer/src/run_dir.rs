@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use primer_datasets::lock::{FolderLock, LOCK_FILE};
 use primer_datasets::tokenizer::PrimerTokenizer;
+use primer_files::lock::{FolderLock, LOCK_FILE};
 
 use crate::config::RunConfig;
 use crate::error::TrainError;
@@ -84,9 +84,9 @@ impl RunDir {
     }
 
     /// Reads `config.json`, once the run's folder and its files are checked to lie where this
-    /// process may read (`primer_datasets::files::check_input`).
+    /// process may read (`primer_files::roots::check_input`).
     pub fn read_config(&self) -> Result<RunConfig, TrainError> {
-        primer_datasets::files::check_input("run", &self.root)?;
+        primer_files::roots::check_input("run", &self.root)?;
         let path = self.config();
         if self.finetune_config().exists() {
             return Err(TrainError::Invalid(format!(
@@ -159,14 +159,15 @@ impl RunDir {
         let json = serde_json::to_vec_pretty(config).expect("configs serialize");
         let written = tokenizer
             .save(&self.tokenizer())
-            .and_then(|()| primer_datasets::files::atomic_write(&self.config(), &json));
+            .map_err(TrainError::from)
+            .and_then(|()| primer_files::atomic_write(&self.config(), &json).map_err(TrainError::from));
         if let Err(error) = written {
             let _ = if existed {
                 self.remove_contents()
             } else {
                 std::fs::remove_dir_all(&self.root)
             };
-            return Err(error.into());
+            return Err(error);
         }
         Ok(lock)
     }
@@ -208,7 +209,7 @@ impl RunDir {
         self.check_claim(overwrite)?;
         let lock = FolderLock::acquire(&self.root, "run")?;
         self.remove_contents().map_err(|e| TrainError::io(&self.root, e))?;
-        primer_datasets::files::atomic_write(&self.root.join(RUN_MARKER), b"primer run\n")?;
+        primer_files::atomic_write(&self.root.join(RUN_MARKER), b"primer run\n")?;
         Ok(lock)
     }
 

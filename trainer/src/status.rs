@@ -51,7 +51,7 @@ impl RunStatus {
     /// Writes it atomically into the run directory.
     pub fn write(&self, run_dir: &RunDir) -> Result<(), TrainError> {
         let json = serde_json::to_vec_pretty(self).expect("statuses serialize");
-        Ok(primer_datasets::files::atomic_write(&run_dir.status(), &json)?)
+        Ok(primer_files::atomic_write(&run_dir.status(), &json)?)
     }
 
     /// Reads a run's status; `None` when it has none (or an unreadable one).
@@ -64,7 +64,7 @@ impl RunStatus {
     /// `Interrupted` (killed without a chance to say so; the run resumes from its last
     /// checkpoint). The lock, not the pid written here, says whether the run is training.
     pub fn effective_state(&self, run_dir: &RunDir) -> RunState {
-        if self.state == RunState::Running && !primer_datasets::lock::is_locked(&run_dir.root) {
+        if self.state == RunState::Running && !primer_files::lock::is_locked(&run_dir.root) {
             RunState::Interrupted
         } else {
             self.state

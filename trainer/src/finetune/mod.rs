@@ -151,7 +151,7 @@ pub fn finetune(
         wall_time_s: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
-    primer_datasets::files::atomic_write(&job.run_dir.summary(), &json)?;
+    primer_files::atomic_write(&job.run_dir.summary(), &json)?;
     Ok(Some(summary))
 }
 

@@ -6,18 +6,18 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{DataError, Result};
+use crate::{FileError, Result};
 
 /// The checksum file of a folder.
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
 /// The sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(DataError::io(path))?;
+    let mut file = std::fs::File::open(path).map_err(FileError::io(path))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buffer).map_err(DataError::io(path))?;
+        let n = file.read(&mut buffer).map_err(FileError::io(path))?;
         if n == 0 {
             return Ok(hex::encode(hasher.finalize()));
         }
@@ -38,7 +38,7 @@ pub fn write_sums_of(dir: &Path, files: &[(&str, std::path::PathBuf)]) -> Result
     for (name, path) in files {
         text += &format!("{}  {name}\n", sha256_file(path)?);
     }
-    crate::files::atomic_write(&dir.join(SUMS_FILE), text.as_bytes())
+    crate::atomic_write(&dir.join(SUMS_FILE), text.as_bytes())
 }
 
 /// Checks the files of `dir` against its `SHA256SUMS`. `Ok(false)`: the folder has no

@@ -10,7 +10,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
-use crate::error::{DataError, Result};
+use crate::{FileError, Result};
 
 /// The lock file inside a locked folder.
 pub const LOCK_FILE: &str = ".lock";
@@ -25,7 +25,7 @@ impl FolderLock {
     /// Takes the lock of `folder` (its [`LOCK_FILE`]), creating the folder if needed, or says
     /// which process holds it. `what` names the folder's kind in the message ("run", "report").
     pub fn acquire(folder: &Path, what: &str) -> Result<Self> {
-        std::fs::create_dir_all(folder).map_err(DataError::io(folder))?;
+        std::fs::create_dir_all(folder).map_err(FileError::io(folder))?;
         Self::acquire_file(&folder.join(LOCK_FILE), folder, what)
     }
 
@@ -34,19 +34,19 @@ impl FolderLock {
         let file = open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(DataError::InvalidOption(format!(
-                "{what} {} is in use by {}: wait for it to end, or stop it first",
-                folder.display(),
-                holder_of(path).map_or("another process".to_string(), |pid| format!("process {pid}"))
-            ))),
-            Err(TryLockError::Error(e)) => Err(DataError::io(path)(e)),
+            Err(TryLockError::WouldBlock) => Err(FileError::InUse {
+                what: what.to_string(),
+                folder: folder.to_path_buf(),
+                holder: holder_of(path),
+            }),
+            Err(TryLockError::Error(e)) => Err(FileError::io(path)(e)),
         }
     }
 
     /// Takes the lock file `path`, waiting while another process holds it.
     pub fn wait_for(path: &Path) -> Result<Self> {
         let file = open(path)?;
-        file.lock().map_err(DataError::io(path))?;
+        file.lock().map_err(FileError::io(path))?;
         Ok(Self { _file: file })
     }
 }
@@ -57,7 +57,7 @@ fn open(path: &Path) -> Result<File> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(DataError::io(path))
+        .map_err(FileError::io(path))
 }
 
 /// Whether some process holds the lock of `folder` now.
