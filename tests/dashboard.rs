@@ -312,7 +312,7 @@ fn the_api_lists_follows_starts_stops_and_resumes_runs_and_refuses_bad_input() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mlm", "clm", "prefix", "electra"]);
+    assert_eq!(names, ["mlm", "clm", "prefix", "electra", "gpt-bert"]);
     assert_eq!(objectives[0]["settings"]["mask_rate"], 0.15);
 
     // The job forms: every command that writes a run, a report or a result, with its options

@@ -608,6 +608,67 @@ fn electra_learns_resumes_exactly_and_its_discriminator_serves_every_command() {
     assert!((0.0..=1.0).contains(&auc), "{report}");
 }
 
+/// GPT-BERT learns, resumes exactly, and serves both uses: read left to right it generates,
+/// scores and prompts as a causal model; with `--pll` it is scored read both ways, each hidden
+/// token predicted from the position before it, as its masked rows were trained; it fine-tunes,
+/// and filling masks is refused.
+#[test]
+fn gpt_bert_learns_resumes_exactly_and_is_scored_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    let extra = "--tokenizer-kind char --steps 150 --eval-every 50 --eval-batches 4 --checkpoint-every 7 --lr 3e-3";
+    let full = tmp.path().join("full");
+    assert_ok(&pretrain(cache, &full, "gpt-bert", extra));
+    let log = metrics(&full);
+    let valid = records(&log, "valid");
+    let causal = |i: usize| valid[i]["objective_metrics"]["causal_accuracy"].as_f64().unwrap();
+    // Characters by frequency alone reach about 0.15 (`eval`'s unigram baseline); the causal
+    // rows learn past it.
+    assert!(
+        causal(2) > 0.18 && causal(2) > causal(0),
+        "causal-row accuracy {} then {}",
+        causal(0),
+        causal(2)
+    );
+    assert!(valid[2]["accuracy"].as_f64().unwrap() > 0.18, "{}", valid[2]);
+
+    assert_resumes_exactly(cache, &full, "gpt-bert", extra);
+
+    let run = full.display();
+    let generated = primer_ok(
+        cache,
+        &format!("generate --run {run} --prompt ROMEO: --max-new-tokens 12 --seed 1"),
+    );
+    assert!(generated.starts_with("ROMEO:") && generated.len() > 10, "{generated}");
+    assert_error(
+        cache,
+        &format!("fill-mask --run {run} a[MASK]"),
+        &["(gpt-bert) run", "mlm"],
+    );
+    let docs = tmp.path().join("docs.txt");
+    std::fs::write(&docs, "ROMEO: What say you?\nyou? say What ROMEO:\n").unwrap();
+    let scored = |pll: &str| {
+        json_lines(&primer_ok(
+            cache,
+            &format!("score --run {run} --file {} --json {pll}", docs.display()),
+        ))
+    };
+    let (causal_scores, masked_scores) = (scored(""), scored("--pll original"));
+    assert_eq!(causal_scores[0]["kind"], "perplexity");
+    assert_eq!(masked_scores[0]["kind"], "pseudo-perplexity");
+    for scores in [&causal_scores, &masked_scores] {
+        // Shakespeare in order reads likelier than its words reversed, either way.
+        assert!(
+            scores[0]["nll"].as_f64().unwrap() < scores[1]["nll"].as_f64().unwrap(),
+            "{scores:?}"
+        );
+    }
+    assert_ne!(causal_scores[0]["nll"], masked_scores[0]["nll"]);
+
+    let best = prompt_and_finetune(cache, &full, &tmp.path().join("tuned"));
+    assert!(best > 0.9, "fine-tuned GPT-BERT accuracy {best}");
+}
+
 /// Runs of `objective` halted after step 60 and killed with SIGKILL after step 40, then
 /// resumed, log exactly what the uninterrupted run `full` (made with `extra`) logged.
 fn assert_resumes_exactly(cache: &Path, full: &Path, objective: &str, extra: &str) {

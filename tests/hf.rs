@@ -322,7 +322,7 @@ fn exports_refuse_what_they_cannot_hold_and_never_overwrite() {
     assert_error(
         tmp.path(),
         &format!("export --run {} --out {}", run.display(), out.display()),
-        &["electra", "discriminator", "clm, prefix or mlm"],
+        &["electra", "discriminator", "mlm, clm, prefix, gpt-bert"],
     );
     assert!(!out.exists(), "no half-written export");
     let clm = tmp.path().join("clm");

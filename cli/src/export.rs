@@ -57,7 +57,7 @@ fn head_of(args: &ExportArgs, info: &ObjectiveInfo) -> anyhow::Result<LmHead> {
     match info.lm_head() {
         Some(head) => Ok(head),
         None => bail!(
-            "{} is a {} run: its LM head is not what it trained, so as a language model it would mislead; export a run of {}",
+            "{} is a {} run: it judges the tokens it is shown, as a discriminator, and its LM head is not trained, so as a language model it would mislead; export a run of {}",
             args.run.display(),
             info.describe(),
             registry::names_where(|info| info.lm_head().is_some()).join(", ")
