@@ -88,7 +88,7 @@ mod with_mpi {
         }
         let dir = RunDir::new(run);
         let config = dir.read_config().unwrap();
-        let model = primer_trainer::run::load_model(&dir, &config, &Device::flex()).unwrap();
+        let model = primer_trainer::networks::load_model(&dir, &config, &Device::flex()).unwrap();
         let mut collect = Collect(Vec::new());
         model.visit(&mut collect);
         collect.0

@@ -14,7 +14,7 @@ use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::AttentionMode;
 use primer_objectives::info::Scoring;
 use primer_trainer::config::RunConfig;
-use primer_trainer::run::load_model;
+use primer_trainer::networks::load_model;
 use primer_trainer::run_dir::RunDir;
 use serde_json::{Value, json};
 

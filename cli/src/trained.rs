@@ -12,8 +12,8 @@ use primer_objectives::{Companion, ObjectiveInfo};
 use primer_trainer::checkpoint::Checkpointer;
 use primer_trainer::config::RunConfig;
 use primer_trainer::networks::Networks;
+use primer_trainer::networks::load_networks;
 use primer_trainer::optim::optimizer;
-use primer_trainer::run::load_networks;
 use primer_trainer::run_dir::RunDir;
 
 /// A pre-training run loaded for evaluation or inference.

@@ -166,19 +166,24 @@ fn neox_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
         (Some(factor), _) | (None, Some(factor)) => factor,
         (None, None) => 0.25,
     };
-    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
-        .with_d_model(fields.size("hidden_size", limits::WIDTH)?)
-        .with_n_layers(fields.size("num_hidden_layers", limits::LAYERS)?)
-        .with_n_heads(fields.size("num_attention_heads", limits::WIDTH)?)
-        .with_d_ff(fields.size("intermediate_size", limits::INNER)?)
-        .with_max_seq_len(fields.size("max_position_embeddings", limits::POSITIONS)?)
-        .with_norm_eps(fields.number_or("layer_norm_eps", Some(1e-5))?.unwrap_or(1e-5))
+    Ok(neox_sizes(fields)?
         .with_positions(Positions::Rotary)
         .with_rotary_fraction(rotary)
         .with_parallel_residual(fields.flag_or("use_parallel_residual", true)?)
         .with_activation(activation(fields, "hidden_act", "gelu")?)
         .with_tie_embeddings(fields.flag_or("tie_word_embeddings", false)?)
         .with_dropout(0.0))
+}
+
+/// The sizes and LayerNorm epsilon, in the field names GPT-NeoX's config and primer's own share.
+fn neox_sizes(fields: &Fields) -> Result<TransformerConfig, HfError> {
+    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
+        .with_d_model(fields.size("hidden_size", limits::WIDTH)?)
+        .with_n_layers(fields.size("num_hidden_layers", limits::LAYERS)?)
+        .with_n_heads(fields.size("num_attention_heads", limits::WIDTH)?)
+        .with_d_ff(fields.size("intermediate_size", limits::INNER)?)
+        .with_max_seq_len(fields.size("max_position_embeddings", limits::POSITIONS)?)
+        .with_norm_eps(fields.number_or("layer_norm_eps", Some(1e-5))?.unwrap_or(1e-5)))
 }
 
 /// GPT-2's config in primer's terms.
@@ -217,13 +222,7 @@ fn primer_config(fields: &Fields) -> Result<TransformerConfig, HfError> {
         "learned" => Positions::Learned,
         _ => return Err(fields.unsupported("positions", "is not rotary or learned")),
     };
-    Ok(TransformerConfig::new(fields.size("vocab_size", limits::VOCAB)?)
-        .with_d_model(fields.size("hidden_size", limits::WIDTH)?)
-        .with_n_layers(fields.size("num_hidden_layers", limits::LAYERS)?)
-        .with_n_heads(fields.size("num_attention_heads", limits::WIDTH)?)
-        .with_d_ff(fields.size("intermediate_size", limits::INNER)?)
-        .with_max_seq_len(fields.size("max_position_embeddings", limits::POSITIONS)?)
-        .with_norm_eps(fields.number_or("layer_norm_eps", Some(1e-5))?.unwrap_or(1e-5))
+    Ok(neox_sizes(fields)?
         .with_positions(positions)
         .with_rotary_fraction(fields.number_or("rotary_fraction", Some(1.0))?.unwrap_or(1.0))
         .with_parallel_residual(fields.flag_or("parallel_residual", false)?)

@@ -6,7 +6,12 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use primer_model::{Transformer, TransformerConfig};
-use primer_objectives::{Companion, CompanionConfig};
+use primer_objectives::{Companion, CompanionConfig, Objective};
+
+use crate::checkpoint::load_weights;
+use crate::config::RunConfig;
+use crate::error::TrainError;
+use crate::run_dir::RunDir;
 
 /// A run's trained networks.
 #[derive(Module, Debug)]
@@ -47,4 +52,42 @@ pub fn init_on_host<M: Module>(init: impl Fn(&Device) -> M, seed: u64, host: &De
     host.seed(seed);
     let weights = init(host).into_record();
     init(device).load_record(weights)
+}
+
+/// Loads a finished run's networks on `device`: the model, and the companion its objective
+/// (built from `config`) trains beside it.
+pub fn load_networks(
+    run_dir: &RunDir,
+    config: &RunConfig,
+    objective: &dyn Objective,
+    device: &Device,
+) -> Result<Networks, TrainError> {
+    let model = load_model(run_dir, config, device)?;
+    let companion = match objective.companion(&config.model) {
+        Some(companion) => {
+            let path = run_dir.companion();
+            Some(load_weights(companion.init(device), &path).map_err(|e| {
+                TrainError::Invalid(format!(
+                    "{} is corrupt or missing: {e}: train the run again",
+                    path.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    Ok(Networks { model, companion })
+}
+
+/// Loads a finished run's model on `device`.
+pub fn load_model(run_dir: &RunDir, config: &RunConfig, device: &Device) -> Result<Transformer, TrainError> {
+    let path = run_dir.model();
+    if !path.exists() {
+        return Err(TrainError::Invalid(format!(
+            "{} has no model.bpk: the run has not finished; resume it with `primer pretrain --resume {}`",
+            run_dir.root.display(),
+            run_dir.root.display()
+        )));
+    }
+    load_weights(config.model.init(device), &path)
+        .map_err(|e| TrainError::Invalid(format!("{} is corrupt: {e}: train the run again", path.display())))
 }

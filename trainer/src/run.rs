@@ -15,7 +15,7 @@ use primer_datasets::DataError;
 use primer_datasets::blocks::{BlockStream, eval_starts, read_blocks};
 use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{Precision, Transformer};
+use primer_model::Precision;
 use primer_objectives::scoring::Text;
 use primer_objectives::{Objective, ObjectiveConfig, batch_seed};
 use serde::{Deserialize, Serialize};
@@ -567,42 +567,4 @@ fn validate(
         metrics.minimal_pairs_accuracy = Some(right.iter().filter(|&&ok| ok).count() as f64 / right.len() as f64);
     }
     metrics
-}
-
-/// Loads a finished run's networks on `device`: the model, and the companion its objective
-/// (built from `config`) trains beside it.
-pub fn load_networks(
-    run_dir: &RunDir,
-    config: &RunConfig,
-    objective: &dyn Objective,
-    device: &Device,
-) -> Result<Networks, TrainError> {
-    let model = load_model(run_dir, config, device)?;
-    let companion = match objective.companion(&config.model) {
-        Some(companion) => {
-            let path = run_dir.companion();
-            Some(load_weights(companion.init(device), &path).map_err(|e| {
-                TrainError::Invalid(format!(
-                    "{} is corrupt or missing: {e}: train the run again",
-                    path.display()
-                ))
-            })?)
-        }
-        None => None,
-    };
-    Ok(Networks { model, companion })
-}
-
-/// Loads a finished run's model on `device`.
-pub fn load_model(run_dir: &RunDir, config: &RunConfig, device: &Device) -> Result<Transformer, TrainError> {
-    let path = run_dir.model();
-    if !path.exists() {
-        return Err(TrainError::Invalid(format!(
-            "{} has no model.bpk: the run has not finished; resume it with `primer pretrain --resume {}`",
-            run_dir.root.display(),
-            run_dir.root.display()
-        )));
-    }
-    load_weights(config.model.init(device), &path)
-        .map_err(|e| TrainError::Invalid(format!("{} is corrupt: {e}: train the run again", path.display())))
 }
