@@ -104,8 +104,8 @@ impl TrainedRun {
         (&self.model, self.companion.as_ref())
     }
 
-    /// How the run's texts are scored: its objective's way, masked as `pll` says when given
-    /// (a masked run's; any other run refuses it).
+    /// How the run's texts are scored: its objective's way, or read both ways with masks as
+    /// `pll` says when given (a masked run's, or GPT-BERT's; any other run refuses it).
     pub fn scoring(&self, pll: Option<Pll>) -> anyhow::Result<Scoring> {
         self.config
             .objective
