@@ -35,14 +35,14 @@ pub struct DrawScores {
 
 /// Metrics and predictions of one set of probabilities.
 #[derive(Debug, Serialize)]
-struct Scoring {
+struct Predictions {
     #[serde(flatten)]
     metrics: ClassMetrics,
     /// The label index predicted for each scored example, in order.
     predicted: Vec<usize>,
 }
 
-impl Scoring {
+impl Predictions {
     fn of(probabilities: &[Vec<f32>], labels: &[usize], n_labels: usize) -> Self {
         Self {
             metrics: ClassMetrics::of(probabilities, labels, n_labels),
@@ -57,7 +57,7 @@ struct Calibrated {
     /// The label probabilities the model gives content-free texts, averaged.
     content_free: Vec<f64>,
     #[serde(flatten)]
-    scoring: Scoring,
+    scoring: Predictions,
 }
 
 /// One draw of demonstrations and how the prompts that showed them did.
@@ -67,7 +67,7 @@ pub struct Draw {
     /// Indices into the training split, in the order shown.
     demonstrations: Vec<usize>,
     #[serde(flatten)]
-    scoring: Scoring,
+    scoring: Predictions,
     #[serde(skip_serializing_if = "Option::is_none")]
     calibrated: Option<Calibrated>,
     #[serde(flatten)]
@@ -80,10 +80,10 @@ impl Draw {
         Self {
             seed,
             demonstrations,
-            scoring: Scoring::of(&scores.probabilities, labels, n_labels),
+            scoring: Predictions::of(&scores.probabilities, labels, n_labels),
             calibrated: scores.calibrated.map(|(content_free, probabilities)| Calibrated {
                 content_free,
-                scoring: Scoring::of(&probabilities, labels, n_labels),
+                scoring: Predictions::of(&probabilities, labels, n_labels),
             }),
             cuts: scores.cuts,
         }
@@ -105,8 +105,8 @@ struct OverDraws {
 }
 
 impl OverDraws {
-    fn of<'a>(scorings: impl Iterator<Item = &'a Scoring>) -> Self {
-        let scorings: Vec<&Scoring> = scorings.collect();
+    fn of<'a>(scorings: impl Iterator<Item = &'a Predictions>) -> Self {
+        let scorings: Vec<&Predictions> = scorings.collect();
         let over =
             |value: fn(&ClassMetrics) -> f64| mean_std(&scorings.iter().map(|s| value(&s.metrics)).collect::<Vec<_>>());
         let (accuracy, accuracy_std) = over(|m| m.accuracy);
