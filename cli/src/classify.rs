@@ -78,7 +78,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
         args.batch_size,
     );
     for (text, probs) in texts.iter().zip(&probabilities) {
-        let best = primer_inference::generate::argmax(probs) as usize;
+        let best = primer_model::generate::argmax(probs) as usize;
         let label = config.labels[best].as_str();
         if args.json {
             let labelled = Labelled {

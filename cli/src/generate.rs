@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_inference::generate::{GenerateOptions, Sampling, generate};
+use primer_model::generate::{GenerateOptions, Sampling, generate};
 
 use crate::trained::TrainedRun;
 use primer_options::BackendArgs;

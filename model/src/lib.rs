@@ -3,14 +3,16 @@
 //! [`TransformerConfig`] + `init(&Device)` builds a [`Transformer`]: token embedding, learned or
 //! rotary positions, pre-LayerNorm blocks (multi-head self-attention, GELU MLP), a final
 //! LayerNorm and an LM head tied to the embedding, with GPT-2 initialisation. The caller chooses
-//! bidirectional or causal attention per call.
+//! bidirectional or causal attention per call, and [`generate`] continues a prompt from it.
 
 mod attention;
 mod block;
 mod classifier;
 mod config;
+pub mod generate;
 pub mod memory;
 pub mod precision;
+pub mod tensors;
 mod transformer;
 
 pub use attention::{LayerKv, SelfAttention, causal_mask};

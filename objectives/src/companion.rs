@@ -146,8 +146,12 @@ mod tests {
         );
         let companion = config.init(&device);
         let transformer = model.init(&device);
-        let tokens = crate::tensors::ids(0..24, &device).reshape([2, 12]);
-        let logits = companion.generator_logits(&transformer, tokens.clone(), crate::tensors::ids([1, 5, 20], &device));
+        let tokens = primer_model::tensors::ids(0..24, &device).reshape([2, 12]);
+        let logits = companion.generator_logits(
+            &transformer,
+            tokens.clone(),
+            primer_model::tensors::ids([1, 5, 20], &device),
+        );
         assert_eq!(logits.dims(), [3, 50]);
         let hidden = transformer.forward_hidden(tokens, AttentionMode::Bidirectional);
         assert_eq!(companion.head_logits(hidden).dims(), [24]);

@@ -2,10 +2,10 @@
 //! masked positions with its own samples, and the Transformer, the discriminator, judges every
 //! position original or replaced.
 
-use burn::tensor::activation::{log_softmax, softplus};
+use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor};
 use primer_datasets::blocks::Blocks;
-use primer_datasets::tokenizer::SpecialTokens;
+use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
 use primer_model::{AttentionMode, Pooling, Transformer, TransformerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,9 +15,10 @@ use crate::companion::{Companion, CompanionConfig};
 use crate::info::{Framing, LabelSlot, Metric, ObjectiveInfo, Scoring, Special};
 use crate::mlm::{MaskedLm, MlmConfig};
 use crate::registry::{Registration, Settings, read_settings, typed_settings};
+use crate::samples::{Judgment, Sample, Sampler};
 use crate::scoring::{Text, padded_rows};
-use crate::tensors::{host_floats, ids};
 use crate::{Details, LmBatch, LmSums, Objective};
+use primer_model::tensors::{host_floats, ids};
 
 /// The detail ([`LmSums::details`]) of the discriminator's logit at each position.
 const SCORES: &str = "scores";
@@ -243,6 +244,60 @@ impl Objective for Electra {
             ("replaced_share", mean(labels)),
         ]
     }
+
+    /// What the discriminator makes of the generator's guesses in the excerpt.
+    fn sample(
+        &self,
+        sampler: &Sampler,
+        (model, companion): (&Transformer, Option<&Companion>),
+        tokenizer: &PrimerTokenizer,
+        device: &Device,
+    ) -> Sample {
+        let companion = companion.expect("electra trains a companion");
+        detections(sampler, (model, companion), tokenizer, device)
+    }
+}
+
+/// The sample of an ELECTRA run: the generator's best guesses replace masked tokens of the
+/// sampler's excerpt, and the discriminator judges every position of the result.
+fn detections(
+    sampler: &Sampler,
+    (model, companion): (&Transformer, &Companion),
+    tokenizer: &PrimerTokenizer,
+    device: &Device,
+) -> Sample {
+    let (mut tokens, positions) = sampler.masked_excerpt(model, tokenizer);
+    let originals: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
+    let mut masked = tokens.clone();
+    for &i in &positions {
+        masked[i] = tokenizer.specials().mask;
+    }
+    let len = tokens.len();
+    let row = |tokens: &[u32]| ids(tokens.iter().copied(), device).reshape([1, len]);
+    let at = ids(positions.iter().map(|&i| i as u32), device);
+    let guesses = companion.generator_logits(model, row(&masked), at).argmax(1);
+    for (&i, guess) in positions
+        .iter()
+        .zip(host_floats(guesses.float().reshape([positions.len()])))
+    {
+        tokens[i] = guess as u32;
+    }
+    let hidden = model.forward_hidden(row(&tokens), AttentionMode::Bidirectional);
+    let p_replaced = host_floats(sigmoid(companion.head_logits(hidden)));
+    let replaced = positions
+        .iter()
+        .zip(originals)
+        .map(|(&i, original)| Judgment {
+            original: tokenizer.decode(&[original]),
+            shown: tokenizer.decode(&[tokens[i]]),
+            p_replaced: p_replaced[i],
+        })
+        .collect();
+    Sample::Detect {
+        text: tokenizer.decode(&tokens),
+        replaced,
+        flagged: p_replaced.iter().filter(|&&p| p > 0.5).count(),
+    }
 }
 
 /// The log-probability a discriminator (the model read both ways, then the companion's head)
@@ -376,7 +431,10 @@ mod tests {
     }
 
     fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
-        crate::tensors::host_floats(tensor).into_iter().map(f64::from).collect()
+        primer_model::tensors::host_floats(tensor)
+            .into_iter()
+            .map(f64::from)
+            .collect()
     }
 
     /// The detail `name` of a batch's sums.

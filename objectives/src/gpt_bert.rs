@@ -228,8 +228,8 @@ impl Objective for GptBert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensors::host_floats;
     use primer_model::TransformerConfig;
+    use primer_model::tensors::host_floats;
 
     fn host(tensor: Tensor<1, burn::tensor::Int>) -> Vec<i64> {
         tensor.into_data().convert::<i64>().try_into_vec::<i64>().unwrap()

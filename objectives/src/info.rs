@@ -62,15 +62,6 @@ impl ObjectiveInfo {
         self.label_slot == LabelSlot::Masked
     }
 
-    /// What `samples.jsonl` shows during pre-training: what the model was trained to do.
-    pub fn samples(&self) -> SampleKind {
-        match self.label_slot {
-            LabelSlot::NextToken | LabelSlot::AfterPrefix => SampleKind::Continuation,
-            LabelSlot::Masked => SampleKind::Fills,
-            LabelSlot::Judged => SampleKind::Detections,
-        }
-    }
-
     /// The LM head a language model exported from this objective's runs uses, or `None` where
     /// the LM head is not what was trained (a discriminator's).
     pub fn lm_head(&self) -> Option<LmHead> {
@@ -387,18 +378,6 @@ impl LabelSlot {
             _ => target_log_probs(model, rows, predict_at, targets, mode, device),
         }
     }
-}
-
-/// What the samples of a pre-training run show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SampleKind {
-    /// A continuation of a validation excerpt.
-    Continuation,
-    /// The best guesses at masked tokens of an excerpt.
-    Fills,
-    /// Which tokens of an excerpt, some replaced by the generator's guesses, the discriminator
-    /// judges replaced.
-    Detections,
 }
 
 /// A validation metric of a pre-trained model.

@@ -14,8 +14,8 @@ pub mod info;
 mod mlm;
 mod prefix;
 pub mod registry;
+pub mod samples;
 pub mod scoring;
-pub mod tensors;
 
 pub use causal::CausalLm;
 pub use companion::{Companion, CompanionConfig};
@@ -24,12 +24,14 @@ pub use info::ObjectiveInfo;
 pub use mlm::{MaskedLm, Masking, MlmConfig, MlmMasking};
 pub use prefix::PrefixLm;
 pub use registry::{OBJECTIVES, ObjectiveConfig, Registration};
+pub use samples::{Sample, SampleRecord, Sampler};
 
 use std::collections::BTreeMap;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use primer_datasets::blocks::Blocks;
+use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::{AttentionMode, Transformer, TransformerConfig};
 
 /// A pre-training objective, built for a tokenizer by its [`Registration`].
@@ -70,6 +72,24 @@ pub trait Objective: Send + Sync {
     fn own_metrics(&self, _details: &Details) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+
+    /// What `samples.jsonl` shows of `model` (inference weights) at an evaluation, made from
+    /// the sampler's validation excerpt: by default what the model was trained to do, a
+    /// continuation for an objective that generates, masks filled for one that does not.
+    fn sample(
+        &self,
+        sampler: &Sampler,
+        (model, _companion): (&Transformer, Option<&Companion>),
+        tokenizer: &PrimerTokenizer,
+        device: &Device,
+    ) -> Sample {
+        let info = self.info();
+        if info.generates() {
+            sampler.continuation(model, tokenizer, info.prefix_prompt(), device)
+        } else {
+            sampler.fills(model, tokenizer, device)
+        }
+    }
 }
 
 /// Model inputs and what to predict.
@@ -98,7 +118,7 @@ impl LmBatch {
         attention: AttentionMode,
         device: &Device,
     ) -> Self {
-        let ints = |v: Vec<u32>| tensors::ids(v, device);
+        let ints = |v: Vec<u32>| primer_model::tensors::ids(v, device);
         Self {
             inputs: ints(inputs).reshape(shape),
             predict_at: predict_at.map(ints),

@@ -10,7 +10,7 @@ use primer_model::{AttentionMode, Transformer, padding_mask};
 use serde::{Deserialize, Serialize};
 
 use crate::predicted_logits;
-use crate::tensors::{host_floats, ids};
+use primer_model::tensors::{host_floats, ids};
 
 /// A sum of negative log-likelihoods and the number of tokens in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -8,7 +8,7 @@ use primer_datasets::blocks::read_blocks;
 use primer_datasets::shard::TokenShard;
 use primer_datasets::tokenizer::SpecialTokens;
 use primer_model::Transformer;
-use primer_objectives::tensors::host_floats;
+use primer_model::tensors::host_floats;
 use primer_objectives::{Companion, Details, Objective, batch_seed};
 
 use primer_objectives::scoring::{Nll, Pll, PllSlot, Text, pseudo_nll};

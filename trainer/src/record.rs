@@ -17,8 +17,8 @@ use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Int, Tensor};
 use primer_model::AttentionMode;
+use primer_model::tensors::host_floats;
 use primer_objectives::LmBatch;
-use primer_objectives::tensors::host_floats;
 use serde::Serialize;
 
 use crate::error::TrainError;

@@ -17,7 +17,7 @@ use primer_datasets::prepare::PreparedData;
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Precision;
 use primer_objectives::scoring::Text;
-use primer_objectives::{Objective, ObjectiveConfig, batch_seed};
+use primer_objectives::{Objective, ObjectiveConfig, Sampler, batch_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpointer, TrainState, load_weights, save_networks};
@@ -37,7 +37,6 @@ use crate::schedule::learning_rate;
 use crate::step::{gradient_step, step_batches};
 use crate::tensorboard::TensorBoardWriter;
 use crate::tui::{Dashboard, DashboardMode, DashboardRecord};
-use primer_inference::samples::Sampler;
 
 /// Micro-batch index that seeds a step's dropout (masks use 0, 1, ...).
 const DROPOUT_SEED_MICRO: u64 = u64::MAX;
@@ -176,7 +175,6 @@ pub fn pretrain(job: PretrainJob, device: &Device, interrupter: &Interrupter) ->
         },
         checkpointer,
         sampler: Sampler::new(
-            config.objective.info(),
             read_blocks(&job.data.valid, &valid_blocks[..1], block_len).tokens,
             train.seed,
         ),
@@ -374,9 +372,13 @@ impl TrainingLoop<'_> {
         });
         let record = make_record(state.step, Split::Valid, state, lr, &metrics);
         outputs.log.append(&record)?;
-        let sample = self
-            .sampler
-            .sample(inference.model_and_companion(), self.job.tokenizer, state.step, &device);
+        let sample = self.sampler.sample(
+            self.objective,
+            inference.model_and_companion(),
+            self.job.tokenizer,
+            state.step,
+            &device,
+        );
         outputs.samples.append(&sample)?;
         outputs.dashboard.valid(&record);
         Ok(metrics)

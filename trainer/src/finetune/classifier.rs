@@ -6,8 +6,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_model::Classifier;
+use primer_model::tensors::{host_floats, ids};
 use primer_objectives::ObjectiveInfo;
-use primer_objectives::tensors::{host_floats, ids};
 
 use super::FinetuneConfig;
 use crate::error::TrainError;

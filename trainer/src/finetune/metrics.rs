@@ -47,7 +47,7 @@ impl ClassMetrics {
 pub fn predicted_labels(probabilities: &[Vec<f32>]) -> Vec<usize> {
     probabilities
         .iter()
-        .map(|p| primer_inference::generate::argmax(p) as usize)
+        .map(|p| primer_model::generate::argmax(p) as usize)
         .collect()
 }
 

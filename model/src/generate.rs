@@ -1,12 +1,11 @@
 //! Text generation from a causal model: temperature, top-k and top-p sampling with primer's own
 //! seeded random generator, and incremental decoding through a key/value cache.
 
+use crate::tensors::{host_floats, ids};
+use crate::{AttentionMode, KvCache, Transformer};
 use burn::tensor::{Device, Int, Tensor};
-use primer_model::{AttentionMode, KvCache, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-use primer_objectives::tensors::host_floats;
 
 /// How the next token is drawn from the model's logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,8 +146,8 @@ pub fn generate(
 }
 
 /// `[1, len]` token ids on `device`.
-fn tokens(ids: &[u32], device: &Device) -> Tensor<2, Int> {
-    primer_objectives::tensors::ids(ids.iter().copied(), device).reshape([1, ids.len()])
+fn tokens(tokens: &[u32], device: &Device) -> Tensor<2, Int> {
+    ids(tokens.iter().copied(), device).reshape([1, tokens.len()])
 }
 
 /// The logits of the last position of a `[1, seq, vocab]` tensor.
@@ -160,7 +159,7 @@ fn last_logits(logits: Tensor<3>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use primer_model::TransformerConfig;
+    use crate::TransformerConfig;
 
     fn options(use_cache: bool, prefix_prompt: bool) -> GenerateOptions {
         GenerateOptions {

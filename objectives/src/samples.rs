@@ -1,18 +1,16 @@
 //! `RUN_DIR/samples.jsonl`: what the model makes of one fixed validation excerpt at each
-//! evaluation. A causal model continues its opening; a masked model fills masks placed in it.
-//! Read side by side over steps, they show what the loss curve means.
+//! evaluation, as its objective's [`Objective::sample`] makes it. A causal model continues its
+//! opening; a masked model fills masks placed in it. Read side by side over steps, they show what
+//! the loss curve means.
 
 use burn::tensor::Device;
 use primer_datasets::tokenizer::PrimerTokenizer;
-use primer_model::{AttentionMode, Transformer};
+use primer_model::Transformer;
+use primer_model::generate::{GenerateOptions, Sampling, generate};
 use serde::{Deserialize, Serialize};
 
-use primer_objectives::info::SampleKind;
-use primer_objectives::scoring::fill_mask;
-use primer_objectives::tensors::{host_floats, ids};
-use primer_objectives::{Companion, ObjectiveInfo};
-
-use crate::generate::{GenerateOptions, Sampling, generate};
+use crate::scoring::fill_mask;
+use crate::{Companion, Objective};
 
 /// Tokens of the excerpt a causal model is prompted with.
 const PROMPT_TOKENS: usize = 16;
@@ -87,7 +85,6 @@ pub struct MaskFill {
 
 /// Makes the samples of one run from a fixed excerpt of its validation text.
 pub struct Sampler {
-    objective: &'static ObjectiveInfo,
     excerpt: Vec<u32>,
     seed: u64,
 }
@@ -95,34 +92,32 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler over `excerpt` (validation tokens, at least two), with sampling seeded by
     /// `seed`.
-    pub fn new(objective: &'static ObjectiveInfo, excerpt: Vec<u32>, seed: u64) -> Self {
-        Self {
-            objective,
-            excerpt,
-            seed,
-        }
+    pub fn new(excerpt: Vec<u32>, seed: u64) -> Self {
+        Self { excerpt, seed }
     }
 
-    /// The sample of `model` and its companion (inference weights on `device`) at `step`.
+    /// The sample `objective` makes of `model` and its companion (inference weights on
+    /// `device`) at `step`.
     pub fn sample(
         &self,
-        (model, companion): (&Transformer, Option<&Companion>),
+        objective: &dyn Objective,
+        networks: (&Transformer, Option<&Companion>),
         tokenizer: &PrimerTokenizer,
         step: u64,
         device: &Device,
     ) -> SampleRecord {
-        let sample = match self.objective.samples() {
-            SampleKind::Continuation => self.continuation(model, tokenizer, device),
-            SampleKind::Fills => self.fills(model, tokenizer, device),
-            SampleKind::Detections => {
-                let companion = companion.expect("detection samples read the discriminator's head");
-                self.detections(model, companion, tokenizer, device)
-            }
-        };
+        let sample = objective.sample(self, networks, tokenizer, device);
         SampleRecord { step, sample }
     }
 
-    fn continuation(&self, model: &Transformer, tokenizer: &PrimerTokenizer, device: &Device) -> Sample {
+    /// A continuation of the excerpt's opening (read as a prefix with `prefix_prompt`).
+    pub fn continuation(
+        &self,
+        model: &Transformer,
+        tokenizer: &PrimerTokenizer,
+        prefix_prompt: bool,
+        device: &Device,
+    ) -> Sample {
         let window = model.max_seq_len();
         let prompt = &self.excerpt[..PROMPT_TOKENS.min(window / 2).clamp(1, self.excerpt.len())];
         let options = GenerateOptions {
@@ -135,7 +130,7 @@ impl Sampler {
             seed: self.seed,
             stop: None,
             use_cache: true,
-            prefix_prompt: self.objective.prefix_prompt(),
+            prefix_prompt,
         };
         let generated = generate(model, prompt, &options, device, |_| {});
         Sample::Generate {
@@ -146,7 +141,7 @@ impl Sampler {
 
     /// The start of the excerpt that fits `model`, and [`MASKS`] evenly spaced ordinary
     /// positions of it, away from the edges.
-    fn masked_excerpt(&self, model: &Transformer, tokenizer: &PrimerTokenizer) -> (Vec<u32>, Vec<usize>) {
+    pub fn masked_excerpt(&self, model: &Transformer, tokenizer: &PrimerTokenizer) -> (Vec<u32>, Vec<usize>) {
         let specials = tokenizer.specials();
         let tokens = self.excerpt[..FILL_TOKENS.min(model.max_seq_len()).min(self.excerpt.len())].to_vec();
         let candidates: Vec<usize> = (1..tokens.len().saturating_sub(1))
@@ -159,48 +154,8 @@ impl Sampler {
         (tokens, positions)
     }
 
-    fn detections(
-        &self,
-        model: &Transformer,
-        companion: &Companion,
-        tokenizer: &PrimerTokenizer,
-        device: &Device,
-    ) -> Sample {
-        let (mut tokens, positions) = self.masked_excerpt(model, tokenizer);
-        let originals: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
-        let mut masked = tokens.clone();
-        for &i in &positions {
-            masked[i] = tokenizer.specials().mask;
-        }
-        let len = tokens.len();
-        let row = |tokens: &[u32]| ids(tokens.iter().copied(), device).reshape([1, len]);
-        let at = ids(positions.iter().map(|&i| i as u32), device);
-        let guesses = companion.generator_logits(model, row(&masked), at).argmax(1);
-        for (&i, guess) in positions
-            .iter()
-            .zip(host_floats(guesses.float().reshape([positions.len()])))
-        {
-            tokens[i] = guess as u32;
-        }
-        let hidden = model.forward_hidden(row(&tokens), AttentionMode::Bidirectional);
-        let p_replaced = host_floats(burn::tensor::activation::sigmoid(companion.head_logits(hidden)));
-        let replaced = positions
-            .iter()
-            .zip(originals)
-            .map(|(&i, original)| Judgment {
-                original: tokenizer.decode(&[original]),
-                shown: tokenizer.decode(&[tokens[i]]),
-                p_replaced: p_replaced[i],
-            })
-            .collect();
-        Sample::Detect {
-            text: tokenizer.decode(&tokens),
-            replaced,
-            flagged: p_replaced.iter().filter(|&&p| p > 0.5).count(),
-        }
-    }
-
-    fn fills(&self, model: &Transformer, tokenizer: &PrimerTokenizer, device: &Device) -> Sample {
+    /// The model's best guesses at masks placed in the excerpt.
+    pub fn fills(&self, model: &Transformer, tokenizer: &PrimerTokenizer, device: &Device) -> Sample {
         let specials = tokenizer.specials();
         let (mut tokens, positions) = self.masked_excerpt(model, tokenizer);
         let answers: Vec<u32> = positions.iter().map(|&i| tokens[i]).collect();
