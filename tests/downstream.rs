@@ -115,7 +115,8 @@ fn generate_fill_mask_and_score_use_the_right_runs() {
 }
 
 /// Minimal pairs that a character model of Shakespeare must get right (the text against the
-/// same text with rare letters put in), scored by each objective's own method; bad pair files stop with the
+/// same text with rare letters put in, once with more of them), scored by each objective's own
+/// method and counted apart where the sentences' lengths differ; bad pair files stop with the
 /// file and line.
 #[test]
 fn minimal_pairs_are_scored_by_each_objectives_method() {
@@ -127,6 +128,7 @@ fn minimal_pairs_are_scored_by_each_objectives_method() {
         ("What say you to this?", "Whqt sxy yoz tq thjs?"),
         ("I will not go with thee.", "I wzll nqt gx wjth thqe."),
         ("The king is dead.", "Thq kjng zs dxad."),
+        ("Good night.", "Gqqd nxght, zqxj."),
     ];
     let text: String = lines
         .iter()
@@ -154,8 +156,16 @@ fn minimal_pairs_are_scored_by_each_objectives_method() {
         .unwrap();
         assert_eq!(printed, read_json(&out));
         assert_eq!(printed["scoring"], scoring);
-        assert_eq!(printed["pairs"], 3);
+        assert_eq!(printed["pairs"], 4);
         assert_eq!(printed["accuracy"], 1.0, "{objective}: {printed}");
+        assert_eq!(printed["equal_length_accuracy"], 1.0);
+        let lengths: Vec<(&str, u64)> = printed["lengths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|group| (group["name"].as_str().unwrap(), group["pairs"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(lengths, [("acceptable shorter", 1), ("equal length", 3)]);
         assert_eq!(printed["fields"][0]["name"], "test");
         assert_eq!(printed["paradigms"][0]["name"], "pairs");
     }

@@ -1,7 +1,9 @@
 //! `primer minimal-pairs`: how often a pre-trained run scores the acceptable sentence of a
 //! minimal pair at least as high as the unacceptable one (BLiMP; a tie counts right, as in
-//! lm-evaluation-harness), overall and per field, phenomenon and paradigm.
+//! lm-evaluation-harness), overall and per field, phenomenon and paradigm, and apart for the
+//! pairs whose sentences have as many tokens, where a summed score cannot prefer the shorter.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +22,8 @@ use primer_options::data::show_progress;
 
 /// Pairs scored between progress updates.
 const PAIRS_PER_CHUNK: usize = 500;
+/// The length group of pairs whose two sentences have as many tokens.
+const EQUAL_LENGTH: &str = "equal length";
 
 /// Arguments of `primer minimal-pairs`.
 #[derive(clap::Args, Debug)]
@@ -88,6 +92,11 @@ struct Results {
     fields: Vec<Group>,
     phenomena: Vec<Group>,
     paradigms: Vec<Group>,
+    /// Accuracy over the pairs whose two sentences have as many tokens (a summed score
+    /// prefers the shorter sentence, whatever it is); none when no pair is of equal length.
+    equal_length_accuracy: Option<f64>,
+    /// Accuracy by the sentences' token counts: equal, the acceptable one shorter, longer.
+    lengths: Vec<Group>,
     /// Each pair in order, `1` scored right (a tie included) and `0` wrong.
     correct: String,
     /// With `--scores`, each pair's scores: acceptable sentence, then unacceptable.
@@ -116,9 +125,10 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     let scoring = run.scoring(args.pll)?;
     let pairs = primer_options::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
     let started = Instant::now();
-    let scores = score_pairs(&run, scoring, &pairs, args.batch_size, &device)?;
+    let (scores, lengths) = score_pairs(&run, scoring, &pairs, args.batch_size, &device)?;
     let seconds = started.elapsed().as_secs_f64();
     let correct: Vec<bool> = scores.iter().map(|&[good, bad]| prefers_first(good, bad)).collect();
+    let lengths = groups(lengths.iter().map(|&[good, bad]| length_group(good, bad)), &correct);
     let results = Results {
         run: args.run.clone(),
         objective: match args.untrained {
@@ -132,9 +142,14 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
         accuracy: share(correct.iter().copied()),
         seconds,
         pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
-        fields: groups(&pairs, &correct, |p| &p.field),
-        phenomena: groups(&pairs, &correct, |p| &p.phenomenon),
-        paradigms: groups(&pairs, &correct, |p| &p.paradigm),
+        fields: groups(pairs.iter().map(|p| p.field.as_str()), &correct),
+        phenomena: groups(pairs.iter().map(|p| p.phenomenon.as_str()), &correct),
+        paradigms: groups(pairs.iter().map(|p| p.paradigm.as_str()), &correct),
+        equal_length_accuracy: lengths
+            .iter()
+            .find(|group| group.name == EQUAL_LENGTH)
+            .map(|group| group.accuracy),
+        lengths,
         correct: correct.iter().map(|&ok| if ok { '1' } else { '0' }).collect(),
         scores: args.scores.then_some(scores),
     };
@@ -150,18 +165,18 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each pair's two scores by `scoring` (acceptable sentence first), a chunk of pairs at a
-/// time behind a progress bar.
+/// Each pair's two scores by `scoring` and two token counts (acceptable sentence first), a
+/// chunk of pairs at a time behind a progress bar.
 fn score_pairs(
     run: &TrainedRun,
     scoring: Scoring,
     pairs: &[MinimalPair],
     batch_rows: usize,
     device: &Device,
-) -> anyhow::Result<Vec<[f64; 2]>> {
+) -> anyhow::Result<(Vec<[f64; 2]>, Vec<[usize; 2]>)> {
     let specials = *run.tokenizer.specials();
     let progress = progress_bar(pairs.len());
-    let mut scores = Vec::with_capacity(pairs.len());
+    let (mut scores, mut lengths) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
     for chunk in pairs.chunks(PAIRS_PER_CHUNK) {
         let texts = chunk
             .iter()
@@ -170,10 +185,20 @@ fn score_pairs(
             .collect::<Result<Vec<_>, _>>()?;
         let chunk_scores = scoring.log_probs(run.model_and_companion(), &specials, &texts, batch_rows, device);
         scores.extend(chunk_scores.chunks(2).map(|pair| [pair[0], pair[1]]));
+        lengths.extend(texts.chunks(2).map(|pair| [pair[0].tokens.len(), pair[1].tokens.len()]));
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
-    Ok(scores)
+    Ok((scores, lengths))
+}
+
+/// The length group of a pair whose acceptable sentence has `good` tokens and the other `bad`.
+fn length_group(good: usize, bad: usize) -> &'static str {
+    match good.cmp(&bad) {
+        Ordering::Equal => EQUAL_LENGTH,
+        Ordering::Less => "acceptable shorter",
+        Ordering::Greater => "acceptable longer",
+    }
 }
 
 fn progress_bar(pairs: usize) -> ProgressBar {
@@ -193,16 +218,16 @@ fn share(values: impl Iterator<Item = bool>) -> f64 {
     right as f64 / total.max(1) as f64
 }
 
-/// Accuracy per value of `key`, in name order.
-fn groups(pairs: &[MinimalPair], correct: &[bool], key: impl Fn(&MinimalPair) -> &String) -> Vec<Group> {
-    let mut by_name: BTreeMap<&String, Vec<bool>> = BTreeMap::new();
-    for (pair, &ok) in pairs.iter().zip(correct) {
-        by_name.entry(key(pair)).or_default().push(ok);
+/// Accuracy per group, each pair's group named by `keys`, in name order.
+fn groups<'a>(keys: impl Iterator<Item = &'a str>, correct: &[bool]) -> Vec<Group> {
+    let mut by_name: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for (key, &ok) in keys.zip(correct) {
+        by_name.entry(key).or_default().push(ok);
     }
     by_name
         .into_iter()
         .map(|(name, oks)| Group {
-            name: name.clone(),
+            name: name.to_string(),
             pairs: oks.len(),
             accuracy: share(oks.into_iter()),
         })
@@ -216,7 +241,11 @@ fn print_tables(results: &Results) {
         "accuracy   {:.4} over {} pairs ({:.0} pairs/s, {:.1} s)",
         results.accuracy, results.pairs, results.pairs_per_s, results.seconds
     );
+    if let Some(equal) = results.lengths.iter().find(|group| group.name == EQUAL_LENGTH) {
+        println!("           {:.4} over the {} pairs of equal token counts", equal.accuracy, equal.pairs);
+    }
     for (title, groups) in [
+        ("token counts", &results.lengths),
         ("field", &results.fields),
         ("phenomenon", &results.phenomena),
         ("paradigm", &results.paradigms),

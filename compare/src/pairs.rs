@@ -31,6 +31,10 @@ pub struct PairsRow {
     pub objective: ObjectiveConfig,
     /// Accuracy per seed, trained.
     pub accuracies: Vec<f64>,
+    /// Accuracy per seed, trained, over the pairs whose sentences have as many tokens (empty
+    /// for scores made before primer reported it).
+    #[serde(default)]
+    pub equal_length: Vec<f64>,
     /// Accuracy per seed of the untrained weights.
     pub untrained: Vec<f64>,
     /// Mean accuracy over seeds per field.
@@ -42,6 +46,8 @@ pub struct PairsRow {
 struct Scored {
     pairs: usize,
     accuracy: f64,
+    #[serde(default)]
+    equal_length_accuracy: Option<f64>,
     fields: Vec<Group>,
     correct: String,
 }
@@ -65,6 +71,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<Option<Pai
         let mut row = PairsRow {
             objective: config.clone(),
             accuracies: Vec::new(),
+            equal_length: Vec::new(),
             untrained: Vec::new(),
             fields: BTreeMap::new(),
         };
@@ -84,6 +91,7 @@ pub fn collect(spec: &CompareSpec, layout: &Layout) -> anyhow::Result<Option<Pai
                     continue;
                 }
                 row.accuracies.push(scored.accuracy);
+                row.equal_length.extend(scored.equal_length_accuracy);
                 for group in scored.fields {
                     *row.fields.entry(group.name).or_default() += group.accuracy / spec.seeds.len() as f64;
                 }
@@ -118,5 +126,12 @@ impl PairsRow {
     /// Mean and standard deviation over seeds, trained and untrained.
     pub fn summary(&self) -> [(f64, f64); 2] {
         [mean_std(&self.accuracies), mean_std(&self.untrained)]
+    }
+
+    /// Mean and standard deviation over seeds on pairs of equal token counts, where every
+    /// seed's scores report it.
+    pub fn equal_length_summary(&self) -> Option<(f64, f64)> {
+        (!self.equal_length.is_empty() && self.equal_length.len() == self.accuracies.len())
+            .then(|| mean_std(&self.equal_length))
     }
 }

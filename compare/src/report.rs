@@ -94,7 +94,9 @@ fn minimal_pairs(results: &Results, pairs: &super::pairs::PairsResult) -> anyhow
             "{} pairs from `{}`{limit}. A model gets a pair right when it scores the acceptable sentence above the \
              unacceptable one, each objective in its own way ({}). Untrained: the same model with its seed's initial weights. \
              Mean ± standard deviation over seeds; BLiMP's references are 61.2 (5-gram), 69.8 (LSTM), 83.0 \
-             (GPT-2) and 88.6 (humans).",
+             (GPT-2) and 88.6 (humans). Equal length: the pairs whose two sentences have as many tokens; on the \
+             others a summed score favours the shorter sentence whatever it is, so there it measures length \
+             as much as grammar.",
             pairs.pairs,
             spec.source,
             scorings.join("; ")
@@ -105,16 +107,25 @@ fn minimal_pairs(results: &Results, pairs: &super::pairs::PairsResult) -> anyhow
         .first()
         .map(|r| r.fields.keys().collect())
         .unwrap_or_default();
-    let mut header = vec!["objective".to_string(), "accuracy".into(), "untrained".into()];
+    let mut header = vec![
+        "objective".to_string(),
+        "accuracy".into(),
+        "equal length".into(),
+        "untrained".into(),
+    ];
     header.extend(fields.iter().map(|f| f.to_string()));
     let rows = pairs
         .rows
         .iter()
         .map(|row| {
             let [(trained, trained_std), (untrained, untrained_std)] = row.summary();
+            let equal_length = row
+                .equal_length_summary()
+                .map_or("–".to_string(), |(mean, std)| mean_pm_std(mean, std));
             let mut cells = vec![
                 row.objective.label(),
                 mean_pm_std(trained, trained_std),
+                equal_length,
                 mean_pm_std(untrained, untrained_std),
             ];
             cells.extend(
