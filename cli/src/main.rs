@@ -63,7 +63,7 @@ enum Command {
     },
     /// Tokenize a corpus once into cached token shards (train/valid split by document).
     Prepare(prepare::PrepareArgs),
-    /// Pre-train a Transformer with the MLM or causal-LM objective.
+    /// Pre-train a Transformer with one of the objectives `primer objectives` lists.
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Evaluate a run: loss, perplexity, bits per byte, accuracy (MLM: pseudo-perplexity).
     Eval(eval::EvalArgs),

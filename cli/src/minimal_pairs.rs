@@ -242,7 +242,10 @@ fn print_tables(results: &Results) {
         results.accuracy, results.pairs, results.pairs_per_s, results.seconds
     );
     if let Some(equal) = results.lengths.iter().find(|group| group.name == EQUAL_LENGTH) {
-        println!("           {:.4} over the {} pairs of equal token counts", equal.accuracy, equal.pairs);
+        println!(
+            "           {:.4} over the {} pairs of equal token counts",
+            equal.accuracy, equal.pairs
+        );
     }
     for (title, groups) in [
         ("token counts", &results.lengths),

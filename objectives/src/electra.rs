@@ -6,6 +6,7 @@ use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor};
 use primer_datasets::blocks::Blocks;
 use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
+use primer_model::tensors::{host_floats, ids};
 use primer_model::{AttentionMode, Pooling, Transformer, TransformerConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +19,6 @@ use crate::registry::{Registration, Settings, read_settings, typed_settings};
 use crate::samples::{Judgment, Sample, Sampler};
 use crate::scoring::{Text, padded_rows};
 use crate::{Details, LmBatch, LmSums, Objective};
-use primer_model::tensors::{host_floats, ids};
 
 /// The detail ([`LmSums::details`]) of the discriminator's logit at each position.
 const SCORES: &str = "scores";

@@ -6,11 +6,11 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor};
 use primer_datasets::error::DataError;
 use primer_datasets::tokenizer::{PrimerTokenizer, SpecialTokens};
+use primer_model::tensors::{host_floats, ids};
 use primer_model::{AttentionMode, Transformer, padding_mask};
 use serde::{Deserialize, Serialize};
 
 use crate::predicted_logits;
-use primer_model::tensors::{host_floats, ids};
 
 /// A sum of negative log-likelihoods and the number of tokens in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
