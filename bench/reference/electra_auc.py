@@ -1,7 +1,7 @@
 """Does ELECTRA's discriminator learn? The reference trains on a recorded ELECTRA run's batches
 (`pretrain --record-batches`), with primer's sampling draws or with its own, and prints per
-window of steps the mean loss and the discriminator's AUC on the training batches (scored
-before each update).
+window of steps the mean loss, the discriminator's AUC on the training batches (scored
+before each update), the generator's cross-entropy and how common its replacements are.
 
 usage: PYTHONPATH=bench python -m reference.electra_auc RUN_DIR [--own-sampling] [--window 50]
 """
@@ -28,6 +28,19 @@ def auc(scores, labels):
     return ((below + at_or_below).double().sum() / 2 / (len(replaced) * len(original))).item()
 
 
+def common_share(masked, k):
+    """The share of replacements (sampled tokens that differ from the original) that are among
+    the `k` commonest original tokens at the masked positions of the same batches: near k's
+    share of the vocabulary for a uniform generator, near the text's own for a unigram one."""
+    if not masked:
+        return float("nan")
+    targets = torch.cat([d["targets"] for d in masked])
+    sampled = torch.cat([d["sampled"] for d in masked])
+    common = torch.bincount(targets).topk(k).indices
+    replacements = sampled[sampled != targets]
+    return torch.isin(replacements, common).float().mean().item()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -51,8 +64,11 @@ def main():
         if step["step"] % args.window == 0:
             scores = torch.cat([d["scores"] for d in details])
             labels = torch.cat([d["labels"] for d in details])
+            masked = [d for d in details if "targets" in d]
+            nll = sum(d["generator_nll"] for d in masked) / max(len(masked), 1)
             print(f"steps {step['step'] - args.window + 1:>5}-{step['step']:<5} loss {sum(losses) / len(losses):8.4f} "
-                  f"AUC {auc(scores, labels):.4f} replaced {labels.mean().item():.3f}", flush=True)
+                  f"AUC {auc(scores, labels):.4f} replaced {labels.mean().item():.3f} generator CE {nll:.3f} "
+                  f"replacements among the 20 commonest tokens {common_share(masked, 20):.3f}", flush=True)
             losses, details = [], []
 
 

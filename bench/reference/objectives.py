@@ -67,7 +67,8 @@ def sample(logits, uniform):
 
 def electra_sum(networks, batch, settings, details=None):
     """ELECTRA's loss, summed over every position; fills `details` (a dict) with the
-    discriminator's scores and labels when given."""
+    discriminator's scores and labels, the generator's mean cross-entropy, and the masked
+    positions' original and sampled tokens when given."""
     model, companion = networks.model, networks.companion
     inputs, predict_at, targets = tensors(batch)
     rows, seq = inputs.shape
@@ -88,6 +89,9 @@ def electra_sum(networks, batch, settings, details=None):
     bce = F.binary_cross_entropy_with_logits(scores, labels, reduction="sum")
     if details is not None:
         details["scores"], details["labels"] = scores.detach(), labels
+        if len(targets) > 0:
+            details["generator_nll"] = generator.item() / len(targets)
+            details["targets"], details["sampled"] = targets, sampled
     return total + settings["discriminator_weight"] * bce
 
 
