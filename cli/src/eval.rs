@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use primer_datasets::blocks::eval_starts;
-use primer_datasets::prepare::SplitOptions;
+use primer_datasets::prepare::{PreparedData, SplitOptions};
+use primer_datasets::tokenizer::PrimerTokenizer;
 use primer_objectives::ObjectiveConfig;
 use primer_objectives::info::Metric;
 use primer_trainer::config::RunConfig;
@@ -60,6 +61,44 @@ struct Report {
     objective_metrics: std::collections::BTreeMap<String, f64>,
 }
 
+/// What `PRIMER_CHECK_ONLY` checks of `primer eval`: the run and the data it would read.
+fn check(args: &EvalArgs) -> anyhow::Result<()> {
+    let (config, _) = TrainedRun::check(&args.run_dir, false)?;
+    match &args.corpus.corpus {
+        Some(specs) => {
+            data::corpus(specs, &args.corpus)?;
+        }
+        None => {
+            data::check_run_data(&stored_options(&config, &args.run_dir)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// The data `primer eval` reads: the corpus given, whole as the evaluation split, or the run's
+/// own prepared data; either must use the run's tokenizer.
+fn eval_data(
+    args: &EvalArgs,
+    config: &RunConfig,
+    run_dir: &RunDir,
+    tokenizer: &PrimerTokenizer,
+) -> anyhow::Result<PreparedData> {
+    let data = match &args.corpus.corpus {
+        Some(specs) => {
+            let corpus = data::corpus(specs, &args.corpus)?;
+            data::prepare(&corpus, Some(&corpus), tokenizer, &SplitOptions::default())?
+        }
+        None => data::run_data(&stored_options(config, &run_dir.root)?)?.0,
+    };
+    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
+        bail!(
+            "prepared data {} does not use the run's tokenizer: prepare it again",
+            data.dir.display()
+        );
+    }
+    Ok(data)
+}
+
 /// Runs `primer eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.eval_batches == Some(0) {
@@ -67,16 +106,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let (_, device) = crate::devices::resolve(&args.backend)?;
     if primer_options::check_only() {
-        let (config, _) = TrainedRun::check(&args.run_dir, false)?;
-        match &args.corpus.corpus {
-            Some(specs) => {
-                data::corpus(specs, &args.corpus)?;
-            }
-            None => {
-                data::check_run_data(&stored_options(&config, &args.run_dir)?)?;
-            }
-        }
-        return Ok(());
+        return check(&args);
     }
     let TrainedRun {
         dir: run_dir,
@@ -86,20 +116,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         companion,
         unfinished_step: step,
     } = TrainedRun::load(&args.run_dir, &device)?;
-    let data = match &args.corpus.corpus {
-        Some(specs) => {
-            // The whole corpus is the evaluation split.
-            let corpus = data::corpus(specs, &args.corpus)?;
-            data::prepare(&corpus, Some(&corpus), &tokenizer, &SplitOptions::default())?
-        }
-        None => data::run_data(&stored_options(&config, &run_dir.root)?)?.0,
-    };
-    if data.meta.tokenizer_sha256 != tokenizer.fingerprint() {
-        bail!(
-            "prepared data {} does not use the run's tokenizer: prepare it again",
-            data.dir.display()
-        );
-    }
+    let data = eval_data(&args, &config, &run_dir, &tokenizer)?;
     let objective = config.objective.build(&tokenizer);
     let block_len = config.objective.info().block_len(config.train.seq_len);
     let batches = args.eval_batches.unwrap_or(config.train.eval_batches);

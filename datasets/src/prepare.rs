@@ -269,6 +269,21 @@ impl Splits {
     }
 }
 
+/// A temporary folder in the folder of `out` (made if missing), to be renamed to `out` once
+/// complete; it is removed if dropped before.
+fn temporary_folder_beside(out: &Path) -> Result<tempfile::TempDir> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(DataError::io(parent))?;
+    let entry = out.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    tempfile::Builder::new()
+        .prefix(&format!("{TMP_PREFIX}{entry}-"))
+        .tempdir_in(parent)
+        .map_err(DataError::io(parent))
+}
+
 /// Tokenizes the corpus into `out` (replacing it), written to a temporary folder first and
 /// renamed into place, so an interrupted run leaves nothing half-made.
 pub fn prepare(
@@ -286,16 +301,7 @@ pub fn prepare(
         )));
     }
     let key = cache_key(train, valid, tokenizer, split)?;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(DataError::io(parent))?;
-    let entry = out.file_name().and_then(|n| n.to_str()).unwrap_or("data");
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("{TMP_PREFIX}{entry}-"))
-        .tempdir_in(parent)
-        .map_err(DataError::io(parent))?;
+    let tmp = temporary_folder_beside(out)?;
     let dtype = TokenDtype::for_vocab(tokenizer.vocab_size());
     let mut splits = Splits {
         writers: [
@@ -306,13 +312,12 @@ pub fn prepare(
     };
     let eos = tokenizer.specials().eos;
     let total_bytes = train.total_bytes() + valid.map_or(0, |v| v.total_bytes());
-    let bar = if progress {
-        ProgressBar::new(total_bytes).with_style(
+    let bar = match progress {
+        true => ProgressBar::new(total_bytes).with_style(
             ProgressStyle::with_template("tokenizing {bar:30} {bytes}/{total_bytes} {msg} ({eta})")
                 .expect("valid template"),
-        )
-    } else {
-        ProgressBar::hidden()
+        ),
+        false => ProgressBar::hidden(),
     };
     let sources: Vec<(&Corpus, Option<bool>)> = match valid {
         Some(valid) => vec![(train, Some(false)), (valid, Some(true))],

@@ -135,24 +135,50 @@ pub fn finetune(
         }
     }
     dashboard.finish();
-    let (best_epoch, valid, valid_predicted) = best.expect("at least one epoch ran");
+    let ran = Ran {
+        train_examples: train_ids.len(),
+        epochs_run,
+        steps: step,
+        trained_parameters,
+        started,
+    };
+    write_summary(&job, best.expect("at least one epoch ran"), ran).map(Some)
+}
+
+/// What a fine-tuning run did, for its summary.
+struct Ran {
+    train_examples: usize,
+    epochs_run: usize,
+    steps: u64,
+    trained_parameters: usize,
+    started: Instant,
+}
+
+/// Writes `summary.json` of a run whose kept weights are `best`'s: its epoch, validation
+/// metrics and predicted labels.
+fn write_summary(
+    job: &FinetuneJob,
+    (best_epoch, valid, valid_predicted): (usize, ClassMetrics, Vec<usize>),
+    ran: Ran,
+) -> Result<FinetuneSummary, TrainError> {
+    let config = job.config;
     let summary = FinetuneSummary {
         task: config.task.clone(),
         start: config.start.clone(),
         freeze_encoder: config.freeze_encoder,
         objective: config.objective.clone(),
-        train_examples: train_ids.len(),
+        train_examples: ran.train_examples,
         best_epoch,
-        epochs_run,
-        steps: step,
+        epochs_run: ran.epochs_run,
+        steps: ran.steps,
         valid,
         valid_predicted,
-        trained_parameters,
-        wall_time_s: started.elapsed().as_secs_f64(),
+        trained_parameters: ran.trained_parameters,
+        wall_time_s: ran.started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&summary).expect("summaries serialize");
     primer_files::atomic_write(&job.run_dir.summary(), &json)?;
-    Ok(Some(summary))
+    Ok(summary)
 }
 
 /// `examples` encoded for the classifier as the job's objective frames them, and their labels.
