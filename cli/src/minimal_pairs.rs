@@ -125,10 +125,13 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     let scoring = run.scoring(args.pll)?;
     let pairs = primer_options::data::minimal_pairs(&args.pairs, args.limit_per_paradigm)?;
     let started = Instant::now();
-    let (scores, lengths) = score_pairs(&run, scoring, &pairs, args.batch_size, &device)?;
+    let scored = score_pairs(&run, scoring, &pairs, args.batch_size, &device)?;
     let seconds = started.elapsed().as_secs_f64();
-    let correct: Vec<bool> = scores.iter().map(|&[good, bad]| prefers_first(good, bad)).collect();
-    let lengths = groups(lengths.iter().map(|&[good, bad]| length_group(good, bad)), &correct);
+    let correct: Vec<bool> = scored
+        .iter()
+        .map(|pair| prefers_first(pair.scores[0], pair.scores[1]))
+        .collect();
+    let lengths = groups(scored.iter().map(|pair| length_group(pair.tokens)), &correct);
     let results = Results {
         run: args.run.clone(),
         objective: match args.untrained {
@@ -151,7 +154,7 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
             .map(|group| group.accuracy),
         lengths,
         correct: correct.iter().map(|&ok| if ok { '1' } else { '0' }).collect(),
-        scores: args.scores.then_some(scores),
+        scores: args.scores.then(|| scored.iter().map(|pair| pair.scores).collect()),
     };
     let json = serde_json::to_string_pretty(&results)?;
     if let Some(out) = &args.out {
@@ -165,18 +168,25 @@ pub fn run(args: MinimalPairsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each pair's two scores by `scoring` and two token counts (acceptable sentence first), a
-/// chunk of pairs at a time behind a progress bar.
+/// A minimal pair as scored: acceptable sentence first.
+struct ScoredPair {
+    /// Each sentence's score.
+    scores: [f64; 2],
+    /// Each sentence's token count.
+    tokens: [usize; 2],
+}
+
+/// Each pair scored by `scoring`, a chunk of pairs at a time behind a progress bar.
 fn score_pairs(
     run: &TrainedRun,
     scoring: Scoring,
     pairs: &[MinimalPair],
     batch_rows: usize,
     device: &Device,
-) -> anyhow::Result<(Vec<[f64; 2]>, Vec<[usize; 2]>)> {
+) -> anyhow::Result<Vec<ScoredPair>> {
     let specials = *run.tokenizer.specials();
     let progress = progress_bar(pairs.len());
-    let (mut scores, mut lengths) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
+    let mut scored = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(PAIRS_PER_CHUNK) {
         let texts = chunk
             .iter()
@@ -184,16 +194,23 @@ fn score_pairs(
             .map(|sentence| Text::encode(&run.tokenizer, sentence))
             .collect::<Result<Vec<_>, _>>()?;
         let chunk_scores = scoring.log_probs(run.model_and_companion(), &specials, &texts, batch_rows, device);
-        scores.extend(chunk_scores.chunks(2).map(|pair| [pair[0], pair[1]]));
-        lengths.extend(texts.chunks(2).map(|pair| [pair[0].tokens.len(), pair[1].tokens.len()]));
+        scored.extend(
+            chunk_scores
+                .chunks(2)
+                .zip(texts.chunks(2))
+                .map(|(scores, texts)| ScoredPair {
+                    scores: [scores[0], scores[1]],
+                    tokens: [texts[0].tokens.len(), texts[1].tokens.len()],
+                }),
+        );
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
-    Ok((scores, lengths))
+    Ok(scored)
 }
 
 /// The length group of a pair whose acceptable sentence has `good` tokens and the other `bad`.
-fn length_group(good: usize, bad: usize) -> &'static str {
+fn length_group([good, bad]: [usize; 2]) -> &'static str {
     match good.cmp(&bad) {
         Ordering::Equal => EQUAL_LENGTH,
         Ordering::Less => "acceptable shorter",
