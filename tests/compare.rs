@@ -154,6 +154,9 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     );
     for row in pairs["rows"].as_array().unwrap() {
         assert_eq!(row["accuracies"].as_array().unwrap().len(), 2, "one per seed");
+        let equal_length = row["equal_length"].as_array().unwrap();
+        assert_eq!(equal_length.len(), 2, "on pairs of equal token counts, one per seed");
+        assert!(equal_length.iter().all(|a| (0.0..=1.0).contains(&a.as_f64().unwrap())));
     }
     for point in pretrain[0]["curve"].as_array().unwrap() {
         let accuracy = point["minimal_pairs"].as_f64().unwrap();
@@ -161,6 +164,7 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("## Minimal pairs") && md.contains("Verdict: "), "{md}");
+    assert!(md.contains("| objective | accuracy | equal length | untrained |"), "{md}");
     assert!(
         md.contains("mlm by pseudo-log-likelihood (word-l2r); clm by log-likelihood"),
         "the report names each scoring: {md}"
