@@ -164,7 +164,10 @@ fn a_miniature_comparison_writes_a_report_that_matches_its_results_and_resumes()
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("## Minimal pairs") && md.contains("Verdict: "), "{md}");
-    assert!(md.contains("| objective | accuracy | equal length | untrained |"), "{md}");
+    assert!(
+        md.contains("| objective | accuracy | equal length | untrained |"),
+        "{md}"
+    );
     assert!(
         md.contains("mlm by pseudo-log-likelihood (word-l2r); clm by log-likelihood"),
         "the report names each scoring: {md}"
