@@ -14,7 +14,7 @@ pub use metrics::{ClassMetrics, FinetuneRecord, FinetuneSummary, macro_f1, predi
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use burn::train::Interrupter;
@@ -68,7 +68,6 @@ pub fn finetune(
     let device = device.clone().autodiff();
     let (mut model, trained_parameters) = init_classifier(&job, &device);
     let mut optim = adamw(0.9, 0.999, config.weight_decay);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
 
     let steps_per_epoch = train_ids.len().div_ceil(config.batch_size) as u64;
     let total_steps = steps_per_epoch * config.epochs as u64;
@@ -88,16 +87,8 @@ pub fn finetune(
             let step_started = Instant::now();
             device.seed(config.seed.wrapping_add(step));
             lr = learning_rate(step, total_steps, warmup, config.lr, 0.0);
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| train_ids[i].as_slice()).collect();
-            let labels: Vec<usize> = batch.iter().map(|&i| train_labels[i]).collect();
-            let (stepped, loss, correct) = classifier_step(
-                model,
-                &mut optim,
-                lr,
-                (&rows, &labels),
-                job.tokenizer.specials().pad,
-                &loss_fn,
-            );
+            let (stepped, loss, correct) =
+                classifier_step(model, &mut optim, lr, batch, (&train_ids, &train_labels), &job);
             model = stepped;
             let record = FinetuneRecord {
                 loss,
@@ -226,18 +217,20 @@ fn init_classifier(job: &FinetuneJob, device: &Device) -> (Classifier, usize) {
     (model, trained)
 }
 
-/// One optimizer step on a batch of encoded `rows` and their `labels`: the stepped model, the
-/// batch's mean loss and how many it classified right.
+/// One optimizer step on the examples `batch` (indices into the encoded examples and their
+/// labels): the stepped model, the batch's mean loss and how many it classified right.
 fn classifier_step(
     model: Classifier,
     optim: &mut burn::optim::ModuleOptimizer,
     lr: f64,
-    (rows, labels): (&[&[u32]], &[usize]),
-    pad_id: u32,
-    loss_fn: &CrossEntropyLoss,
+    batch: &[usize],
+    (encoded, all_labels): (&[Vec<u32>], &[usize]),
+    job: &FinetuneJob,
 ) -> (Classifier, f64, i64) {
+    let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+    let labels: Vec<usize> = batch.iter().map(|&i| all_labels[i]).collect();
     let device = model.devices()[0].clone();
-    let (tokens, lengths) = pad(rows, pad_id, &device);
+    let (tokens, lengths) = pad(&rows, job.tokenizer.specials().pad, &device);
     let targets = ids(labels.iter().map(|&label| label as u32), &device);
     let logits = model.forward(tokens, &lengths);
     let correct = logits
@@ -248,7 +241,7 @@ fn classifier_step(
         .int()
         .sum()
         .into_scalar::<i64>();
-    let loss = loss_fn.forward(logits, targets);
+    let loss = CrossEntropyLossConfig::new().init(&device).forward(logits, targets);
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
     clip_global_norm(&model, &mut grads, 1.0);
     (optim.step(lr, model, grads), loss.into_scalar::<f64>(), correct)
