@@ -62,14 +62,14 @@ pub enum PromptError {
 }
 
 /// Why a run of `objective` cannot be prompted with demonstrations (see
-/// `LabelSlot::reads_demonstrations`), naming the objectives that cannot and those that can;
-/// `None` when it can.
+/// [`ObjectiveInfo::reads_demonstrations`]), naming the objectives that cannot and those that
+/// can; `None` when it can.
 pub fn demonstrations_refused(objective: &ObjectiveInfo) -> Option<String> {
-    if objective.label_slot.reads_demonstrations() {
+    if objective.reads_demonstrations() {
         return None;
     }
-    let cannot = registry::names_where(|info| !info.label_slot.reads_demonstrations());
-    let can = registry::names_where(|info| info.label_slot.reads_demonstrations());
+    let cannot = registry::names_where(|info| !info.reads_demonstrations());
+    let can = registry::names_where(|info| info.reads_demonstrations());
     Some(format!(
         "{} runs cannot be prompted with demonstrations (objectives that cannot: {}; that can: {})",
         objective.describe(),

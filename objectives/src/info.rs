@@ -52,6 +52,12 @@ impl ObjectiveInfo {
         matches!(self.label_slot, LabelSlot::NextToken | LabelSlot::AfterPrefix)
     }
 
+    /// Whether a prompt may carry demonstrations before the query (see
+    /// [`LabelSlot::reads_demonstrations`]).
+    pub fn reads_demonstrations(&self) -> bool {
+        self.label_slot.reads_demonstrations()
+    }
+
     /// Whether generation reads the prompt both ways, as a prefix.
     pub fn prefix_prompt(&self) -> bool {
         self.label_slot == LabelSlot::AfterPrefix
