@@ -197,6 +197,15 @@ impl Scoring {
         }
     }
 
+    /// Which position predicts each masked token, where it masks: the token's own, or for
+    /// next-token pseudo-log-likelihood the one before it.
+    fn pll_slot(self) -> PllSlot {
+        match self {
+            Self::NextTokenPseudoLogLikelihood(_) => PllSlot::Previous,
+            _ => PllSlot::Own,
+        }
+    }
+
     /// The same scoring masking as `pll` says; an error names the scoring that does not mask.
     pub fn with_pll(self, pll: Pll) -> Result<Self, String> {
         match self {
@@ -221,18 +230,10 @@ impl Scoring {
     ) -> Nll {
         match self {
             Self::LogLikelihood => causal_nll(model, specials.eos, &text.tokens, device),
-            Self::PseudoLogLikelihood(pll) => pseudo_nll(
+            Self::PseudoLogLikelihood(pll) | Self::NextTokenPseudoLogLikelihood(pll) => pseudo_nll(
                 model,
                 specials,
-                (text, pll, PllSlot::Own),
-                usize::MAX,
-                batch_rows,
-                device,
-            ),
-            Self::NextTokenPseudoLogLikelihood(pll) => pseudo_nll(
-                model,
-                specials,
-                (text, pll, PllSlot::Previous),
+                (text, pll, self.pll_slot()),
                 usize::MAX,
                 batch_rows,
                 device,
@@ -262,11 +263,8 @@ impl Scoring {
     ) -> Vec<f64> {
         match self {
             Self::LogLikelihood => causal_log_probs(model, specials.eos, texts, batch_rows, device),
-            Self::PseudoLogLikelihood(pll) => {
-                pseudo_log_probs(model, specials, (texts, pll, PllSlot::Own), batch_rows, device)
-            }
-            Self::NextTokenPseudoLogLikelihood(pll) => {
-                pseudo_log_probs(model, specials, (texts, pll, PllSlot::Previous), batch_rows, device)
+            Self::PseudoLogLikelihood(pll) | Self::NextTokenPseudoLogLikelihood(pll) => {
+                pseudo_log_probs(model, specials, (texts, pll, self.pll_slot()), batch_rows, device)
             }
             Self::ReplacedTokenDetection => {
                 let companion = companion.expect("replaced-token detection reads the discriminator's head");
